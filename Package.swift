@@ -1,0 +1,75 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layers (see Sources/*/*.docc and DESIGN.md §1): system libraries → MediaCore;
+// StreamKit has no media dependency; StreamHost wires both; `streamhost` is thin.
+let package = Package(
+    name: "veza-stream",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "MediaCore", targets: ["MediaCore"]),
+        .library(name: "StreamKit", targets: ["StreamKit"]),
+        .library(name: "StreamHost", targets: ["StreamHost"]),
+        .executable(name: "streamhost", targets: ["streamhost"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // MARK: C libraries (Debian 12: FFmpeg 5.1, opus 1.3, LAME 3.100, FLAC 1.4)
+        .systemLibrary(
+            name: "CFFmpeg",
+            pkgConfig: "libavformat",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswresample-dev"])]
+        ),
+        .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
+        // LAME ships no pkg-config file upstream: the module map links mp3lame itself.
+        .systemLibrary(name: "CLame", providers: [.apt(["libmp3lame-dev"])]),
+        .systemLibrary(name: "CFLAC", pkgConfig: "flac", providers: [.apt(["libflac-dev"])]),
+
+        // MARK: Libraries
+        .target(
+            name: "MediaCore",
+            dependencies: ["CFFmpeg", "COpus", "CLame", "CFLAC"]
+        ),
+        .target(
+            name: "StreamKit",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "StreamHost",
+            dependencies: ["MediaCore", "StreamKit"]
+        ),
+        .executableTarget(
+            name: "streamhost",
+            dependencies: [
+                "StreamHost",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // MARK: Tests
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "MediaCoreTests", dependencies: ["MediaCore", "TestSupport"]),
+        .testTarget(
+            name: "StreamKitTests",
+            dependencies: [
+                "StreamKit",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(name: "StreamHostTests", dependencies: ["StreamHost", "MediaCore", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
+
+// Upcoming features on every Swift target, as swift-configuration's manifest does.
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
+    ]
+}

@@ -1,0 +1,1 @@
+// Placeholder file replaced by StreamKit's sources.
