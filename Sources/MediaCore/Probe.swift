@@ -80,8 +80,9 @@ final class OpenedMedia {
     let probe: MediaProbe
 
     init(path: String, deadline: ContinuousClock.Instant?) throws(MediaError) {
-        family = try Sniffer.sniff(fileAt: path)
-        let fileSize = try ReadOnlyFile(path: path).size
+        let sniffed = try Sniffer.sniffFile(path)
+        family = sniffed.family
+        let fileSize = sniffed.fileSize
         input = try FormatInput(path: path, demuxer: family.demuxerName, deadline: deadline)
         try input.findStreamInfo()
         let (index, decoder) = try input.bestAudioStream()
@@ -102,7 +103,10 @@ final class OpenedMedia {
         streamIndex = index
         codec = decoder
 
-        let (sampleCount, exact) = OpenedMedia.duration(input: input, stream: stream, family: family, sampleRate: sampleRate)
+        var (sampleCount, exact) = OpenedMedia.duration(input: input, stream: stream, family: family, sampleRate: sampleRate)
+        if case .mp3 = family, let tag = MP3InfoTag.parse(sniffed.window), let count = tag.exactSampleCount {
+            (sampleCount, exact) = (count, true)
+        }
         probe = MediaProbe(
             container: family.containerName,
             formatDescription: family.description,
@@ -149,7 +153,11 @@ final class OpenedMedia {
         let noValue = veza_av_nopts_value()
         let tb = stream.pointee.time_base
         if stream.pointee.duration != noValue, stream.pointee.duration > 0, tb.num > 0, tb.den > 0 {
-            let samples = av_rescale_q(stream.pointee.duration, tb, AVRational(num: 1, den: Int32(sampleRate)))
+            var samples = av_rescale_q(stream.pointee.duration, tb, AVRational(num: 1, den: Int32(sampleRate)))
+            // Ogg Opus durations come from granule positions, which count the pre-skip too.
+            if case .ogg(.opus) = family, let par = stream.pointee.codecpar, par.pointee.initial_padding > 0 {
+                samples -= av_rescale(Int64(par.pointee.initial_padding), Int64(sampleRate), 48_000)
+            }
             // Exact when the stream's time base counts whole samples and the container states the length.
             let countsSamples = Int64(tb.den) % Int64(sampleRate) == 0 || (tb.num == 1 && Int(tb.den) == sampleRate)
             let exact: Bool

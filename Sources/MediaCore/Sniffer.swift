@@ -103,6 +103,12 @@ public enum Sniffer {
 
     /// Sniffs a file on disk.
     public static func sniff(fileAt path: String) throws(MediaError) -> MediaFamily {
+        try sniffFile(path).family
+    }
+
+    /// The family, the offset where audio starts (after ID3v2 tags), the bytes sniffed there
+    /// and the file's size.
+    static func sniffFile(_ path: String) throws(MediaError) -> (family: MediaFamily, audioOffset: Int64, window: [UInt8], fileSize: Int64) {
         let file = try ReadOnlyFile(path: path)
         let size = file.size
         var offset: Int64 = 0
@@ -118,7 +124,7 @@ public enum Sniffer {
             sawID3 = true
         }
         let window = file.read(at: offset, count: windowSize)
-        return try classify(window, afterID3: sawID3, fileSize: size)
+        return (try classify(window, afterID3: sawID3, fileSize: size), offset, window, size)
     }
 
     /// Sniffs bytes held in memory (the start of a file, e.g. an upload's first chunk).
