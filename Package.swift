@@ -60,7 +60,8 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
-        .testTarget(name: "StreamHostTests", dependencies: ["StreamHost", "MediaCore", "TestSupport"]),
+        // Depends on the executable so that `swift test` builds it: tests run it as a subprocess.
+        .testTarget(name: "StreamHostTests", dependencies: ["StreamHost", "MediaCore", "TestSupport", "streamhost"]),
     ],
     swiftLanguageModes: [.v6]
 )

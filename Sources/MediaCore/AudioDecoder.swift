@@ -197,6 +197,9 @@ public final class AudioDecoder {
         if let expected = report.expectedFrames, report.framesDecoded < expected {
             report.truncated = true
         }
+        if let end = media.declaredDataEnd, end > probe.fileSize {
+            report.truncated = true
+        }
         guard let converter else { return nil }
         // A converter that changed the rate may hold a tail.
         let capacity = Int32(max(0, converter.outputCapacity(for: 0)))

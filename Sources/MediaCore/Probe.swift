@@ -78,10 +78,13 @@ final class OpenedMedia {
     let streamIndex: Int32
     let codec: UnsafePointer<AVCodec>
     let probe: MediaProbe
+    /// Where a WAVE/AIFF data chunk says the samples end (may lie beyond a truncated file).
+    let declaredDataEnd: Int64?
 
     init(path: String, deadline: ContinuousClock.Instant?) throws(MediaError) {
         let sniffed = try Sniffer.sniffFile(path)
         family = sniffed.family
+        declaredDataEnd = sniffed.declaredDataEnd
         let fileSize = sniffed.fileSize
         input = try FormatInput(path: path, demuxer: family.demuxerName, deadline: deadline)
         try input.findStreamInfo()

@@ -108,7 +108,7 @@ public enum Sniffer {
 
     /// The family, the offset where audio starts (after ID3v2 tags), the bytes sniffed there
     /// and the file's size.
-    static func sniffFile(_ path: String) throws(MediaError) -> (family: MediaFamily, audioOffset: Int64, window: [UInt8], fileSize: Int64) {
+    static func sniffFile(_ path: String) throws(MediaError) -> (family: MediaFamily, audioOffset: Int64, window: [UInt8], fileSize: Int64, declaredDataEnd: Int64?) {
         let file = try ReadOnlyFile(path: path)
         let size = file.size
         var offset: Int64 = 0
@@ -124,7 +124,8 @@ public enum Sniffer {
             sawID3 = true
         }
         let window = file.read(at: offset, count: windowSize)
-        return (try classify(window, afterID3: sawID3, fileSize: size), offset, window, size)
+        let family = try classify(window, afterID3: sawID3, fileSize: size)
+        return (family, offset, window, size, declaredDataEnd(window, family: family).map { $0 + offset })
     }
 
     /// Sniffs bytes held in memory (the start of a file, e.g. an upload's first chunk).
@@ -274,6 +275,40 @@ public enum Sniffer {
                 return .init(rawValue: UInt16(b[offset + 8]) | UInt16(b[offset + 9]) << 8)
             }
             offset += 8 + size + (size & 1)
+        }
+        return nil
+    }
+
+    /// For WAVE and AIFF: the byte offset (from the start of `b`) where the sample data chunk
+    /// says it ends, when that chunk header lies inside `b`. A file shorter than this is truncated.
+    static func declaredDataEnd(_ b: [UInt8], family: MediaFamily) -> Int64? {
+        func le(_ i: Int, _ n: Int) -> Int64 { (0..<n).reduce(Int64(0)) { $0 | Int64(b[i + $1]) << (8 * $1) } }
+        func be(_ i: Int, _ n: Int) -> Int64 { (0..<n).reduce(Int64(0)) { $0 << 8 | Int64(b[i + $1]) } }
+        var offset = 12
+        var ds64DataSize: Int64?
+        switch family {
+        case .wav:
+            for _ in 0..<64 {
+                guard offset + 8 <= b.count else { return nil }
+                let id = String(decoding: b[offset..<offset + 4], as: UTF8.self)
+                let size = le(offset + 4, 4)
+                if id == "ds64", offset + 24 <= b.count { ds64DataSize = le(offset + 16, 8) }
+                if id == "data" {
+                    let payload = size == 0xFFFF_FFFF ? (ds64DataSize ?? size) : size
+                    return Int64(offset) + 8 + payload
+                }
+                offset += 8 + Int(size) + Int(size & 1)
+            }
+        case .aiff:
+            for _ in 0..<64 {
+                guard offset + 8 <= b.count else { return nil }
+                let id = String(decoding: b[offset..<offset + 4], as: UTF8.self)
+                let size = be(offset + 4, 4)
+                if id == "SSND" { return Int64(offset) + 8 + size }
+                offset += 8 + Int(size) + Int(size & 1)
+            }
+        default:
+            return nil
         }
         return nil
     }

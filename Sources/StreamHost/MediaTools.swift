@@ -24,6 +24,18 @@ public enum MediaTools {
         public var error: String?
     }
 
+    /// The report of a decode that could not start.
+    public struct DecodeFailure: Sendable, Codable, Hashable {
+        public var code: String
+        public var message: String
+        public var peakResidentBytes: Int
+        public init(code: String, message: String, peakResidentBytes: Int) {
+            self.code = code
+            self.message = message
+            self.peakResidentBytes = peakResidentBytes
+        }
+    }
+
     /// Decodes `path`, optionally writing raw interleaved Float32 little-endian PCM to
     /// `output` (a file descriptor, e.g. 1 for stdout), and summarises the run.
     ///
@@ -82,8 +94,24 @@ public enum MediaTools {
 
 /// Figures about this process, for reports and tests.
 public enum ProcessStatistics {
-    /// Peak resident set size (`getrusage` `ru_maxrss`), in bytes.
+    /// Peak resident set size of this process's address space, in bytes.
+    ///
+    /// On Linux this is `VmHWM` from `/proc/self/status`: unlike `getrusage`'s `ru_maxrss`, it
+    /// does not include the parent's memory that a `vfork`-style spawn (glibc's `posix_spawn`)
+    /// leaves in the high-water mark at `exec`.
     public static var peakResidentBytes: Int {
+        #if os(Linux)
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") {
+            return kilobytes * 1024
+        }
+        #endif
+        return maximumResidentBytesFromRusage
+    }
+
+    /// `getrusage` `ru_maxrss` in bytes (see ``peakResidentBytes`` for why it can overstate).
+    public static var maximumResidentBytesFromRusage: Int {
         var usage = rusage()
         #if os(Linux)
         let who = __rusage_who_t(RUSAGE_SELF.rawValue)

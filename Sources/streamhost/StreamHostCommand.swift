@@ -78,6 +78,11 @@ struct Decode: ParsableCommand {
         do {
             summary = try MediaTools.decode(path: file, options: options, writeTo: fd)
         } catch {
+            // The report is JSON in every case, so scripts can read the failure and the memory used.
+            let failure = MediaTools.DecodeFailure(code: error.code.rawValue, message: error.message,
+                                                   peakResidentBytes: ProcessStatistics.peakResidentBytes)
+            let json = MediaTools.encode(failure) + "\n"
+            FileHandle(fileDescriptor: fd == 1 ? 2 : 1).write(Data(json.utf8))
             throw fail(error)
         }
         let json = MediaTools.encode(summary) + "\n"

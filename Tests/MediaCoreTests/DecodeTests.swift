@@ -190,6 +190,21 @@ struct DecodeTests {
         #expect(firstMismatch(Array(partial.samples.prefix(compared)), Array(reference.samples.prefix(compared)), tolerance: 0) == nil)
     }
 
+    @Test("a truncated WAV says so: its data chunk declares more than the file holds")
+    func truncatedWAV() throws {
+        let path = try losslessFormats[0].path()
+        let full = try Data(contentsOf: URL(fileURLWithPath: path))
+        let cut = Fixtures.directory + "/cut-third.wav"
+        try full.prefix(full.count / 3).write(to: URL(fileURLWithPath: cut))
+        let decoder = try AudioDecoder(path: cut, options: .init(channelMode: .preserve))
+        let partial = try decoder.readAll()
+        #expect(decoder.report.truncated)
+        #expect(abs(partial.frameCount - 44100) < 100)
+        let whole = try AudioDecoder(path: path, options: .init(channelMode: .preserve))
+        _ = try whole.readAll()
+        #expect(whole.report.truncated == false)
+    }
+
     @Test("cover art is found in ID3, MP4 and FLAC", arguments: ["mp3", "m4a", "flac"])
     func coverArt(ext: String) throws {
         let cover = try Fixtures.cover()

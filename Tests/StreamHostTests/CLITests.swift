@@ -1,1 +1,62 @@
+import Foundation
+import MediaCore
+import Testing
+import TestSupport
 
+@Suite("streamhost command line")
+struct CLITests {
+    @Test("probe prints the probe as JSON")
+    func probeJSON() throws {
+        let file = try Fixtures.make("cli.flac", Fixtures.tagArguments + ["-c:a", "flac", "-sample_fmt", "s16"])
+        let result = try Subprocess.check(try Fixtures.builtProduct("streamhost"), ["probe", file])
+        let probe = try JSONDecoder().decode(MediaProbe.self, from: result.stdout)
+        #expect(probe.container == "flac")
+        #expect(probe.sampleCount == Int64(3 * 44100))
+        #expect(probe.durationIsExact)
+        #expect(probe.bitDepth == 16)
+        #expect(probe.tags.title == "Fixture Tone")
+        #expect(probe.tags.trackNumber == 3)
+    }
+
+    @Test("probe of non-audio exits 3 with the detected type")
+    func probeRefuses() throws {
+        let path = Fixtures.directory + "/not-audio.pdf"
+        try Data("%PDF-1.7\n".utf8).write(to: URL(fileURLWithPath: path))
+        let result = try Subprocess.run(try Fixtures.builtProduct("streamhost"), ["probe", path])
+        #expect(result.status == 3)
+        #expect(result.stderr == "error: PDF document\n")
+        let missing = try Subprocess.run(try Fixtures.builtProduct("streamhost"), ["probe", "/nonexistent.mp3"])
+        #expect(missing.status == 4)
+    }
+
+    @Test("decode writes the same PCM as ffmpeg -f f32le")
+    func decodeToFile() throws {
+        let file = try Fixtures.make("cli.ogg", ["-c:a", "libvorbis"])
+        let out = Fixtures.directory + "/cli-decode.f32"
+        let result = try Subprocess.check(try Fixtures.builtProduct("streamhost"), ["decode", file, "--channels", "preserve", "-o", out])
+        let summary = try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any]
+        #expect((summary?["report"] as? [String: Any])?["framesDecoded"] as? Int == 3 * 44100)
+        let ours = try Data(contentsOf: URL(fileURLWithPath: out))
+        let theirs = try Fixtures.ffmpegPCM(file)
+        #expect(ours.count == theirs.count * 4)
+    }
+
+    /// Acceptance (issue 2): a 60-minute stereo 44.1 kHz FLAC decodes with peak RSS under 64 MiB.
+    /// The child's peak RSS comes from wait4(2); about 48 MiB of it is the cost of mapping
+    /// libavcodec and its dependencies (`ffmpeg -version` alone peaks at the same figure).
+    @Test("a 60-minute FLAC decodes in bounded memory", .timeLimit(.minutes(5)))
+    func longFileMemory() throws {
+        let file = try Fixtures.make("sixty-minutes.flac", source: Fixtures.sourceArguments(seconds: 3600),
+                                     ["-c:a", "flac", "-sample_fmt", "s16", "-compression_level", "0"])
+        let result = try Subprocess.check(try Fixtures.builtProduct("streamhost"), ["decode", file])
+        let summary = try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any]
+        #expect((summary?["report"] as? [String: Any])?["framesDecoded"] as? Int == 3600 * 44100)
+        let peak = try #require(summary?["peakResidentBytes"] as? Int)
+        #expect(peak < 64 << 20, "peak RSS \(Double(peak) / 1048576) MiB")
+        // Bounded independently of length: a 3-second file peaks within 4 MiB of the hour.
+        let short = try Subprocess.check(try Fixtures.builtProduct("streamhost"), ["decode", try Fixtures.make("cli.flac", Fixtures.tagArguments + ["-c:a", "flac", "-sample_fmt", "s16"])])
+        let shortPeak = try #require((try JSONSerialization.jsonObject(with: short.stdout) as? [String: Any])?["peakResidentBytes"] as? Int)
+        #expect(peak - shortPeak < 4 << 20, "hour \(peak >> 20) MiB vs 3 s \(shortPeak >> 20) MiB")
+        print("60-minute FLAC: peak RSS \(Double(peak) / 1048576) MiB (3-second file: \(Double(shortPeak) / 1048576) MiB), \(result.seconds) s")
+    }
+}

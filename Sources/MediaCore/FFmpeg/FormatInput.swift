@@ -35,7 +35,10 @@ final class FormatInput {
         if result < 0 {
             // avformat_open_input frees the context on failure.
             interrupt.deallocate()
-            throw AVResult(result).error("cannot open \(path)")
+            if AVResult(result) == .eof {
+                throw MediaError(.invalidData, "the file ends before its headers are complete (truncated)", underlyingCode: result)
+            }
+            throw AVResult(result).error("cannot read the \(demuxer) headers")
         }
         ctx = maybeContext!
         self.context = ctx
@@ -50,7 +53,11 @@ final class FormatInput {
 
     /// Reads stream parameters (bounded by FFmpeg's probesize/analyzeduration and the deadline).
     func findStreamInfo() throws(MediaError) {
-        try avformat_find_stream_info(context, nil).check("cannot read stream parameters")
+        let result = avformat_find_stream_info(context, nil)
+        if AVResult(result) == .eof {
+            throw MediaError(.invalidData, "the file ends before its stream parameters (truncated)", underlyingCode: result)
+        }
+        try result.check("cannot read stream parameters")
     }
 
     /// The index and decoder of the best audio stream.
@@ -59,7 +66,10 @@ final class FormatInput {
         let index = av_find_best_stream(context, AVMEDIA_TYPE_AUDIO, -1, -1, &decoder, 0)
         if index < 0 {
             // AVERROR_DECODER_NOT_FOUND: an audio stream exists but nothing decodes it.
-            if let codec = firstAudioCodecName() {
+            if let (codec, decodable) = firstAudioCodec() {
+                if decodable {
+                    throw MediaError(.invalidData, "the parameters of the '\(codec)' stream could not be determined (file too short or damaged)", underlyingCode: index)
+                }
                 throw MediaError(.unsupportedCodec, "no decoder for the audio codec '\(codec)'", underlyingCode: index)
             }
             throw MediaError(.noAudioStream, "the file holds no audio stream", underlyingCode: index)
@@ -67,11 +77,12 @@ final class FormatInput {
         return (index, decoder)
     }
 
-    private func firstAudioCodecName() -> String? {
+    private func firstAudioCodec() -> (name: String, decodable: Bool)? {
         for i in 0..<Int(context.pointee.nb_streams) {
             guard let stream = context.pointee.streams[i], let par = stream.pointee.codecpar else { continue }
             if par.pointee.codec_type == AVMEDIA_TYPE_AUDIO {
-                return String(cString: avcodec_get_name(par.pointee.codec_id))
+                let id = par.pointee.codec_id
+                return (String(cString: avcodec_get_name(id)), id != AV_CODEC_ID_NONE && avcodec_find_decoder(id) != nil)
             }
         }
         return nil
