@@ -1,0 +1,25 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Benchmarks live in their own package (like swift-nio's) so that depending on Veza Stream
+// never pulls in the benchmark tooling. Run: `make bench` (or `swift package benchmark` here).
+let package = Package(
+    name: "veza-stream-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "veza-stream", path: "../"),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "DecodeBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MediaCore", package: "veza-stream"),
+            ],
+            path: "Benchmarks/DecodeBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,29 @@
+# Veza Stream. `make demo` runs the main job, `make test` runs every test (CI runs the same).
+SWIFT ?= swift
+# Zero warnings is policy: tests build with warnings as errors, locally and in CI.
+SWIFT_FLAGS ?= -Xswiftc -warnings-as-errors
+
+.PHONY: demo test deps build coverage bench clean
+
+deps:
+	scripts/install-deps.sh
+
+demo:
+	scripts/demo.sh
+
+build: deps
+	$(SWIFT) build $(SWIFT_FLAGS)
+
+test: deps
+	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+	$(SWIFT) test --skip-build
+
+coverage: deps
+	$(SWIFT) test --enable-code-coverage
+	scripts/coverage.sh
+
+bench: deps
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+
+clean:
+	rm -rf .build Benchmarks/.build

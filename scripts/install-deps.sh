@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Veza Stream builds and tests with, if any is missing.
+# Idempotent: does nothing (and needs no network) when everything is present.
+set -euo pipefail
+
+packages=(
+  # C libraries MediaCore links (FFmpeg 5.1, opus, LAME, FLAC) and pkg-config to find them.
+  libavcodec-dev libavformat-dev libswresample-dev libavutil-dev
+  libopus-dev libmp3lame-dev libflac-dev pkg-config
+  # Real tools the tests run: ffmpeg/ffprobe make fixtures and check output; xmllint checks MPDs.
+  ffmpeg libxml2-utils
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing: ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  echo "error: the Swift 6 toolchain is not on PATH (see https://www.swift.org/install/linux/)" >&2
+  exit 1
+fi
