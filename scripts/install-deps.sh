@@ -7,6 +7,8 @@ packages=(
   # C libraries MediaCore links (FFmpeg 5.1, opus, LAME, FLAC) and pkg-config to find them.
   libavcodec-dev libavformat-dev libswresample-dev libavutil-dev
   libopus-dev libmp3lame-dev libflac-dev pkg-config
+  # libebur128: the reference loudness meter the tests and benchmarks compare with.
+  libebur128-dev
   # Real tools the tests run: ffmpeg/ffprobe make fixtures and check output; xmllint checks MPDs.
   ffmpeg libxml2-utils
 )
