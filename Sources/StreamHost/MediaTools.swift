@@ -69,6 +69,31 @@ public enum MediaTools {
         )
     }
 
+    /// The loudness report as text lines, like the summary of `ffmpeg -af ebur128`.
+    public static func describe(_ report: LoudnessReport) -> String {
+        func level(_ v: Double, _ unit: String) -> String {
+            v.isFinite ? String(format: "%7.1f %@", v, unit) : "   -inf \(unit)"
+        }
+        return """
+        Integrated loudness: \(level(report.integratedLoudness, "LUFS"))
+        Loudness range:      \(level(report.loudnessRange, "LU"))
+        True peak:           \(level(report.truePeak, "dBTP"))
+        Sample peak:         \(level(report.samplePeak, "dBFS"))
+        Max momentary:       \(level(report.maximumMomentaryLoudness, "LUFS"))
+        Max short-term:      \(level(report.maximumShortTermLoudness, "LUFS"))
+        """
+    }
+
+    /// Writes `waveform` to `path`: audiowaveform binary when the path ends in `.dat`, JSON otherwise.
+    public static func writeWaveform(_ waveform: Waveform, to path: String) throws(MediaError) {
+        let data = path.hasSuffix(".dat") ? Data(waveform.dat()) : Data(waveform.json().utf8)
+        do {
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw MediaError(.ioError, "cannot write \(path): \(error.localizedDescription)")
+        }
+    }
+
     /// JSON text of any encodable value, pretty-printed with sorted keys.
     public static func encode(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()

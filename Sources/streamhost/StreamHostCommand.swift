@@ -8,7 +8,7 @@ struct StreamHostCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamhost",
         abstract: "Veza Stream: ingest, package and serve audio.",
-        subcommands: [Probe.self, Decode.self, Version.self]
+        subcommands: [Probe.self, Decode.self, Loudness.self, Waveform.self, Version.self]
     )
 }
 
@@ -46,8 +46,6 @@ struct Decode: ParsableCommand {
         discussion: "Writes PCM to --output ('-' for stdout) and a JSON report to stderr, or to stdout when no PCM goes there."
     )
 
-    enum Channels: String, ExpressibleByArgument, CaseIterable { case preserve, stereo, mono }
-
     @Argument(help: "The audio file.") var file: String
     @Option(name: .shortAndLong, help: "Where to write PCM: a path, or '-' for stdout. Omit to decode without output.")
     var output: String?
@@ -56,12 +54,7 @@ struct Decode: ParsableCommand {
     @Option(help: "Give up after this many seconds.") var timeLimit: Double?
 
     func run() throws {
-        var options = DecoderOptions()
-        switch channels {
-        case .preserve: options.channelMode = .preserve
-        case .stereo: options.channelMode = .downmixToStereo(.bs775)
-        case .mono: options.channelMode = .mono(.bs775)
-        }
+        var options = DecoderOptions(channelMode: channels.mode)
         options.timeLimit = timeLimit.map { .milliseconds(Int64($0 * 1000)) }
         var fd: Int32? = nil
         if let output {
@@ -94,6 +87,83 @@ struct Decode: ParsableCommand {
         if let error = summary.error {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(3)
+        }
+    }
+}
+
+enum Channels: String, ExpressibleByArgument, CaseIterable {
+    case preserve, stereo, mono
+
+    var mode: ChannelMode {
+        switch self {
+        case .preserve: .preserve
+        case .stereo: .downmixToStereo(.bs775)
+        case .mono: .mono(.bs775)
+        }
+    }
+}
+
+struct Loudness: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure loudness per EBU R 128: integrated, range, true peak, sample peak."
+    )
+
+    @Argument(help: "The audio file.") var file: String
+    @Flag(help: "Print JSON instead of text.") var json = false
+    @Option(help: "Channels measured: preserve (default, BS.1770 weights), stereo, mono.")
+    var channels: Channels = .preserve
+
+    func run() throws {
+        do {
+            let result = try MediaAnalysis.analyze(path: file, decoder: DecoderOptions(channelMode: channels.mode))
+            print(json ? MediaTools.encode(result.loudness) : MediaTools.describe(result.loudness))
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct Waveform: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compute min/max waveform peaks in audiowaveform's JSON (or .dat) format.",
+        discussion: "With several --samples-per-pixel values, one file per zoom level is written, named OUTPUT with -SPP before the extension."
+    )
+
+    @Argument(help: "The audio file.") var file: String
+    @Option(name: .shortAndLong, help: "Output path (.json or .dat).") var output: String
+    @Option(help: "Pixels per second of audio (sets samples per pixel from the sample rate).") var pixelsPerSecond: Int?
+    @Option(parsing: .upToNextOption, help: "Samples per pixel; several values make several zoom levels.")
+    var samplesPerPixel: [Int] = []
+    @Option(help: "8 or 16.") var bits: Int = 8
+    @Flag(help: "Keep channels apart instead of mixing them.") var splitChannels = false
+
+    func validate() throws {
+        guard bits == 8 || bits == 16 else { throw ValidationError("--bits must be 8 or 16") }
+        if pixelsPerSecond != nil && !samplesPerPixel.isEmpty {
+            throw ValidationError("give --pixels-per-second or --samples-per-pixel, not both")
+        }
+        if let pixelsPerSecond, pixelsPerSecond <= 0 { throw ValidationError("--pixels-per-second must be positive") }
+    }
+
+    func run() throws {
+        do {
+            let probe = try MediaProbe.probe(fileAt: file)
+            let levels = samplesPerPixel.isEmpty
+                ? [WaveformBuilder.samplesPerPixel(pixelsPerSecond: pixelsPerSecond ?? 100, sampleRate: probe.sampleRate)]
+                : samplesPerPixel
+            let options = MediaAnalysis.WaveformOptions(samplesPerPixel: levels, bits: bits == 8 ? .eight : .sixteen, splitChannels: splitChannels)
+            let result = try MediaAnalysis.analyze(path: file, decoder: DecoderOptions(channelMode: .preserve), waveform: options)
+            for waveform in result.waveforms {
+                var path = output
+                if result.waveforms.count > 1 {
+                    let ext = (output as NSString).pathExtension
+                    path = (output as NSString).deletingPathExtension + "-\(waveform.samplesPerPixel)" + (ext.isEmpty ? "" : "." + ext)
+                }
+                try MediaTools.writeWaveform(waveform, to: path)
+                FileHandle.standardError.write(Data("wrote \(path): \(waveform.length) pixels at \(waveform.samplesPerPixel) samples per pixel\n".utf8))
+            }
+        } catch {
+            throw fail(error)
         }
     }
 }

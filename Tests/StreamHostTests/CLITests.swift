@@ -60,3 +60,42 @@ struct CLITests {
         print("60-minute FLAC: peak RSS \(Double(peak) / 1048576) MiB (3-second file: \(Double(shortPeak) / 1048576) MiB), \(result.seconds) s")
     }
 }
+
+@Suite("streamhost loudness and waveform")
+struct AnalysisCLITests {
+    @Test("loudness --json agrees with ffmpeg's ebur128 filter")
+    func loudness() throws {
+        let file = try Fixtures.make("loud.flac", source: Fixtures.sourceArguments(seconds: 12), ["-c:a", "flac", "-sample_fmt", "s16"])
+        let result = try Subprocess.check(try Fixtures.builtProduct("streamhost"), ["loudness", file, "--json"])
+        let report = try JSONDecoder().decode(LoudnessReport.self, from: result.stdout)
+        let ffmpeg = try Subprocess.run("ffmpeg", ["-hide_banner", "-nostats", "-i", file, "-af", "ebur128=peak=true", "-f", "null", "-"])
+        let summary = ffmpeg.stderr.components(separatedBy: "Summary:").last ?? ""
+        func value(_ label: String) -> Double? {
+            summary.components(separatedBy: "\n").first { $0.contains(label) }?
+                .split(separator: " ").compactMap { Double($0) }.first
+        }
+        let integrated = try #require(value("I:"))
+        let peak = try #require(value("Peak:"))
+        #expect(abs(report.integratedLoudness - integrated) <= 0.1)
+        #expect(abs(report.truePeak - peak) <= 0.2)
+        let text = try Subprocess.check(try Fixtures.builtProduct("streamhost"), ["loudness", file])
+        #expect(String(decoding: text.stdout, as: UTF8.self).contains("Integrated loudness:"))
+    }
+
+    @Test("waveform writes JSON and .dat at the requested resolution")
+    func waveform() throws {
+        let file = try Fixtures.make("wave.wav", ["-c:a", "pcm_s16le"])
+        let json = Fixtures.directory + "/peaks.json"
+        try Subprocess.check(try Fixtures.builtProduct("streamhost"), ["waveform", file, "-o", json, "--pixels-per-second", "100"])
+        let object = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+        #expect(object?["samples_per_pixel"] as? Int == 441)
+        #expect(object?["length"] as? Int == 300)
+        #expect((object?["data"] as? [Int])?.count == 600)
+        let dat = Fixtures.directory + "/peaks.dat"
+        try Subprocess.check(try Fixtures.builtProduct("streamhost"), ["waveform", file, "-o", dat, "--samples-per-pixel", "512", "--bits", "16"])
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: dat))
+        #expect(bytes.count == 24 + 259 * 2 * 2)
+        let bad = try Subprocess.run(try Fixtures.builtProduct("streamhost"), ["waveform", file, "-o", dat, "--bits", "12"])
+        #expect(bad.status == 64)
+    }
+}

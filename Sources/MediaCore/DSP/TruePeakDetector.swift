@@ -56,6 +56,11 @@ public struct TruePeakDetector: Sendable {
         tails = [[Float]](repeating: [Float](repeating: 0, count: history), count: channelCount)
     }
 
+    /// The interpolator's phases 1…factor−1 (phase 0 is the identity), for other users of the filter.
+    var interpolationPhases: [[(delay: Int, coefficient: Float)]] { phases }
+    /// Input samples the interpolator reads.
+    var historyLength: Int { history }
+
     /// The largest true peak over all channels (linear).
     public var peak: Float { peaks.max() ?? 0 }
 
