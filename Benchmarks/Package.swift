@@ -11,6 +11,30 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        // The reference implementations measured in the same run as ours.
+        .systemLibrary(name: "CEbur128", path: "Sources/CEbur128", pkgConfig: "libebur128", providers: [.apt(["libebur128-dev"])]),
+        .systemLibrary(name: "CSoxr", path: "Sources/CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
+        .systemLibrary(name: "CSwresample", path: "Sources/CSwresample", pkgConfig: "libswresample", providers: [.apt(["libswresample-dev"])]),
+        .executableTarget(
+            name: "ResamplerBenchmarks",
+            dependencies: [
+                "CSoxr", "CSwresample",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MediaCore", package: "veza-stream"),
+            ],
+            path: "Benchmarks/ResamplerBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "DSPBenchmarks",
+            dependencies: [
+                "CEbur128",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MediaCore", package: "veza-stream"),
+            ],
+            path: "Benchmarks/DSPBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         .executableTarget(
             name: "DecodeBenchmarks",
             dependencies: [

@@ -9,6 +9,8 @@ packages=(
   libopus-dev libmp3lame-dev libflac-dev pkg-config
   # libebur128: the reference loudness meter the tests and benchmarks compare with.
   libebur128-dev
+  # libsoxr: the reference resampler the benchmarks compare with.
+  libsoxr-dev
   # Real tools the tests run: ffmpeg/ffprobe make fixtures and check output; xmllint checks MPDs.
   ffmpeg libxml2-utils
 )
