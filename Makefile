@@ -3,6 +3,8 @@ SWIFT ?= swift
 # Zero warnings is policy: tests build with warnings as errors, locally and in CI.
 # Tests run optimised (-c release): the DSP suites process minutes of audio.
 SWIFT_FLAGS ?= -Xswiftc -warnings-as-errors
+# Optimised test builds keep internal symbols visible to `@testable import`.
+TEST_FLAGS ?= -c release -Xswiftc -enable-testing
 
 .PHONY: demo test deps build coverage bench clean
 
@@ -16,8 +18,8 @@ build: deps
 	$(SWIFT) build $(SWIFT_FLAGS)
 
 test: deps
-	$(SWIFT) build --build-tests -c release $(SWIFT_FLAGS)
-	$(SWIFT) test -c release --skip-build
+	$(SWIFT) build --build-tests $(TEST_FLAGS) $(SWIFT_FLAGS)
+	$(SWIFT) test $(TEST_FLAGS) --skip-build
 
 coverage: deps
 	$(SWIFT) test --enable-code-coverage

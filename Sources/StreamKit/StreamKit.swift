@@ -1,1 +1,0 @@
-// Placeholder file replaced by StreamKit's sources.
