@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
@@ -34,7 +35,11 @@ let package = Package(
         // MARK: Libraries
         .target(
             name: "MediaCore",
-            dependencies: ["CFFmpeg", "COpus", "CLame", "CFLAC"]
+            dependencies: [
+                "CFFmpeg", "COpus", "CLame", "CFLAC",
+                // AsyncChannel: the bounded hand-off from the PCM producer to each encoder.
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            ]
         ),
         .target(
             name: "StreamKit",

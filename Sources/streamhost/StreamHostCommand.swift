@@ -4,11 +4,11 @@ import MediaCore
 import StreamHost
 
 @main
-struct StreamHostCommand: ParsableCommand {
+struct StreamHostCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamhost",
         abstract: "Veza Stream: ingest, package and serve audio.",
-        subcommands: [Probe.self, Decode.self, Loudness.self, Waveform.self, Version.self]
+        subcommands: [Probe.self, Decode.self, Loudness.self, Waveform.self, Package.self, Version.self]
     )
 }
 
@@ -165,6 +165,78 @@ struct Waveform: ParsableCommand {
         } catch {
             throw fail(error)
         }
+    }
+}
+
+struct Package: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Package a file offline: every rendition of the ladder, CMAF segments, HLS and DASH manifests, progressive files, waveforms."
+    )
+
+    @Argument(help: "The audio file.") var file: String
+    @Option(help: "Output directory.") var out: String
+    @Option(help: "Ladder, e.g. aac-256,aac-128,opus-96,mp3-320,flac (default: the full default ladder).")
+    var ladder: String?
+    @Option(help: "Target segment duration in seconds.") var segmentDuration: Double = 6
+    @Option(help: "Target loudness in LUFS.") var target: Double = -14
+    @Option(help: "Normalisation policy: off, reduce-only, full.") var normalization: String = "full"
+
+    func run() async throws {
+        var configuration = LadderConfiguration()
+        do {
+            if let ladder { configuration.renditions = try LadderRendition.parse(ladder) }
+        } catch {
+            throw ValidationError(error.message)
+        }
+        guard let policy = NormalizationPolicy(rawValue: normalization) else {
+            throw ValidationError("--normalization must be off, reduce-only or full")
+        }
+        guard segmentDuration >= 1, segmentDuration <= 30 else { throw ValidationError("--segment-duration must be within 1…30 s") }
+        configuration.segmentDuration = segmentDuration
+        configuration.normalization = NormalizationConfiguration(targetLoudness: target, ceiling: -1, policy: policy)
+        let bar = ProgressBar(label: (file as NSString).lastPathComponent)
+        do {
+            let manifest = try await OfflinePackager.package(file: file, to: out, configuration: configuration) { bar.update($0) }
+            bar.finish()
+            print("Packaged \(manifest.renditions.count) renditions, \(String(format: "%.2f", manifest.durationSeconds)) s, into \(out)")
+            print(String(format: "Loudness %.1f LUFS → %.1f LUFS (gain %+.1f dB), true peak %.1f dBTP",
+                         manifest.loudness.integratedLoudness, manifest.normalizedLoudness.integratedLoudness,
+                         manifest.gainDB, manifest.normalizedLoudness.truePeak))
+            for r in manifest.renditions {
+                let size = (r.segments.reduce(0) { $0 + $1.byteSize }) + (r.progressiveByteSize ?? 0)
+                print("  \(r.id.padding(toLength: 9, withPad: " ", startingAt: 0)) \(r.codecs.padding(toLength: 10, withPad: " ", startingAt: 0)) \(r.segments.count) segments, \(size / 1024) KiB")
+            }
+        } catch {
+            bar.finish()
+            throw fail(error)
+        }
+    }
+}
+
+/// A one-line progress bar on a terminal (nothing when stderr is not a terminal).
+final class ProgressBar: @unchecked Sendable {
+    // Safe: updates come from one task at a time (the packager's producer); the lock guards the rest.
+    private let label: String
+    private let lock = NSLock()
+    private var last = -1
+    private let enabled = isatty(2) != 0
+
+    init(label: String) { self.label = label }
+
+    func update(_ fraction: Double) {
+        guard enabled else { return }
+        let percent = Int((fraction * 100).rounded(.down))
+        lock.lock()
+        defer { lock.unlock() }
+        guard percent != last else { return }
+        last = percent
+        let filled = percent * 30 / 100
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: 30 - filled)
+        FileHandle.standardError.write(Data("\r\(label) \(bar) \(percent)%".utf8))
+    }
+
+    func finish() {
+        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }
 

@@ -13,7 +13,7 @@ public final class AACEncoder: AudioEncoder {
     private var accumulator: FrameAccumulator
     private var pts: Int64 = 0
 
-    public init(sampleRate: Int, channelCount: Int, bitrate: Bitrate) throws(MediaError) {
+    public init(sampleRate: Int, channelCount: Int, bitrate: AudioBitrate) throws(MediaError) {
         _ = FFmpegLogging.quiet
         guard (1...2).contains(channelCount) else {
             throw MediaError(.unsupportedParameters, "AAC encoding takes mono or stereo, not \(channelCount) channels")

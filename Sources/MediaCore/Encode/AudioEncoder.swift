@@ -10,12 +10,12 @@ public struct EncodedPacket: Sendable, Hashable {
 }
 
 /// A bit rate in bits per second.
-public struct Bitrate: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
+public struct AudioBitrate: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
     public var bitsPerSecond: Int
     public init(bitsPerSecond: Int) { self.bitsPerSecond = bitsPerSecond }
     /// `kilobits` × 1000 bits per second.
-    public static func kbps(_ kilobits: Int) -> Bitrate { Bitrate(bitsPerSecond: kilobits * 1000) }
-    public static func < (a: Bitrate, b: Bitrate) -> Bool { a.bitsPerSecond < b.bitsPerSecond }
+    public static func kbps(_ kilobits: Int) -> AudioBitrate { AudioBitrate(bitsPerSecond: kilobits * 1000) }
+    public static func < (a: AudioBitrate, b: AudioBitrate) -> Bool { a.bitsPerSecond < b.bitsPerSecond }
     public var description: String { "\(bitsPerSecond / 1000) kb/s" }
 }
 
@@ -27,11 +27,11 @@ public enum AudioCodecKind: String, Sendable, Hashable, Codable {
 /// How to encode one rendition.
 public enum EncoderSettings: Sendable, Hashable {
     /// AAC-LC (FFmpeg's native encoder) at a constant target bit rate.
-    case aac(bitrate: Bitrate)
+    case aac(bitrate: AudioBitrate)
     /// Opus (libopus, 48 kHz, 20 ms frames) at a target bit rate, VBR.
-    case opus(bitrate: Bitrate)
+    case opus(bitrate: AudioBitrate)
     /// MP3 (LAME) at a constant bit rate.
-    case mp3CBR(bitrate: Bitrate)
+    case mp3CBR(bitrate: AudioBitrate)
     /// MP3 (LAME) VBR at a quality from 0 (best) to 9.
     case mp3VBR(quality: Int)
     /// FLAC (libFLAC), lossless at `bitsPerSample` (16 or 24), compression level 0…8.
@@ -60,7 +60,7 @@ public struct EncodedFormat: Sendable, Hashable {
     /// `finish()`), MP3 LAME/Info frame (after `finish()`); empty for Opus.
     public var codecConfiguration: [UInt8]
     /// Target bit rate, when the settings give one.
-    public var bitrate: Bitrate?
+    public var bitrate: AudioBitrate?
     /// Bits per sample of the encoded stream (FLAC), or 16 for lossy codecs.
     public var bitsPerSample: Int
 }

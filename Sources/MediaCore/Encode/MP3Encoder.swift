@@ -9,7 +9,7 @@ internal import CLame
 public final class MP3Encoder: AudioEncoder {
     /// Bit-rate mode.
     public enum Mode: Sendable, Hashable {
-        case cbr(Bitrate)
+        case cbr(AudioBitrate)
         /// VBR quality 0 (best) … 9.
         case vbr(quality: Int)
     }
@@ -36,7 +36,7 @@ public final class MP3Encoder: AudioEncoder {
         lame_set_mode(lame, channelCount == 1 ? MONO : JOINT_STEREO)
         lame_set_quality(lame, 2)
         lame_set_bWriteVbrTag(lame, 1)
-        var bitrate: Bitrate?
+        var bitrate: AudioBitrate?
         switch mode {
         case .cbr(let rate):
             guard (32_000...320_000).contains(rate.bitsPerSecond) else {

@@ -15,7 +15,7 @@ public final class OpusEncoder: AudioEncoder {
     private var output = [UInt8](repeating: 0, count: 4000)
 
     /// - Parameter sampleRate: must be 48000 (resample first).
-    public init(sampleRate: Int, channelCount: Int, bitrate: Bitrate) throws(MediaError) {
+    public init(sampleRate: Int, channelCount: Int, bitrate: AudioBitrate) throws(MediaError) {
         guard sampleRate == 48_000 else {
             throw MediaError(.unsupportedParameters, "Opus is encoded from 48 kHz PCM, not \(sampleRate) Hz")
         }

@@ -1,0 +1,354 @@
+internal import AsyncAlgorithms
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Receives the files a packaging run makes, by path relative to the track's version folder
+/// (`cmaf/aac-128/seg-1.m4s`, `progressive/flac.flac`, `waveform.json`). Called concurrently.
+public protocol PackageSink: Sendable {
+    func write(_ bytes: [UInt8], to relativePath: String) async throws(MediaError)
+}
+
+/// What a packaging run produced, for the manifests and the catalog.
+public struct PackageReport: Sendable, Hashable {
+    /// One rendition's outputs.
+    public struct Rendition: Sendable, Hashable {
+        public var id: String
+        public var codec: AudioCodecKind
+        /// RFC 6381 codec string (`mp4a.40.2`, `opus`, `fLaC`, `mp3`).
+        public var codecString: String
+        public var sampleRate: Int
+        public var channelCount: Int
+        /// Timescale of segment starts and durations.
+        public var timescale: Int
+        public var bitsPerSample: Int
+        public var targetBitrate: AudioBitrate?
+        /// `cmaf/{id}/init.mp4` and its size, when CMAF was made.
+        public var initSegment: (path: String, byteSize: Int)?
+        public var segments: [Segment]
+        /// The progressive file, when one was made.
+        public var progressive: (path: String, byteSize: Int, mimeType: String)?
+
+        public static func == (a: Rendition, b: Rendition) -> Bool {
+            a.id == b.id && a.segments == b.segments && a.initSegment?.path == b.initSegment?.path
+                && a.progressive?.path == b.progressive?.path && a.progressive?.byteSize == b.progressive?.byteSize
+        }
+        public func hash(into hasher: inout Hasher) { hasher.combine(id); hasher.combine(segments) }
+    }
+
+    /// One CMAF media segment.
+    public struct Segment: Sendable, Hashable {
+        public var number: Int
+        /// Start and duration in the rendition's timescale.
+        public var start: Int64
+        public var duration: Int
+        public var byteSize: Int
+        public var path: String
+    }
+
+    public var probe: MediaProbe
+    /// Loudness of the source (as decoded, downmixed to stereo when it has more channels).
+    public var sourceLoudness: LoudnessReport
+    /// Loudness of the normalised PCM the lossy renditions were encoded from.
+    public var normalizedLoudness: LoudnessReport
+    public var normalization: NormalizationStatistics
+    public var renditions: [Rendition]
+    /// Waveform files written (`waveform.json`, `waveform.dat`, and per zoom level).
+    public var waveformPaths: [String]
+    public var decode: DecodeReport
+    /// Frames of the source at its rate.
+    public var frameCount: Int64
+}
+
+/// Runs the whole media side of ingest for one track: decode once, analyse (loudness and
+/// waveform in the same pass), normalise and resample once, then encode every rendition of the
+/// ladder concurrently and package it (CMAF segments, progressive files).
+///
+/// The decoded PCM is spooled to a temporary file during analysis, so the source is decoded
+/// once. Each encoder runs in its own child task and takes PCM blocks from its own
+/// `AsyncChannel`, which holds no block until the encoder is ready for it: a slow encoder holds
+/// back the producer instead of letting buffers grow.
+public enum LadderPackager {
+    /// Frames per PCM block handed to the encoders.
+    static let blockFrames = 8192
+
+    public static func package(
+        source path: String,
+        configuration: LadderConfiguration = LadderConfiguration(),
+        sink: some PackageSink,
+        progress: @Sendable (Double) -> Void = { _ in }
+    ) async throws(MediaError) -> PackageReport {
+        // Pass 1: decode, measure, build the waveform, spool the PCM.
+        let decoder = try AudioDecoder(path: path, options: DecoderOptions(channelMode: .downmixToStereo(.bs775)))
+        let rate = decoder.sampleRate
+        let channels = decoder.channelCount
+        let spool = try Spool()
+        var meter = try LoudnessMeter(sampleRate: rate, channelCount: channels)
+        var waveform = try WaveformBuilder(sampleRate: rate, channelCount: channels,
+                                           samplesPerPixel: configuration.waveformSamplesPerPixel, bits: .eight)
+        let expected = max(1, decoder.probe.sampleCount ?? 1)
+        while let block = try decoder.read() {
+            try block.samples.withUnsafeBufferPointer { samples throws(MediaError) in
+                meter.process(samples)
+                waveform.process(samples)
+                try spool.append(samples)
+            }
+            progress(min(0.3, 0.3 * Double(decoder.report.framesDecoded) / Double(expected)))
+        }
+        let frames = decoder.report.framesDecoded
+        guard frames > 0 else { throw MediaError(.invalidData, "the file decodes to no audio") }
+        let loudness = meter.report
+        var waveformPaths: [String] = []
+        for (index, level) in waveform.finish().enumerated() {
+            let json = level.json()
+            if index == 0 {
+                try await sink.write(Array(json.utf8), to: "waveform.json")
+                try await sink.write(level.dat(), to: "waveform.dat")
+                waveformPaths += ["waveform.json", "waveform.dat"]
+            }
+            let zoomed = "waveform-\(level.samplesPerPixel).json"
+            try await sink.write(Array(json.utf8), to: zoomed)
+            waveformPaths.append(zoomed)
+        }
+
+        // Pass 2: PCM to every encoder.
+        let gain = configuration.normalization.gain(forIntegratedLoudness: loudness.integratedLoudness)
+        let sourceBits = min(24, max(16, decoder.probe.bitDepth ?? 16))
+        let metadata = ProgressiveMetadata(tags: decoder.probe.tags, integratedLoudness: loudness.integratedLoudness,
+                                           truePeak: pow(10, loudness.truePeak / 20))
+        let jobs = configuration.renditions.map { rendition -> EncodeJob in
+            var settings = rendition.settings
+            var jobRate = configuration.lossySampleRate
+            if case .flac(let bits, let level) = settings {
+                settings = .flac(bitsPerSample: bits == 0 ? sourceBits : bits, compressionLevel: level)
+                jobRate = rate
+            }
+            return EncodeJob(rendition: rendition, settings: settings, sampleRate: jobRate, channelCount: channels,
+                             segmentDuration: configuration.segmentDuration, metadata: metadata, sourceFrames: frames)
+        }
+        let lossless = jobs.filter { $0.sampleRate == rate && $0.settings.codec == .flac }
+        let lossy = jobs.filter { !($0.sampleRate == rate && $0.settings.codec == .flac) }
+        let losslessChannels = lossless.map { _ in AsyncChannel<[Float]>() }
+        let lossyChannels = lossy.map { _ in AsyncChannel<[Float]>() }
+
+        var normalizer = try LoudnessNormalizer(sampleRate: rate, channelCount: channels, gain: gain, configuration: configuration.normalization)
+        var resampler: Resampler
+        do {
+            resampler = try Resampler(inputRate: rate, outputRate: configuration.lossySampleRate, channelCount: channels,
+                                      quality: configuration.resamplerQuality)
+        } catch {
+            throw MediaError(.unsupportedParameters, "cannot resample \(rate) Hz to \(configuration.lossySampleRate) Hz: \(error)")
+        }
+        var normalized = try LoudnessMeter(sampleRate: rate, channelCount: channels)
+
+        let results: [PackageReport.Rendition]
+        do {
+            results = try await withThrowingTaskGroup(of: (Int, PackageReport.Rendition).self) { group in
+                for (i, job) in (lossless + lossy).enumerated() {
+                    let channel = i < lossless.count ? losslessChannels[i] : lossyChannels[i - lossless.count]
+                    group.addTask { (i, try await job.run(blocks: channel, sink: sink)) }
+                }
+                // The producer: read the spool, fan out.
+                var offset: Int64 = 0
+                while offset < frames {
+                    let count = Int(min(Int64(blockFrames), frames - offset))
+                    let block = try spool.read(frame: offset, count: count, channels: channels)
+                    offset += Int64(count)
+                    for channel in losslessChannels { await channel.send(block) }
+                    if !lossyChannels.isEmpty {
+                        let shaped = normalizer.process(block)
+                        normalized.process(shaped)
+                        var out: [Float] = []
+                        shaped.withUnsafeBufferPointer { resampler.process($0, appendingTo: &out) }
+                        if !out.isEmpty { for channel in lossyChannels { await channel.send(out) } }
+                    }
+                    progress(0.3 + 0.65 * Double(offset) / Double(frames))
+                }
+                if !lossyChannels.isEmpty {
+                    let tail = normalizer.flush()
+                    normalized.process(tail)
+                    var out: [Float] = []
+                    tail.withUnsafeBufferPointer { resampler.process($0, appendingTo: &out) }
+                    out += resampler.flush()
+                    if !out.isEmpty { for channel in lossyChannels { await channel.send(out) } }
+                }
+                for channel in losslessChannels + lossyChannels { channel.finish() }
+                var byID: [String: PackageReport.Rendition] = [:]
+                for try await (_, result) in group { byID[result.id] = result }
+                // In ladder order.
+                return configuration.renditions.compactMap { byID[$0.id] }
+            }
+        } catch let error as MediaError {
+            throw error
+        } catch {
+            throw MediaError(.internalFailure, "packaging failed: \(error)")
+        }
+        progress(1)
+        return PackageReport(probe: decoder.probe, sourceLoudness: loudness, normalizedLoudness: normalized.report,
+                             normalization: normalizer.statistics, renditions: results, waveformPaths: waveformPaths,
+                             decode: decoder.report, frameCount: frames)
+    }
+}
+
+/// One rendition's encode-and-package task.
+struct EncodeJob: Sendable {
+    let rendition: LadderRendition
+    let settings: EncoderSettings
+    let sampleRate: Int
+    let channelCount: Int
+    let segmentDuration: Double
+    let metadata: ProgressiveMetadata
+    let sourceFrames: Int64
+
+    func run(blocks: AsyncChannel<[Float]>, sink: some PackageSink) async throws(MediaError) -> PackageReport.Rendition {
+        let encoder = try makeEncoder(settings, sampleRate: sampleRate, channelCount: channelCount)
+        let wantsCMAF = rendition.outputs.contains(.cmaf) && settings.codec != .mp3
+        let timescale = settings.codec == .opus ? 48_000 : sampleRate
+        var segmenter: CMAFSegmenter?
+        var segments: [PackageReport.Segment] = []
+        var packets: [EncodedPacket] = []
+        var inputFrames: Int64 = 0
+        // Segments need the track (codec configuration); AAC and Opus know it up front.
+        func track() -> CMAFTrack { EncodeJob.track(for: encoder.format, timescale: timescale) }
+        func emit(_ made: [CMAFSegment]) async throws(MediaError) {
+            for segment in made {
+                let path = "cmaf/\(rendition.id)/seg-\(segment.number).m4s"
+                try await sink.write(segment.bytes, to: path)
+                segments.append(.init(number: segment.number, start: segment.startTime, duration: segment.duration,
+                                      byteSize: segment.byteSize, path: path))
+            }
+        }
+        // FLAC's STREAMINFO is final only after the last frame; its segments are made at the end
+        // (frames are small; memory is the compressed size).
+        let segmentAsWeGo = wantsCMAF && settings.codec != .flac
+        if segmentAsWeGo { segmenter = CMAFSegmenter(track: track(), targetDuration: Int(segmentDuration * Double(timescale))) }
+        for await block in blocks {
+            inputFrames += Int64(block.count / channelCount)
+            let made = try encoder.encode(block)
+            if var s = segmenter { let done = s.add(made); segmenter = s; try await emit(done) }
+            packets += made
+        }
+        let tail = try encoder.finish()
+        packets += tail
+        if var s = segmenter {
+            var done = s.add(tail)
+            done += s.finish()
+            try await emit(done)
+        } else if wantsCMAF {
+            var s = CMAFSegmenter(track: track(), targetDuration: Int(segmentDuration * Double(timescale)))
+            var done = s.add(packets)
+            done += s.finish()
+            try await emit(done)
+        }
+        var initSegment: (String, Int)?
+        if wantsCMAF {
+            let bytes = CMAFWriter.initSegment(track: track(), mediaDuration: inputFrames * Int64(timescale) / Int64(sampleRate))
+            let path = "cmaf/\(rendition.id)/init.mp4"
+            try await sink.write(bytes, to: path)
+            initSegment = (path, bytes.count)
+        }
+        var progressive: (String, Int, String)?
+        if rendition.outputs.contains(.progressive) {
+            let (bytes, ext, mime) = progressiveFile(encoder.format, packets: packets, inputFrames: inputFrames)
+            let path = "progressive/\(rendition.id).\(ext)"
+            try await sink.write(bytes, to: path)
+            progressive = (path, bytes.count, mime)
+        }
+        let format = encoder.format
+        return PackageReport.Rendition(
+            id: rendition.id, codec: format.codec, codecString: EncodeJob.codecString(format), sampleRate: format.sampleRate,
+            channelCount: format.channelCount, timescale: timescale, bitsPerSample: format.bitsPerSample,
+            targetBitrate: format.bitrate, initSegment: initSegment, segments: segments, progressive: progressive)
+    }
+
+    func progressiveFile(_ format: EncodedFormat, packets: [EncodedPacket], inputFrames: Int64) -> ([UInt8], String, String) {
+        switch format.codec {
+        case .flac:
+            return (FLACFileWriter.file(streamInfo: format.codecConfiguration, sampleRate: format.sampleRate, packets: packets, metadata: metadata),
+                    "flac", "audio/flac")
+        case .opus:
+            return (OggOpusWriter.file(packets: packets, channelCount: format.channelCount, preSkip: format.priming,
+                                       inputSampleRate: format.sampleRate, sourceFrameCount: inputFrames, metadata: metadata),
+                    "opus", "audio/ogg; codecs=opus")
+        case .mp3:
+            return (MP3FileWriter.file(packets: packets, lameTag: format.codecConfiguration, metadata: metadata), "mp3", "audio/mpeg")
+        case .aac:
+            let tags = metadata.tags
+            let mp4Tags = MP4Tags(title: tags.title, artist: tags.artist, album: tags.album, albumArtist: tags.albumArtist,
+                                  trackNumber: tags.trackNumber, trackTotal: tags.trackTotal, discNumber: tags.discNumber,
+                                  discTotal: tags.discTotal, date: tags.date, genre: tags.genre, comment: tags.comment,
+                                  coverImage: metadata.cover?.data, coverIsPNG: metadata.cover?.mimeType == "image/png")
+            return (MP4FileWriter.file(track: EncodeJob.track(for: format, timescale: format.sampleRate), packets: packets,
+                                       sourceSampleCount: inputFrames, tags: mp4Tags), "m4a", "audio/mp4")
+        }
+    }
+
+    static func track(for format: EncodedFormat, timescale: Int) -> CMAFTrack {
+        let codec: CMAFCodec
+        switch format.codec {
+        case .aac: codec = .aac(audioSpecificConfig: format.codecConfiguration)
+        case .opus: codec = .opus(preSkip: format.priming, inputSampleRate: format.sampleRate)
+        case .flac, .mp3: codec = .flac(streamInfo: format.codecConfiguration)
+        }
+        return CMAFTrack(codec: codec, sampleRate: format.sampleRate, channelCount: format.channelCount, timescale: timescale,
+                         priming: format.codec == .aac ? format.priming : 0, bitsPerSample: format.bitsPerSample,
+                         averageBitrate: format.bitrate?.bitsPerSecond)
+    }
+
+    static func codecString(_ format: EncodedFormat) -> String {
+        switch format.codec {
+        case .aac: CMAFCodec.aac(audioSpecificConfig: format.codecConfiguration).codecString
+        case .opus: "opus"
+        case .flac: "fLaC"
+        case .mp3: "mp3"
+        }
+    }
+}
+
+/// A temporary file of interleaved Float32 PCM, removed when released.
+final class Spool: @unchecked Sendable {
+    // Safe to share: written only during pass 1 and read only during pass 2, from one task at a time.
+    private let descriptor: Int32
+    private var written: Int64 = 0
+
+    init() throws(MediaError) {
+        var template = Array("/tmp/veza-spool-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw MediaError(.ioError, "cannot create a temporary PCM file") }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }  // gone from the directory once closed
+        descriptor = fd
+    }
+
+    deinit { close(descriptor) }
+
+    func append(_ samples: UnsafeBufferPointer<Float>) throws(MediaError) {
+        let bytes = UnsafeRawBufferPointer(samples)
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(written) + off_t(done))
+            guard n > 0 else { throw MediaError(.ioError, "writing the PCM spool failed (disk full?)") }
+            done += n
+        }
+        written += Int64(bytes.count)
+    }
+
+    func read(frame: Int64, count: Int, channels: Int) throws(MediaError) -> [Float] {
+        let total = count * channels
+        var failed = false
+        let samples = [Float](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            var done = 0
+            let start = off_t(frame) * off_t(channels * 4)
+            while done < raw.count {
+                let n = pread(descriptor, raw.baseAddress! + done, raw.count - done, start + off_t(done))
+                if n <= 0 { failed = true; break }
+                done += n
+            }
+            initialized = failed ? 0 : total
+        }
+        if failed { throw MediaError(.ioError, "reading the PCM spool failed") }
+        return samples
+    }
+}

@@ -1,0 +1,50 @@
+public import MediaCore
+import Foundation
+
+/// Writes a packaging run's files under a directory (what `streamhost package` does).
+public struct DirectorySink: PackageSink {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    public func write(_ bytes: [UInt8], to relativePath: String) async throws(MediaError) {
+        guard !relativePath.hasPrefix("/"), !relativePath.split(separator: "/").contains("..") else {
+            throw MediaError(.ioError, "refusing to write outside the output directory: \(relativePath)")
+        }
+        let url = URL(fileURLWithPath: root).appendingPathComponent(relativePath)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(bytes).write(to: url, options: .atomic)
+        } catch {
+            throw MediaError(.ioError, "cannot write \(url.path): \(error.localizedDescription)")
+        }
+    }
+}
+
+/// Packages one file to a directory with no server: every rendition, CMAF segments, HLS and
+/// DASH manifests, waveforms and `manifest.json` (written last).
+public enum OfflinePackager {
+    public static func package(file: String, to directory: String, configuration: LadderConfiguration = LadderConfiguration(),
+                               progress: @Sendable (Double) -> Void = { _ in }) async throws(MediaError) -> TrackManifest {
+        let sink = DirectorySink(root: directory)
+        let report = try await LadderPackager.package(source: file, configuration: configuration, sink: sink, progress: progress)
+        let manifest = TrackManifest(report: report)
+        do {
+            if manifest.renditions.contains(where: { $0.initSegment != nil }) {
+                try await sink.write(Array(try manifest.masterPlaylist().utf8), to: "master.m3u8")
+                for rendition in manifest.renditions {
+                    if let playlist = try manifest.mediaPlaylist(rendition: rendition.id) {
+                        try await sink.write(Array(playlist.utf8), to: "\(rendition.id).m3u8")
+                    }
+                }
+                try await sink.write(Array(try manifest.mpd().utf8), to: "manifest.mpd")
+            }
+        } catch let error as MediaError {
+            throw error
+        } catch {
+            throw MediaError(.internalFailure, "cannot build the manifests: \(error)")
+        }
+        try await sink.write(Array(MediaTools.encode(manifest).utf8), to: "manifest.json")
+        return manifest
+    }
+}

@@ -1,0 +1,93 @@
+public import MediaCore
+public import StreamKit
+
+/// `manifest.json`: the published index of one track version (DESIGN §3), written last so that
+/// a track is visible only when every object it names exists. Manifests and playlists are
+/// rendered from it.
+public struct TrackManifest: Sendable, Hashable, Codable {
+    public struct Segment: Sendable, Hashable, Codable {
+        public var number: Int
+        public var start: Int64
+        public var duration: Int
+        public var byteSize: Int
+        public var path: String
+    }
+
+    public struct Rendition: Sendable, Hashable, Codable {
+        public var id: String
+        public var codec: String
+        /// RFC 6381 codecs string.
+        public var codecs: String
+        public var sampleRate: Int
+        public var channelCount: Int
+        public var timescale: Int
+        public var bitsPerSample: Int
+        public var targetBitrate: Int?
+        public var initSegment: String?
+        public var initSegmentByteSize: Int?
+        public var segments: [Segment]
+        public var progressive: String?
+        public var progressiveByteSize: Int?
+        public var progressiveMimeType: String?
+    }
+
+    public var version: Int = 1
+    public var durationSeconds: Double
+    public var sampleRate: Int
+    public var probe: MediaProbe
+    public var loudness: LoudnessReport
+    public var normalizedLoudness: LoudnessReport
+    public var gainDB: Double
+    public var limiterMaximumGainReductionDB: Double
+    public var renditions: [Rendition]
+    public var waveforms: [String]
+
+    public init(report: PackageReport) {
+        durationSeconds = Double(report.frameCount) / Double(report.probe.sampleRate)
+        sampleRate = report.probe.sampleRate
+        probe = report.probe
+        loudness = report.sourceLoudness
+        normalizedLoudness = report.normalizedLoudness
+        gainDB = report.normalization.gain
+        limiterMaximumGainReductionDB = report.normalization.maximumGainReduction
+        waveforms = report.waveformPaths
+        renditions = report.renditions.map { r in
+            Rendition(id: r.id, codec: r.codec.rawValue, codecs: r.codecString, sampleRate: r.sampleRate,
+                      channelCount: r.channelCount, timescale: r.timescale, bitsPerSample: r.bitsPerSample,
+                      targetBitrate: r.targetBitrate?.bitsPerSecond, initSegment: r.initSegment?.path,
+                      initSegmentByteSize: r.initSegment?.byteSize,
+                      segments: r.segments.map { Segment(number: $0.number, start: $0.start, duration: $0.duration, byteSize: $0.byteSize, path: $0.path) },
+                      progressive: r.progressive?.path, progressiveByteSize: r.progressive?.byteSize,
+                      progressiveMimeType: r.progressive?.mimeType)
+        }
+    }
+
+    /// The CMAF renditions as StreamKit models, with segment URIs relative to `base`
+    /// (e.g. `""` for files beside the manifest, `"/media/{id}/"` when served).
+    public func streamKitRenditions(base: String = "") -> [StreamKit.Rendition] {
+        renditions.compactMap { r in
+            guard let initSegment = r.initSegment, !r.segments.isEmpty else { return nil }
+            return StreamKit.Rendition(
+                id: r.id, codec: AudioCodec(codecsString: r.codecs), sampleRate: r.sampleRate, channelCount: r.channelCount,
+                timescale: Int32(r.timescale),
+                addressing: .template(initialization: base + initSegment, media: base + "cmaf/$RepresentationID$/seg-$Number$.m4s"),
+                segments: r.segments.map { SegmentInfo(number: Int64($0.number), start: $0.start, duration: Int64($0.duration), byteSize: Int64($0.byteSize)) })
+        }
+    }
+
+    /// The HLS multivariant playlist over every CMAF rendition.
+    public func masterPlaylist(base: String = "", mediaPlaylistURI: (String) -> String = { "\($0).m3u8" }) throws(ManifestBuildError) -> String {
+        try MasterPlaylist.make(renditions: streamKitRenditions(base: base), mediaPlaylistURI: { mediaPlaylistURI($0.id) }).render()
+    }
+
+    /// The HLS media playlist of one rendition, or nil if it has no CMAF output.
+    public func mediaPlaylist(rendition id: String, base: String = "") throws(ManifestBuildError) -> String? {
+        guard let rendition = streamKitRenditions(base: base).first(where: { $0.id == id }) else { return nil }
+        return try MediaPlaylist.vod(rendition).render()
+    }
+
+    /// The DASH MPD over every CMAF rendition.
+    public func mpd(base: String = "") throws(ManifestBuildError) -> String {
+        try MPD.vod(renditions: streamKitRenditions(base: base)).render()
+    }
+}
