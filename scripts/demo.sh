@@ -17,7 +17,13 @@ if [ ! -f "$demo" ]; then
 fi
 echo "== streamhost version"; "$bin" version
 echo "== streamhost probe $demo"; "$bin" probe "$demo"
-echo "== streamhost decode $demo --output data/demo/demo-track.f32 (stereo downmix)"
-"$bin" decode "$demo" --output data/demo/demo-track.f32
-echo "Decoded PCM (Float32 LE, stereo, 48 kHz) is in data/demo/demo-track.f32; play it with:"
-echo "  ffplay -f f32le -ar 48000 -ch_layout stereo data/demo/demo-track.f32"
+echo "== streamhost loudness $demo"; "$bin" loudness "$demo"
+echo "== streamhost package $demo --out data/demo/packaged"
+rm -rf data/demo/packaged
+"$bin" package "$demo" --out data/demo/packaged
+echo
+echo "Try it:"
+echo "  ffplay data/demo/packaged/master.m3u8          # HLS, CMAF, all renditions"
+echo "  ffplay data/demo/packaged/manifest.mpd         # DASH"
+echo "  ffplay data/demo/packaged/progressive/mp3-320.mp3"
+echo "  less data/demo/packaged/manifest.json          # the published index"
