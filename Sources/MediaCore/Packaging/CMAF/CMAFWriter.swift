@@ -128,7 +128,7 @@ public enum CMAFWriter {
         }
         let moofSize = w.count - moofStart
         // Offset from the first byte of the moof to the first byte of mdat's payload.
-        w.patchU32(at: dataOffsetField, UInt32(moofSize + 8 + w.headerSize(forPayload: payloadSize)))
+        w.patchU32(at: dataOffsetField, UInt32(moofSize + w.headerSize(forPayload: payloadSize)))
         w.boxHeader("mdat", payloadSize: payloadSize)
         for packet in packets { w.append(packet.data) }
         return w.bytes

@@ -169,7 +169,12 @@ public enum MP4FileWriter {
                     }
                 }
             }
-            if !tags.isEmpty { w.userData(tags) }
+            // iTunes' gapless record: readers that ignore edit lists (iTunes, some hardware)
+            // trim priming and padding from it instead.
+            let smpb = track.codec.isAAC
+                ? MP4ByteWriter.iTunSMPB(priming: track.editMediaTime, validSamples: presentation, mediaDuration: mediaDuration)
+                : nil
+            if !tags.isEmpty || smpb != nil { w.userData(tags, iTunSMPB: smpb) }
         }
         return w.bytes
     }
@@ -305,7 +310,7 @@ extension MP4ByteWriter {
 
     /// `udta` → `meta` (handler `mdir`/`appl`) → `ilst` with one item per set tag; each item
     /// holds a `data` box: type indicator (1 UTF-8, 0 implicit, 13 JPEG, 14 PNG), locale 0.
-    mutating func userData(_ tags: MP4Tags) {
+    mutating func userData(_ tags: MP4Tags, iTunSMPB: String? = nil) {
         box("udta") { w in
             w.fullBox("meta") { w in
                 w.handler("mdir", name: "", reserved: [0x6170_706C, 0, 0])   // 'appl'
@@ -326,7 +331,34 @@ extension MP4ByteWriter {
                     if let cover = tags.coverImage {
                         w.dataItem("covr", type: tags.coverIsPNG ? 14 : 13, payload: cover)
                     }
+                    if let iTunSMPB { w.freeformItem(mean: "com.apple.iTunes", name: "iTunSMPB", value: iTunSMPB) }
                 }
+            }
+        }
+    }
+
+    /// The `iTunSMPB` value: twelve space-prefixed hex fields, of which the second is the
+    /// priming, the third the padding and the fourth (64-bit) the valid sample count.
+    static func iTunSMPB(priming: Int, validSamples: UInt64, mediaDuration: UInt64) -> String {
+        let padding = mediaDuration > UInt64(priming) + validSamples ? mediaDuration - UInt64(priming) - validSamples : 0
+        func hex(_ value: UInt64, _ width: Int) -> String {
+            let digits = String(value, radix: 16, uppercase: true)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        var fields = ["00000000", hex(UInt64(max(priming, 0)), 8), hex(padding, 8), hex(validSamples, 16)]
+        fields += Array(repeating: "00000000", count: 8)
+        return fields.map { " " + $0 }.joined()
+    }
+
+    /// A freeform `----` item (`mean`, `name`, UTF-8 `data`).
+    private mutating func freeformItem(mean: String, name: String, value: String) {
+        box("----") { w in
+            w.fullBox("mean") { w in w.append(Array(mean.utf8)) }
+            w.fullBox("name") { w in w.append(Array(name.utf8)) }
+            w.box("data") { w in
+                w.u32(1)
+                w.u32(0)
+                w.append(Array(value.utf8))
             }
         }
     }
