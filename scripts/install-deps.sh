@@ -7,12 +7,14 @@ packages=(
   # C libraries MediaCore links (FFmpeg 5.1, opus, LAME, FLAC) and pkg-config to find them.
   libavcodec-dev libavformat-dev libswresample-dev libavutil-dev
   libopus-dev libmp3lame-dev libflac-dev pkg-config
+  # SQLite for the embedded catalog and job queue (GRDB links the system library).
+  libsqlite3-dev
   # libebur128: the reference loudness meter the tests and benchmarks compare with.
   libebur128-dev
   # libsoxr: the reference resampler the benchmarks compare with.
   libsoxr-dev
   # Real tools the tests run: ffmpeg/ffprobe make fixtures and check output; xmllint checks MPDs.
-  ffmpeg libxml2-utils
+  ffmpeg libxml2-utils curl
 )
 
 missing=()

@@ -1,0 +1,94 @@
+import Benchmark
+import Foundation
+import MediaCore
+import StreamHost
+
+// The default ladder (aac-256/128/64, opus-160/96/48, mp3-320, flac) from a 5-minute stereo
+// 44.1 kHz FLAC, by StreamHost's offline packager (library call, in this process) beside one
+// `ffmpeg` command producing the same renditions with the same encoders and bitrates, in the
+// same run. FFmpeg's command: the gain as a `volume` filter (it cannot measure and apply
+// loudness in one pass; we do), `aresample` to 48 kHz for the lossy renditions, and per
+// rendition a `tee` of its own HLS fMP4 muxer and a progressive file, so each rendition is
+// encoded once, as ours is. Our run does more: loudness and true-peak analysis, the limiter,
+// waveforms and the DASH MPD.
+
+enum Inputs {
+    static let directory: String = {
+        let path = NSTemporaryDirectory() + "veza-bench-inputs"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }()
+
+    static let source: String = {
+        let path = "\(directory)/package-5min.flac"
+        if FileManager.default.fileExists(atPath: path) { return path }
+        // Tones plus noise, so that no encoder gets an unrealistically easy signal.
+        let signal = "aevalsrc=0.3*sin(2*PI*440*t)+0.2*sin(2*PI*3000*t*(1+0.1*sin(t)))+0.08*(random(0)-0.5)|0.3*sin(2*PI*663*t)+0.1*sin(2*PI*5100*t)+0.08*(random(1)-0.5):s=44100:d=300:c=stereo"
+        precondition(run(["-v", "error", "-y", "-f", "lavfi", "-i", signal, "-c:a", "flac", "-sample_fmt", "s16", path + ".part.flac"]) == 0)
+        try? FileManager.default.moveItem(atPath: path + ".part.flac", toPath: path)
+        return path
+    }()
+
+    @discardableResult
+    static func run(_ arguments: [String]) -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { fatalError("ffmpeg is required: run scripts/install-deps.sh") }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// The reference command for the default ladder, writing under `out`.
+    static func ffmpegLadder(out: String, gainDB: Double) -> [String] {
+        var arguments = ["-v", "error", "-y", "-i", source]
+        func rendition(_ id: String, _ codec: [String], lossy: Bool, progressive: String, hls: Bool = true) {
+            var filters = ["volume=\(gainDB)dB"]
+            if lossy { filters.append("aresample=48000:resampler=soxr:precision=28") }
+            try? FileManager.default.createDirectory(atPath: "\(out)/\(id)", withIntermediateDirectories: true)
+            arguments += ["-map", "0:a", "-af", lossy ? filters.joined(separator: ",") : "anull"] + codec
+            if hls {
+                arguments += ["-f", "tee", "[f=hls:hls_time=6:hls_playlist_type=vod:hls_segment_type=fmp4:hls_fmp4_init_filename=init.mp4:hls_segment_filename=\(out)/\(id)/seg-%d.m4s]\(out)/\(id)/index.m3u8|[f=\(progressive)]\(out)/\(id)/progressive"]
+            } else {
+                arguments += ["-f", progressive, "\(out)/\(id)/progressive"]
+            }
+        }
+        for kbps in [256, 128, 64] { rendition("aac-\(kbps)", ["-c:a", "aac", "-b:a", "\(kbps)k"], lossy: true, progressive: "ipod") }
+        for kbps in [160, 96, 48] { rendition("opus-\(kbps)", ["-c:a", "libopus", "-b:a", "\(kbps)k"], lossy: true, progressive: "ogg") }
+        rendition("mp3-320", ["-c:a", "libmp3lame", "-b:a", "320k"], lossy: true, progressive: "mp3", hls: false)
+        rendition("flac", ["-c:a", "flac", "-strict", "experimental"], lossy: false, progressive: "flac")
+        return arguments
+    }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .cpuTotal, .peakMemoryResident],
+        warmupIterations: 0,
+        maxDuration: .seconds(120),
+        maxIterations: 3
+    )
+    let source = Inputs.source
+    let out = Inputs.directory + "/package-out"
+
+    Benchmark("Package 5 min into the default ladder: StreamHost") { benchmark in
+        for _ in benchmark.scaledIterations {
+            try? FileManager.default.removeItem(atPath: out)
+            do {
+                blackHole(try await OfflinePackager.package(file: source, to: out))
+            } catch {
+                fatalError("packaging failed: \(error)")
+            }
+        }
+    }
+
+    Benchmark("Package 5 min into the default ladder: one ffmpeg command (reference)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            try? FileManager.default.removeItem(atPath: out + "-ffmpeg")
+            let status = Inputs.run(Inputs.ffmpegLadder(out: out + "-ffmpeg", gainDB: -3))
+            precondition(status == 0, "ffmpeg failed: \(Inputs.ffmpegLadder(out: out + "-ffmpeg", gainDB: -3).joined(separator: " "))")
+        }
+    }
+}

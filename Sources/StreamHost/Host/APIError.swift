@@ -1,0 +1,53 @@
+public import Hummingbird
+import Foundation
+import MediaCore
+
+/// An error the API answers with: a status, a stable code and a message, rendered as
+/// `{"error": {"code": …, "message": …}}` (DESIGN.md §4), with `Retry-After` when set.
+public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    /// Stable, machine-readable code (`payload_too_large`, `unsupported_media_type`, …).
+    public var code: String
+    public var message: String
+    /// Seconds the client should wait before retrying (503, 429).
+    public var retryAfter: Int?
+
+    public init(_ status: HTTPResponse.Status, code: String, _ message: String, retryAfter: Int? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    public var description: String { "\(status.code) \(code): \(message)" }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(ErrorBody(error: .init(code: code, message: message)))) ?? Data("{}".utf8)
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        if let retryAfter { headers[.retryAfter] = "\(retryAfter)" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func notFound(_ what: String) -> APIError { APIError(.notFound, code: "not_found", what) }
+
+    /// The status for a media error found while validating an upload: 415 when the bytes are
+    /// not a supported format, 422 when they are but cannot be used.
+    static func upload(_ error: MediaError) -> APIError {
+        switch error.code {
+        case .unsupportedFormat: APIError(.unsupportedMediaType, code: "unsupported_media_type", error.message)
+        case .ioError, .fileNotFound, .internalFailure: APIError(.internalServerError, code: "internal_error", error.message)
+        default: APIError(.unprocessableContent, code: "unprocessable_media", error.message)
+        }
+    }
+}
+
+/// The JSON shape of every API error.
+private struct ErrorBody: Encodable {
+    struct Detail: Encodable {
+        var code: String
+        var message: String
+    }
+    var error: Detail
+}

@@ -1,0 +1,174 @@
+public import Foundation
+
+/// Where a track is in its life.
+public enum TrackStatus: String, Codable, Sendable {
+    /// Accepted; its job waits for a worker.
+    case queued
+    /// A worker is packaging it (see ``TrackRecord/progress``).
+    case processing
+    /// Published: every rendition and `manifest.json` are in storage.
+    case ready
+    /// Its job failed every attempt; ``TrackRecord/failureReason`` says why.
+    case failed
+}
+
+/// A track in the catalog.
+public struct TrackRecord: Sendable, Codable, Hashable {
+    public var id: String
+    public var status: TrackStatus
+    /// Packaging progress, 0–100.
+    public var progress: Double
+    public var createdAt: Date
+    public var updatedAt: Date
+    /// Storage key of the kept original (`tracks/{id}/source/original.{ext}`).
+    public var sourceKey: String
+    public var sourceBytes: Int
+    /// The probe of the upload, as MediaCore's JSON.
+    public var probeJSON: String
+    /// Published version `n` (`tracks/{id}/v{n}/`); 0 until the first publish.
+    public var version: Int
+    /// The published `manifest.json`, once ready.
+    public var manifestJSON: String?
+    /// Why the track failed, when it did.
+    public var failureReason: String?
+    /// The job that is packaging (or packaged) it.
+    public var jobID: String
+
+    public init(id: String, status: TrackStatus, progress: Double, createdAt: Date, updatedAt: Date, sourceKey: String,
+                sourceBytes: Int, probeJSON: String, version: Int, manifestJSON: String?, failureReason: String?, jobID: String) {
+        self.id = id
+        self.status = status
+        self.progress = progress
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.sourceKey = sourceKey
+        self.sourceBytes = sourceBytes
+        self.probeJSON = probeJSON
+        self.version = version
+        self.manifestJSON = manifestJSON
+        self.failureReason = failureReason
+        self.jobID = jobID
+    }
+}
+
+/// A job's state in the durable queue.
+public enum JobState: String, Codable, Sendable {
+    /// Waiting (possibly until ``JobRecord/runAfter``, when it is a retry).
+    case queued
+    /// Leased by a worker until ``JobRecord/leaseExpiresAt``.
+    case running
+    /// Finished and published.
+    case done
+    /// Failed ``JobRecord/maxAttempts`` times: kept with its last error, not retried.
+    case dead
+}
+
+/// How urgent a job is: interactive uploads run before back-catalogue re-transcodes.
+public struct JobPriority: RawRepresentable, Sendable, Hashable, Codable, Comparable {
+    public var rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    /// A user is waiting for this upload.
+    public static let interactive = JobPriority(rawValue: 100)
+    /// Re-transcodes of the back catalogue.
+    public static let backCatalogue = JobPriority(rawValue: 0)
+    public static func < (a: JobPriority, b: JobPriority) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// A packaging job.
+public struct JobRecord: Sendable, Codable, Hashable {
+    public var id: String
+    public var trackID: String
+    public var priority: JobPriority
+    public var state: JobState
+    /// Attempts started so far (a lease taken counts as an attempt).
+    public var attempts: Int
+    public var maxAttempts: Int
+    /// Not to be claimed before this time (retry backoff).
+    public var runAfter: Date
+    public var leaseOwner: String?
+    public var leaseExpiresAt: Date?
+    public var lastError: String?
+    /// The version this job publishes (`v{n}`).
+    public var targetVersion: Int
+    public var createdAt: Date
+
+    public init(id: String, trackID: String, priority: JobPriority, state: JobState, attempts: Int, maxAttempts: Int, runAfter: Date,
+                leaseOwner: String?, leaseExpiresAt: Date?, lastError: String?, targetVersion: Int, createdAt: Date) {
+        self.id = id
+        self.trackID = trackID
+        self.priority = priority
+        self.state = state
+        self.attempts = attempts
+        self.maxAttempts = maxAttempts
+        self.runAfter = runAfter
+        self.leaseOwner = leaseOwner
+        self.leaseExpiresAt = leaseExpiresAt
+        self.lastError = lastError
+        self.targetVersion = targetVersion
+        self.createdAt = createdAt
+    }
+}
+
+/// A catalog or queue failure.
+public struct CatalogError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        /// Accepting the job would exceed the queue's depth limit.
+        case queueFull = "queue_full"
+        /// The database failed.
+        case database
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}
+
+/// What ``Catalog/insert(track:job:idempotencyKey:maxQueueDepth:)`` did.
+public enum InsertOutcome: Sendable {
+    /// The track and its job were recorded.
+    case created(TrackRecord)
+    /// The idempotency key was already used: the existing track, nothing new recorded.
+    case existing(TrackRecord)
+}
+
+/// The catalog of tracks and the durable job queue, in one store so that a track and its job
+/// change together.
+///
+/// The embedded default is ``SQLiteCatalog``; a PostgreSQL implementation (leases with
+/// `FOR UPDATE SKIP LOCKED`) can stand in without touching the pipeline.
+public protocol Catalog: Sendable {
+    /// Records a new track and its job atomically, unless `idempotencyKey` was seen (then
+    /// the earlier track comes back) or the queue already holds `maxQueueDepth` active jobs.
+    func insert(track: TrackRecord, job: JobRecord, idempotencyKey: String?, maxQueueDepth: Int) async throws(CatalogError) -> InsertOutcome
+    /// The track whose upload used `idempotencyKey`.
+    func track(idempotencyKey: String) async throws(CatalogError) -> TrackRecord?
+    func track(id: String) async throws(CatalogError) -> TrackRecord?
+    /// Tracks newest first, after the cursor (a track id from the previous page).
+    func tracks(limit: Int, after cursor: String?) async throws(CatalogError) -> [TrackRecord]
+    /// Removes the track and its jobs; false when there was none.
+    func deleteTrack(id: String) async throws(CatalogError) -> Bool
+    /// Jobs queued or running.
+    func activeJobCount() async throws(CatalogError) -> Int
+    func job(id: String) async throws(CatalogError) -> JobRecord?
+    /// Leases the most urgent runnable job (queued and due, or running with an expired
+    /// lease) to `owner`, counting an attempt, and marks its track processing.
+    func claimJob(owner: String, leaseSeconds: Double, now: Date) async throws(CatalogError) -> JobRecord?
+    /// Extends the lease and stores progress; false when `owner` no longer holds the lease.
+    func heartbeat(jobID: String, owner: String, progress: Double, leaseSeconds: Double, now: Date) async throws(CatalogError) -> Bool
+    /// Marks the job done and the track ready at `version`; false when the lease or the
+    /// track is gone (the caller then removes what it published).
+    func complete(jobID: String, owner: String, version: Int, manifestJSON: String, now: Date) async throws(CatalogError) -> Bool
+    /// Records a failed attempt: queued again from `retryAt`, or dead (track failed) when
+    /// `retryAt` is nil or the attempts are used up. Returns the new state.
+    func fail(jobID: String, owner: String, error: String, retryAt: Date?, now: Date) async throws(CatalogError) -> JobState
+    /// Gives the lease back without counting the attempt (graceful shutdown).
+    func release(jobID: String, owner: String) async throws(CatalogError)
+    /// Proves the store answers (for `/readyz`).
+    func check() async throws(CatalogError)
+}

@@ -1,0 +1,85 @@
+public import Configuration
+public import Foundation
+public import MediaCore
+import SystemPackage
+
+/// Everything a host needs to start: where it listens, where it keeps data, and the limits
+/// that protect it.
+///
+/// Built from a ``ConfigReader`` (``init(reader:)``) so that `streamhost serve` layers a
+/// JSON file, then `VEZA_…` environment variables, then flags (see ``HostConfiguration/reader(file:flags:environment:)``).
+/// Every key has a default, so an empty configuration is the embedded default: `./data` on
+/// local disk with SQLite.
+public struct HostConfiguration: Sendable {
+    /// Address to bind (`host`). Default `127.0.0.1`.
+    public var host: String = "127.0.0.1"
+    /// Port to bind (`port`); 0 picks a free port (printed at start-up). Default 8080.
+    public var port: Int = 8080
+    /// Data directory (`data.directory`): `objects/` (storage), `catalog.sqlite`, `tmp/`,
+    /// `staging/`. Default `./data`.
+    public var dataDirectory: String = "data"
+    /// Largest accepted upload in bytes (`upload.maxBytes`). Default 1 GiB.
+    public var maxUploadBytes: Int = 1 << 30
+    /// Seconds an upload may stall between two body chunks before it is dropped
+    /// (`upload.idleTimeout`). Default 30.
+    public var uploadIdleTimeout: Double = 30
+    /// Worker tasks running jobs (`workers.count`). Default: the number of cores.
+    public var workerCount: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Jobs queued or running beyond which uploads get 503 + Retry-After (`queue.maxDepth`).
+    public var maxQueueDepth: Int = 1000
+    /// Lease length in seconds (`queue.leaseSeconds`): a job whose worker stops
+    /// heartbeating for this long runs again elsewhere. Default 30.
+    public var leaseSeconds: Double = 30
+    /// Attempts before a job is dead-lettered (`queue.maxAttempts`). Default 3.
+    public var maxAttempts: Int = 3
+    /// First retry delay in seconds, doubled per attempt (`queue.retryBaseSeconds`). Default 2.
+    public var retryBaseSeconds: Double = 2
+    /// How long an idle worker waits before polling the queue again (`queue.pollSeconds`).
+    public var pollSeconds: Double = 0.5
+    /// The ladder each job packages.
+    public var ladder = LadderConfiguration()
+
+    /// The defaults.
+    public init() {}
+
+    /// Reads every key from `reader`, keeping the default for any key it lacks.
+    public init(reader: ConfigReader) {
+        host = reader.string(forKey: "host", default: host)
+        port = reader.int(forKey: "port", default: port)
+        dataDirectory = reader.string(forKey: "data.directory", default: dataDirectory)
+        maxUploadBytes = reader.int(forKey: "upload.maxBytes", default: maxUploadBytes)
+        uploadIdleTimeout = reader.double(forKey: "upload.idleTimeout", default: uploadIdleTimeout)
+        workerCount = max(0, reader.int(forKey: "workers.count", default: workerCount))
+        maxQueueDepth = max(1, reader.int(forKey: "queue.maxDepth", default: maxQueueDepth))
+        leaseSeconds = max(1, reader.double(forKey: "queue.leaseSeconds", default: leaseSeconds))
+        maxAttempts = max(1, reader.int(forKey: "queue.maxAttempts", default: maxAttempts))
+        retryBaseSeconds = max(0, reader.double(forKey: "queue.retryBaseSeconds", default: retryBaseSeconds))
+        pollSeconds = max(0.01, reader.double(forKey: "queue.pollSeconds", default: pollSeconds))
+        ladder.segmentDuration = reader.double(forKey: "ladder.segmentSeconds", default: ladder.segmentDuration)
+        ladder.normalization.targetLoudness = reader.double(forKey: "ladder.targetLUFS", default: ladder.normalization.targetLoudness)
+    }
+
+    /// The layered reader `streamhost` uses: `flags` (highest), then the environment's
+    /// `VEZA_…` variables (`VEZA_PORT`, `VEZA_DATA_DIRECTORY`, `VEZA_UPLOAD_MAX_BYTES`, …: dots and camelCase
+    /// word boundaries become underscores),
+    /// then the JSON `file` if given (keys nested by their dots: `{"upload": {"maxBytes": 1}}`).
+    public static func reader(file: String?, flags: [String: ConfigContent] = [:], environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> ConfigReader {
+        var providers: [any ConfigProvider] = []
+        if !flags.isEmpty {
+            var values: [AbsoluteConfigKey: ConfigValue] = [:]
+            for (key, value) in flags {
+                values[AbsoluteConfigKey(key.split(separator: ".").map(String.init))] = ConfigValue(value, isSecret: false)
+            }
+            providers.append(InMemoryProvider(name: "flags", values: values))
+        }
+        // Only VEZA_-prefixed variables count: `port` reads VEZA_PORT, not PORT.
+        let veza = environment.filter { $0.key.hasPrefix("VEZA_") }
+        providers.append(KeyMappingProvider(upstream: EnvironmentVariablesProvider(environmentVariables: veza)) { key in
+            key.prepending(["veza"])
+        })
+        if let file {
+            providers.append(try await FileProvider<JSONSnapshot>(filePath: .init(file)))
+        }
+        return ConfigReader(providers: providers)
+    }
+}

@@ -1,0 +1,247 @@
+public import Foundation
+import GRDB
+
+/// The embedded ``Catalog``: one SQLite file in WAL mode (GRDB's `DatabasePool`: concurrent
+/// readers, one writer), so tracks and jobs survive a crash of the host at any moment.
+///
+/// Times are stored as seconds since 1970 (REAL) so that lease and backoff comparisons stay
+/// in SQL.
+public final class SQLiteCatalog: Catalog {
+    private let pool: DatabasePool
+
+    /// Opens (creating and migrating) the database at `path`.
+    public init(path: String) throws(CatalogError) {
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(10)
+            pool = try DatabasePool(path: path, configuration: configuration)
+            var migrator = DatabaseMigrator()
+            migrator.registerMigration("v1") { db in
+                try db.execute(sql: """
+                    CREATE TABLE track (
+                        id TEXT PRIMARY KEY,
+                        status TEXT NOT NULL,
+                        progress REAL NOT NULL DEFAULT 0,
+                        created_at REAL NOT NULL,
+                        updated_at REAL NOT NULL,
+                        source_key TEXT NOT NULL,
+                        source_bytes INTEGER NOT NULL,
+                        probe_json TEXT NOT NULL,
+                        version INTEGER NOT NULL DEFAULT 0,
+                        manifest_json TEXT,
+                        failure_reason TEXT,
+                        job_id TEXT NOT NULL,
+                        idempotency_key TEXT UNIQUE
+                    );
+                    CREATE INDEX track_created ON track(created_at DESC, id DESC);
+                    CREATE TABLE job (
+                        id TEXT PRIMARY KEY,
+                        track_id TEXT NOT NULL,
+                        priority INTEGER NOT NULL,
+                        state TEXT NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        max_attempts INTEGER NOT NULL,
+                        run_after REAL NOT NULL,
+                        lease_owner TEXT,
+                        lease_expires_at REAL,
+                        last_error TEXT,
+                        target_version INTEGER NOT NULL,
+                        created_at REAL NOT NULL
+                    );
+                    CREATE INDEX job_runnable ON job(state, priority DESC, created_at);
+                    """)
+            }
+            try migrator.migrate(pool)
+        } catch {
+            throw CatalogError(.database, "cannot open the catalog at \(path): \(error)")
+        }
+    }
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(CatalogError) -> T {
+        do {
+            return try await pool.write(body)
+        } catch let error as CatalogError {
+            throw error
+        } catch {
+            throw CatalogError(.database, "\(error)")
+        }
+    }
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(CatalogError) -> T {
+        do {
+            return try await pool.read(body)
+        } catch {
+            throw CatalogError(.database, "\(error)")
+        }
+    }
+
+    private static func track(_ row: Row) -> TrackRecord {
+        TrackRecord(
+            id: row["id"], status: TrackStatus(rawValue: row["status"]) ?? .failed, progress: row["progress"],
+            createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
+            sourceKey: row["source_key"], sourceBytes: row["source_bytes"], probeJSON: row["probe_json"], version: row["version"],
+            manifestJSON: row["manifest_json"], failureReason: row["failure_reason"], jobID: row["job_id"])
+    }
+
+    private static func job(_ row: Row) -> JobRecord {
+        JobRecord(
+            id: row["id"], trackID: row["track_id"], priority: JobPriority(rawValue: row["priority"]),
+            state: JobState(rawValue: row["state"]) ?? .dead, attempts: row["attempts"], maxAttempts: row["max_attempts"],
+            runAfter: Date(timeIntervalSince1970: row["run_after"]), leaseOwner: row["lease_owner"],
+            leaseExpiresAt: (row["lease_expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+            lastError: row["last_error"], targetVersion: row["target_version"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
+    }
+
+    public func insert(track: TrackRecord, job: JobRecord, idempotencyKey: String?, maxQueueDepth: Int) async throws(CatalogError) -> InsertOutcome {
+        try await write { db in
+            if let idempotencyKey, let row = try Row.fetchOne(db, sql: "SELECT * FROM track WHERE idempotency_key = ?", arguments: [idempotencyKey]) {
+                return .existing(Self.track(row))
+            }
+            let active = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE state IN ('queued', 'running')") ?? 0
+            guard active < maxQueueDepth else {
+                throw CatalogError(.queueFull, "\(active) jobs are queued or running (limit \(maxQueueDepth))")
+            }
+            try db.execute(sql: """
+                INSERT INTO track (id, status, progress, created_at, updated_at, source_key, source_bytes, probe_json, version, job_id, idempotency_key)
+                VALUES (?, ?, 0, ?, ?, ?, ?, ?, 0, ?, ?)
+                """, arguments: [track.id, track.status.rawValue, track.createdAt.timeIntervalSince1970, track.updatedAt.timeIntervalSince1970,
+                                 track.sourceKey, track.sourceBytes, track.probeJSON, job.id, idempotencyKey])
+            try db.execute(sql: """
+                INSERT INTO job (id, track_id, priority, state, attempts, max_attempts, run_after, target_version, created_at)
+                VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)
+                """, arguments: [job.id, track.id, job.priority.rawValue, job.maxAttempts, job.runAfter.timeIntervalSince1970,
+                                 job.targetVersion, job.createdAt.timeIntervalSince1970])
+            return .created(track)
+        }
+    }
+
+    public func track(idempotencyKey: String) async throws(CatalogError) -> TrackRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM track WHERE idempotency_key = ?", arguments: [idempotencyKey]).map(Self.track)
+        }
+    }
+
+    public func track(id: String) async throws(CatalogError) -> TrackRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM track WHERE id = ?", arguments: [id]).map(Self.track)
+        }
+    }
+
+    public func tracks(limit: Int, after cursor: String?) async throws(CatalogError) -> [TrackRecord] {
+        try await read { db in
+            if let cursor, let anchor = try Row.fetchOne(db, sql: "SELECT created_at, id FROM track WHERE id = ?", arguments: [cursor]) {
+                let created: Double = anchor["created_at"]
+                return try Row.fetchAll(db, sql: """
+                    SELECT * FROM track WHERE (created_at < ?) OR (created_at = ? AND id < ?)
+                    ORDER BY created_at DESC, id DESC LIMIT ?
+                    """, arguments: [created, created, cursor, limit]).map(Self.track)
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM track ORDER BY created_at DESC, id DESC LIMIT ?", arguments: [limit]).map(Self.track)
+        }
+    }
+
+    public func deleteTrack(id: String) async throws(CatalogError) -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM job WHERE track_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM track WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
+    public func activeJobCount() async throws(CatalogError) -> Int {
+        try await read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE state IN ('queued', 'running')") ?? 0
+        }
+    }
+
+    public func job(id: String) async throws(CatalogError) -> JobRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]).map(Self.job)
+        }
+    }
+
+    public func claimJob(owner: String, leaseSeconds: Double, now: Date) async throws(CatalogError) -> JobRecord? {
+        let t = now.timeIntervalSince1970
+        return try await write { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT * FROM job
+                WHERE (state = 'queued' AND run_after <= ?) OR (state = 'running' AND lease_expires_at < ?)
+                ORDER BY priority DESC, created_at, id LIMIT 1
+                """, arguments: [t, t]) else { return nil }
+            var job = Self.job(row)
+            job.attempts += 1
+            job.state = .running
+            job.leaseOwner = owner
+            job.leaseExpiresAt = Date(timeIntervalSince1970: t + leaseSeconds)
+            try db.execute(sql: "UPDATE job SET state = 'running', attempts = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ?",
+                           arguments: [job.attempts, owner, t + leaseSeconds, job.id])
+            try db.execute(sql: "UPDATE track SET status = 'processing', progress = 0, updated_at = ? WHERE id = ?", arguments: [t, job.trackID])
+            return job
+        }
+    }
+
+    public func heartbeat(jobID: String, owner: String, progress: Double, leaseSeconds: Double, now: Date) async throws(CatalogError) -> Bool {
+        let t = now.timeIntervalSince1970
+        return try await write { db in
+            try db.execute(sql: "UPDATE job SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
+                           arguments: [t + leaseSeconds, jobID, owner])
+            guard db.changesCount == 1 else { return false }
+            try db.execute(sql: "UPDATE track SET progress = ?, updated_at = ? WHERE job_id = ? AND status = 'processing'",
+                           arguments: [min(max(progress, 0), 100), t, jobID])
+            return true
+        }
+    }
+
+    public func complete(jobID: String, owner: String, version: Int, manifestJSON: String, now: Date) async throws(CatalogError) -> Bool {
+        let t = now.timeIntervalSince1970
+        return try await write { db in
+            try db.execute(sql: "UPDATE job SET state = 'done', lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ? AND state = 'running'",
+                           arguments: [jobID, owner])
+            guard db.changesCount == 1 else { return false }
+            try db.execute(sql: """
+                UPDATE track SET status = 'ready', progress = 100, version = ?, manifest_json = ?, failure_reason = NULL, updated_at = ?
+                WHERE job_id = ?
+                """, arguments: [version, manifestJSON, t, jobID])
+            return db.changesCount == 1
+        }
+    }
+
+    public func fail(jobID: String, owner: String, error: String, retryAt: Date?, now: Date) async throws(CatalogError) -> JobState {
+        let t = now.timeIntervalSince1970
+        return try await write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ? AND lease_owner = ?", arguments: [jobID, owner]) else {
+                return .queued   // The lease moved on: someone else owns the job now.
+            }
+            let job = Self.job(row)
+            if let retryAt, job.attempts < job.maxAttempts {
+                try db.execute(sql: """
+                    UPDATE job SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, last_error = ?, run_after = ? WHERE id = ?
+                    """, arguments: [error, retryAt.timeIntervalSince1970, jobID])
+                try db.execute(sql: "UPDATE track SET status = 'queued', progress = 0, updated_at = ? WHERE job_id = ?", arguments: [t, jobID])
+                return .queued
+            }
+            try db.execute(sql: "UPDATE job SET state = 'dead', lease_owner = NULL, lease_expires_at = NULL, last_error = ? WHERE id = ?",
+                           arguments: [error, jobID])
+            try db.execute(sql: "UPDATE track SET status = 'failed', failure_reason = ?, updated_at = ? WHERE job_id = ?", arguments: [error, t, jobID])
+            return .dead
+        }
+    }
+
+    public func release(jobID: String, owner: String) async throws(CatalogError) {
+        _ = try await write { db in
+            try db.execute(sql: """
+                UPDATE job SET state = 'queued', attempts = MAX(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = ? AND lease_owner = ? AND state = 'running'
+                """, arguments: [jobID, owner])
+            if db.changesCount == 1 {
+                try db.execute(sql: "UPDATE track SET status = 'queued', progress = 0 WHERE job_id = ?", arguments: [jobID])
+            }
+            return true
+        }
+    }
+
+    public func check() async throws(CatalogError) {
+        _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+}

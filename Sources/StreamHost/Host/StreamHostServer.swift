@@ -1,0 +1,97 @@
+public import Hummingbird
+public import Logging
+import Foundation
+import NIOCore
+import ServiceLifecycle
+
+/// The embedded host: local-disk storage and a SQLite catalog under the data directory, the
+/// worker pool, and the HTTP API, assembled from a ``HostConfiguration``.
+///
+/// ```swift
+/// let host = try StreamHostServer(configuration: HostConfiguration())
+/// try await host.application().runService()   // SIGTERM/SIGINT shut it down gracefully
+/// ```
+///
+/// To embed the API in another Hummingbird app, call ``register(on:)`` on its router and add
+/// ``workers`` to its services.
+public struct StreamHostServer: Sendable {
+    public let configuration: HostConfiguration
+    public let storage: any ObjectStorage
+    public let catalog: any Catalog
+    public let workers: WorkerPool
+    public let logger: Logger
+    let temporaryDirectory: String
+
+    /// Opens the embedded default under `configuration.dataDirectory`: `objects/`,
+    /// `catalog.sqlite`, `tmp/` (uploads being received) and `staging/` (jobs being packaged).
+    /// Leftovers of a previous run in `tmp/` and `staging/` are removed: nothing there was
+    /// accepted or published.
+    public init(configuration: HostConfiguration, logger: Logger = Logger(label: "veza.streamhost")) throws {
+        let data = configuration.dataDirectory
+        let temporary = data + "/tmp"
+        let staging = data + "/staging"
+        for directory in [temporary, staging] {
+            try? FileManager.default.removeItem(atPath: directory)
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        let storage = try LocalDiskStorage(root: data + "/objects")
+        let catalog = try SQLiteCatalog(path: data + "/catalog.sqlite")
+        self.init(configuration: configuration, storage: storage, catalog: catalog, temporaryDirectory: temporary,
+                  stagingDirectory: staging, logger: logger)
+    }
+
+    /// Assembles a host over any storage and catalog (S3, PostgreSQL, …).
+    public init(configuration: HostConfiguration, storage: any ObjectStorage, catalog: any Catalog, temporaryDirectory: String,
+                stagingDirectory: String, logger: Logger) {
+        self.configuration = configuration
+        self.storage = storage
+        self.catalog = catalog
+        self.logger = logger
+        self.temporaryDirectory = temporaryDirectory
+        let pipeline = IngestPipeline(storage: storage, stagingDirectory: stagingDirectory, ladder: configuration.ladder)
+        workers = WorkerPool(catalog: catalog, pipeline: pipeline, configuration: configuration, logger: logger)
+    }
+
+    /// Adds every route of the host to `router`.
+    public func register<Context: RequestContext>(on router: Router<Context>) {
+        let workers = self.workers
+        TrackRoutes(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
+                    onEnqueue: { workers.notify() }).register(on: router)
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/readyz") { _, _ -> Response in
+            var problems: [String] = []
+            do { try await catalog.check() } catch { problems.append("catalog: \(error)") }
+            do { try await storage.check() } catch { problems.append("storage: \(error)") }
+            if configuration.workerCount > 0 && workers.isStopped { problems.append("workers: stopped") }
+            guard problems.isEmpty else {
+                throw APIError(.serviceUnavailable, code: "not_ready", problems.joined(separator: "; "), retryAfter: 5)
+            }
+            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
+        }
+    }
+
+    /// The Hummingbird application: the routes, the worker pool as a service, HTTP/1.1 with
+    /// an idle timeout that drops stalled uploads.
+    ///
+    /// - Parameter onListening: called with the bound port once the server accepts
+    ///   connections (useful with port 0).
+    public func application(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = Router()
+        router.add(middleware: LogRequestsMiddleware(.debug))
+        register(on: router)
+        return Application(
+            router: router,
+            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.uploadIdleTimeout)))),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veza-stream"),
+            services: [workers],
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+    }
+
+    /// Runs the host until SIGTERM or SIGINT, then shuts down gracefully: the listener stops
+    /// accepting, in-flight requests finish, running jobs give their leases back.
+    public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        try await application(onListening: onListening).runService()
+    }
+}

@@ -1,0 +1,365 @@
+public import Hummingbird
+public import Foundation
+import Logging
+public import MediaCore
+import MultipartKit
+import HTTPTypes
+import NIOCore
+
+/// What `GET /v1/tracks/{id}` (and the upload's 202) answers.
+public struct TrackResource: Codable, Sendable, ResponseEncodable {
+    public struct RenditionSummary: Codable, Sendable {
+        public var id: String
+        public var codec: String
+        public var codecs: String
+        public var sampleRate: Int
+        public var channelCount: Int
+        public var targetBitrate: Int?
+        public var segmentCount: Int
+        /// Storage key of the progressive file.
+        public var progressive: String?
+    }
+
+    public var id: String
+    public var jobId: String
+    public var status: TrackStatus
+    /// 0–100 while processing; 100 when ready.
+    public var progress: Double
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var failureReason: String?
+    /// Published version (`tracks/{id}/v{n}/`), once ready.
+    public var version: Int?
+    /// The upload's probe: format, duration, channels, tags (sanitised).
+    public var metadata: MediaProbe?
+    /// Source loudness (EBU R128), once analysed.
+    public var loudness: LoudnessReport?
+    /// Loudness of the normalised renditions.
+    public var normalizedLoudness: LoudnessReport?
+    public var gainDB: Double?
+    public var renditions: [RenditionSummary]?
+
+    init(_ record: TrackRecord) {
+        id = record.id
+        jobId = record.jobID
+        status = record.status
+        progress = (record.progress * 10).rounded() / 10
+        createdAt = record.createdAt
+        updatedAt = record.updatedAt
+        failureReason = record.failureReason
+        metadata = try? JSONDecoder().decode(MediaProbe.self, from: Data(record.probeJSON.utf8))
+        if record.status == .ready, let json = record.manifestJSON,
+           let manifest = try? JSONDecoder().decode(TrackManifest.self, from: Data(json.utf8)) {
+            let prefix = IngestPipeline.versionPrefix(track: record.id, version: record.version)
+            version = record.version
+            loudness = manifest.loudness
+            normalizedLoudness = manifest.normalizedLoudness
+            gainDB = manifest.gainDB
+            renditions = manifest.renditions.map {
+                RenditionSummary(id: $0.id, codec: $0.codec, codecs: $0.codecs, sampleRate: $0.sampleRate, channelCount: $0.channelCount,
+                                 targetBitrate: $0.targetBitrate, segmentCount: $0.segments.count,
+                                 progressive: $0.progressive.map { prefix + "/" + $0 })
+            }
+        }
+    }
+}
+
+/// A page of `GET /v1/tracks`.
+struct TrackPage: Codable, Sendable, ResponseEncodable {
+    var tracks: [TrackResource]
+    /// Pass as `after` for the next page; absent on the last page.
+    var next: String?
+}
+
+/// The `/v1/tracks` API: upload, status, list, delete.
+public struct TrackRoutes: Sendable {
+    let catalog: any Catalog
+    let storage: any ObjectStorage
+    let configuration: HostConfiguration
+    let temporaryDirectory: String
+    /// Called after a job is enqueued (wakes an idle worker).
+    let onEnqueue: @Sendable () -> Void
+
+    public init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, temporaryDirectory: String,
+                onEnqueue: @escaping @Sendable () -> Void) {
+        self.catalog = catalog
+        self.storage = storage
+        self.configuration = configuration
+        self.temporaryDirectory = temporaryDirectory
+        self.onEnqueue = onEnqueue
+    }
+
+    /// Adds the routes to `router`.
+    public func register<Context: RequestContext>(on router: Router<Context>) {
+        router.post("/v1/tracks") { request, context in try await self.upload(request, context: context) }
+        router.get("/v1/tracks") { request, _ in try await self.list(request) }
+        router.get("/v1/tracks/:id") { _, context in
+            let id = try context.parameters.require("id")
+            guard let record = try await self.catalogCall({ try await self.catalog.track(id: id) }) else { throw APIError.notFound("no track \(id)") }
+            return TrackResource(record)
+        }
+        router.delete("/v1/tracks/:id") { _, context in
+            let id = try context.parameters.require("id")
+            guard try await self.catalogCall({ try await self.catalog.deleteTrack(id: id) }) else { throw APIError.notFound("no track \(id)") }
+            do {
+                try await self.storage.delete(prefix: "tracks/\(id)")
+            } catch {
+                throw APIError(.internalServerError, code: "storage_error", "the track is deleted but some objects remain: \(error)")
+            }
+            return Response(status: .noContent)
+        }
+    }
+
+    private func catalogCall<T>(_ body: () async throws -> T) async throws(APIError) -> T {
+        try await StreamHost.catalogCall(catalog, body)
+    }
+
+    private var intake: TrackIntake {
+        TrackIntake(catalog: catalog, storage: storage, configuration: configuration, onEnqueue: onEnqueue)
+    }
+
+    private func list(_ request: Request) async throws -> TrackPage {
+        let limit = min(max(request.uri.queryParameters.get("limit", as: Int.self) ?? 50, 1), 500)
+        let after = request.uri.queryParameters.get("after")
+        let records = try await catalogCall { try await catalog.tracks(limit: limit + 1, after: after) }
+        let page = records.prefix(limit).map(TrackResource.init)
+        return TrackPage(tracks: Array(page), next: records.count > limit ? page.last?.id : nil)
+    }
+
+    // MARK: Upload
+
+    private func upload(_ request: Request, context: some RequestContext) async throws -> Response {
+        let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!].map { String($0.prefix(200)) }
+        if let idempotencyKey, let existing = try await catalogCall({ try await catalog.track(idempotencyKey: idempotencyKey) }) {
+            return try accepted(existing, context: context)
+        }
+        let depth = try await catalogCall { try await catalog.activeJobCount() }
+        guard depth < configuration.maxQueueDepth else {
+            throw APIError(.serviceUnavailable, code: "queue_full", "the transcode queue is full (\(depth) jobs); retry later", retryAfter: 30)
+        }
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > configuration.maxUploadBytes {
+            throw APIError(.contentTooLarge, code: "payload_too_large", "the upload is \(length) bytes; the limit is \(configuration.maxUploadBytes)")
+        }
+
+        let temporary = temporaryDirectory + "/upload-\(UUID().uuidString)"
+        defer { unlink(temporary) }
+        let received = try await receive(request, to: temporary)
+        guard received > 0 else { throw APIError(.badRequest, code: "empty_body", "the upload has no bytes") }
+
+        let priority = request.uri.queryParameters.get("priority") == "background" ? JobPriority.backCatalogue : .interactive
+        let record = try await intake.accept(file: temporary, byteCount: received, idempotencyKey: idempotencyKey, priority: priority)
+        context.logger.info("upload accepted", metadata: ["track": "\(record.id)", "bytes": "\(received)"])
+        return try accepted(record, context: context)
+    }
+
+    private func accepted(_ record: TrackRecord, context: some RequestContext) throws -> Response {
+        let data = try JSONEncoder().encode(Accepted(id: record.id, jobId: record.jobID, status: record.status))
+        return Response(status: .accepted,
+                        headers: [.contentType: "application/json; charset=utf-8", .location: "/v1/tracks/\(record.id)"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Streams the body (raw, or the first file part of `multipart/form-data`) to `path`,
+    /// enforcing the size cap as bytes arrive. Returns the byte count.
+    private func receive(_ request: Request, to path: String) async throws -> Int {
+        let file = UploadFile(path: path, limit: configuration.maxUploadBytes)
+        guard file.descriptor >= 0 else {
+            throw APIError(.internalServerError, code: "storage_error", "cannot create a temporary file: \(String(cString: strerror(errno)))")
+        }
+        defer { file.close() }
+        let contentType = request.headers[.contentType] ?? ""
+        if contentType.lowercased().hasPrefix("multipart/form-data") {
+            guard let boundary = Self.boundary(contentType) else {
+                throw APIError(.badRequest, code: "bad_multipart", "multipart/form-data without a boundary")
+            }
+            let parser = MultipartParser(boundary: boundary)
+            let state = MultipartState()
+            parser.onHeader = { name, value in
+                if name.lowercased() == "content-disposition", value.contains("filename"), !state.done { state.inFile = true }
+            }
+            parser.onBody = { buffer in
+                guard state.inFile, state.error == nil else { return }
+                do { try file.write(buffer.readableBytesView) } catch { state.error = error }
+            }
+            parser.onPartComplete = {
+                if state.inFile { state.done = true }
+                state.inFile = false
+            }
+            for try await chunk in request.body {
+                do {
+                    try parser.execute(chunk)
+                } catch {
+                    throw APIError(.badRequest, code: "bad_multipart", "the multipart body is malformed")
+                }
+                if let error = state.error { throw error }
+            }
+            guard state.done || file.written > 0 else {
+                throw APIError(.badRequest, code: "bad_multipart", "the multipart body has no file part")
+            }
+        } else {
+            for try await chunk in request.body {
+                try file.write(chunk.readableBytesView)
+            }
+        }
+        return file.written
+    }
+
+    static func boundary(_ contentType: String) -> String? {
+        for parameter in contentType.split(separator: ";").dropFirst() {
+            let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if pair.count == 2, pair[0].lowercased() == "boundary" {
+                return pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            }
+        }
+        return nil
+    }
+
+    /// A sortable, URL-safe id: milliseconds since 1970 in base 36, then 10 random characters.
+    static func newID() -> String {
+        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")
+        let millis = UInt64(Date().timeIntervalSince1970 * 1000)
+        var time = String(millis, radix: 36)
+        time = String(repeating: "0", count: max(0, 9 - time.count)) + time
+        return time + String((0..<10).map { _ in alphabet.randomElement()! })
+    }
+}
+
+/// Turns a received file into an accepted track: sniff (415), probe (422), keep the source in
+/// storage, then record the track and its job atomically (503 when the queue is full). Shared
+/// by the upload route and in-process `streamhost ingest`.
+public struct TrackIntake: Sendable {
+    let catalog: any Catalog
+    let storage: any ObjectStorage
+    let configuration: HostConfiguration
+    let onEnqueue: @Sendable () -> Void
+
+    public init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, onEnqueue: @escaping @Sendable () -> Void) {
+        self.catalog = catalog
+        self.storage = storage
+        self.configuration = configuration
+        self.onEnqueue = onEnqueue
+    }
+
+    /// Accepts `file` (consumed: moved into storage), returning the track (an earlier one
+    /// when `idempotencyKey` was used before).
+    public func accept(file: String, byteCount: Int, idempotencyKey: String?, priority: JobPriority) async throws(APIError) -> TrackRecord {
+        let probe: MediaProbe
+        let family: MediaFamily
+        do {
+            family = try Sniffer.sniff(fileAt: file)
+            probe = try MediaProbe.probe(fileAt: file, timeLimit: .seconds(20))
+        } catch {
+            throw APIError.upload(error)
+        }
+        let now = Date()
+        let id = TrackRoutes.newID()
+        let sourceKey = "tracks/\(id)/source/original.\(family.fileExtension)"
+        let track = TrackRecord(id: id, status: .queued, progress: 0, createdAt: now, updatedAt: now, sourceKey: sourceKey,
+                                sourceBytes: byteCount, probeJSON: MediaTools.encode(probe), version: 0, manifestJSON: nil,
+                                failureReason: nil, jobID: "job_" + TrackRoutes.newID())
+        let job = JobRecord(id: track.jobID, trackID: id, priority: priority, state: .queued, attempts: 0, maxAttempts: configuration.maxAttempts,
+                            runAfter: now, leaseOwner: nil, leaseExpiresAt: nil, lastError: nil, targetVersion: 1, createdAt: now)
+        // The source is stored before the catalog row, so an accepted upload (202) always
+        // has its bytes; a crash in between leaves only an orphan object, never a lost track.
+        do {
+            try await storage.put(fileAt: file, key: sourceKey)
+        } catch {
+            throw APIError(.internalServerError, code: "storage_error", error.message)
+        }
+        let outcome: InsertOutcome
+        do {
+            outcome = try await catalogCall(catalog) { try await catalog.insert(track: track, job: job, idempotencyKey: idempotencyKey, maxQueueDepth: configuration.maxQueueDepth) }
+        } catch {
+            try? await storage.delete(prefix: "tracks/\(id)")
+            throw error
+        }
+        switch outcome {
+        case .created(let record):
+            onEnqueue()
+            return record
+        case .existing(let record):
+            try? await storage.delete(prefix: "tracks/\(id)")
+            return record
+        }
+    }
+}
+
+/// Maps a catalog failure to its HTTP answer.
+func catalogCall<T>(_ catalog: any Catalog, _ body: () async throws -> T) async throws(APIError) -> T {
+    do {
+        return try await body()
+    } catch let error as CatalogError {
+        switch error.code {
+        case .queueFull: throw APIError(.serviceUnavailable, code: "queue_full", error.message, retryAfter: 30)
+        case .database: throw APIError(.serviceUnavailable, code: "catalog_unavailable", error.message, retryAfter: 5)
+        }
+    } catch {
+        throw APIError(.serviceUnavailable, code: "catalog_unavailable", "\(error)", retryAfter: 5)
+    }
+}
+
+/// The upload's 202 body.
+private struct Accepted: Encodable {
+    var id: String
+    var jobId: String
+    var status: TrackStatus
+}
+
+/// Multipart parser callbacks' shared state (the parser runs on one task only).
+private final class MultipartState {
+    var inFile = false
+    var done = false
+    var error: (any Error)?
+}
+
+/// A temporary upload file written with POSIX calls (small appends to local disk; the
+/// descriptor never leaves the handling task). Enforces the size cap.
+private final class UploadFile {
+    let descriptor: Int32
+    let limit: Int
+    private(set) var written = 0
+
+    init(path: String, limit: Int) {
+        descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        self.limit = limit
+    }
+
+    func write(_ bytes: ByteBufferView) throws {
+        written += bytes.count
+        guard written <= limit else {
+            throw APIError(.contentTooLarge, code: "payload_too_large", "the upload exceeds the limit of \(limit) bytes")
+        }
+        try bytes.withContiguousStorageIfAvailable { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let result = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                guard result > 0 else {
+                    throw APIError(.internalServerError, code: "storage_error", "cannot write the upload: \(String(cString: strerror(errno)))")
+                }
+                offset += result
+            }
+        }
+    }
+
+    func close() { _ = Glibc.close(descriptor) }
+}
+
+extension MediaFamily {
+    /// The extension the kept original is stored with.
+    var fileExtension: String {
+        switch self {
+        case .mp3: "mp3"
+        case .adts: "aac"
+        case .mp4: "m4a"
+        case .flac: "flac"
+        case .ogg(let codec):
+            switch codec {
+            case .opus: "opus"
+            case .vorbis: "ogg"
+            case .flac: "oga"
+            }
+        case .wav: "wav"
+        case .aiff: "aiff"
+        }
+    }
+}

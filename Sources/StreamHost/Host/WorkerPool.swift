@@ -1,0 +1,212 @@
+import Foundation
+public import Logging
+public import MediaCore
+public import ServiceLifecycle
+import Synchronization
+
+/// Packages one track: the source from storage → ``OfflinePackager`` into a private staging
+/// directory → every object into storage under `tracks/{id}/v{n}/`, `manifest.json` last.
+///
+/// Idempotent: a retry (after a crash, a lost lease, a failure) first removes whatever an
+/// earlier attempt left under the same version, so a track is never published in part.
+public struct IngestPipeline: Sendable {
+    public let storage: any ObjectStorage
+    public let stagingDirectory: String
+    public let ladder: LadderConfiguration
+
+    public init(storage: any ObjectStorage, stagingDirectory: String, ladder: LadderConfiguration) {
+        self.storage = storage
+        self.stagingDirectory = stagingDirectory
+        self.ladder = ladder
+    }
+
+    /// The storage prefix of a published version.
+    public static func versionPrefix(track: String, version: Int) -> String { "tracks/\(track)/v\(version)" }
+
+    /// Runs `job` for `track`, returning the published `manifest.json` text.
+    public func run(job: JobRecord, track: TrackRecord, progress: @escaping @Sendable (Double) -> Void) async throws -> String {
+        let staging = stagingDirectory + "/" + job.id
+        try? FileManager.default.removeItem(atPath: staging)
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        try FileManager.default.createDirectory(atPath: staging + "/out", withIntermediateDirectories: true)
+
+        var source = storage.localPath(of: track.sourceKey)
+        if source == nil {
+            let local = staging + "/source"
+            try await storage.fetch(track.sourceKey, to: local)
+            source = local
+        }
+        _ = try await OfflinePackager.package(file: source!, to: staging + "/out", configuration: ladder) { fraction in
+            progress(fraction * 95)
+        }
+        try Task.checkCancellation()
+
+        let prefix = Self.versionPrefix(track: track.id, version: job.targetVersion)
+        try await storage.delete(prefix: prefix)
+        let root = staging + "/out"
+        let files = (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { relative in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: root + "/" + relative, isDirectory: &isDirectory) && !isDirectory.boolValue
+        }.sorted()
+        guard files.contains("manifest.json") else { throw MediaError(.internalFailure, "the packager wrote no manifest.json") }
+        let manifest = try String(contentsOfFile: root + "/manifest.json", encoding: .utf8)
+        for (index, relative) in files.enumerated() where relative != "manifest.json" {
+            try Task.checkCancellation()
+            try await storage.put(fileAt: root + "/" + relative, key: prefix + "/" + relative)
+            progress(95 + 5 * Double(index) / Double(files.count))
+        }
+        // Last: the object that makes the version visible.
+        try await storage.put(Array(manifest.utf8), key: prefix + "/manifest.json")
+        return manifest
+    }
+}
+
+/// Progress of one job, shared between the packager's callback and the heartbeat.
+final class ProgressBox: Sendable {
+    private let value = Mutex<Double>(0)
+    func set(_ newValue: Double) { value.withLock { $0 = newValue } }
+    func get() -> Double { value.withLock { $0 } }
+}
+
+/// The worker pool: `workerCount` loops that lease jobs from the ``Catalog``, run the
+/// ``IngestPipeline`` with a heartbeat that extends the lease and persists progress, and
+/// record the outcome (done, retry with exponential backoff, or dead-letter).
+///
+/// A `Service`: on graceful shutdown the running jobs are cancelled and their leases given
+/// back, so another host (or this one, restarted) runs them again at once; if the process
+/// dies instead, the leases expire and the same happens after ``HostConfiguration/leaseSeconds``.
+public final class WorkerPool: Service {
+    let catalog: any Catalog
+    let pipeline: IngestPipeline
+    let configuration: HostConfiguration
+    let logger: Logger
+    let instance = UUID().uuidString.prefix(8)
+    private let wake: AsyncStream<Void>
+    private let wakeContinuation: AsyncStream<Void>.Continuation
+    private let runningCount = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
+
+    public init(catalog: any Catalog, pipeline: IngestPipeline, configuration: HostConfiguration, logger: Logger) {
+        self.catalog = catalog
+        self.pipeline = pipeline
+        self.configuration = configuration
+        self.logger = logger
+        (wake, wakeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Jobs being run right now.
+    public var running: Int { runningCount.load(ordering: .relaxed) }
+
+    /// True once the pool has stopped (after a graceful shutdown).
+    public var isStopped: Bool { stopped.load(ordering: .relaxed) }
+
+    /// Tells idle workers that a job was enqueued (they also poll).
+    public func notify() { wakeContinuation.yield() }
+
+    public func run() async throws {
+        guard configuration.workerCount > 0 else {
+            try? await gracefulShutdown()
+            return
+        }
+        logger.info("worker pool started", metadata: ["workers": "\(configuration.workerCount)"])
+        // Graceful shutdown cancels the loops; a cancelled job gives its lease back.
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                for index in 0..<self.configuration.workerCount {
+                    group.addTask { await self.workerLoop(name: "\(self.instance)-\(index)") }
+                }
+            }
+        }
+        stopped.store(true, ordering: .relaxed)
+        logger.info("worker pool stopped")
+    }
+
+    private func workerLoop(name: String) async {
+        while !Task.isCancelled {
+            do {
+                if let job = try await catalog.claimJob(owner: name, leaseSeconds: configuration.leaseSeconds, now: Date()) {
+                    await execute(job, owner: name)
+                    continue
+                }
+            } catch {
+                logger.error("cannot claim a job", metadata: ["error": "\(error)"])
+            }
+            // Idle: wait for a wake-up or the poll interval, whichever is first.
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await Task.sleep(for: .seconds(self.configuration.pollSeconds)) }
+                group.addTask { for await _ in self.wake { break } }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    private func execute(_ job: JobRecord, owner: String) async {
+        runningCount.add(1, ordering: .relaxed)
+        defer { runningCount.subtract(1, ordering: .relaxed) }
+        let log = logger.with(job: job)
+        guard let track = try? await catalog.track(id: job.trackID) else {
+            _ = try? await catalog.fail(jobID: job.id, owner: owner, error: "the track was deleted", retryAt: nil, now: Date())
+            return
+        }
+        log.info("job started", metadata: ["attempt": "\(job.attempts)"])
+        let started = ContinuousClock.now
+        let progress = ProgressBox()
+        let outcome: Result<String, any Error> = await withTaskGroup(of: Result<String, any Error>?.self) { group in
+            group.addTask {
+                do {
+                    return .success(try await self.pipeline.run(job: job, track: track) { progress.set($0) })
+                } catch {
+                    return .failure(error)
+                }
+            }
+            group.addTask {
+                // Heartbeat: extend the lease at a third of its length; stop the job if lost.
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(self.configuration.leaseSeconds / 3))
+                    if Task.isCancelled { break }
+                    let held = (try? await self.catalog.heartbeat(jobID: job.id, owner: owner, progress: progress.get(),
+                                                                   leaseSeconds: self.configuration.leaseSeconds, now: Date())) ?? true
+                    if !held { return .failure(CancellationError()) }
+                }
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            if let first { return first }
+            return await group.next().flatMap { $0 } ?? .failure(CancellationError())
+        }
+        let elapsed = ContinuousClock.now - started
+        switch outcome {
+        case .success(let manifest):
+            let recorded = (try? await catalog.complete(jobID: job.id, owner: owner, version: job.targetVersion, manifestJSON: manifest, now: Date())) ?? false
+            if recorded {
+                log.info("job done", metadata: ["seconds": "\(elapsed.components.seconds)"])
+            } else {
+                // Deleted meanwhile, or the lease was lost: take back what was published.
+                let prefix = IngestPipeline.versionPrefix(track: job.trackID, version: job.targetVersion)
+                if (try? await catalog.track(id: job.trackID)) == nil { try? await pipeline.storage.delete(prefix: "tracks/\(job.trackID)") }
+                log.warning("job finished but its lease or track is gone", metadata: ["prefix": "\(prefix)"])
+            }
+        case .failure(let error) where error is CancellationError || Task.isCancelled:
+            try? await catalog.release(jobID: job.id, owner: owner)
+            log.info("job released")
+        case .failure(let error):
+            let permanent = (error as? MediaError).map { [.unsupportedFormat, .invalidData, .noAudioStream, .unsupportedCodec, .unsupportedParameters].contains($0.code) } ?? false
+            let delay = configuration.retryBaseSeconds * pow(2, Double(max(job.attempts - 1, 0)))
+            let message = (error as? MediaError)?.message ?? "\(error)"
+            let state = try? await catalog.fail(jobID: job.id, owner: owner, error: message,
+                                                retryAt: permanent ? nil : Date().addingTimeInterval(delay), now: Date())
+            log.error("job failed", metadata: ["error": "\(message)", "state": "\(state?.rawValue ?? "?")"])
+        }
+    }
+}
+
+extension Logger {
+    func with(job: JobRecord) -> Logger {
+        var copy = self
+        copy[metadataKey: "job"] = "\(job.id)"
+        copy[metadataKey: "track"] = "\(job.trackID)"
+        return copy
+    }
+}

@@ -1,0 +1,216 @@
+import ArgumentParser
+import Configuration
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import StreamHost
+
+/// Host options shared by `serve` and `ingest`: each overrides the configuration file and
+/// the `VEZA_…` environment.
+struct HostOptions: ParsableArguments {
+    @Option(help: "JSON configuration file (keys: host, port, data.directory, upload.maxBytes, workers.count, queue.maxDepth, …).")
+    var config: String?
+    @Option(help: "Data directory (objects, catalog, temporary files). Default ./data.") var dataDirectory: String?
+    @Option(help: "Worker tasks running jobs. Default: the number of cores.") var workers: Int?
+
+    func flags(extra: [String: ConfigContent] = [:]) -> [String: ConfigContent] {
+        var flags = extra
+        if let dataDirectory { flags["data.directory"] = .string(dataDirectory) }
+        if let workers { flags["workers.count"] = .int(workers) }
+        return flags
+    }
+
+    func load(extra: [String: ConfigContent] = [:]) async throws -> HostConfiguration {
+        do {
+            return HostConfiguration(reader: try await HostConfiguration.reader(file: config, flags: flags(extra: extra)))
+        } catch {
+            throw ValidationError("cannot read the configuration: \(error)")
+        }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the host: HTTP API and worker pool on the embedded default (local disk + SQLite).",
+        discussion: "Configuration: --config FILE, then VEZA_… environment variables (VEZA_PORT, VEZA_DATA_DIRECTORY, …), then flags. SIGTERM or SIGINT stops it gracefully."
+    )
+
+    @OptionGroup var options: HostOptions
+    @Option(help: "Address to bind. Default 127.0.0.1.") var host: String?
+    @Option(help: "Port (0: any free port). Default 8080.") var port: Int?
+    @Option(help: "Largest upload in bytes. Default 1 GiB.") var maxUploadBytes: Int?
+
+    func run() async throws {
+        var extra: [String: ConfigContent] = [:]
+        if let host { extra["host"] = .string(host) }
+        if let port { extra["port"] = .int(port) }
+        if let maxUploadBytes { extra["upload.maxBytes"] = .int(maxUploadBytes) }
+        let configuration = try await options.load(extra: extra)
+        let server = try StreamHostServer(configuration: configuration)
+        try await server.run { port in
+            FileHandle.standardOutput.write(Data("streamhost listening on http://\(configuration.host):\(port) (data: \(configuration.dataDirectory))\n".utf8))
+        }
+    }
+}
+
+struct Ingest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit files for packaging, to a running host (--server) or in this process, with a progress bar per file."
+    )
+
+    @Argument(help: "Audio files.") var files: [String]
+    @Option(help: "A running host, e.g. http://127.0.0.1:8080. Without it the files are packaged in this process.")
+    var server: String?
+    @OptionGroup var options: HostOptions
+
+    func run() async throws {
+        let display = MultiProgress(labels: files.map { ($0 as NSString).lastPathComponent })
+        let failures: Int
+        if let server {
+            failures = try await remote(server: server, display: display)
+        } else {
+            failures = try await local(display: display)
+        }
+        display.finish()
+        if failures > 0 { throw ExitCode(3) }
+    }
+
+    /// Uploads each file, then polls the tracks until each is ready or failed.
+    private func remote(server: String, display: MultiProgress) async throws -> Int {
+        guard let base = URL(string: server) else { throw ValidationError("--server must be a URL") }
+        var ids: [Int: String] = [:]
+        for (index, file) in files.enumerated() {
+            var request = URLRequest(url: base.appendingPathComponent("v1/tracks"))
+            request.httpMethod = "POST"
+            request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
+            do {
+                let body = try Data(contentsOf: URL(fileURLWithPath: file))
+                let (data, response) = try await URLSession.shared.upload(for: request, from: body)
+                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+                if status == 202, let id = json?["id"] as? String {
+                    ids[index] = id
+                    display.update(index, fraction: 0, status: "queued")
+                } else {
+                    let message = ((json?["error"] as? [String: Any])?["message"] as? String) ?? "HTTP \(status)"
+                    display.update(index, fraction: 0, status: "refused: \(message)", done: true)
+                }
+            } catch {
+                display.update(index, fraction: 0, status: "error: \(error.localizedDescription)", done: true)
+            }
+        }
+        var failures = files.count - ids.count
+        while !ids.isEmpty {
+            try await Task.sleep(for: .milliseconds(500))
+            for (index, id) in ids {
+                guard let (data, _) = try? await URLSession.shared.data(from: base.appendingPathComponent("v1/tracks/\(id)")),
+                      let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                      let status = json["status"] as? String else { continue }
+                let progress = (json["progress"] as? Double ?? 0) / 100
+                switch status {
+                case "ready":
+                    display.update(index, fraction: 1, status: "ready \(id)", done: true)
+                    ids[index] = nil
+                case "failed":
+                    display.update(index, fraction: progress, status: "failed: \(json["failureReason"] as? String ?? "")", done: true)
+                    ids[index] = nil
+                    failures += 1
+                default:
+                    display.update(index, fraction: progress, status: status)
+                }
+            }
+        }
+        return failures
+    }
+
+    /// Opens the data directory, accepts each file, and runs the worker pool until every one
+    /// of them is ready or failed.
+    private func local(display: MultiProgress) async throws -> Int {
+        let configuration = try await options.load()
+        let host = try StreamHostServer(configuration: configuration)
+        let intake = TrackIntake(catalog: host.catalog, storage: host.storage, configuration: configuration, onEnqueue: { host.workers.notify() })
+        var ids: [Int: String] = [:]
+        var failures = 0
+        for (index, file) in files.enumerated() {
+            // Intake consumes its file: hand it a copy.
+            let copy = configuration.dataDirectory + "/tmp/ingest-\(UUID().uuidString)"
+            do {
+                try FileManager.default.copyItem(atPath: file, toPath: copy)
+                let size = (try FileManager.default.attributesOfItem(atPath: copy)[.size] as? Int) ?? 0
+                let record = try await intake.accept(file: copy, byteCount: size, idempotencyKey: nil, priority: .interactive)
+                ids[index] = record.id
+                display.update(index, fraction: 0, status: "queued")
+            } catch let error as APIError {
+                try? FileManager.default.removeItem(atPath: copy)
+                display.update(index, fraction: 0, status: "refused: \(error.message)", done: true)
+                failures += 1
+            } catch {
+                try? FileManager.default.removeItem(atPath: copy)
+                display.update(index, fraction: 0, status: "error: \(error.localizedDescription)", done: true)
+                failures += 1
+            }
+        }
+        guard !ids.isEmpty else { return failures }
+        let workers = Task { try await host.workers.run() }
+        while !ids.isEmpty {
+            try await Task.sleep(for: .milliseconds(250))
+            for (index, id) in ids {
+                guard let record = try? await host.catalog.track(id: id) else { continue }
+                switch record.status {
+                case .ready:
+                    display.update(index, fraction: 1, status: "ready \(id)", done: true)
+                    ids[index] = nil
+                case .failed:
+                    display.update(index, fraction: record.progress / 100, status: "failed: \(record.failureReason ?? "")", done: true)
+                    ids[index] = nil
+                    failures += 1
+                default:
+                    display.update(index, fraction: record.progress / 100, status: record.status.rawValue)
+                }
+            }
+        }
+        workers.cancel()
+        _ = await workers.result
+        return failures
+    }
+}
+
+/// One progress line per file; redrawn in place on a terminal, printed once per file
+/// (when it finishes) otherwise.
+final class MultiProgress: @unchecked Sendable {
+    // Safe: every access takes the lock.
+    private let lock = NSLock()
+    private var lines: [(label: String, fraction: Double, status: String, done: Bool)]
+    private let terminal = isatty(1) != 0
+    private var drawn = false
+
+    init(labels: [String]) { lines = labels.map { ($0, 0, "waiting", false) } }
+
+    func update(_ index: Int, fraction: Double, status: String, done: Bool = false) {
+        lock.lock()
+        defer { lock.unlock() }
+        let wasDone = lines[index].done
+        lines[index] = (lines[index].label, min(max(fraction, 0), 1), status, done)
+        if terminal {
+            redraw()
+        } else if done && !wasDone {
+            print("\(lines[index].label): \(status)")
+        }
+    }
+
+    private func redraw() {
+        var out = drawn ? "\u{1B}[\(lines.count)A" : ""
+        for line in lines {
+            let width = 30
+            let filled = Int(line.fraction * Double(width))
+            let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+            let label = line.label.count > 24 ? String(line.label.prefix(23)) + "…" : line.label.padding(toLength: 24, withPad: " ", startingAt: 0)
+            out += "\u{1B}[2K\(label) \(bar) \(String(format: "%3d", Int(line.fraction * 100)))% \(line.status)\n"
+        }
+        drawn = true
+        FileHandle.standardOutput.write(Data(out.utf8))
+    }
+
+    func finish() {}
+}
