@@ -26,6 +26,8 @@ public struct MediaError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let unsupportedParameters = Code(rawValue: "unsupported_parameters")
         /// The operation went over its time limit.
         public static let timedOut = Code(rawValue: "timed_out")
+        /// The task doing the work was cancelled (e.g. a host shutting down).
+        public static let cancelled = Code(rawValue: "cancelled")
         /// A library call failed for another reason (out of memory, internal error).
         public static let internalFailure = Code(rawValue: "internal_failure")
     }

@@ -297,6 +297,25 @@ struct HostTests {
         host.stop()
     }
 
+    @Test("SIGTERM during transcoding: the host stops promptly and the running job goes back to the queue")
+    func gracefulShutdown() throws {
+        let host = HostProcess(name: "term")
+        try host.start()
+        let path = try Fixtures.make("host-crash.flac", source: Fixtures.sourceArguments(seconds: 90), ["-c:a", "flac"])
+        let id = try #require(try host.upload(path).json["id"] as? String)
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, try host.track(id)["status"] as? String != "processing" { Thread.sleep(forTimeInterval: 0.1) }
+        Thread.sleep(forTimeInterval: 1)
+        let started = Date()
+        host.stop()
+        #expect(Date().timeIntervalSince(started) < 15, "graceful shutdown took \(Date().timeIntervalSince(started)) s")
+        // Reopen with no workers: the job was released, not left leased.
+        try host.start(workers: 0)
+        #expect(try host.track(id)["status"] as? String == "queued")
+        #expect(host.temporaryFiles().isEmpty)
+        host.stop()
+    }
+
     @Test("50 concurrent uploads: each accepted or refused with 503 + Retry-After; every accepted one becomes ready; memory bounded")
     func concurrentUploads() throws {
         let host = HostProcess(name: "many", environment: ["VEZA_QUEUE_MAX_DEPTH": "20"])

@@ -90,6 +90,7 @@ public enum LadderPackager {
                                            samplesPerPixel: configuration.waveformSamplesPerPixel, bits: .eight)
         let expected = max(1, decoder.probe.sampleCount ?? 1)
         while let block = try decoder.read() {
+            if Task.isCancelled { throw MediaError(.cancelled, "packaging was cancelled") }
             try block.samples.withUnsafeBufferPointer { samples throws(MediaError) in
                 meter.process(samples)
                 waveform.process(samples)
@@ -153,6 +154,7 @@ public enum LadderPackager {
                 // The producer: read the spool, fan out.
                 var offset: Int64 = 0
                 while offset < frames {
+                    if Task.isCancelled { throw MediaError(.cancelled, "packaging was cancelled") }
                     let count = Int(min(Int64(blockFrames), frames - offset))
                     let block = try spool.read(frame: offset, count: count, channels: channels)
                     offset += Int64(count)

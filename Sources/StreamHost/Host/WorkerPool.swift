@@ -189,7 +189,9 @@ public final class WorkerPool: Service {
                 log.warning("job finished but its lease or track is gone", metadata: ["prefix": "\(prefix)"])
             }
         case .failure(let error) where error is CancellationError || Task.isCancelled:
-            try? await catalog.release(jobID: job.id, owner: owner)
+            // In a fresh task: this one is cancelled, and the database calls honour that.
+            let catalog = self.catalog
+            await Task { try? await catalog.release(jobID: job.id, owner: owner) }.value
             log.info("job released")
         case .failure(let error):
             let permanent = (error as? MediaError).map { [.unsupportedFormat, .invalidData, .noAudioStream, .unsupportedCodec, .unsupportedParameters].contains($0.code) } ?? false
