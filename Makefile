@@ -6,7 +6,7 @@ SWIFT_FLAGS ?= -Xswiftc -warnings-as-errors
 # Optimised test builds keep internal symbols visible to `@testable import`.
 TEST_FLAGS ?= -c release -Xswiftc -enable-testing
 
-.PHONY: demo test deps build coverage bench clean
+.PHONY: demo test deps build coverage bench bench-host clean
 
 deps:
 	scripts/install-deps.sh
@@ -27,6 +27,10 @@ coverage: deps
 
 bench: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+
+# The host end to end over HTTP (issue 6): upload → ready, jobs per minute.
+bench-host: deps
+	Benchmarks/host-throughput.sh
 
 clean:
 	rm -rf .build Benchmarks/.build

@@ -14,7 +14,7 @@ packages=(
   # libsoxr: the reference resampler the benchmarks compare with.
   libsoxr-dev
   # Real tools the tests run: ffmpeg/ffprobe make fixtures and check output; xmllint checks MPDs.
-  ffmpeg libxml2-utils curl
+  ffmpeg libxml2-utils curl bc
 )
 
 missing=()
