@@ -26,6 +26,7 @@ coverage: deps
 	scripts/coverage.sh
 
 bench: deps
+	$(SWIFT) build -c release --product streamhost
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
 
 # The host end to end over HTTP (issue 6): upload → ready, jobs per minute.

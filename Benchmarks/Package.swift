@@ -57,8 +57,6 @@ let package = Package(
             name: "PackagingBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "MediaCore", package: "veza-stream"),
-                .product(name: "StreamHost", package: "veza-stream"),
             ],
             path: "Benchmarks/PackagingBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -209,10 +209,12 @@ struct HostTests {
         try host.start()
         var refused = 0
         var accepted: [String] = []
+        var acceptedNames: [String] = []
         for entry in try HostileCorpus.make() {
             let reply = try host.upload(entry.path)
             if reply.status == 202 {
                 accepted.append(try #require(reply.json["id"] as? String))
+                acceptedNames.append(entry.name)
             } else {
                 #expect([400, 413, 415, 422].contains(reply.status), "\(entry.name): \(reply.status)")
                 let error = reply.json["error"] as? [String: Any]
@@ -220,7 +222,7 @@ struct HostTests {
                 refused += 1
             }
         }
-        // Accepted ones (truncated or damaged but probe-able) end ready or failed with a reason.
+        // Accepted ones must be files that decode cleanly; they end ready or failed with a reason.
         for id in accepted {
             let track = try host.waitForTrack(id)
             if track["status"] as? String == "failed" { #expect((track["failureReason"] as? String)?.isEmpty == false) }
@@ -232,7 +234,7 @@ struct HostTests {
         #expect(try host.curl(["-X", "POST", "--data-binary", "", host.base + "/v1/tracks"]).status == 400)
         #expect(try host.curl([host.base + "/healthz"]).status == 200)
         #expect(host.temporaryFiles().isEmpty)
-        print("hostile corpus: \(refused) refused with 4xx, \(accepted.count) accepted as partial media")
+        print("hostile corpus: \(refused) refused with 4xx, \(accepted.count) accepted: \(acceptedNames)")
         host.stop()
     }
 

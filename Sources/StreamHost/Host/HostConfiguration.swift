@@ -23,6 +23,10 @@ public struct HostConfiguration: Sendable {
     /// Seconds an upload may stall between two body chunks before it is dropped
     /// (`upload.idleTimeout`). Default 30.
     public var uploadIdleTimeout: Double = 30
+    /// Whether an upload is decoded in full before it is accepted (`upload.validate`), so that
+    /// truncated or corrupt files get 422 at once instead of a failed or damaged track later.
+    /// Default true.
+    public var validateUploadsByDecoding = true
     /// Worker tasks running jobs (`workers.count`). Default: the number of cores.
     public var workerCount: Int = ProcessInfo.processInfo.activeProcessorCount
     /// Jobs queued or running beyond which uploads get 503 + Retry-After (`queue.maxDepth`).
@@ -48,6 +52,7 @@ public struct HostConfiguration: Sendable {
         port = reader.int(forKey: "port", default: port)
         dataDirectory = reader.string(forKey: "data.directory", default: dataDirectory)
         maxUploadBytes = reader.int(forKey: "upload.maxBytes", default: maxUploadBytes)
+        validateUploadsByDecoding = reader.bool(forKey: "upload.validate", default: validateUploadsByDecoding)
         uploadIdleTimeout = reader.double(forKey: "upload.idleTimeout", default: uploadIdleTimeout)
         workerCount = max(0, reader.int(forKey: "workers.count", default: workerCount))
         maxQueueDepth = max(1, reader.int(forKey: "queue.maxDepth", default: maxQueueDepth))

@@ -248,6 +248,7 @@ public struct TrackIntake: Sendable {
         do {
             family = try Sniffer.sniff(fileAt: file)
             probe = try MediaProbe.probe(fileAt: file, timeLimit: .seconds(20))
+            if configuration.validateUploadsByDecoding { try Self.validateByDecoding(file) }
         } catch {
             throw APIError.upload(error)
         }
@@ -280,6 +281,29 @@ public struct TrackIntake: Sendable {
         case .existing(let record):
             try? await storage.delete(prefix: "tracks/\(id)")
             return record
+        }
+    }
+}
+
+extension TrackIntake {
+    /// Decodes the whole upload once (about 1/20 of the time packaging takes) and refuses it
+    /// (422) when it is truncated, has corrupt packets, or decodes to nothing: such a file is
+    /// almost always a broken upload, and the uploader can fix it now, while the job would
+    /// only publish damaged audio.
+    static func validateByDecoding(_ path: String) throws(MediaError) {
+        let decoder = try AudioDecoder(path: path, options: DecoderOptions(channelMode: .preserve, timeLimit: .seconds(120)))
+        while try decoder.read() != nil {}
+        let report = decoder.report
+        if report.framesDecoded == 0 {
+            throw MediaError(.invalidData, "the file decodes to no audio")
+        }
+        if report.truncated {
+            let rate = Double(max(decoder.sampleRate, 1))
+            let expected = report.expectedFrames.map { String(format: " of %.1f s", Double($0) / rate) } ?? ""
+            throw MediaError(.invalidData, String(format: "the file is truncated: it decodes to %.1f s", Double(report.framesDecoded) / rate) + expected)
+        }
+        if report.corruptPackets > 0 {
+            throw MediaError(.invalidData, "the file has \(report.corruptPackets) corrupt packet(s)")
         }
     }
 }
