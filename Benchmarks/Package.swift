@@ -15,6 +15,8 @@ let package = Package(
         .systemLibrary(name: "CEbur128", path: "Sources/CEbur128", pkgConfig: "libebur128", providers: [.apt(["libebur128-dev"])]),
         .systemLibrary(name: "CSoxr", path: "Sources/CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
         .systemLibrary(name: "CSwresample", path: "Sources/CSwresample", pkgConfig: "libswresample", providers: [.apt(["libswresample-dev"])]),
+        // Inputs and child-process measurement shared by the benchmarks that run ffmpeg.
+        .target(name: "BenchmarkSupport", path: "Sources/BenchmarkSupport"),
         .executableTarget(
             name: "ResamplerBenchmarks",
             dependencies: [
@@ -47,6 +49,7 @@ let package = Package(
         .executableTarget(
             name: "DecodeBenchmarks",
             dependencies: [
+                "BenchmarkSupport",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "MediaCore", package: "veza-stream"),
             ],
@@ -56,6 +59,7 @@ let package = Package(
         .executableTarget(
             name: "PackagingBenchmarks",
             dependencies: [
+                "BenchmarkSupport",
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/PackagingBenchmarks",

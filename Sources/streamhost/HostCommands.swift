@@ -5,6 +5,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import StreamHost
+import Synchronization
 
 /// Host options shared by `serve` and `ingest`: each overrides the configuration file and
 /// the `VEZA_…` environment.
@@ -72,7 +73,6 @@ struct Ingest: AsyncParsableCommand {
         } else {
             failures = try await local(display: display)
         }
-        display.finish()
         if failures > 0 { throw ExitCode(3) }
     }
 
@@ -178,39 +178,46 @@ struct Ingest: AsyncParsableCommand {
 
 /// One progress line per file; redrawn in place on a terminal, printed once per file
 /// (when it finishes) otherwise.
-final class MultiProgress: @unchecked Sendable {
-    // Safe: every access takes the lock.
-    private let lock = NSLock()
-    private var lines: [(label: String, fraction: Double, status: String, done: Bool)]
-    private let terminal = isatty(1) != 0
-    private var drawn = false
+final class MultiProgress: Sendable {
+    private struct Line {
+        var label: String
+        var fraction: Double
+        var status: String
+        var done: Bool
+    }
 
-    init(labels: [String]) { lines = labels.map { ($0, 0, "waiting", false) } }
+    private struct State {
+        var lines: [Line]
+        var drawn = false
+    }
+
+    private let state: Mutex<State>
+    private let terminal = isatty(1) != 0
+
+    init(labels: [String]) { state = Mutex(State(lines: labels.map { Line(label: $0, fraction: 0, status: "waiting", done: false) })) }
 
     func update(_ index: Int, fraction: Double, status: String, done: Bool = false) {
-        lock.lock()
-        defer { lock.unlock() }
-        let wasDone = lines[index].done
-        lines[index] = (lines[index].label, min(max(fraction, 0), 1), status, done)
-        if terminal {
-            redraw()
-        } else if done && !wasDone {
-            print("\(lines[index].label): \(status)")
+        state.withLock { state in
+            let wasDone = state.lines[index].done
+            state.lines[index] = Line(label: state.lines[index].label, fraction: min(max(fraction, 0), 1), status: status, done: done)
+            if terminal {
+                Self.redraw(&state)
+            } else if done && !wasDone {
+                print("\(state.lines[index].label): \(status)")
+            }
         }
     }
 
-    private func redraw() {
-        var out = drawn ? "\u{1B}[\(lines.count)A" : ""
-        for line in lines {
+    private static func redraw(_ state: inout State) {
+        var out = state.drawn ? "\u{1B}[\(state.lines.count)A" : ""
+        for line in state.lines {
             let width = 30
             let filled = Int(line.fraction * Double(width))
             let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
             let label = line.label.count > 24 ? String(line.label.prefix(23)) + "…" : line.label.padding(toLength: 24, withPad: " ", startingAt: 0)
             out += "\u{1B}[2K\(label) \(bar) \(String(format: "%3d", Int(line.fraction * 100)))% \(line.status)\n"
         }
-        drawn = true
+        state.drawn = true
         FileHandle.standardOutput.write(Data(out.utf8))
     }
-
-    func finish() {}
 }

@@ -4,8 +4,7 @@ import Testing
 import TestSupport
 
 /// A real `streamhost serve` process on a loopback port, with its own data directory.
-final class HostProcess: @unchecked Sendable {
-    // Safe: used from one test at a time; `process` is only touched by start/stop.
+final class HostProcess {
     let dataDirectory: String
     let environment: [String: String]
     private(set) var process: Process?

@@ -1,4 +1,5 @@
 import Benchmark
+import BenchmarkSupport
 import Foundation
 import MediaCore
 
@@ -10,31 +11,13 @@ import MediaCore
 /// Makes the benchmark inputs once, with the real ffmpeg, under the system temp directory.
 enum Inputs {
     static let seconds = 300
-    static let directory: String = {
-        let path = NSTemporaryDirectory() + "veza-bench-inputs"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }()
-
     static func file(_ name: String, _ encode: [String]) -> String {
-        let path = "\(directory)/\(name)"
+        let path = "\(benchmarkInputDirectory)/\(name)"
         if FileManager.default.fileExists(atPath: path) { return path }
         let source = "aevalsrc=0.4*sin(2*PI*440*t)+0.05*(random(0)-0.5)|0.3*sin(2*PI*663*t)+0.05*(random(1)-0.5):s=44100:d=\(seconds):c=stereo"
-        run(["-v", "error", "-y", "-f", "lavfi", "-i", source] + encode + [path + ".part." + (name as NSString).pathExtension])
+        ffmpeg(["-v", "error", "-y", "-f", "lavfi", "-i", source] + encode + [path + ".part." + (name as NSString).pathExtension])
         try? FileManager.default.moveItem(atPath: path + ".part." + (name as NSString).pathExtension, toPath: path)
         return path
-    }
-
-    @discardableResult
-    static func run(_ arguments: [String]) -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { fatalError("ffmpeg is required: run scripts/install-deps.sh") }
-        process.waitUntilExit()
-        return process.terminationStatus
     }
 }
 
@@ -55,7 +38,7 @@ let benchmarks: @Sendable () -> Void = {
     let tiny = Inputs.file("tiny.flac", ["-c:a", "flac", "-sample_fmt", "s16", "-t", "0.01"])
     Benchmark("ffmpeg process start-up (10 ms file)") { benchmark in
         for _ in benchmark.scaledIterations {
-            precondition(Inputs.run(["-v", "error", "-threads", "1", "-i", tiny, "-f", "null", "-"]) == 0)
+            precondition(ffmpeg(["-v", "error", "-threads", "1", "-i", tiny, "-f", "null", "-"]) == 0)
         }
     }
     for (name, path) in files {
@@ -73,7 +56,7 @@ let benchmarks: @Sendable () -> Void = {
         }
         Benchmark("Decode \(name) 5 min: ffmpeg -f null (reference)") { benchmark in
             for _ in benchmark.scaledIterations {
-                let status = Inputs.run(["-v", "error", "-threads", "1", "-i", path, "-f", "null", "-"])
+                let status = ffmpeg(["-v", "error", "-threads", "1", "-i", path, "-f", "null", "-"])
                 precondition(status == 0, "ffmpeg failed")
             }
         }

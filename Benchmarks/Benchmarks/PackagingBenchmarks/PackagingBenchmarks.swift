@@ -1,4 +1,5 @@
 import Benchmark
+import BenchmarkSupport
 import Foundation
 
 // The default ladder (aac-256/128/64, opus-160/96/48, mp3-320, flac) from a 5-minute stereo
@@ -16,41 +17,15 @@ import Foundation
 // a 2-core machine.) `make bench` builds `streamhost` in release first.
 
 enum Inputs {
-    static let directory: String = {
-        let path = NSTemporaryDirectory() + "veza-bench-inputs"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }()
-
     static let source: String = {
-        let path = "\(directory)/package-5min.flac"
+        let path = "\(benchmarkInputDirectory)/package-5min.flac"
         if FileManager.default.fileExists(atPath: path) { return path }
         // Tones plus noise, so that no encoder gets an unrealistically easy signal.
         let signal = "aevalsrc=0.3*sin(2*PI*440*t)+0.2*sin(2*PI*3000*t*(1+0.1*sin(t)))+0.08*(random(0)-0.5)|0.3*sin(2*PI*663*t)+0.1*sin(2*PI*5100*t)+0.08*(random(1)-0.5):s=44100:d=300:c=stereo"
-        precondition(run(["-v", "error", "-y", "-f", "lavfi", "-i", signal, "-c:a", "flac", "-sample_fmt", "s16", path + ".part.flac"]) == 0)
+        precondition(ffmpeg(["-v", "error", "-y", "-f", "lavfi", "-i", signal, "-c:a", "flac", "-sample_fmt", "s16", path + ".part.flac"]) == 0)
         try? FileManager.default.moveItem(atPath: path + ".part.flac", toPath: path)
         return path
     }()
-
-    @discardableResult
-    static func run(_ arguments: [String]) -> Int32 { spawn("/usr/bin/ffmpeg", arguments).status }
-
-    /// Runs `tool` with stdout and stderr to /dev/null; returns its exit status and peak RSS.
-    static func spawn(_ tool: String, _ arguments: [String]) -> (status: Int32, peakKiB: Int) {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([tool] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, tool, &actions, nil, argv, environ) == 0 else { fatalError("cannot run \(tool)") }
-        var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-        return ((status >> 8) & 0xFF, usage.ru_maxrss)
-    }
 
     /// The release `streamhost` of the package this benchmark measures.
     static let streamhost: String = {
@@ -91,7 +66,7 @@ let benchmarks: @Sendable () -> Void = {
         maxIterations: 3
     )
     let source = Inputs.source
-    let out = Inputs.directory + "/package-out"
+    let out = benchmarkInputDirectory + "/package-out"
 
     let peak = BenchmarkMetric.custom("Child peak RSS (MiB)", polarity: .prefersSmaller, useScalingFactor: false)
     let metrics: [BenchmarkMetric] = [.wallClock, peak]
@@ -99,7 +74,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("Package 5 min into the default ladder: streamhost package", configuration: .init(metrics: metrics)) { benchmark in
         for _ in benchmark.scaledIterations {
             try? FileManager.default.removeItem(atPath: out)
-            let result = Inputs.spawn(Inputs.streamhost, ["package", source, "--out", out])
+            let result = spawn(Inputs.streamhost, ["package", source, "--out", out])
             precondition(result.status == 0, "streamhost package failed")
             benchmark.measurement(peak, result.peakKiB / 1024)
         }
@@ -109,7 +84,7 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             try? FileManager.default.removeItem(atPath: out + "-ffmpeg")
             let arguments = Inputs.ffmpegLadder(out: out + "-ffmpeg", gainDB: -3)
-            let result = Inputs.spawn("/usr/bin/ffmpeg", arguments)
+            let result = spawn("/usr/bin/ffmpeg", arguments)
             precondition(result.status == 0, "ffmpeg failed: \(arguments.joined(separator: " "))")
             benchmark.measurement(peak, result.peakKiB / 1024)
         }

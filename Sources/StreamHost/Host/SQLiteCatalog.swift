@@ -98,7 +98,7 @@ public final class SQLiteCatalog: Catalog {
             if let idempotencyKey, let row = try Row.fetchOne(db, sql: "SELECT * FROM track WHERE idempotency_key = ?", arguments: [idempotencyKey]) {
                 return .existing(Self.track(row))
             }
-            let active = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE state IN ('queued', 'running')") ?? 0
+            let active = try Self.activeJobCount(db)
             guard active < maxQueueDepth else {
                 throw CatalogError(.queueFull, "\(active) jobs are queued or running (limit \(maxQueueDepth))")
             }
@@ -150,9 +150,11 @@ public final class SQLiteCatalog: Catalog {
     }
 
     public func activeJobCount() async throws(CatalogError) -> Int {
-        try await read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE state IN ('queued', 'running')") ?? 0
-        }
+        try await read { db in try Self.activeJobCount(db) }
+    }
+
+    private static func activeJobCount(_ db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE state IN ('queued', 'running')") ?? 0
     }
 
     public func job(id: String) async throws(CatalogError) -> JobRecord? {

@@ -83,7 +83,6 @@ public final class WorkerPool: Service {
     let instance = UUID().uuidString.prefix(8)
     private let wake: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
-    private let runningCount = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
 
     public init(catalog: any Catalog, pipeline: IngestPipeline, configuration: HostConfiguration, logger: Logger) {
@@ -93,9 +92,6 @@ public final class WorkerPool: Service {
         self.logger = logger
         (wake, wakeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
-
-    /// Jobs being run right now.
-    public var running: Int { runningCount.load(ordering: .relaxed) }
 
     /// True once the pool has stopped (after a graceful shutdown).
     public var isStopped: Bool { stopped.load(ordering: .relaxed) }
@@ -142,11 +138,18 @@ public final class WorkerPool: Service {
     }
 
     private func execute(_ job: JobRecord, owner: String) async {
-        runningCount.add(1, ordering: .relaxed)
-        defer { runningCount.subtract(1, ordering: .relaxed) }
         let log = logger.with(job: job)
-        guard let track = try? await catalog.track(id: job.trackID) else {
-            _ = try? await catalog.fail(jobID: job.id, owner: owner, error: "the track was deleted", retryAt: nil, now: Date())
+        let track: TrackRecord
+        do {
+            guard let found = try await catalog.track(id: job.trackID) else {
+                _ = try? await catalog.fail(jobID: job.id, owner: owner, error: "the track was deleted", retryAt: nil, now: Date())
+                return
+            }
+            track = found
+        } catch {
+            // The catalog could not answer: not the job's fault, so it goes back without an attempt.
+            log.error("cannot read the job's track", metadata: ["error": "\(error)"])
+            try? await catalog.release(jobID: job.id, owner: owner)
             return
         }
         log.info("job started", metadata: ["attempt": "\(job.attempts)"])
@@ -185,7 +188,11 @@ public final class WorkerPool: Service {
             } else {
                 // Deleted meanwhile, or the lease was lost: take back what was published.
                 let prefix = IngestPipeline.versionPrefix(track: job.trackID, version: job.targetVersion)
-                if (try? await catalog.track(id: job.trackID)) == nil { try? await pipeline.storage.delete(prefix: "tracks/\(job.trackID)") }
+                // Only when the catalog says the track is gone; an unreadable catalog deletes nothing.
+                let exists: Bool? = try? await catalog.track(id: job.trackID) != nil   // nil: catalog unreadable
+                if exists == false {
+                    try? await pipeline.storage.delete(prefix: "tracks/\(job.trackID)")
+                }
                 log.warning("job finished but its lease or track is gone", metadata: ["prefix": "\(prefix)"])
             }
         case .failure(let error) where error is CancellationError || Task.isCancelled:
