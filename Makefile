@@ -3,8 +3,9 @@ SWIFT ?= swift
 # Zero warnings is policy: tests build with warnings as errors, locally and in CI.
 # Tests run optimised (-c release): the DSP suites process minutes of audio.
 SWIFT_FLAGS ?= -Xswiftc -warnings-as-errors
-# Optimised test builds keep internal symbols visible to `@testable import`.
-TEST_FLAGS ?= -c release -Xswiftc -enable-testing
+# Optimised test builds keep internal symbols visible to `@testable import`. They get their own
+# build folder: with other flags in .build, `make test` and `make demo` would rebuild each other.
+TEST_FLAGS ?= -c release -Xswiftc -enable-testing --scratch-path .build-test
 
 .PHONY: demo test deps build coverage bench bench-host clean
 
@@ -34,4 +35,4 @@ bench-host: deps
 	Benchmarks/host-throughput.sh
 
 clean:
-	rm -rf .build Benchmarks/.build
+	rm -rf .build .build-test Benchmarks/.build
