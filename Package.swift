@@ -15,7 +15,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // 4.x: jwt-kit 5 needs swift-crypto ≥ 4.1.
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -62,6 +65,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -69,6 +73,16 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 // Streaming multipart/form-data parser for uploads.
                 .product(name: "MultipartKit", package: "multipart-kit"),
+                // API auth: JWT (HS256, ES256, RS256) with exp/nbf/aud checks.
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                // Observability: metrics in the Prometheus text format (registry used directly:
+                // swift-metrics' API has no HELP text, which `promtool check metrics` requires).
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            resources: [
+                // The demo page, compiled into the binary (no bundle to deploy).
+                .embedInCode("Delivery/demo.html"),
             ]
         ),
         .executableTarget(

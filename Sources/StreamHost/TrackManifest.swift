@@ -63,31 +63,43 @@ public struct TrackManifest: Sendable, Hashable, Codable {
     }
 
     /// The CMAF renditions as StreamKit models, with segment URIs relative to `base`
-    /// (e.g. `""` for files beside the manifest, `"/media/{id}/"` when served).
-    public func streamKitRenditions(base: String = "") -> [StreamKit.Rendition] {
-        renditions.compactMap { r in
+    /// (e.g. `""` for files beside the manifest, `"../../media/{id}/v1/"` when served), and
+    /// `query` (a signed-URL token) added to every segment template.
+    public func streamKitRenditions(base: String = "", query: (name: String, value: String)? = nil) -> [StreamKit.Rendition] {
+        func uri(_ path: String) -> String {
+            guard let query else { return base + path }
+            return QueryRewriter.adding(name: query.name, value: query.value, to: base + path)
+        }
+        return renditions.compactMap { r in
             guard let initSegment = r.initSegment, !r.segments.isEmpty else { return nil }
             return StreamKit.Rendition(
                 id: r.id, codec: AudioCodec(codecsString: r.codecs), sampleRate: r.sampleRate, channelCount: r.channelCount,
                 timescale: Int32(r.timescale),
-                addressing: .template(initialization: base + initSegment, media: base + "cmaf/$RepresentationID$/seg-$Number$.m4s"),
+                addressing: .template(initialization: uri(initSegment), media: uri("cmaf/$RepresentationID$/seg-$Number$.m4s")),
                 segments: r.segments.map { SegmentInfo(number: Int64($0.number), start: $0.start, duration: Int64($0.duration), byteSize: Int64($0.byteSize)) })
         }
     }
 
-    /// The HLS multivariant playlist over every CMAF rendition.
-    public func masterPlaylist(base: String = "", mediaPlaylistURI: (String) -> String = { "\($0).m3u8" }) throws(ManifestBuildError) -> String {
-        try MasterPlaylist.make(renditions: streamKitRenditions(base: base), mediaPlaylistURI: { mediaPlaylistURI($0.id) }).render()
+    /// The HLS multivariant playlist over every CMAF rendition; `query` is added to every
+    /// media playlist URI.
+    public func masterPlaylist(base: String = "", query: (name: String, value: String)? = nil,
+                               mediaPlaylistURI: (String) -> String = { "\($0).m3u8" }) throws(ManifestBuildError) -> String {
+        let master = try MasterPlaylist.make(renditions: streamKitRenditions(base: base), mediaPlaylistURI: { mediaPlaylistURI($0.id) })
+        guard let query else { return master.render() }
+        return master.addingQueryItem(name: query.name, value: query.value).render()
     }
 
-    /// The HLS media playlist of one rendition, or nil if it has no CMAF output.
-    public func mediaPlaylist(rendition id: String, base: String = "") throws(ManifestBuildError) -> String? {
+    /// The HLS media playlist of one rendition (nil if it has no CMAF output); `query` is
+    /// added to the init segment and every media segment URI.
+    public func mediaPlaylist(rendition id: String, base: String = "", query: (name: String, value: String)? = nil) throws(ManifestBuildError) -> String? {
         guard let rendition = streamKitRenditions(base: base).first(where: { $0.id == id }) else { return nil }
-        return try MediaPlaylist.vod(rendition).render()
+        let playlist = try MediaPlaylist.vod(rendition)
+        guard let query else { return playlist.render() }
+        return playlist.addingQueryItem(name: query.name, value: query.value).render()
     }
 
-    /// The DASH MPD over every CMAF rendition.
-    public func mpd(base: String = "") throws(ManifestBuildError) -> String {
-        try MPD.vod(renditions: streamKitRenditions(base: base)).render()
+    /// The DASH MPD over every CMAF rendition; `query` is added to the segment templates.
+    public func mpd(base: String = "", query: (name: String, value: String)? = nil) throws(ManifestBuildError) -> String {
+        try MPD.vod(renditions: streamKitRenditions(base: base, query: query)).render()
     }
 }

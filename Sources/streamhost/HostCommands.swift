@@ -4,7 +4,9 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import Logging
 import StreamHost
+import StreamKit
 import Synchronization
 
 /// Host options shared by `serve` and `ingest`: each overrides the configuration file and
@@ -22,12 +24,16 @@ struct HostOptions: ParsableArguments {
         return flags
     }
 
-    func load(extra: [String: ConfigContent] = [:]) async throws -> HostConfiguration {
+    func reader(extra: [String: ConfigContent] = [:]) async throws -> ConfigReader {
         do {
-            return HostConfiguration(reader: try await HostConfiguration.reader(file: config, flags: flags(extra: extra)))
+            return try await HostConfiguration.reader(file: config, flags: flags(extra: extra))
         } catch {
             throw ValidationError("cannot read the configuration: \(error)")
         }
+    }
+
+    func load(extra: [String: ConfigContent] = [:]) async throws -> HostConfiguration {
+        HostConfiguration(reader: try await reader(extra: extra))
     }
 }
 
@@ -41,14 +47,44 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to bind. Default 127.0.0.1.") var host: String?
     @Option(help: "Port (0: any free port). Default 8080.") var port: Int?
     @Option(help: "Largest upload in bytes. Default 1 GiB.") var maxUploadBytes: Int?
+    @Flag(help: "Public mode: no token needed anywhere, playback URLs unsigned (auth.public). For demos only.")
+    var `public` = false
+    @Option(help: "Log format: text or json (log.format, VEZA_LOG_FORMAT). Default text on a terminal, json otherwise.")
+    var logFormat: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error (log.level). Default info.")
+    var logLevel: String?
 
     func run() async throws {
         var extra: [String: ConfigContent] = [:]
         if let host { extra["host"] = .string(host) }
         if let port { extra["port"] = .int(port) }
         if let maxUploadBytes { extra["upload.maxBytes"] = .int(maxUploadBytes) }
-        let configuration = try await options.load(extra: extra)
-        let server = try StreamHostServer(configuration: configuration)
+        if `public` { extra["auth.public"] = .bool(true) }
+        if let logFormat { extra["log.format"] = .string(logFormat) }
+        if let logLevel { extra["log.level"] = .string(logLevel) }
+        let reader = try await options.reader(extra: extra)
+        let configuration = HostConfiguration(reader: reader)
+        let format = reader.string(forKey: "log.format", default: isatty(2) != 0 ? "text" : "json")
+        guard let level = Logger.Level(rawValue: reader.string(forKey: "log.level", default: "info")) else {
+            throw ValidationError("log.level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        switch format {
+        case "json": LoggingSystem.bootstrap { label in
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        case "text": LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        default: throw ValidationError("log.format must be text or json")
+        }
+        let server = try await StreamHostServer(configuration: configuration)
+        if configuration.auth.isPublic {
+            server.logger.warning("public mode: every route is open and playback URLs are unsigned (auth.public)")
+        }
         try await server.run { port in
             FileHandle.standardOutput.write(Data("streamhost listening on http://\(configuration.host):\(port) (data: \(configuration.dataDirectory))\n".utf8))
         }
@@ -63,6 +99,8 @@ struct Ingest: AsyncParsableCommand {
     @Argument(help: "Audio files.") var files: [String]
     @Option(help: "A running host, e.g. http://127.0.0.1:8080. Without it the files are packaged in this process.")
     var server: String?
+    @Option(help: "Access token with scope upload for --server (default: $VEZA_TOKEN; see `streamhost token`).")
+    var token: String?
     @OptionGroup var options: HostOptions
 
     func run() async throws {
@@ -79,9 +117,15 @@ struct Ingest: AsyncParsableCommand {
     /// Uploads each file, then polls the tracks until each is ready or failed.
     private func remote(server: String, display: MultiProgress) async throws -> Int {
         guard let base = URL(string: server) else { throw ValidationError("--server must be a URL") }
+        let token = token ?? ProcessInfo.processInfo.environment["VEZA_TOKEN"]
+        func authorized(_ url: URL) -> URLRequest {
+            var request = URLRequest(url: url)
+            if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+            return request
+        }
         var ids: [Int: String] = [:]
         for (index, file) in files.enumerated() {
-            var request = URLRequest(url: base.appendingPathComponent("v1/tracks"))
+            var request = authorized(base.appendingPathComponent("v1/tracks"))
             request.httpMethod = "POST"
             request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
             do {
@@ -104,7 +148,7 @@ struct Ingest: AsyncParsableCommand {
         while !ids.isEmpty {
             try await Task.sleep(for: .milliseconds(500))
             for (index, id) in ids {
-                guard let (data, _) = try? await URLSession.shared.data(from: base.appendingPathComponent("v1/tracks/\(id)")),
+                guard let (data, _) = try? await URLSession.shared.data(for: authorized(base.appendingPathComponent("v1/tracks/\(id)"))),
                       let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                       let status = json["status"] as? String else { continue }
                 let progress = (json["progress"] as? Double ?? 0) / 100
@@ -128,7 +172,7 @@ struct Ingest: AsyncParsableCommand {
     /// of them is ready or failed.
     private func local(display: MultiProgress) async throws -> Int {
         let configuration = try await options.load()
-        let host = try StreamHostServer(configuration: configuration)
+        let host = try await StreamHostServer(configuration: configuration)
         let intake = TrackIntake(catalog: host.catalog, storage: host.storage, configuration: configuration, onEnqueue: { host.workers.notify() })
         var ids: [Int: String] = [:]
         var failures = 0
@@ -220,4 +264,71 @@ final class MultiProgress: Sendable {
         state.drawn = true
         FileHandle.standardOutput.write(Data(out.utf8))
     }
+}
+
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Mint an access token (JWT) for operators and scripts, with the host's keys.",
+        discussion: "Uses the configuration (--config, VEZA_…) and the data directory's secrets.json, like `serve`. Prints the token on standard output and its claims on standard error."
+    )
+
+    @Option(parsing: .upToNextOption, help: "Scopes: upload, stream, admin. Default stream.") var scope: [String] = ["stream"]
+    @Option(help: "Lifetime, e.g. 90s, 15m, 1h, 7d. Default 1h.") var ttl: String = "1h"
+    @Option(help: "Subject (sub). Default: operator.") var subject: String = "operator"
+    @Option(help: "Restrict the token to one track (trk claim).") var track: String?
+    @Option(help: "Signing key: hs256 (default), es256 or rs256 (needs the private key configured).") var key: String = "hs256"
+    @Option(help: "Token id (jti), for revocation. Default: random.") var id: String?
+    @OptionGroup var options: HostOptions
+
+    func run() async throws {
+        let configuration = try await options.load()
+        guard let seconds = parseDuration(ttl) else { throw ValidationError("--ttl must look like 90s, 15m, 1h or 7d") }
+        let auth = try await HostAuth(configuration: configuration.auth,
+                                      secrets: try HostSecrets.loadOrCreate(dataDirectory: configuration.dataDirectory), catalog: nil)
+        let scopes = try scope.map { word in
+            guard let scope = AccessScope(rawValue: word) else { throw ValidationError("unknown scope \(word): use upload, stream or admin") }
+            return scope
+        }
+        let now = Date()
+        let claims = AccessClaims(subject: subject, audience: configuration.auth.audience, scopes: scopes, issuedAt: now,
+                                  expires: now.addingTimeInterval(seconds), id: id ?? UUID().uuidString.lowercased(), track: track)
+        let token = try await auth.mint(claims, keyID: key)
+        print(token)
+        FileHandle.standardError.write(Data("jti=\(claims.tokenID) scope=\(claims.scope) exp=\(Int(claims.expiresAt.timeIntervalSince1970))\n".utf8))
+    }
+}
+
+struct Sign: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sign a playback URL path (e.g. /hls/TRACK/master.m3u8) with the host's URL-signing key.",
+        discussion: "The token opens every playback path of the track: /hls/TRACK/, /dash/TRACK/, /media/TRACK/ and its waveform."
+    )
+
+    @Argument(help: "Path on the host, e.g. /hls/t_abc/master.m3u8.") var path: String
+    @Option(help: "Lifetime, e.g. 90s, 15m, 1h, 7d. Default 1h.") var ttl: String = "1h"
+    @OptionGroup var options: HostOptions
+
+    func run() async throws {
+        let configuration = try await options.load()
+        guard let seconds = parseDuration(ttl) else { throw ValidationError("--ttl must look like 90s, 15m, 1h or 7d") }
+        let parts = path.split(separator: "/")
+        guard parts.count >= 2, ["hls", "dash", "media"].contains(parts[0]) || (parts[0] == "v1" && parts.count >= 3) else {
+            throw ValidationError("the path must start with /hls/TRACK, /dash/TRACK or /media/TRACK")
+        }
+        let track = parts[0] == "v1" ? String(parts[2]) : String(parts[1])
+        var auth = configuration.auth
+        auth.isPublic = false
+        auth.playbackTTL = seconds
+        let signer = try await HostAuth(configuration: auth,
+                                        secrets: try HostSecrets.loadOrCreate(dataDirectory: configuration.dataDirectory), catalog: nil)
+        print(signer.signedPath(path, track: track, now: Date()))
+    }
+}
+
+/// `90s`, `15m`, `1h`, `7d` or plain seconds.
+func parseDuration(_ text: String) -> Double? {
+    let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+    if let unit = text.last, let scale = units[unit], let value = Double(text.dropLast()), value > 0 { return value * scale }
+    if let value = Double(text), value > 0 { return value }
+    return nil
 }

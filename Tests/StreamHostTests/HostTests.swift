@@ -9,6 +9,9 @@ final class HostProcess {
     let environment: [String: String]
     private(set) var process: Process?
     private(set) var port = 0
+    /// An admin token minted with `streamhost token` before start; ``curl(_:timeLimit:authenticated:)``
+    /// sends it unless told not to.
+    private(set) var adminToken = ""
 
     init(name: String, environment: [String: String] = [:]) {
         dataDirectory = Fixtures.directory + "/host-\(name)-\(UUID().uuidString.prefix(6))"
@@ -20,6 +23,7 @@ final class HostProcess {
 
     /// Starts the host and waits for its "listening" line.
     func start(workers: Int = 2) throws {
+        if adminToken.isEmpty { adminToken = try mint(["--scope", "admin", "--ttl", "2h"]) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Fixtures.builtProduct("streamhost"))
         process.arguments = ["serve", "--port", "0", "--data-directory", dataDirectory, "--workers", "\(workers)"]
@@ -48,6 +52,14 @@ final class HostProcess {
         throw TestError.failed("the host did not report a listening port: \(text)")
     }
 
+    /// Runs `streamhost token` on this host's data directory; returns the token.
+    func mint(_ arguments: [String]) throws -> String {
+        let variables = environment.map { "\($0.key)=\($0.value)" }
+        let result = try Subprocess.run("env", variables + [try Fixtures.builtProduct("streamhost"), "token", "--data-directory", dataDirectory] + arguments)
+        guard result.succeeded else { throw TestError.failed("streamhost token failed: \(result.stderr)") }
+        return String(decoding: result.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// SIGTERM and wait (graceful shutdown).
     func stop() {
         guard let process, process.isRunning else { return }
@@ -68,10 +80,11 @@ final class HostProcess {
     }
 
     /// `curl` with `arguments`; returns (status, body, headers).
-    func curl(_ arguments: [String], timeLimit: Double = 120) throws -> (status: Int, body: String, headers: String) {
+    func curl(_ arguments: [String], timeLimit: Double = 120, authenticated: Bool = true) throws -> (status: Int, body: String, headers: String) {
         let headersPath = Fixtures.directory + "/curl-\(UUID().uuidString).h"
         defer { try? FileManager.default.removeItem(atPath: headersPath) }
-        let result = try Subprocess.run("curl", ["-sS", "--noproxy", "*", "-D", headersPath, "-o", "-", "-w", "\n%{http_code}"] + arguments, timeLimit: timeLimit)
+        let auth = authenticated && !adminToken.isEmpty ? ["-H", "Authorization: Bearer \(adminToken)"] : []
+        let result = try Subprocess.run("curl", ["-sS", "--noproxy", "*", "-D", headersPath, "-o", "-", "-w", "\n%{http_code}"] + auth + arguments, timeLimit: timeLimit)
         let output = String(decoding: result.stdout, as: UTF8.self)
         let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
         let status = Int(lines.last ?? "") ?? 0

@@ -11,12 +11,15 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
     public var message: String
     /// Seconds the client should wait before retrying (503, 429).
     public var retryAfter: Int?
+    /// Extra response fields (`WWW-Authenticate` on 401, `Content-Range` on 416).
+    public var headers: HTTPFields
 
-    public init(_ status: HTTPResponse.Status, code: String, _ message: String, retryAfter: Int? = nil) {
+    public init(_ status: HTTPResponse.Status, code: String, _ message: String, retryAfter: Int? = nil, headers: HTTPFields = [:]) {
         self.status = status
         self.code = code
         self.message = message
         self.retryAfter = retryAfter
+        self.headers = headers
     }
 
     public var description: String { "\(status.code) \(code): \(message)" }
@@ -25,12 +28,23 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data = (try? encoder.encode(ErrorBody(error: .init(code: code, message: message)))) ?? Data("{}".utf8)
-        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        headers[.cacheControl] = "no-store"
         if let retryAfter { headers[.retryAfter] = "\(retryAfter)" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     static func notFound(_ what: String) -> APIError { APIError(.notFound, code: "not_found", what) }
+
+    /// 401 with a `WWW-Authenticate: Bearer` challenge (RFC 6750 §3).
+    static func unauthorized(_ message: String, error: String = "invalid_token") -> APIError {
+        APIError(.unauthorized, code: "unauthorized", message,
+                 headers: [.wwwAuthenticate: #"Bearer realm="veza-stream", error="\#(error)""#])
+    }
+
+    /// 403: authenticated, but not allowed to do this.
+    static func forbidden(_ message: String) -> APIError { APIError(.forbidden, code: "forbidden", message) }
 
     /// The status for a media error found while validating an upload: 415 when the bytes are
     /// not a supported format, 422 when they are but cannot be used.

@@ -171,4 +171,9 @@ public protocol Catalog: Sendable {
     func release(jobID: String, owner: String) async throws(CatalogError)
     /// Proves the store answers (for `/readyz`).
     func check() async throws(CatalogError)
+    /// Adds an access-token id to the revocation list until `expiresAt` (after which the token
+    /// is refused by its `exp` anyway and the entry may be forgotten).
+    func revoke(tokenID: String, expiresAt: Date) async throws(CatalogError)
+    /// Whether the token id was revoked.
+    func isRevoked(tokenID: String) async throws(CatalogError) -> Bool
 }

@@ -42,6 +42,12 @@ public struct HostConfiguration: Sendable {
     public var pollSeconds: Double = 0.5
     /// The ladder each job packages.
     public var ladder = LadderConfiguration()
+    /// Access tokens, signed playback URLs, public mode.
+    public var auth = AuthConfiguration()
+    /// `Cache-Control` max-age in seconds of playlists and MPDs (`delivery.playlistMaxAge`),
+    /// which can change when a track is replaced or deleted. Published media objects are
+    /// immutable and always cached for a year. Default 10.
+    public var playlistMaxAge: Int = 10
 
     /// The defaults.
     public init() {}
@@ -62,6 +68,8 @@ public struct HostConfiguration: Sendable {
         pollSeconds = max(0.01, reader.double(forKey: "queue.pollSeconds", default: pollSeconds))
         ladder.segmentDuration = reader.double(forKey: "ladder.segmentSeconds", default: ladder.segmentDuration)
         ladder.normalization.targetLoudness = reader.double(forKey: "ladder.targetLUFS", default: ladder.normalization.targetLoudness)
+        playlistMaxAge = max(0, reader.int(forKey: "delivery.playlistMaxAge", default: playlistMaxAge))
+        auth = AuthConfiguration(reader: reader)
     }
 
     /// The layered reader `streamhost` uses: `flags` (highest), then the environment's
@@ -86,5 +94,44 @@ public struct HostConfiguration: Sendable {
             providers.append(try await FileProvider<JSONSnapshot>(filePath: .init(file)))
         }
         return ConfigReader(providers: providers)
+    }
+}
+
+/// How the host authenticates (`auth.*` keys).
+///
+/// The HS256 and URL-signing keys default to random secrets kept in `{data}/secrets.json`
+/// (see ``HostSecrets``); ES256 and RS256 are enabled by configuring PEM key files (a public
+/// key verifies; a private key also lets `streamhost token` mint).
+public struct AuthConfiguration: Sendable {
+    /// Public mode (`auth.public`): no token needed anywhere, playback URLs unsigned. Demos only.
+    public var isPublic = false
+    /// The audience every access token must name (`auth.audience`). Default `veza-stream`.
+    public var audience = "veza-stream"
+    /// HS256 secret (`auth.hs256Secret`, at least 32 bytes); default from `secrets.json`.
+    public var hs256Secret: String?
+    /// PEM files (`auth.es256PublicKeyFile`, `auth.es256PrivateKeyFile`, `auth.rs256PublicKeyFile`,
+    /// `auth.rs256PrivateKeyFile`).
+    public var es256PublicKeyFile: String?
+    public var es256PrivateKeyFile: String?
+    public var rs256PublicKeyFile: String?
+    public var rs256PrivateKeyFile: String?
+    /// Key of signed playback URLs (`auth.urlSigningSecret`, at least 32 bytes); default from `secrets.json`.
+    public var urlSigningSecret: String?
+    /// Lifetime in seconds of the playback URLs the API hands out (`auth.playbackTTL`). Default 6 h.
+    public var playbackTTL: Double = 6 * 3600
+
+    public init() {}
+
+    /// Reads the `auth.*` keys, keeping defaults for those missing.
+    public init(reader: ConfigReader) {
+        isPublic = reader.bool(forKey: "auth.public", default: isPublic)
+        audience = reader.string(forKey: "auth.audience", default: audience)
+        hs256Secret = reader.string(forKey: "auth.hs256Secret", isSecret: true)
+        es256PublicKeyFile = reader.string(forKey: "auth.es256PublicKeyFile")
+        es256PrivateKeyFile = reader.string(forKey: "auth.es256PrivateKeyFile")
+        rs256PublicKeyFile = reader.string(forKey: "auth.rs256PublicKeyFile")
+        rs256PrivateKeyFile = reader.string(forKey: "auth.rs256PrivateKeyFile")
+        urlSigningSecret = reader.string(forKey: "auth.urlSigningSecret", isSecret: true)
+        playbackTTL = max(1, reader.double(forKey: "auth.playbackTTL", default: playbackTTL))
     }
 }

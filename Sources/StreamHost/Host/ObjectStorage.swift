@@ -1,4 +1,8 @@
-import Foundation
+public import Foundation
+import Glibc
+import CoreFoundation
+public import NIOCore
+import NIOPosix
 
 /// A failure of an ``ObjectStorage`` backend.
 public struct StorageError: Error, Sendable, CustomStringConvertible {
@@ -40,6 +44,32 @@ public protocol ObjectStorage: Sendable {
     func fetch(_ key: String, to path: String) async throws(StorageError)
     /// Proves the backend can write, read and delete (for `/readyz`).
     func check() async throws(StorageError)
+    /// Opens an object for reading: its metadata at once, its bytes on demand. Nil when there
+    /// is no object at `key`.
+    func open(_ key: String) async throws(StorageError) -> (any StoredObject)?
+}
+
+/// What delivery needs to know about an object before sending it.
+public struct ObjectInfo: Sendable, Hashable {
+    public var size: Int64
+    public var lastModified: Date
+    /// A strong validator that changes whenever the object's bytes do.
+    public var entityTag: String
+
+    public init(size: Int64, lastModified: Date, entityTag: String) {
+        self.size = size
+        self.lastModified = lastModified
+        self.entityTag = entityTag
+    }
+}
+
+/// An object opened for reading (``ObjectStorage/open(_:)``); releases what it holds when
+/// the last reference goes.
+public protocol StoredObject: Sendable {
+    var info: ObjectInfo { get }
+    /// Sends the bytes of `range` to `body` in order, in chunks of at most `chunkSize` bytes,
+    /// holding at most one chunk in memory at a time.
+    func read(_ range: ClosedRange<Int64>, chunkSize: Int, into body: (ByteBuffer) async throws -> Void) async throws
 }
 
 /// Validates a storage key: relative, `/`-separated, no empty, `.` or `..` components.
@@ -158,5 +188,110 @@ public struct LocalDiskStorage: ObjectStorage {
         try await put(Array("ok".utf8), key: key)
         guard try await size(of: key) == 2 else { throw StorageError(key: key, "a written object reads back wrong") }
         try await delete(prefix: ".readyz")
+    }
+
+    /// Objects up to this size are read whole when opened (one trip to the I/O thread pool
+    /// for open, stat and read: media segments are 10–300 KiB).
+    static let prefetchLimit = 512 * 1024
+
+    public func open(_ key: String) async throws(StorageError) -> (any StoredObject)? {
+        try validateKey(key)
+        let file = path(key)
+        let result: Result<LocalStoredObject?, StorageError>
+        do {
+            result = try await NIOThreadPool.singleton.runIfActive { () -> Result<LocalStoredObject?, StorageError> in
+                let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else {
+                    return errno == ENOENT || errno == ENOTDIR ? .success(nil) : .failure(StorageError(key: key, String(cString: strerror(errno))))
+                }
+                var status = stat()
+                guard fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+                    Glibc.close(fd)
+                    return .success(nil)
+                }
+                let size = Int64(status.st_size)
+                let modified = Date(timeIntervalSince1970: Double(status.st_mtim.tv_sec) + Double(status.st_mtim.tv_nsec) / 1e9)
+                // Like nginx: size and modification time, in hex (objects are written once, by rename).
+                let tag = String(status.st_mtim.tv_sec, radix: 16) + String(status.st_mtim.tv_nsec / 1000, radix: 16) + "-" + String(size, radix: 16)
+                let info = ObjectInfo(size: size, lastModified: modified, entityTag: tag)
+                if size <= Self.prefetchLimit {
+                    var buffer = ByteBufferAllocator().buffer(capacity: Int(size))
+                    let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(size)) { pointer in
+                        var done = 0
+                        while done < Int(size) {
+                            let n = pread(fd, pointer.baseAddress! + done, Int(size) - done, off_t(done))
+                            if n < 0 && errno == EINTR { continue }
+                            guard n > 0 else { break }
+                            done += n
+                        }
+                        return done
+                    }
+                    Glibc.close(fd)
+                    guard read == Int(size) else { return .failure(StorageError(key: key, "short read")) }
+                    return .success(LocalStoredObject(key: key, info: info, contents: buffer, descriptor: -1))
+                }
+                return .success(LocalStoredObject(key: key, info: info, contents: nil, descriptor: fd))
+            }
+        } catch {
+            throw StorageError(key: key, "I/O thread pool unavailable: \(error)")
+        }
+        return try result.get()
+    }
+}
+
+/// A file of ``LocalDiskStorage``: small ones held in memory, larger ones read with `pread`
+/// on NIO's blocking-I/O thread pool, one chunk at a time.
+final class LocalStoredObject: StoredObject {
+    let key: String
+    let info: ObjectInfo
+    let contents: ByteBuffer?
+    let descriptor: CInt
+
+    init(key: String, info: ObjectInfo, contents: ByteBuffer?, descriptor: CInt) {
+        self.key = key
+        self.info = info
+        self.contents = contents
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        if descriptor >= 0 { Glibc.close(descriptor) }
+    }
+
+    func read(_ range: ClosedRange<Int64>, chunkSize: Int, into body: (ByteBuffer) async throws -> Void) async throws {
+        precondition(range.upperBound < info.size)
+        if let contents {
+            var offset = Int(range.lowerBound)
+            while offset <= Int(range.upperBound) {
+                let length = min(chunkSize, Int(range.upperBound) - offset + 1)
+                try await body(contents.getSlice(at: offset, length: length)!)
+                offset += length
+            }
+            return
+        }
+        let fd = descriptor
+        let key = key
+        var offset = range.lowerBound
+        while offset <= range.upperBound {
+            let length = Int(min(Int64(chunkSize), range.upperBound - offset + 1))
+            let start = offset
+            let chunk = try await NIOThreadPool.singleton.runIfActive { () throws -> ByteBuffer in
+                var buffer = ByteBufferAllocator().buffer(capacity: length)
+                let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { pointer in
+                    var done = 0
+                    while done < length {
+                        let n = pread(fd, pointer.baseAddress! + done, length - done, off_t(start) + off_t(done))
+                        if n < 0 && errno == EINTR { continue }
+                        guard n > 0 else { break }
+                        done += n
+                    }
+                    return done
+                }
+                guard read == length else { throw StorageError(key: key, "short read (the object changed while being read)") }
+                return buffer
+            }
+            try await body(chunk)
+            offset += Int64(length)
+        }
     }
 }

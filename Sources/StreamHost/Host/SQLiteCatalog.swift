@@ -52,6 +52,9 @@ public final class SQLiteCatalog: Catalog {
                     CREATE INDEX job_runnable ON job(state, priority DESC, created_at);
                     """)
             }
+            migrator.registerMigration("v2-revocation") { db in
+                try db.execute(sql: "CREATE TABLE revoked_token (jti TEXT PRIMARY KEY, expires_at REAL NOT NULL)")
+            }
             try migrator.migrate(pool)
         } catch {
             throw CatalogError(.database, "cannot open the catalog at \(path): \(error)")
@@ -245,5 +248,21 @@ public final class SQLiteCatalog: Catalog {
 
     public func check() async throws(CatalogError) {
         _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    public func revoke(tokenID: String, expiresAt: Date) async throws(CatalogError) {
+        let expires = expiresAt.timeIntervalSince1970
+        let now = Date().timeIntervalSince1970
+        try await write { db in
+            try db.execute(sql: "DELETE FROM revoked_token WHERE expires_at < ?", arguments: [now])
+            try db.execute(sql: "INSERT INTO revoked_token (jti, expires_at) VALUES (?, ?) ON CONFLICT(jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+                           arguments: [tokenID, expires])
+        }
+    }
+
+    public func isRevoked(tokenID: String) async throws(CatalogError) -> Bool {
+        try await read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM revoked_token WHERE jti = ?", arguments: [tokenID]) ?? false
+        }
     }
 }

@@ -2,13 +2,15 @@ public import Hummingbird
 public import Logging
 import Foundation
 import NIOCore
+import HTTPTypes
+import Prometheus
 import ServiceLifecycle
 
 /// The embedded host: local-disk storage and a SQLite catalog under the data directory, the
 /// worker pool, and the HTTP API, assembled from a ``HostConfiguration``.
 ///
 /// ```swift
-/// let host = try StreamHostServer(configuration: HostConfiguration())
+/// let host = try await StreamHostServer(configuration: HostConfiguration())
 /// try await host.application().runService()   // SIGTERM/SIGINT shut it down gracefully
 /// ```
 ///
@@ -20,13 +22,18 @@ public struct StreamHostServer: Sendable {
     public let catalog: any Catalog
     public let workers: WorkerPool
     public let logger: Logger
+    /// Access tokens and signed playback URLs.
+    public let auth: HostAuth
+    /// The metrics `/metrics` serves.
+    public let metrics: HostMetrics
     let temporaryDirectory: String
 
     /// Opens the embedded default under `configuration.dataDirectory`: `objects/`,
     /// `catalog.sqlite`, `tmp/` (uploads being received) and `staging/` (jobs being packaged).
     /// Leftovers of a previous run in `tmp/` and `staging/` are removed: nothing there was
     /// accepted or published.
-    public init(configuration: HostConfiguration, logger: Logger = Logger(label: "veza.streamhost")) throws {
+    public init(configuration: HostConfiguration, logger: Logger = Logger(label: "veza.streamhost"),
+                metrics: HostMetrics = HostMetrics()) async throws {
         let data = configuration.dataDirectory
         let temporary = data + "/tmp"
         let staging = data + "/staging"
@@ -36,27 +43,39 @@ public struct StreamHostServer: Sendable {
         }
         let storage = try LocalDiskStorage(root: data + "/objects")
         let catalog = try SQLiteCatalog(path: data + "/catalog.sqlite")
-        self.init(configuration: configuration, storage: storage, catalog: catalog, temporaryDirectory: temporary,
-                  stagingDirectory: staging, logger: logger)
+        let auth = try await HostAuth(configuration: configuration.auth, secrets: try HostSecrets.loadOrCreate(dataDirectory: data),
+                                      catalog: catalog)
+        self.init(configuration: configuration, storage: storage, catalog: catalog, auth: auth, metrics: metrics,
+                  temporaryDirectory: temporary, stagingDirectory: staging, logger: logger)
     }
 
     /// Assembles a host over any storage and catalog (S3, PostgreSQL, …).
-    public init(configuration: HostConfiguration, storage: any ObjectStorage, catalog: any Catalog, temporaryDirectory: String,
-                stagingDirectory: String, logger: Logger) {
+    public init(configuration: HostConfiguration, storage: any ObjectStorage, catalog: any Catalog, auth: HostAuth,
+                metrics: HostMetrics, temporaryDirectory: String, stagingDirectory: String, logger: Logger) {
         self.configuration = configuration
+        self.auth = auth
+        self.metrics = metrics
         self.storage = storage
         self.catalog = catalog
         self.logger = logger
         self.temporaryDirectory = temporaryDirectory
         let pipeline = IngestPipeline(storage: storage, stagingDirectory: stagingDirectory, ladder: configuration.ladder)
-        workers = WorkerPool(catalog: catalog, pipeline: pipeline, configuration: configuration, logger: logger)
+        workers = WorkerPool(catalog: catalog, pipeline: pipeline, configuration: configuration, logger: logger, metrics: metrics)
     }
 
     /// Adds every route of the host to `router`.
     public func register<Context: RequestContext>(on router: Router<Context>) {
         let workers = self.workers
         TrackRoutes(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
-                    onEnqueue: { workers.notify() }).register(on: router)
+                    auth: auth, onEnqueue: { workers.notify() }).register(on: router)
+        DeliveryRoutes(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics)
+            .register(on: router)
+        let metrics = self.metrics
+        router.get("/metrics") { _, _ -> Response in
+            if let depth = try? await catalog.activeJobCount() { metrics.queueDepth.set(Double(depth)) }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
+        }
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/readyz") { _, _ -> Response in
             var problems: [String] = []
@@ -76,8 +95,17 @@ public struct StreamHostServer: Sendable {
     /// - Parameter onListening: called with the bound port once the server accepts
     ///   connections (useful with port 0).
     public func application(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        let router = Router()
-        router.add(middleware: LogRequestsMiddleware(.debug))
+        let router = Router(context: HostRequestContext.self)
+        router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: MetricsMiddleware(metrics: metrics))
+        // Browser players on other origins: reads with Range, uploads with a bearer token.
+        router.add(middleware: CORSMiddleware(
+            allowOrigin: .all,
+            allowHeaders: [.accept, .authorization, .contentType, .range, .ifRange, .ifNoneMatch, .ifModifiedSince,
+                           HTTPField.Name("Idempotency-Key")!],
+            allowMethods: [.get, .head, .post, .delete, .options],
+            exposedHeaders: ["Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Last-Modified", "Location", "Retry-After"],
+            maxAge: .seconds(600)))
         register(on: router)
         return Application(
             router: router,

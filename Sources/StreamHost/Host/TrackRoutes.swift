@@ -38,6 +38,41 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
     public var normalizedLoudness: LoudnessReport?
     public var gainDB: Double?
     public var renditions: [RenditionSummary]?
+    /// Where to play the track (signed for the caller unless the host is public), once ready.
+    public var playback: Playback?
+
+    /// Playback URLs (paths on this host, with the signed token in their query).
+    public struct Playback: Codable, Sendable {
+        public struct ProgressiveFile: Codable, Sendable {
+            public var rendition: String
+            public var mimeType: String
+            public var url: String
+        }
+        /// When the signed URLs stop working (absent in public mode).
+        public var expires: Date?
+        public var hls: String
+        public var dash: String
+        public var waveform: String
+        public var progressive: [ProgressiveFile]
+    }
+
+    /// Adds ``playback`` for a ready track.
+    func withPlayback(auth: HostAuth, now: Date) -> TrackResource {
+        guard status == .ready, let version, let renditions else { return self }
+        var copy = self
+        let prefix = IngestPipeline.versionPrefix(track: id, version: version) + "/"
+        copy.playback = Playback(
+            expires: auth.isPublic ? nil : now.addingTimeInterval(auth.playbackTTL),
+            hls: auth.signedPath("/hls/\(id)/master.m3u8", track: id, now: now),
+            dash: auth.signedPath("/dash/\(id)/manifest.mpd", track: id, now: now),
+            waveform: auth.signedPath("/v1/tracks/\(id)/waveform.json", track: id, now: now),
+            progressive: renditions.compactMap { rendition in
+                guard let key = rendition.progressive, key.hasPrefix(prefix) else { return nil }
+                return .init(rendition: rendition.id, mimeType: MediaContentType.forKey(key),
+                             url: auth.signedPath("/media/\(id)/v\(version)/" + key.dropFirst(prefix.count), track: id, now: now))
+            })
+        return copy
+    }
 
     init(_ record: TrackRecord) {
         id = record.id
@@ -64,6 +99,13 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
     }
 }
 
+/// The body of `POST /v1/tokens/revoke`.
+struct Revocation: Decodable {
+    var jti: String
+    /// The token's `exp` (seconds since 1970), so the entry can be forgotten after it.
+    var exp: Double?
+}
+
 /// A page of `GET /v1/tracks`.
 struct TrackPage: Codable, Sendable, ResponseEncodable {
     var tracks: [TrackResource]
@@ -77,11 +119,13 @@ public struct TrackRoutes: Sendable {
     let storage: any ObjectStorage
     let configuration: HostConfiguration
     let temporaryDirectory: String
+    let auth: HostAuth
     /// Called after a job is enqueued (wakes an idle worker).
     let onEnqueue: @Sendable () -> Void
 
     public init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, temporaryDirectory: String,
-                onEnqueue: @escaping @Sendable () -> Void) {
+                auth: HostAuth, onEnqueue: @escaping @Sendable () -> Void) {
+        self.auth = auth
         self.catalog = catalog
         self.storage = storage
         self.configuration = configuration
@@ -91,14 +135,33 @@ public struct TrackRoutes: Sendable {
 
     /// Adds the routes to `router`.
     public func register<Context: RequestContext>(on router: Router<Context>) {
-        router.post("/v1/tracks") { request, context in try await self.upload(request, context: context) }
-        router.get("/v1/tracks") { request, _ in try await self.list(request) }
-        router.get("/v1/tracks/:id") { _, context in
-            let id = try context.parameters.require("id")
-            guard let record = try await self.catalogCall({ try await self.catalog.track(id: id) }) else { throw APIError.notFound("no track \(id)") }
-            return TrackResource(record)
+        router.post("/v1/tracks") { request, context in
+            try await self.auth.require(.upload, request)
+            return try await self.upload(request, context: context)
         }
-        router.delete("/v1/tracks/:id") { _, context in
+        router.get("/v1/tracks") { request, _ in
+            try await self.auth.requireAny([.stream, .admin], request)
+            return try await self.list(request)
+        }
+        router.get("/v1/tracks/:id") { request, context in
+            let id = try context.parameters.require("id")
+            let principal = try await self.auth.requireAny([.stream, .upload, .admin], request, track: id)
+            guard let record = try await self.catalogCall({ try await self.catalog.track(id: id) }) else { throw APIError.notFound("no track \(id)") }
+            let resource = TrackResource(record)
+            return principal.allows(.stream, track: id) ? resource.withPlayback(auth: self.auth, now: Date()) : resource
+        }
+        router.post("/v1/tokens/revoke") { request, context in
+            try await self.auth.require(.admin, request)
+            let body = try await request.decode(as: Revocation.self, context: context)
+            guard !body.jti.isEmpty, body.jti.utf8.count <= 200 else { throw APIError(.badRequest, code: "bad_request", "jti must be 1–200 bytes") }
+            // Without the token's expiry, keep the entry for a year (longer than any token we mint).
+            let expires = body.exp.map { Date(timeIntervalSince1970: $0) } ?? Date().addingTimeInterval(365 * 86400)
+            try await self.catalogCall { try await self.catalog.revoke(tokenID: body.jti, expiresAt: expires) }
+            context.logger.info("token revoked", metadata: ["jti": "\(body.jti)"])
+            return Response(status: .noContent)
+        }
+        router.delete("/v1/tracks/:id") { request, context in
+            try await self.auth.require(.admin, request)
             let id = try context.parameters.require("id")
             guard try await self.catalogCall({ try await self.catalog.deleteTrack(id: id) }) else { throw APIError.notFound("no track \(id)") }
             do {
@@ -122,7 +185,8 @@ public struct TrackRoutes: Sendable {
         let limit = min(max(request.uri.queryParameters.get("limit", as: Int.self) ?? 50, 1), 500)
         let after = request.uri.queryParameters.get("after")
         let records = try await catalogCall { try await catalog.tracks(limit: limit + 1, after: after) }
-        let page = records.prefix(limit).map(TrackResource.init)
+        let now = Date()
+        let page = records.prefix(limit).map { TrackResource($0).withPlayback(auth: auth, now: now) }
         return TrackPage(tracks: Array(page), next: records.count > limit ? page.last?.id : nil)
     }
 

@@ -85,7 +85,11 @@ public final class WorkerPool: Service {
     private let wakeContinuation: AsyncStream<Void>.Continuation
     private let stopped = Atomic<Bool>(false)
 
-    public init(catalog: any Catalog, pipeline: IngestPipeline, configuration: HostConfiguration, logger: Logger) {
+    let metrics: HostMetrics?
+
+    public init(catalog: any Catalog, pipeline: IngestPipeline, configuration: HostConfiguration, logger: Logger,
+                metrics: HostMetrics? = nil) {
+        self.metrics = metrics
         self.catalog = catalog
         self.pipeline = pipeline
         self.configuration = configuration
@@ -184,6 +188,7 @@ public final class WorkerPool: Service {
         case .success(let manifest):
             let recorded = (try? await catalog.complete(jobID: job.id, owner: owner, version: job.targetVersion, manifestJSON: manifest, now: Date())) ?? false
             if recorded {
+                metrics?.jobFinished(outcome: "published", duration: elapsed)
                 log.info("job done", metadata: ["seconds": "\(elapsed.components.seconds)"])
             } else {
                 // Deleted meanwhile, or the lease was lost: take back what was published.
@@ -199,6 +204,7 @@ public final class WorkerPool: Service {
             // In a fresh task: this one is cancelled, and the database calls honour that.
             let catalog = self.catalog
             await Task { try? await catalog.release(jobID: job.id, owner: owner) }.value
+            metrics?.jobFinished(outcome: "cancelled", duration: nil)
             log.info("job released")
         case .failure(let error):
             let permanent = (error as? MediaError).map { [.unsupportedFormat, .invalidData, .noAudioStream, .unsupportedCodec, .unsupportedParameters].contains($0.code) } ?? false
@@ -206,6 +212,7 @@ public final class WorkerPool: Service {
             let message = (error as? MediaError)?.message ?? "\(error)"
             let state = try? await catalog.fail(jobID: job.id, owner: owner, error: message,
                                                 retryAt: permanent ? nil : Date().addingTimeInterval(delay), now: Date())
+            metrics?.jobFinished(outcome: state == .dead ? "dead" : "retry", duration: nil)
             log.error("job failed", metadata: ["error": "\(message)", "state": "\(state?.rawValue ?? "?")"])
         }
     }

@@ -1,6 +1,6 @@
 /// Unpadded base64url (RFC 4648 §5) with strict decoding: no padding, no whitespace, and the unused
 /// low bits of the last character must be zero (so every byte string has exactly one encoding).
-enum Base64URL {
+public enum Base64URL {
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
     static let reverse: [Int8] = {
         var table = [Int8](repeating: -1, count: 256)
@@ -8,7 +8,8 @@ enum Base64URL {
         return table
     }()
 
-    static func encode(_ bytes: some Collection<UInt8>) -> String {
+    /// Encodes without padding.
+    public static func encode(_ bytes: some Collection<UInt8>) -> String {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count * 4 + 2) / 3)
         var iterator = bytes.makeIterator()
@@ -25,7 +26,8 @@ enum Base64URL {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func decode(_ text: Substring) -> [UInt8]? {
+    /// Decodes strictly; nil for any non-canonical input.
+    public static func decode(_ text: Substring) -> [UInt8]? {
         let chars = Array(text.utf8)
         guard chars.count % 4 != 1 else { return nil }
         var out: [UInt8] = []

@@ -1,0 +1,160 @@
+public import Hummingbird
+import Foundation
+import HTTPTypes
+import NIOCore
+import StreamKit
+import Synchronization
+
+/// Playback routes (DESIGN.md §4): HLS master and media playlists and the DASH MPD, rendered
+/// per request from the published `manifest.json` (so they carry the session's signed token),
+/// the CMAF segments, progressive files and waveforms under `/media/{id}/v{n}/…`, the demo page.
+///
+/// URIs inside playlists are relative (`../../media/{id}/v{n}/cmaf/…`), so they work behind any
+/// reverse proxy or CDN that maps the host's paths, and a signed token never leaks to another
+/// origin. One signed master-playlist (or MPD) URL opens the whole session: the token covers the
+/// track's `/hls/`, `/dash/` and `/media/` prefixes and is carried into every URI.
+public struct DeliveryRoutes: Sendable {
+    let catalog: any Catalog
+    let storage: any ObjectStorage
+    let auth: HostAuth
+    let configuration: HostConfiguration
+    let responder: ObjectResponder
+    let manifests = ManifestCache()
+
+    public init(catalog: any Catalog, storage: any ObjectStorage, auth: HostAuth, configuration: HostConfiguration,
+                metrics: HostMetrics?) {
+        self.catalog = catalog
+        self.storage = storage
+        self.auth = auth
+        self.configuration = configuration
+        responder = ObjectResponder(storage: storage, metrics: metrics)
+    }
+
+    /// Adds the routes to `router`.
+    public func register<Context: RequestContext>(on router: Router<Context>) {
+        for method in [HTTPRequest.Method.get, .head] {
+            router.on("/hls/:id/master.m3u8", method: method) { request, context in
+                let id = try context.parameters.require("id")
+                let (manifest, _, token) = try await self.playable(id, request)
+                let body = try manifest.masterPlaylist(query: token.map { (HostAuth.tokenParameter, $0) })
+                return self.document(body, type: MediaContentType.hlsPlaylist, request: request, signed: token != nil)
+            }
+            router.on("/hls/:id/:playlist", method: method) { request, context in
+                let id = try context.parameters.require("id")
+                let name = try context.parameters.require("playlist")
+                guard name.hasSuffix(".m3u8") else { throw APIError.notFound("no playlist \(name)") }
+                let (manifest, version, token) = try await self.playable(id, request)
+                guard let body = try manifest.mediaPlaylist(rendition: String(name.dropLast(5)), base: Self.mediaBase(id, version),
+                                                            query: token.map { (HostAuth.tokenParameter, $0) })
+                else { throw APIError.notFound("track \(id) has no rendition \(name.dropLast(5))") }
+                return self.document(body, type: MediaContentType.hlsPlaylist, request: request, signed: token != nil)
+            }
+            router.on("/dash/:id/manifest.mpd", method: method) { request, context in
+                let id = try context.parameters.require("id")
+                let (manifest, version, token) = try await self.playable(id, request)
+                let body = try manifest.mpd(base: Self.mediaBase(id, version), query: token.map { (HostAuth.tokenParameter, $0) })
+                return self.document(body, type: MediaContentType.dashManifest, request: request, signed: token != nil)
+            }
+            router.on("/media/:id/**", method: method) { request, context in
+                let start = ContinuousClock.now
+                let id = try context.parameters.require("id")
+                let rest = context.parameters.getCatchAll().joined(separator: "/")
+                guard let kind = Self.publishedObjectKind(rest) else { throw APIError.notFound("no such object") }
+                _ = try await self.auth.authorizePlayback(request, track: id, now: Date())
+                let key = "tracks/\(id)/\(rest)"
+                return try await self.responder.respond(
+                    key: key, request: request, contentType: MediaContentType.forKey(key),
+                    cacheControl: "public, max-age=31536000, immutable", kind: kind, requestStart: start)
+            }
+            router.on("/v1/tracks/:id/waveform.json", method: method) { request, context in
+                let id = try context.parameters.require("id")
+                let (_, version, _) = try await self.playable(id, request)
+                return try await self.responder.respond(
+                    key: IngestPipeline.versionPrefix(track: id, version: version) + "/waveform.json", request: request,
+                    contentType: "application/json", cacheControl: self.playlistCacheControl(signed: !self.auth.isPublic),
+                    kind: .init(metricsKind: "waveform", isStreamStart: false))
+            }
+        }
+        router.get("/demo") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.demo_html)))
+        }
+        router.get("/") { _, _ in
+            Response(status: .found, headers: [.location: "/demo"])
+        }
+    }
+
+    /// `../../media/{id}/v{n}/`: from `/hls/{id}/x.m3u8` or `/dash/{id}/manifest.mpd` to the media.
+    static func mediaBase(_ id: String, _ version: Int) -> String { "../../media/\(id)/v\(version)/" }
+
+    /// Only published renditions, progressive files and waveforms are served from `/media`
+    /// (never `manifest.json` or the kept source).
+    static func publishedObjectKind(_ rest: String) -> ObjectResponder.Kind? {
+        let parts = rest.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts[0].count >= 2, parts[0].first == "v", Int(parts[0].dropFirst()) != nil,
+              !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else { return nil }
+        switch parts[1] {
+        case "cmaf" where parts.count == 4:
+            let file = parts[3]
+            if file == "init.mp4" { return .init(metricsKind: "init", isStreamStart: false) }
+            guard file.hasPrefix("seg-"), file.hasSuffix(".m4s") else { return nil }
+            return .init(metricsKind: "segment", isStreamStart: file == "seg-1.m4s")
+        case "progressive" where parts.count == 3:
+            return .init(metricsKind: "progressive", isStreamStart: true)
+        case "waveform.json", "waveform.dat":
+            return parts.count == 2 ? .init(metricsKind: "waveform", isStreamStart: false) : nil
+        default:
+            return nil
+        }
+    }
+
+    /// The published manifest of a ready track the request may play, its version, and the
+    /// token to carry into the URIs (nil in public mode).
+    func playable(_ id: String, _ request: Request) async throws -> (TrackManifest, Int, String?) {
+        let token = try await auth.authorizePlayback(request, track: id, now: Date())
+        guard let record = try await catalogCall(catalog, { try await self.catalog.track(id: id) }) else {
+            throw APIError.notFound("no track \(id)")
+        }
+        guard record.status == .ready, let json = record.manifestJSON else {
+            throw APIError(.conflict, code: "not_ready", "track \(id) is \(record.status.rawValue), not ready yet", retryAfter: 5)
+        }
+        let manifest = try manifests.manifest(id: id, version: record.version, json: json)
+        return (manifest, record.version, token)
+    }
+
+    func playlistCacheControl(signed: Bool) -> String {
+        (signed ? "private" : "public") + ", max-age=\(configuration.playlistMaxAge)"
+    }
+
+    func document(_ text: String, type: String, request: Request, signed: Bool) -> Response {
+        var headers: HTTPFields = [.contentType: type, .cacheControl: playlistCacheControl(signed: signed)]
+        if request.headers[.authorization] != nil { headers[.vary] = "Authorization" }
+        let buffer = ByteBuffer(string: text)
+        headers[.contentLength] = String(buffer.readableBytes)
+        return Response(status: .ok, headers: headers, body: request.method == .head ? ResponseBody() : .init(byteBuffer: buffer))
+    }
+}
+
+/// Decoded `manifest.json`s of recently played tracks, keyed by track and version (published
+/// versions never change, so an entry never goes stale; the catalog lookup on each request
+/// still notices deletion and replacement).
+final class ManifestCache: Sendable {
+    private let entries = Mutex<[String: TrackManifest]>([:])
+    static let capacity = 512
+
+    func manifest(id: String, version: Int, json: String) throws -> TrackManifest {
+        let key = "\(id)/v\(version)"
+        if let cached = entries.withLock({ $0[key] }) { return cached }
+        let manifest: TrackManifest
+        do {
+            manifest = try JSONDecoder().decode(TrackManifest.self, from: Data(json.utf8))
+        } catch {
+            throw APIError(.internalServerError, code: "internal_error", "the published manifest of \(id) does not decode: \(error)")
+        }
+        entries.withLock { entries in
+            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = manifest
+        }
+        return manifest
+    }
+}

@@ -1,0 +1,159 @@
+import Hummingbird
+import Prometheus
+import Foundation
+import HTTPTypes
+import NIOCore
+import StreamKit
+
+/// Answers GET and HEAD for one stored object with HTTP's conditional and range machinery
+/// (RFC 9110 §13–14): `ETag`, `Last-Modified`, `If-None-Match` / `If-Modified-Since` (304),
+/// `Range` with `If-Range` (206, multipart/byteranges for several ranges, 416 with
+/// `Content-Range: bytes */len`), `Accept-Ranges`, `Cache-Control` and the content type.
+///
+/// Multiple ranges: up to 16 range-specs are accepted, overlapping or adjacent ones are merged
+/// (StreamKit's ``ByteRangePolicy`` defaults), one remaining range is a plain 206, several are a
+/// `multipart/byteranges` 206; more than 16 range-specs get 416.
+///
+/// The body is streamed in chunks of ``chunkSize`` bytes: memory per response is bounded
+/// whatever the object's size. (Hummingbird 2's response writer takes `ByteBuffer`s only, so
+/// `sendfile` is out of reach; small objects are read in one call when opened instead.)
+struct ObjectResponder: Sendable {
+    static let chunkSize = 128 * 1024
+    let storage: any ObjectStorage
+    let metrics: HostMetrics?
+
+    /// How a served object is labelled in metrics and whether it counts as a stream start.
+    struct Kind: Sendable {
+        var metricsKind: String
+        var isStreamStart: Bool
+    }
+
+    func respond(key: String, request: Request, contentType: String, cacheControl: String, kind: Kind,
+                 requestStart: ContinuousClock.Instant = .now) async throws -> Response {
+        let object: any StoredObject
+        do {
+            guard let opened = try await storage.open(key) else { throw APIError.notFound("no such object") }
+            object = opened
+        } catch let error as StorageError {
+            metrics?.storageError("open")
+            throw APIError(.serviceUnavailable, code: "storage_unavailable", "cannot read the object: \(error.message)", retryAfter: 5)
+        }
+        let info = object.info
+        let etag = EntityTag(opaqueTag: info.entityTag)
+        let modified = Timestamp(millisecondsSince1970: Int64(info.lastModified.timeIntervalSince1970) * 1000)
+        let now = Date()
+        let nowStamp = Timestamp(millisecondsSince1970: Int64(now.timeIntervalSince1970 * 1000))
+        var headers: HTTPFields = [
+            .contentType: contentType,
+            .eTag: etag.description,
+            .lastModified: HTTPDate.render(modified),
+            .cacheControl: cacheControl,
+            .acceptRanges: "bytes",
+        ]
+
+        if Self.notModified(request.headers, etag: etag, lastModified: modified) {
+            headers[.contentType] = nil
+            return Response(status: .notModified, headers: headers)
+        }
+
+        let isHead = request.method == .head
+        let resolution = RangeRequestEvaluator.evaluate(
+            range: request.headers[.range], ifRange: request.headers[.ifRange], length: info.size, etag: etag,
+            lastModified: modified, responseDate: nowStamp)
+        switch resolution {
+        case .full:
+            headers[.contentLength] = String(info.size)
+            return response(.ok, headers: headers, isHead: isHead, length: info.size, kind: kind, start: requestStart) { write in
+                if info.size > 0 { try await object.read(0...(info.size - 1), chunkSize: Self.chunkSize, into: write) }
+            }
+        case .partial(let ranges) where ranges.count == 1:
+            let range = ranges[0]
+            headers[.contentRange] = ContentRange.render(range, completeLength: info.size)
+            headers[.contentLength] = String(range.count)
+            let startsStream = kind.isStreamStart && range.lowerBound == 0
+            return response(.partialContent, headers: headers, isHead: isHead, length: Int64(range.count),
+                            kind: Kind(metricsKind: kind.metricsKind, isStreamStart: startsStream), start: requestStart) { write in
+                try await object.read(range, chunkSize: Self.chunkSize, into: write)
+            }
+        case .partial(let ranges):
+            var generator = SystemRandomNumberGenerator()
+            guard let multipart = MultipartByteRanges(boundary: MultipartByteRanges.makeBoundary(using: &generator),
+                                                      partContentType: contentType, completeLength: info.size, ranges: ranges)
+            else { throw APIError(.internalServerError, code: "internal_error", "cannot frame the ranges") }
+            headers[.contentType] = multipart.contentType
+            headers[.contentLength] = String(multipart.contentLength)
+            let plain = Kind(metricsKind: kind.metricsKind, isStreamStart: false)
+            return response(.partialContent, headers: headers, isHead: isHead, length: multipart.contentLength, kind: plain,
+                            start: requestStart) { write in
+                for (index, range) in ranges.enumerated() {
+                    try await write(ByteBuffer(string: multipart.header(forPart: index)))
+                    try await object.read(range, chunkSize: Self.chunkSize, into: write)
+                }
+                try await write(ByteBuffer(string: multipart.closingDelimiter))
+            }
+        case .unsatisfiable, .tooManyRanges:
+            throw APIError(.rangeNotSatisfiable, code: "range_not_satisfiable",
+                           resolution == .tooManyRanges ? "more than 16 ranges requested" : "no requested range overlaps the \(info.size) bytes",
+                           headers: [.contentRange: ContentRange.unsatisfied(completeLength: info.size), .acceptRanges: "bytes"])
+        }
+    }
+
+    private func response(_ status: HTTPResponse.Status, headers: HTTPFields, isHead: Bool, length: Int64, kind: Kind,
+                          start: ContinuousClock.Instant,
+                          body: @escaping @Sendable (_ write: (ByteBuffer) async throws -> Void) async throws -> Void) -> Response {
+        guard !isHead else { return Response(status: status, headers: headers, body: ResponseBody()) }
+        let metrics = self.metrics
+        return Response(status: status, headers: headers, body: ResponseBody(contentLength: Int(length)) { writer in
+            metrics?.activeStreams.increment()
+            defer { metrics?.activeStreams.decrement() }
+            var sent = 0
+            var first = true
+            try await body { buffer in
+                sent += buffer.readableBytes
+                try await writer.write(buffer)
+                if first {
+                    first = false
+                    if kind.isStreamStart { metrics?.streamStart.record(ContinuousClock.now - start) }
+                }
+            }
+            try await writer.finish(nil)
+            metrics?.bytesServed(sent, kind: kind.metricsKind)
+        })
+    }
+
+    /// RFC 9110 §13.1.2 and §13.1.3: If-None-Match (weak comparison) takes precedence over
+    /// If-Modified-Since.
+    static func notModified(_ headers: HTTPFields, etag: EntityTag, lastModified: Timestamp) -> Bool {
+        if let ifNoneMatch = headers[.ifNoneMatch] {
+            if ifNoneMatch.trimmingCharacters(in: .whitespaces) == "*" { return true }
+            for candidate in ifNoneMatch.split(separator: ",") {
+                let trimmed = candidate.trimmingCharacters(in: .whitespaces)
+                if let tag = EntityTag(parsing: Substring(trimmed)), tag.opaqueTag == etag.opaqueTag { return true }
+            }
+            return false
+        }
+        if let since = headers[.ifModifiedSince], let date = HTTPDate.parse(since) {
+            return lastModified.millisecondsSince1970 / 1000 <= date.millisecondsSince1970 / 1000
+        }
+        return false
+    }
+}
+
+/// Content types of the objects and documents the host serves.
+enum MediaContentType {
+    static let hlsPlaylist = "application/vnd.apple.mpegurl"
+    static let dashManifest = "application/dash+xml"
+
+    static func forKey(_ key: String) -> String {
+        switch key.split(separator: ".").last.map({ $0.lowercased() }) ?? "" {
+        case "mp4", "m4s", "m4a": "audio/mp4"
+        case "mp3": "audio/mpeg"
+        case "opus", "ogg": "audio/ogg"
+        case "flac": "audio/flac"
+        case "json": "application/json"
+        case "m3u8": hlsPlaylist
+        case "mpd": dashManifest
+        default: "application/octet-stream"
+        }
+    }
+}

@@ -1,0 +1,340 @@
+public import Foundation
+public import Hummingbird
+import Crypto
+public import JWTKit
+import StreamKit
+
+/// What a bearer token may do (the JWT's space-separated `scope` claim, RFC 8693 §4.2).
+public enum AccessScope: String, Sendable, Hashable, CaseIterable, Codable {
+    /// `POST /v1/tracks`.
+    case upload
+    /// Status, listing, waveform and playback.
+    case stream
+    /// Everything, including `DELETE /v1/tracks/{id}` and token revocation.
+    case admin
+}
+
+/// The claims of an access token `streamhost token` mints and the API accepts.
+///
+/// `exp`, `aud` and `jti` are required; `nbf` is checked when present; `trk` restricts the
+/// token to one track.
+public struct AccessClaims: JWTPayload, Equatable {
+    public var sub: SubjectClaim
+    public var aud: AudienceClaim
+    public var exp: ExpirationClaim
+    public var nbf: NotBeforeClaim?
+    public var iat: IssuedAtClaim?
+    /// Token id: the handle for revocation.
+    public var jti: IDClaim
+    /// Space-separated scopes (`upload stream`).
+    public var scope: String
+    /// When set, the token only opens this track.
+    public var trk: String?
+
+    public init(subject: String, audience: String, scopes: [AccessScope], issuedAt: Date, expires: Date,
+                notBefore: Date? = nil, id: String = UUID().uuidString.lowercased(), track: String? = nil) {
+        sub = SubjectClaim(value: subject)
+        aud = AudienceClaim(value: [audience])
+        exp = ExpirationClaim(value: expires)
+        nbf = notBefore.map { NotBeforeClaim(value: $0) }
+        iat = IssuedAtClaim(value: issuedAt)
+        jti = IDClaim(value: id)
+        scope = scopes.map(\.rawValue).joined(separator: " ")
+        trk = track
+    }
+
+    public func verify(using algorithm: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+        try nbf?.verifyNotBefore()
+    }
+
+    /// The token id (`jti`).
+    public var tokenID: String { jti.value }
+    /// The expiry (`exp`).
+    public var expiresAt: Date { exp.value }
+
+    /// The scopes this token grants (unknown words are ignored).
+    public var scopes: Set<AccessScope> {
+        Set(scope.split(separator: " ").compactMap { AccessScope(rawValue: String($0)) })
+    }
+}
+
+/// Who is calling, once a request is authenticated.
+public struct Principal: Sendable, Hashable {
+    /// The token's `sub`, or `public` in public mode.
+    public var subject: String
+    public var scopes: Set<AccessScope>
+    /// When set, only this track may be opened.
+    public var track: String?
+    public var tokenID: String?
+
+    /// Whether the principal may use `scope` (admin may use every scope) on `track`.
+    public func allows(_ scope: AccessScope, track requested: String? = nil) -> Bool {
+        guard scopes.contains(scope) || scopes.contains(.admin) else { return false }
+        if let track, let requested { return track == requested }
+        return track == nil || requested != nil
+    }
+
+    static let everyone = Principal(subject: "public", scopes: Set(AccessScope.allCases), track: nil, tokenID: nil)
+}
+
+/// Secrets the embedded default generates once and keeps in `{data}/secrets.json` (mode 0600),
+/// so that tokens and signed URLs survive restarts and `streamhost token` mints with the same
+/// key as the host. Configured secrets (`auth.hs256Secret`, `auth.urlSigningSecret`) win.
+public struct HostSecrets: Codable, Sendable {
+    /// HS256 key for access tokens (base64).
+    public var jwtHS256: String
+    /// HMAC-SHA256 key for signed playback URLs (base64).
+    public var urlSigning: String
+
+    /// Reads `{dataDirectory}/secrets.json`, creating it with fresh random keys if missing.
+    public static func loadOrCreate(dataDirectory: String) throws -> HostSecrets {
+        let path = dataDirectory + "/secrets.json"
+        if let data = FileManager.default.contents(atPath: path) {
+            return try JSONDecoder().decode(HostSecrets.self, from: data)
+        }
+        func random() -> String {
+            var generator = SystemRandomNumberGenerator()
+            return Data((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }).base64EncodedString()
+        }
+        let secrets = HostSecrets(jwtHS256: random(), urlSigning: random())
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: try JSONEncoder().encode(secrets),
+                                             attributes: [.posixPermissions: 0o600]) else {
+            throw StorageError(key: path, "cannot write the secrets file")
+        }
+        guard rename(temporary, path) == 0 else { throw StorageError(key: path, "cannot write the secrets file") }
+        return try loadOrCreate(dataDirectory: dataDirectory)
+    }
+}
+
+/// A failure to set up authentication (a bad key file, a secret too short).
+public struct AuthSetupError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// Authentication and authorisation for the host: JWT bearer tokens (jwt-kit; HS256 and, with
+/// configured keys, ES256 and RS256) for the API, signed URLs (StreamKit's ``URLSigner``) for
+/// playback, and a revocation list by `jti` kept in the catalog.
+///
+/// A token's header must name a configured key (`kid`, or the only key) and exactly that key's
+/// algorithm: `alg: none` and algorithm confusion (an HS256 token "signed" with an RSA public
+/// key) are refused before jwt-kit verifies the signature.
+public struct HostAuth: Sendable {
+    /// Public mode: every request is allowed and playback URLs are not signed. For demos only.
+    public let isPublic: Bool
+    public let audience: String
+    /// How long the playback URLs the API hands out stay valid.
+    public let playbackTTL: Double
+    let keys: JWTKeyCollection
+    /// Key id → the algorithm its tokens must name.
+    let algorithms: [String: String]
+    /// The key id `mint` uses by default (the HS256 key).
+    let defaultKeyID: String
+    let signer: URLSigner
+    let catalog: (any Catalog)?
+
+    /// Query parameter carrying a signed playback token.
+    public static let tokenParameter = "token"
+
+    /// Builds the key set from `configuration.auth`, falling back to `secrets` for the HS256
+    /// and URL-signing keys.
+    public init(configuration: AuthConfiguration, secrets: HostSecrets, catalog: (any Catalog)?) async throws {
+        isPublic = configuration.isPublic
+        audience = configuration.audience
+        playbackTTL = configuration.playbackTTL
+        self.catalog = catalog
+        let keys = JWTKeyCollection()
+        var algorithms: [String: String] = [:]
+        let hsSecret = configuration.hs256Secret.map { Array($0.utf8) } ?? Array(Data(base64Encoded: secrets.jwtHS256) ?? Data())
+        guard hsSecret.count >= 32 else { throw AuthSetupError(message: "auth.hs256Secret must be at least 32 bytes") }
+        await keys.add(hmac: HMACKey(key: SymmetricKey(data: hsSecret)), digestAlgorithm: .sha256, kid: "hs256")
+        algorithms["hs256"] = "HS256"
+        func read(_ path: String) throws -> String {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw AuthSetupError(message: "cannot read key file \(path)")
+            }
+            return text
+        }
+        do {
+            if let path = configuration.es256PrivateKeyFile {
+                await keys.add(ecdsa: try ES256PrivateKey(pem: try read(path)), kid: "es256")
+                algorithms["es256"] = "ES256"
+            } else if let path = configuration.es256PublicKeyFile {
+                await keys.add(ecdsa: try ES256PublicKey(pem: try read(path)), kid: "es256")
+                algorithms["es256"] = "ES256"
+            }
+            if let path = configuration.rs256PrivateKeyFile {
+                await keys.add(rsa: try Insecure.RSA.PrivateKey(pem: try read(path)), digestAlgorithm: .sha256, kid: "rs256")
+                algorithms["rs256"] = "RS256"
+            } else if let path = configuration.rs256PublicKeyFile {
+                await keys.add(rsa: try Insecure.RSA.PublicKey(pem: try read(path)), digestAlgorithm: .sha256, kid: "rs256")
+                algorithms["rs256"] = "RS256"
+            }
+        } catch let error as AuthSetupError {
+            throw error
+        } catch {
+            throw AuthSetupError(message: "bad key file: \(error)")
+        }
+        self.keys = keys
+        self.algorithms = algorithms
+        defaultKeyID = "hs256"
+        let urlSecret = configuration.urlSigningSecret.map { Array($0.utf8) } ?? Array(Data(base64Encoded: secrets.urlSigning) ?? Data())
+        do {
+            signer = try URLSigner(keys: ["k1": urlSecret], activeKeyID: "k1")
+        } catch {
+            throw AuthSetupError(message: "auth.urlSigningSecret: \(error)")
+        }
+    }
+
+    /// Mints an access token. `keyID` is `hs256` (default), `es256` or `rs256` (a private key
+    /// must be configured for the last two).
+    public func mint(_ claims: AccessClaims, keyID: String? = nil) async throws -> String {
+        let kid = keyID ?? defaultKeyID
+        guard let alg = algorithms[kid] else { throw AuthSetupError(message: "no key \(kid) is configured") }
+        var header = JWTHeader()
+        header.alg = alg
+        header.typ = "JWT"
+        return try await keys.sign(claims, kid: JWKIdentifier(string: kid), header: header)
+    }
+
+    // MARK: Bearer tokens
+
+    /// The principal of the request's `Authorization: Bearer` token, or nil when there is none.
+    /// Throws 401 for a token that is malformed, tampered, expired, not yet valid, for another
+    /// audience, or revoked.
+    public func authenticate(_ request: Request) async throws(APIError) -> Principal? {
+        if isPublic { return .everyone }
+        guard let field = request.headers[.authorization] else { return nil }
+        let parts = field.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw APIError.unauthorized("the Authorization field must be `Bearer <token>`", error: "invalid_request")
+        }
+        return try await verify(token: String(parts[1]).trimmingCharacters(in: .whitespaces))
+    }
+
+    /// Verifies an access token and returns its principal.
+    public func verify(token: String) async throws(APIError) -> Principal {
+        guard token.utf8.count <= 8192 else { throw APIError.unauthorized("token too long") }
+        let segments = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard segments.count == 3, let headerBytes = Base64URL.decode(segments[0]),
+              let header = try? JSONDecoder().decode(HeaderFields.self, from: Data(headerBytes)) else {
+            throw APIError.unauthorized("malformed token")
+        }
+        let kid: String
+        if let named = header.kid {
+            kid = named
+        } else if algorithms.count == 1, let only = algorithms.keys.first {
+            kid = only
+        } else {
+            throw APIError.unauthorized("the token names no key (kid)")
+        }
+        guard let expected = algorithms[kid] else { throw APIError.unauthorized("unknown key \(kid)") }
+        guard header.alg == expected else {
+            throw APIError.unauthorized("algorithm \(header.alg ?? "none") is not allowed for key \(kid)")
+        }
+        let claims: AccessClaims
+        do {
+            claims = try await keys.verify(token, as: AccessClaims.self)
+        } catch let error as JWTError {
+            switch error.errorType {
+            case .claimVerificationFailure: throw APIError.unauthorized("token expired or not yet valid")
+            default: throw APIError.unauthorized("invalid token")
+            }
+        } catch {
+            throw APIError.unauthorized("invalid token")
+        }
+        guard claims.aud.value.contains(audience) else { throw APIError.unauthorized("token is for another audience") }
+        if let catalog {
+            let revoked: Bool
+            do {
+                revoked = try await catalog.isRevoked(tokenID: claims.jti.value)
+            } catch {
+                throw APIError(.serviceUnavailable, code: "catalog_unavailable", "cannot check revocation: \(error)", retryAfter: 5)
+            }
+            if revoked { throw APIError.unauthorized("token revoked") }
+        }
+        return Principal(subject: claims.sub.value, scopes: claims.scopes, track: claims.trk, tokenID: claims.jti.value)
+    }
+
+    /// The principal, which must allow `scope` (on `track`, when given): 401 without a token,
+    /// 403 when the token does not allow it.
+    @discardableResult
+    public func require(_ scope: AccessScope, _ request: Request, track: String? = nil) async throws(APIError) -> Principal {
+        guard let principal = try await authenticate(request) else {
+            throw APIError.unauthorized("a bearer token with scope \(scope.rawValue) is required", error: "invalid_request")
+        }
+        guard principal.allows(scope, track: track) else {
+            throw APIError.forbidden(track.map { "the token does not allow \(scope.rawValue) on track \($0)" }
+                ?? "the token lacks scope \(scope.rawValue)")
+        }
+        return principal
+    }
+
+    /// The principal if it allows any of `scopes`.
+    @discardableResult
+    public func requireAny(_ scopes: [AccessScope], _ request: Request, track: String? = nil) async throws(APIError) -> Principal {
+        guard let principal = try await authenticate(request) else {
+            throw APIError.unauthorized("a bearer token is required", error: "invalid_request")
+        }
+        guard scopes.contains(where: { principal.allows($0, track: track) }) else {
+            throw APIError.forbidden("the token lacks any of the scopes \(scopes.map(\.rawValue).joined(separator: ", "))")
+        }
+        return principal
+    }
+
+    // MARK: Signed playback URLs
+
+    /// The path prefixes one playback token opens: the track's playlists, MPD, media and waveform.
+    public static func playbackPrefixes(track: String) -> [String] {
+        ["/hls/\(track)/", "/dash/\(track)/", "/media/\(track)/", "/v1/tracks/\(track)/waveform.json"]
+    }
+
+    /// A signed token opening every playback path of `track` until `now + playbackTTL`
+    /// (nil in public mode).
+    public func playbackToken(track: String, now: Date) -> String? {
+        guard !isPublic else { return nil }
+        let expires = Timestamp(millisecondsSince1970: Int64((now.timeIntervalSince1970 + playbackTTL) * 1000))
+        return try? signer.sign(pathPrefixes: Self.playbackPrefixes(track: track), expires: expires)
+    }
+
+    /// `path` with the playback token of `track` in its query (unchanged in public mode).
+    public func signedPath(_ path: String, track: String, now: Date) -> String {
+        guard let token = playbackToken(track: track, now: now) else { return path }
+        return QueryRewriter.adding(name: Self.tokenParameter, value: token, to: path)
+    }
+
+    /// Authorises a playback request for `track` and returns the token to carry into the URIs
+    /// of a playlist (nil in public mode).
+    ///
+    /// Accepted: a signed URL (`?token=`) covering the request's path; or a bearer token with
+    /// scope `stream` for the track, in which case a fresh playback token is minted. 401 when
+    /// there is neither or the signature is expired, malformed or wrong; 403 when a valid token
+    /// does not cover this path (another track).
+    public func authorizePlayback(_ request: Request, track: String, now: Date) async throws(APIError) -> String? {
+        if isPublic { return nil }
+        if let token = request.uri.queryParameters.get(Self.tokenParameter) {
+            let verdict = signer.verify(path: request.uri.path, token: token,
+                                        now: Timestamp(millisecondsSince1970: Int64(now.timeIntervalSince1970 * 1000)))
+            switch verdict {
+            case .valid: return token
+            case .expired: throw APIError.unauthorized("the signed URL has expired")
+            case .pathOutsidePrefix: throw APIError.forbidden("the signed URL does not open this path")
+            case .clientMismatch: throw APIError.forbidden("the signed URL is bound to another client")
+            case .badSignature, .unknownKey, .malformed: throw APIError.unauthorized("invalid signed URL")
+            }
+        }
+        if request.headers[.authorization] != nil {
+            try await require(.stream, request, track: track)
+            return playbackToken(track: track, now: now)
+        }
+        throw APIError.unauthorized("a signed URL or a bearer token with scope stream is required", error: "invalid_request")
+    }
+
+    private struct HeaderFields: Decodable {
+        var alg: String?
+        var kid: String?
+    }
+}

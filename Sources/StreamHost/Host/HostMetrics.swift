@@ -1,0 +1,117 @@
+public import Prometheus
+import Hummingbird
+import Foundation
+import Synchronization
+
+/// The host's metrics (DESIGN.md §7), kept in a Prometheus registry and served by `GET /metrics`
+/// in the text exposition format.
+///
+/// Names: `veza_http_requests_total{route,status}`, `veza_http_request_duration_seconds{route}`,
+/// `veza_active_streams`, `veza_bytes_served_total{kind}`, `veza_stream_start_seconds`,
+/// `veza_transcode_queue_depth`, `veza_transcode_jobs_total{outcome}`,
+/// `veza_transcode_job_duration_seconds`, `veza_transcode_failures_total`,
+/// `veza_storage_errors_total{operation}`, `veza_auth_failures_total{reason}`.
+public final class HostMetrics: Sendable {
+    /// The registry `/metrics` renders; add your own collectors to it.
+    public let registry: PrometheusCollectorRegistry
+    let activeStreams: Gauge
+    let queueDepth: Gauge
+    let streamStart: DurationHistogram
+    let jobDuration: DurationHistogram
+    let transcodeFailures: Counter
+    private let requestBuckets: [Duration] = [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+                                              .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+                                              .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        activeStreams = registry.makeGauge(descriptor: .init(
+            namespace: "veza", metricName: "active_streams", unitName: "",
+            helpText: "Media responses (segments, progressive files) being sent right now."))
+        queueDepth = registry.makeGauge(descriptor: .init(
+            namespace: "veza", subsystem: "transcode", metricName: "queue_depth", unitName: "",
+            helpText: "Transcode jobs queued or running, as of the last scrape."))
+        streamStart = registry.makeDurationHistogram(descriptor: .init(
+            namespace: "veza", metricName: "stream_start", unitName: "seconds",
+            helpText: "Time from a playback session's first request (master playlist, MPD or progressive file) to its first media bytes sent by this host."),
+            buckets: requestBuckets)
+        jobDuration = registry.makeDurationHistogram(descriptor: .init(
+            namespace: "veza", subsystem: "transcode", metricName: "job_duration", unitName: "seconds",
+            helpText: "Wall time of transcode jobs that published a track."),
+            buckets: [.seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(20), .seconds(30), .seconds(60),
+                      .seconds(120), .seconds(300), .seconds(600), .seconds(1800)])
+        transcodeFailures = registry.makeCounter(descriptor: .init(
+            namespace: "veza", subsystem: "transcode", metricName: "failures", unitName: "total",
+            helpText: "Transcode attempts that failed (retried or dead-lettered)."))
+    }
+
+    func requestFinished(route: String, method: String, status: Int, duration: Duration) {
+        registry.makeCounter(descriptor: .init(
+            namespace: "veza", subsystem: "http", metricName: "requests", unitName: "total",
+            helpText: "HTTP requests answered, by route pattern, method and status."),
+            labels: [("route", route), ("method", method), ("status", String(status))]).increment()
+        registry.makeDurationHistogram(descriptor: .init(
+            namespace: "veza", subsystem: "http", metricName: "request_duration", unitName: "seconds",
+            helpText: "Time from a request's head to its response head, by route pattern."),
+            labels: [("route", route)], buckets: requestBuckets).record(duration)
+    }
+
+    func bytesServed(_ count: Int, kind: String) {
+        registry.makeCounter(descriptor: .init(
+            namespace: "veza", metricName: "bytes_served", unitName: "total",
+            helpText: "Body bytes of media responses sent, by kind (segment, init, progressive, playlist)."),
+            labels: [("kind", kind)]).increment(by: Int64(count))
+    }
+
+    func authFailure(_ reason: String) {
+        registry.makeCounter(descriptor: .init(
+            namespace: "veza", subsystem: "auth", metricName: "failures", unitName: "total",
+            helpText: "Requests refused by authentication or authorisation, by status."),
+            labels: [("status", reason)]).increment()
+    }
+
+    func storageError(_ operation: String) {
+        registry.makeCounter(descriptor: .init(
+            namespace: "veza", subsystem: "storage", metricName: "errors", unitName: "total",
+            helpText: "Object storage operations that failed, by operation."),
+            labels: [("operation", operation)]).increment()
+    }
+
+    func jobFinished(outcome: String, duration: Duration?) {
+        registry.makeCounter(descriptor: .init(
+            namespace: "veza", subsystem: "transcode", metricName: "jobs", unitName: "total",
+            helpText: "Transcode attempts finished, by outcome (published, retry, dead, cancelled)."),
+            labels: [("outcome", outcome)]).increment()
+        if let duration, outcome == "published" { jobDuration.record(duration) }
+        if outcome == "retry" || outcome == "dead" { transcodeFailures.increment() }
+    }
+
+    /// The exposition text.
+    public func render() -> [UInt8] { registry.emitToBuffer() }
+}
+
+/// Counts and times every request by its route pattern (never the raw path: bounded label
+/// values), and keeps `veza_active_streams`.
+struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: HostMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        do {
+            let response = try await next(request, context)
+            metrics.requestFinished(route: Self.route(context), method: request.method.rawValue, status: response.status.code,
+                                    duration: ContinuousClock.now - start)
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            metrics.requestFinished(route: Self.route(context), method: request.method.rawValue, status: status,
+                                    duration: ContinuousClock.now - start)
+            if status == 401 || status == 403 { metrics.authFailure(String(status)) }
+            throw error
+        }
+    }
+
+    static func route(_ context: Context) -> String {
+        context.endpointPath ?? "unmatched"
+    }
+}

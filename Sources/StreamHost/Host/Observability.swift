@@ -1,0 +1,161 @@
+public import Hummingbird
+public import Logging
+import Foundation
+public import NIOCore
+import Synchronization
+import HTTPTypes
+import CoreFoundation
+
+/// The request context of the host: Hummingbird's core context plus the peer address (for
+/// logging a truncated client address, and for per-client limits).
+public struct HostRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// Gives every request an id (the client's `X-Request-Id` when it is sane, else a fresh one),
+/// echoes it in the response, puts it in the request's logger metadata, and logs one line per
+/// request: method, route pattern, path without query (signed tokens stay out of logs), status,
+/// duration, and the client's network prefix (IPv4 /24, IPv6 /48: never the full address).
+///
+/// Successful GET/HEAD requests log at `debug` (a listener fetches a segment every few
+/// seconds); everything else at `info`.
+struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
+    static var header: HTTPField.Name { HTTPField.Name("X-Request-Id")! }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let id = request.headers[Self.header].flatMap(Self.sanitised) ?? Self.makeID()
+        context.logger[metadataKey: "request_id"] = .string(id)
+        let start = ContinuousClock.now
+        let client = (context as? any RemoteAddressRequestContext)?.remoteAddress.flatMap(Self.networkPrefix)
+        do {
+            var response = try await next(request, context)
+            response.headers[Self.header] = id
+            log(request, context, status: response.status.code, start: start, client: client)
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            log(request, context, status: status, start: start, client: client, error: error)
+            guard var httpError = error as? APIError else { throw error }
+            httpError.headers[Self.header] = id
+            throw httpError
+        }
+    }
+
+    private func log(_ request: Request, _ context: Context, status: Int, start: ContinuousClock.Instant, client: String?,
+                     error: (any Error)? = nil) {
+        let level: Logger.Level = (status < 400 && (request.method == .get || request.method == .head)) ? .debug : .info
+        var metadata: Logger.Metadata = [
+            "method": .string(request.method.rawValue),
+            "route": .string(context.endpointPath ?? "unmatched"),
+            "path": .string(request.uri.path),
+            "status": .stringConvertible(status),
+            "duration_ms": .stringConvertible(((ContinuousClock.now - start) / .microseconds(1)).rounded() / 1000),
+        ]
+        if let client { metadata["client"] = .string(client) }
+        if let error = error as? APIError { metadata["error"] = .string(error.code) }
+        context.logger.log(level: level, "request", metadata: metadata)
+    }
+
+    static func makeID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")
+        return String((0..<16).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })
+    }
+
+    /// A client-supplied id, if it is 1–64 characters of `[A-Za-z0-9._-]` (no log injection).
+    static func sanitised(_ value: String) -> String? {
+        guard (1...64).contains(value.utf8.count),
+              value.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 46 || $0 == 95 })
+        else { return nil }
+        return value
+    }
+
+    /// `203.0.113.0/24` or `2001:db8:1::/48`: enough to tell networks apart, not people.
+    static func networkPrefix(_ address: SocketAddress) -> String? {
+        guard let ip = address.ipAddress else { return nil }
+        switch address.protocol {
+        case .inet:
+            let octets = ip.split(separator: ".")
+            guard octets.count == 4 else { return nil }
+            return octets.prefix(3).joined(separator: ".") + ".0/24"
+        case .inet6:
+            if ip.hasPrefix("::ffff:"), ip.contains(".") {
+                let octets = ip.dropFirst(7).split(separator: ".")
+                return octets.prefix(3).joined(separator: ".") + ".0/24"
+            }
+            guard let parsed = try? SocketAddress(ipAddress: ip, port: 0), case .v6(let v6) = parsed else { return nil }
+            var raw = v6.address.sin6_addr
+            let groups = withUnsafeBytes(of: &raw) { bytes in
+                (0..<3).map { String(UInt16(bytes[$0 * 2]) << 8 | UInt16(bytes[$0 * 2 + 1]), radix: 16) }
+            }
+            return groups.joined(separator: ":") + "::/48"
+        default:
+            return nil
+        }
+    }
+}
+
+/// One JSON object per line on standard error: `ts`, `level`, `logger`, `msg`, the metadata
+/// (merged, string values), `source`. swift-log ships no JSON handler, hence this small one.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    public var metadataProvider: Logger.MetadataProvider?
+    let label: String
+    private static let output = Mutex<Void>(())
+
+    public init(label: String, metadataProvider: Logger.MetadataProvider? = nil) {
+        self.label = label
+        self.metadataProvider = metadataProvider
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        var object: [String: Any] = [
+            "ts": Self.timestamp(),
+            "level": event.level.rawValue,
+            "logger": label,
+            "msg": event.message.description,
+            "source": event.source,
+        ]
+        for (key, value) in merged where object[key] == nil { object[key] = Self.plain(value) }
+        guard var line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        line.append(0x0A)
+        Self.output.withLock { _ in
+            line.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+        }
+    }
+
+    static func plain(_ value: Logger.Metadata.Value) -> Any {
+        switch value {
+        case .string(let text): text
+        case .stringConvertible(let convertible): convertible.description
+        case .array(let values): values.map(plain)
+        case .dictionary(let values): values.mapValues(plain)
+        }
+    }
+
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+                      Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(now.tv_nsec / 1_000_000))
+    }
+}

@@ -1,0 +1,390 @@
+#!/usr/bin/env python3
+"""Plays the Veza Stream demo page in headless Chromium and checks that audio really plays.
+
+Usage: chromium_play.py URL [--seconds 4] [--timeout 60] [--switch RENDITION] [--chromium PATH]
+
+Opens URL (normally http://host/demo?autoplay=first#token=…) in a fresh headless Chromium
+driven over the DevTools protocol on a pipe (fds 3 and 4, NUL-terminated JSON), then polls
+`window.vezaDemo` until `audio.currentTime` has advanced by at least --seconds of media time
+while `state == "playing"`. With --switch R it asks the page to switch to rendition R after
+1 s of playback (`vezaDemo.setRendition(R)`) and then requires another --seconds of playback
+with `vezaDemo.rendition == R`.
+
+Prints one JSON line: {ok, currentTime, rendition, state, error, consoleErrors, ...}; exits 0
+only when ok. Chromium and its temporary profile are always removed. Standard library only.
+"""
+
+import argparse
+import ctypes
+import fcntl
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy")
+POLL_INTERVAL = 0.2
+SWITCH_AFTER = 1.0
+
+STATUS_EXPRESSION = """(() => {
+  const d = window.vezaDemo;
+  if (!d) return null;
+  const a = d.audio;
+  return { state: d.state, error: d.error, rendition: d.rendition,
+           currentTime: a ? a.currentTime : null, paused: a ? a.paused : null,
+           ended: a ? a.ended : null, readyState: a ? a.readyState : null };
+})()"""
+
+
+class Failure(Exception):
+    """Ends the run with ok=false and this message as the reason."""
+
+
+class Terminated(Exception):
+    """SIGTERM/SIGINT/SIGHUP arrived; unwinds through the cleanup."""
+
+
+class DevToolsPipe:
+    """The DevTools protocol over --remote-debugging-pipe."""
+
+    def __init__(self, to_browser, from_browser, on_event):
+        self.to_browser = to_browser
+        self.from_browser = from_browser
+        self.on_event = on_event
+        self.buffer = b""
+        self.next_id = 0
+        self.replies = {}
+
+    def send(self, method, params=None, session=None):
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        data = json.dumps(message).encode() + b"\0"
+        while data:
+            written = os.write(self.to_browser, data)
+            data = data[written:]
+        return self.next_id
+
+    def call(self, method, params=None, session=None, timeout=15.0):
+        """Sends a command and waits for its reply; raises Failure on a protocol error."""
+        ident = self.send(method, params, session)
+        deadline = time.monotonic() + timeout
+        while ident not in self.replies:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Failure(f"no DevTools reply to {method} within {timeout:.0f} s")
+            self.pump(remaining)
+        reply = self.replies.pop(ident)
+        if "error" in reply:
+            raise Failure(f"{method} failed: {reply['error'].get('message', reply['error'])}")
+        return reply.get("result", {})
+
+    def pump(self, timeout):
+        """Reads whatever arrives within `timeout` seconds and dispatches it."""
+        ready, _, _ = select.select([self.from_browser], [], [], max(0.0, timeout))
+        if not ready:
+            return
+        chunk = os.read(self.from_browser, 1 << 20)
+        if not chunk:
+            raise Failure("Chromium closed the DevTools pipe (crashed or exited)")
+        self.buffer += chunk
+        while b"\0" in self.buffer:
+            raw, self.buffer = self.buffer.split(b"\0", 1)
+            if not raw:
+                continue
+            message = json.loads(raw)
+            if "id" in message:
+                self.replies[message["id"]] = message
+            else:
+                self.on_event(message)
+
+
+def find_chromium(explicit):
+    chosen = explicit or os.environ.get("CHROMIUM")
+    if chosen:
+        path = shutil.which(chosen)
+        if not path:
+            raise Failure(f"Chromium not found at {chosen}")
+        return path
+    for candidate in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(candidate)
+        if path:
+            return path
+    raise Failure("Chromium not found (install chromium or pass --chromium / set CHROMIUM)")
+
+
+def high_fd(fd):
+    """A close-on-exec copy of fd numbered ≥ 10, so that dup2 onto 3 and 4 cannot collide."""
+    copy = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return copy
+
+
+def launch(binary, profile, log):
+    """Starts Chromium in its own process group with the DevTools pipe on fds 3 (in) and 4 (out)."""
+    command_read, command_write = (high_fd(fd) for fd in os.pipe())
+    reply_read, reply_write = (high_fd(fd) for fd in os.pipe())
+
+    def child_setup():
+        os.dup2(command_read, 3)   # dup2 clears close-on-exec on the copies
+        os.dup2(reply_write, 4)
+        # Close any other inheritable descriptor this process was given (close-on-exec ones
+        # close by themselves, including subprocess's own error pipe).
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd > 4:
+                try:
+                    if not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                        os.close(fd)
+                except OSError:
+                    pass
+
+    env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
+    arguments = [
+        binary, "--headless=new", "--no-sandbox", "--disable-gpu",
+        "--autoplay-policy=no-user-gesture-required", "--no-first-run", "--no-default-browser-check",
+        f"--user-data-dir={profile}", "--remote-debugging-pipe", "--no-proxy-server",
+        "--disable-extensions", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-dev-shm-usage", "--disable-crash-reporter", "--disable-breakpad",
+        "--mute-audio", "about:blank",
+    ]
+    try:
+        process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                   close_fds=False, preexec_fn=child_setup, start_new_session=True)
+    finally:
+        os.close(command_read)
+        os.close(reply_write)
+    return process, command_write, reply_read
+
+
+def become_subreaper():
+    """Linux: orphaned Chromium helpers are re-parented to us (not to a PID 1 that may never
+    reap them), so that stop() can kill and reap every one of them."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def own_children():
+    """Pids of live processes whose parent is this process (from /proc)."""
+    children = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return children
+    me = os.getpid()
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == me:
+            children.append(int(name))
+    return children
+
+
+def reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def stop(process):
+    """Kills Chromium's process group (it leads a new session), then any helper of it that
+    was re-parented to us, and reaps them all."""
+    if process is None:
+        return
+    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=grace)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)   # helpers left in the group
+        except (ProcessLookupError, PermissionError):
+            pass
+        reap()
+        leftovers = own_children()
+        if not leftovers:
+            return
+        for pid in leftovers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+
+
+def describe_console(params):
+    parts = []
+    for arg in params.get("args", []):
+        if "value" in arg:
+            parts.append(str(arg["value"]))
+        else:
+            parts.append(arg.get("description") or arg.get("type", "?"))
+    return " ".join(parts)
+
+
+def describe_exception(params):
+    details = params.get("exceptionDetails", {})
+    exception = details.get("exception") or {}
+    text = exception.get("description") or details.get("text") or "exception"
+    where = details.get("url")
+    return f"{text} ({where}:{details.get('lineNumber', 0) + 1})" if where else text
+
+
+def run(args, result):
+    deadline = time.monotonic() + args.timeout
+    binary = find_chromium(args.chromium)
+    become_subreaper()
+    profile = tempfile.mkdtemp(prefix="veza-chromium-")
+    log_path = os.path.join(profile, "chromium.log")
+    process = None
+    pipes = []
+    try:
+        with open(log_path, "wb") as log:
+            process, to_browser, from_browser = launch(binary, profile, log)
+        pipes = [to_browser, from_browser]
+
+        console_errors = result["consoleErrors"]
+
+        def on_event(message):
+            method, params = message.get("method"), message.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                console_errors.append(describe_console(params))
+            elif method == "Runtime.exceptionThrown":
+                console_errors.append(describe_exception(params))
+            elif method in ("Target.targetCrashed", "Inspector.targetCrashed"):
+                raise Failure("the page crashed")
+            elif method == "Target.detachedFromTarget":
+                raise Failure("DevTools detached from the page")
+
+        cdp = DevToolsPipe(to_browser, from_browser, on_event)
+        target = cdp.call("Target.createTarget", {"url": "about:blank"}, timeout=30)["targetId"]
+        session = cdp.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        cdp.call("Runtime.enable", session=session)
+        cdp.call("Page.enable", session=session)
+        navigation = cdp.call("Page.navigate", {"url": args.url}, session=session)
+        if navigation.get("errorText"):
+            raise Failure(f"navigation failed: {navigation['errorText']}")
+
+        def evaluate(expression):
+            reply = cdp.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                  "awaitPromise": True}, session=session)
+            if "exceptionDetails" in reply:
+                raise Failure(f"evaluating {expression!r}: {describe_exception(reply)}")
+            return reply.get("result", {}).get("value")
+
+        baseline = None        # media time when the measured stretch began
+        status = None
+        switch_requested = False
+        switched = args.switch is None
+        while True:
+            if time.monotonic() > deadline:
+                if status is None:
+                    raise Failure(f"timed out after {args.timeout:.0f} s (window.vezaDemo never appeared)")
+                waiting = "for the switch to " + args.switch if not switched else "for enough playback"
+                raise Failure(f"timed out after {args.timeout:.0f} s waiting {waiting} "
+                              f"(state={status['state']}, currentTime={status['currentTime']})")
+            if process.poll() is not None:
+                raise Failure(f"Chromium exited with status {process.returncode}")
+            status = evaluate(STATUS_EXPRESSION)
+            if status:
+                result.update({k: status[k] for k in ("currentTime", "rendition", "state", "error")})
+                if status["error"] or status["state"] == "error":
+                    raise Failure(f"page reported an error: {status['error']}")
+                playing = status["state"] == "playing" and status["currentTime"] is not None
+                if playing and not switched:
+                    if baseline is None:
+                        baseline = status["currentTime"]
+                    if not switch_requested and status["currentTime"] - baseline >= SWITCH_AFTER:
+                        evaluate(f"window.vezaDemo.setRendition({json.dumps(args.switch)}), true")
+                        switch_requested = True
+                        result["switchRequestedAt"] = status["currentTime"]
+                    if switch_requested and status["rendition"] == args.switch:
+                        switched = True
+                        baseline = status["currentTime"]
+                        result["switchedAt"] = baseline
+                elif playing:
+                    if baseline is None:
+                        baseline = status["currentTime"]
+                    if args.switch is not None and status["rendition"] != args.switch:
+                        raise Failure(f"rendition went back to {status['rendition']} after switching to {args.switch}")
+                    if status["currentTime"] - baseline >= args.seconds:
+                        result["ok"] = True
+                        result["playedSeconds"] = round(status["currentTime"] - baseline, 3)
+                        return
+                if status["ended"]:
+                    raise Failure("the track ended before enough playback was seen")
+            # Wait, handling events meanwhile.
+            until = time.monotonic() + POLL_INTERVAL
+            while (remaining := until - time.monotonic()) > 0:
+                cdp.pump(remaining)
+    except Failure as failure:
+        result["reason"] = str(failure)
+        if process is not None and os.path.exists(log_path):
+            with open(log_path, "rb") as log:
+                tail = log.read()[-2000:].decode("utf-8", "replace").strip()
+            if tail and process.poll() is not None:
+                result["chromiumLog"] = tail
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)   # a second signal must not interrupt the cleanup
+        stop(process)
+        for fd in pipes:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Check that the Veza demo page plays audio in headless Chromium.")
+    parser.add_argument("url")
+    parser.add_argument("--seconds", type=float, default=4.0, help="media seconds of playback to require (default 4)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="overall limit in seconds (default 60)")
+    parser.add_argument("--switch", metavar="RENDITION", help="switch to this rendition after 1 s and keep playing it")
+    parser.add_argument("--chromium", help="Chromium binary (default: $CHROMIUM, then chromium on PATH)")
+    args = parser.parse_args()
+
+    def terminate(signum, _frame):
+        raise Terminated(f"terminated by signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, terminate)
+
+    result = {"ok": False, "currentTime": None, "rendition": None, "state": None, "error": None, "consoleErrors": []}
+    try:
+        run(args, result)
+    except (Failure, Terminated) as stopped:
+        result["reason"] = str(stopped)
+    except Exception as unexpected:  # report, never hang or leak a browser
+        result["reason"] = f"{type(unexpected).__name__}: {unexpected}"
+    print(json.dumps(result), flush=True)
+    sys.exit(0 if result["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()
