@@ -7,7 +7,7 @@ SWIFT_FLAGS ?= -Xswiftc -warnings-as-errors
 # build folder: with other flags in .build, `make test` and `make demo` would rebuild each other.
 TEST_FLAGS ?= -c release -Xswiftc -enable-testing --scratch-path .build-test
 
-.PHONY: demo test deps build coverage bench bench-host clean
+.PHONY: demo test deps build coverage bench bench-host bench-delivery clean
 
 deps:
 	scripts/install-deps.sh
@@ -33,6 +33,11 @@ bench: deps
 # The host end to end over HTTP (issue 6): upload → ready, jobs per minute.
 bench-host: deps
 	Benchmarks/host-throughput.sh
+
+# Segment serving (issue 7): requests/s and time to first byte beside nginx, same files, same run.
+bench-delivery: deps
+	$(SWIFT) build -c release --product streamhost
+	STREAMHOST=.build/release/streamhost Benchmarks/delivery-throughput.sh
 
 clean:
 	rm -rf .build .build-test Benchmarks/.build

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Segment delivery: the real `streamhost serve` against nginx serving the same published files
 # from the same directory, in the same run, on loopback ports.
-#  1. one 5-minute stereo 44.1 kHz FLAC is uploaded and packaged (public mode, VEZA_AUTH_PUBLIC);
+#  1. one 5-minute stereo 44.1 kHz FLAC is uploaded and packaged. AUTH=signed (default): the host
+#     requires auth; an admin JWT is minted first with `streamhost token` (which creates
+#     <data>/secrets.json, so the host started afterwards signs with the same keys), and the
+#     upload and status polls carry it as a bearer; the ready track's playback.hls carries the
+#     signed-URL token (one per track, for every /hls, /dash and /media path of it, 6 h), which
+#     is appended as ?token=… to every host URL below. AUTH=public: VEZA_AUTH_PUBLIC=true, no
+#     token anywhere;
 #  2. the CMAF segments of 64–200 KiB (aac-256, aac-128, opus-160, opus-96 with this input) are
 #     requested in a cycle by wrk (-t2 -c64, keep-alive), against nginx and against the host,
 #     interleaved over ROUNDS rounds to average out the noise of a shared VM, each run after a
@@ -15,12 +21,12 @@
 # neither is exactly like for like on 2 cores where wrk shares the same CPUs; both are reported,
 # with each server's CPU use (cores busy) during the measured runs. NGINX_AUTO=0 skips `auto`.
 # nginx paths:  /tracks/{id}/v1/cmaf/{rendition}/seg-{k}.m4s  (root = <data>/objects)
-# host paths:   /media/{id}/v1/cmaf/{rendition}/seg-{k}.m4s, /hls/{id}/master.m3u8
+# host paths:   /media/{id}/v1/cmaf/{rendition}/seg-{k}.m4s, /hls/{id}/master.m3u8 (+ ?token=… if signed)
 # For nginx there is no playlist route: its "master playlist" is the stored v1/master.m3u8.
 # Usage: Benchmarks/delivery-throughput.sh   (builds release unless STREAMHOST is set;
 #        writes nothing outside /tmp; runs as root without touching /var)
 # Knobs: STREAMHOST=path  DURATION=20s  WARMUP=3s  ROUNDS=2  THREADS=2  CONNECTIONS=64
-#        TTFB_N=200  NGINX_AUTO=1  AUTH=public  KEEP=1 (keep the work directory)
+#        TTFB_N=200  NGINX_AUTO=1  AUTH=signed|public  KEEP=1 (keep the work directory)
 #        SKIP_HOST=1 (nginx only: checks the harness against a host without /media and /hls)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,18 +38,17 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 TTFB_N=${TTFB_N:-200}
 NGINX_AUTO=${NGINX_AUTO:-1}
-AUTH=${AUTH:-public}
+AUTH=${AUTH:-signed}
 KEEP=${KEEP:-0}
 SKIP_HOST=${SKIP_HOST:-0}
 MIN_BYTES=$((64 * 1024))
 MAX_BYTES=$((200 * 1024))
 
-if [ "$AUTH" != public ]; then
-  # Signed mode: the host's paths would carry a per-path token; host_path() below is where
-  # it would be added (and the wrk script would then need one signed path per entry).
-  echo "error: AUTH=$AUTH is not supported yet (only public: VEZA_AUTH_PUBLIC=true)" >&2
-  exit 2
-fi
+case $AUTH in
+  signed) unset VEZA_AUTH_PUBLIC;; # an inherited VEZA_AUTH_PUBLIC would silently make it public
+  public) export VEZA_AUTH_PUBLIC=true;;
+  *) echo "error: AUTH=$AUTH: expected signed or public" >&2; exit 2;;
+esac
 
 # --- tools: wrk, nginx, curl, ffmpeg (installed with apt only when missing) ---------------------
 nginx_bin=$(command -v nginx || true)
@@ -125,7 +130,7 @@ host=""
 base=""
 start_host() {
   local log=$work/serve-$1.log
-  VEZA_AUTH_PUBLIC=true "$bin" serve --port 0 --data-directory "$data" > "$log" 2>&1 &
+  "$bin" serve --port 0 --data-directory "$data" > "$log" 2>&1 &
   host=$!
   pids+=("$host")
   for _ in $(seq 1 300); do
@@ -138,18 +143,36 @@ start_host() {
 }
 stop_host() { kill -TERM "$host"; wait "$host" 2>/dev/null || true; }
 
+# Signed mode: an admin JWT for the API calls, minted before the host starts (see the header).
+auth=()
+if [ "$AUTH" = signed ]; then
+  admin=$("$bin" token --scope admin --ttl 2h --data-directory "$data" 2>"$work/token.log") \
+    || { cat "$work/token.log" >&2; die "streamhost token failed"; }
+  [ -n "$admin" ] || die "streamhost token printed no token"
+  [ -f "$data/secrets.json" ] || die "streamhost token wrote no $data/secrets.json (the host would sign with other keys)"
+  auth=(-H "Authorization: Bearer $admin")
+fi
+
 start_host packaging
-echo "== upload and package the 5-minute track ($base)"
-id=$(curl_ -X POST --data-binary @"$long" -H 'Content-Type: audio/flac' "$base/v1/tracks" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
-[ -n "$id" ] || die "upload failed (no track id in the response)"
+echo "== upload and package the 5-minute track ($base, AUTH=$AUTH)"
+response=$(curl_ "${auth[@]}" -X POST --data-binary @"$long" -H 'Content-Type: audio/flac' "$base/v1/tracks")
+id=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' <<< "$response")
+[ -n "$id" ] || die "upload failed (no track id in the response: $response)"
 deadline=$((SECONDS + 900))
 while :; do
-  status=$(curl_ "$base/v1/tracks/$id" || true)
+  status=$(curl_ "${auth[@]}" "$base/v1/tracks/$id" || true)
   case $status in *'"status":"ready"'*) break;; *'"status":"failed"'*) die "track $id failed: $status";; esac
   [ $SECONDS -lt $deadline ] || die "track $id not ready after 15 minutes"
   sleep 0.2
 done
 packaging_peak=$(kib "$host" VmHWM)
+# The playback token: playback.hls is "\/hls\/{id}\/master.m3u8?token=v1.k1.…" (JSON escapes '/').
+query=""
+if [ "$AUTH" = signed ]; then
+  token=$(sed -n 's/.*"hls":"[^"]*[?&]token=\([^"&]*\)".*/\1/p' <<< "$status")
+  [[ $token =~ ^[A-Za-z0-9._~-]+$ ]] || die "no URL-safe playback token in playback.hls of $id: $status"
+  query="?token=$token"
+fi
 # A fresh process for serving, so its peak RSS is that of serving, not of the packaging job.
 stop_host
 start_host serving
@@ -167,7 +190,7 @@ echo "== $count segments ($renditions), $seg_min–$seg_max KiB"
 
 # Object key (relative to <data>/objects) → URL path on each server.
 nginx_path() { echo "/$1"; }
-host_path() { echo "/media/${1#tracks/}"; }
+host_path() { echo "/media/${1#tracks/}$query"; }
 
 # wrk script: cycles through the segment paths; each thread starts at its own offset.
 make_lua() { # make_lua server out
@@ -278,14 +301,20 @@ seg1=aac-128/seg-1.m4s
 declare -A playlist segment
 for s in "${servers[@]}"; do
   kind=${s%%-*}
-  if [ "$kind" = host ]; then playlist[$s]=/hls/$id/master.m3u8; else playlist[$s]=$(nginx_path "tracks/$id/v1/master.m3u8"); fi
+  if [ "$kind" = host ]; then playlist[$s]=/hls/$id/master.m3u8$query; else playlist[$s]=$(nginx_path "tracks/$id/v1/master.m3u8"); fi
   segment[$s]=$("${kind}_path" "tracks/$id/v1/cmaf/$seg1")
   for rel in "$first" "$seg1"; do
     p=$("${kind}_path" "tracks/$id/v1/cmaf/$rel")
     code=$(curl -s --noproxy '*' -o "$work/check" -w '%{http_code}' "${url[$s]}$p" || echo 000)
-    [ "$code" = 200 ] || die "$s returned HTTP $code for GET $p (expected 200$( [ "$kind" = host ] && echo "; does this streamhost serve /media/{id}/… in public mode (VEZA_AUTH_PUBLIC=true)?"))"
+    [ "$code" = 200 ] || die "$s returned HTTP $code for GET $p (expected 200$( [ "$kind" = host ] && echo "; does this streamhost serve /media/{id}/… (AUTH=$AUTH)?"))"
     cmp -s "$work/check" "$cmaf/$rel" || die "$s: GET $p did not return the bytes of $cmaf/$rel"
   done
+  if [ "$kind" = host ] && [ "$AUTH" = signed ]; then
+    # The token must be what opens the segment: without it the host refuses.
+    p=/media/$id/v1/cmaf/$first
+    code=$(curl -s --noproxy '*' -o /dev/null -w '%{http_code}' "${url[$s]}$p" || echo 000)
+    [ "$code" = 401 ] || die "host returned HTTP $code for GET $p without a token (expected 401: is auth on?)"
+  fi
   code=$(curl -s --noproxy '*' -o /dev/null -w '%{http_code}' "${url[$s]}${playlist[$s]}" || echo 000)
   [ "$code" = 200 ] || die "$s returned HTTP $code for GET ${playlist[$s]} (expected 200)"
 done
@@ -351,7 +380,7 @@ for s in "${servers[@]}"; do
 done
 
 # --- summary --------------------------------------------------------------------------------------
-label() { case $1 in nginx-1) echo "nginx $("$nginx_bin" -v 2>&1 | sed -n 's/.*nginx\///p'), worker_processes 1";; nginx-auto) echo "nginx, worker_processes auto ($nginx_auto_workers)";; host) echo "streamhost serve (public)";; esac; }
+label() { case $1 in nginx-1) echo "nginx $("$nginx_bin" -v 2>&1 | sed -n 's/.*nginx\///p'), worker_processes 1";; nginx-auto) echo "nginx, worker_processes auto ($nginx_auto_workers)";; host) echo "streamhost serve ($( [ "$AUTH" = signed ] && echo "signed URLs" || echo public))";; esac; }
 echo
 echo "## Segment delivery: streamhost vs nginx (same files, same run)"
 echo
@@ -382,7 +411,7 @@ echo "| server | master playlist p50 | p99 | first segment (aac-128 seg-1) p50 |
 echo "| --- | ---: | ---: | ---: | ---: |"
 for s in "${servers[@]}"; do
   read -r a b c d <<< "${tt[$s]}"
-  what=$( [ "$s" = host ] && echo "/hls/{id}/master.m3u8" || echo "stored master.m3u8")
+  what=$( [ "$s" = host ] && echo "/hls/{id}/master.m3u8${query:+?token=…}" || echo "stored master.m3u8")
   echo "| $(label "$s") | $a ms ($what) | $b ms | $c ms | $d ms |"
 done
 echo

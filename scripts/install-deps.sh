@@ -15,6 +15,11 @@ packages=(
   libsoxr-dev
   # Real tools the tests run: ffmpeg/ffprobe make fixtures and check output; xmllint checks MPDs.
   ffmpeg libxml2-utils curl bc
+  # Real players and checkers the delivery tests run: GStreamer's HLS/DASH demuxers, headless
+  # Chromium (the demo page, driven by Tests/scripts/chromium_play.py), promtool (from the
+  # prometheus package) for /metrics, openssl for RS256/ES256 test keys.
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
+  chromium prometheus openssl python3
 )
 
 missing=()

@@ -13,9 +13,16 @@ final class HostProcess {
     /// sends it unless told not to.
     private(set) var adminToken = ""
 
-    init(name: String, environment: [String: String] = [:]) {
+    /// Extra arguments for `serve` and `token` (e.g. `--config FILE`).
+    let arguments: [String]
+    /// The host's standard error (its JSON log lines).
+    let logPath: String
+
+    init(name: String, environment: [String: String] = [:], arguments: [String] = []) {
         dataDirectory = Fixtures.directory + "/host-\(name)-\(UUID().uuidString.prefix(6))"
+        logPath = dataDirectory + ".log"
         self.environment = environment
+        self.arguments = arguments
     }
 
     var base: String { "http://127.0.0.1:\(port)" }
@@ -26,14 +33,15 @@ final class HostProcess {
         if adminToken.isEmpty { adminToken = try mint(["--scope", "admin", "--ttl", "2h"]) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Fixtures.builtProduct("streamhost"))
-        process.arguments = ["serve", "--port", "0", "--data-directory", dataDirectory, "--workers", "\(workers)"]
+        process.arguments = ["serve", "--port", "0", "--data-directory", dataDirectory, "--workers", "\(workers)"] + arguments
         var env = ProcessInfo.processInfo.environment
         env["LOG_LEVEL"] = "warning"
         for (key, value) in environment { env[key] = value }
         process.environment = env
         let pipe = Pipe()
         process.standardOutput = pipe
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: logPath)
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(30)
@@ -55,7 +63,7 @@ final class HostProcess {
     /// Runs `streamhost token` on this host's data directory; returns the token.
     func mint(_ arguments: [String]) throws -> String {
         let variables = environment.map { "\($0.key)=\($0.value)" }
-        let result = try Subprocess.run("env", variables + [try Fixtures.builtProduct("streamhost"), "token", "--data-directory", dataDirectory] + arguments)
+        let result = try Subprocess.run("env", variables + [try Fixtures.builtProduct("streamhost"), "token", "--data-directory", dataDirectory] + self.arguments + arguments)
         guard result.succeeded else { throw TestError.failed("streamhost token failed: \(result.stderr)") }
         return String(decoding: result.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -77,6 +85,7 @@ final class HostProcess {
     deinit {
         stop()
         try? FileManager.default.removeItem(atPath: dataDirectory)
+        try? FileManager.default.removeItem(atPath: logPath)
     }
 
     /// `curl` with `arguments`; returns (status, body, headers).
@@ -337,7 +346,7 @@ struct HostTests {
         let path = try Fixtures.make("host-many.flac", source: Fixtures.sourceArguments(seconds: 2), ["-c:a", "flac"])
         // 50 curl processes at once, each writing status and headers to its own files.
         let script = (0..<50).map { i in
-            "curl -sS --noproxy '*' -o \(host.dataDirectory)-r\(i).json -D \(host.dataDirectory)-r\(i).h -w '%{http_code}' -X POST --data-binary @\(path) \(host.base)/v1/tracks > \(host.dataDirectory)-r\(i).code &"
+            "curl -sS --noproxy '*' -o \(host.dataDirectory)-r\(i).json -D \(host.dataDirectory)-r\(i).h -w '%{http_code}' -H 'Authorization: Bearer \(host.adminToken)' -X POST --data-binary @\(path) \(host.base)/v1/tracks > \(host.dataDirectory)-r\(i).code &"
         }.joined(separator: "\n") + "\nwait"
         _ = try Subprocess.run("bash", ["-c", script], timeLimit: 120)
         var accepted: [String] = []

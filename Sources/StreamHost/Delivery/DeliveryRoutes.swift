@@ -23,11 +23,17 @@ public struct DeliveryRoutes: Sendable {
 
     public init(catalog: any Catalog, storage: any ObjectStorage, auth: HostAuth, configuration: HostConfiguration,
                 metrics: HostMetrics?) {
+        self.init(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics,
+                  cache: ObjectCache(capacityBytes: configuration.objectCacheBytes))
+    }
+
+    init(catalog: any Catalog, storage: any ObjectStorage, auth: HostAuth, configuration: HostConfiguration,
+         metrics: HostMetrics?, cache: ObjectCache) {
         self.catalog = catalog
         self.storage = storage
         self.auth = auth
         self.configuration = configuration
-        responder = ObjectResponder(storage: storage, metrics: metrics)
+        responder = ObjectResponder(storage: storage, metrics: metrics, cache: cache)
     }
 
     /// Adds the routes to `router`.

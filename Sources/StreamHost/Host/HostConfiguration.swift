@@ -48,6 +48,9 @@ public struct HostConfiguration: Sendable {
     /// which can change when a track is replaced or deleted. Published media objects are
     /// immutable and always cached for a year. Default 10.
     public var playlistMaxAge: Int = 10
+    /// Bytes of small published objects (segments, init segments) kept in memory for
+    /// delivery (`delivery.cacheMegabytes`, in MiB; 0 turns the cache off). Default 64 MiB.
+    public var objectCacheBytes: Int = 64 << 20
 
     /// The defaults.
     public init() {}
@@ -69,6 +72,7 @@ public struct HostConfiguration: Sendable {
         ladder.segmentDuration = reader.double(forKey: "ladder.segmentSeconds", default: ladder.segmentDuration)
         ladder.normalization.targetLoudness = reader.double(forKey: "ladder.targetLUFS", default: ladder.normalization.targetLoudness)
         playlistMaxAge = max(0, reader.int(forKey: "delivery.playlistMaxAge", default: playlistMaxAge))
+        objectCacheBytes = max(0, reader.int(forKey: "delivery.cacheMegabytes", default: objectCacheBytes >> 20)) << 20
         auth = AuthConfiguration(reader: reader)
     }
 

@@ -70,6 +70,21 @@ public protocol StoredObject: Sendable {
     /// Sends the bytes of `range` to `body` in order, in chunks of at most `chunkSize` bytes,
     /// holding at most one chunk in memory at a time.
     func read(_ range: ClosedRange<Int64>, chunkSize: Int, into body: (ByteBuffer) async throws -> Void) async throws
+    /// The whole object when it is already in memory (small objects), else nil.
+    var contents: ByteBuffer? { get }
+}
+
+enum StoredObjects {
+    /// Sends `range` of an in-memory object in slices of at most `chunkSize` bytes (no copy).
+    static func read(_ contents: ByteBuffer, _ range: ClosedRange<Int64>, chunkSize: Int,
+                     into body: (ByteBuffer) async throws -> Void) async throws {
+        var offset = Int(range.lowerBound)
+        while offset <= Int(range.upperBound) {
+            let length = min(chunkSize, Int(range.upperBound) - offset + 1)
+            try await body(contents.getSlice(at: offset, length: length)!)
+            offset += length
+        }
+    }
 }
 
 /// Validates a storage key: relative, `/`-separated, no empty, `.` or `..` components.
@@ -261,12 +276,7 @@ final class LocalStoredObject: StoredObject {
     func read(_ range: ClosedRange<Int64>, chunkSize: Int, into body: (ByteBuffer) async throws -> Void) async throws {
         precondition(range.upperBound < info.size)
         if let contents {
-            var offset = Int(range.lowerBound)
-            while offset <= Int(range.upperBound) {
-                let length = min(chunkSize, Int(range.upperBound) - offset + 1)
-                try await body(contents.getSlice(at: offset, length: length)!)
-                offset += length
-            }
+            try await StoredObjects.read(contents, range, chunkSize: chunkSize, into: body)
             return
         }
         let fd = descriptor

@@ -66,9 +66,10 @@ public struct StreamHostServer: Sendable {
     /// Adds every route of the host to `router`.
     public func register<Context: RequestContext>(on router: Router<Context>) {
         let workers = self.workers
+        let cache = ObjectCache(capacityBytes: configuration.objectCacheBytes)
         TrackRoutes(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
-                    auth: auth, onEnqueue: { workers.notify() }).register(on: router)
-        DeliveryRoutes(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics)
+                    auth: auth, onEnqueue: { workers.notify() }, onDelete: { cache.removeTrack($0) }).register(on: router)
+        DeliveryRoutes(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics, cache: cache)
             .register(on: router)
         let metrics = self.metrics
         router.get("/metrics") { _, _ -> Response in
@@ -104,8 +105,9 @@ public struct StreamHostServer: Sendable {
             allowHeaders: [.accept, .authorization, .contentType, .range, .ifRange, .ifNoneMatch, .ifModifiedSince,
                            HTTPField.Name("Idempotency-Key")!],
             allowMethods: [.get, .head, .post, .delete, .options],
-            exposedHeaders: ["Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Last-Modified", "Location", "Retry-After"],
+            exposedHeaders: [ExposeHeadersMiddleware<HostRequestContext>.exposed],
             maxAge: .seconds(600)))
+        router.add(middleware: ExposeHeadersMiddleware())
         register(on: router)
         return Application(
             router: router,
@@ -121,5 +123,19 @@ public struct StreamHostServer: Sendable {
     /// accepting, in-flight requests finish, running jobs give their leases back.
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         try await application(onListening: onListening).runService()
+    }
+}
+
+/// `Access-Control-Expose-Headers` on actual cross-origin responses (Fetch standard §3.2.3):
+/// Hummingbird's `CORSMiddleware` sends it only on preflight answers, where browsers ignore it,
+/// so a player on another origin could not read `Content-Range` or `ETag` without this.
+struct ExposeHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
+    static var exposed: String { "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified, Location, Retry-After, X-Request-Id" }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.headers[.origin] != nil, request.method != .options else { return try await next(request, context) }
+        var response = try await next(request, context)
+        response.headers[.accessControlExposeHeaders] = Self.exposed
+        return response
     }
 }

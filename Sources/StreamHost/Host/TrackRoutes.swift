@@ -122,10 +122,13 @@ public struct TrackRoutes: Sendable {
     let auth: HostAuth
     /// Called after a job is enqueued (wakes an idle worker).
     let onEnqueue: @Sendable () -> Void
+    /// Called with a track id once the track is deleted (drops cached objects).
+    let onDelete: @Sendable (String) -> Void
 
     public init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, temporaryDirectory: String,
-                auth: HostAuth, onEnqueue: @escaping @Sendable () -> Void) {
+                auth: HostAuth, onEnqueue: @escaping @Sendable () -> Void, onDelete: @escaping @Sendable (String) -> Void = { _ in }) {
         self.auth = auth
+        self.onDelete = onDelete
         self.catalog = catalog
         self.storage = storage
         self.configuration = configuration
@@ -164,6 +167,7 @@ public struct TrackRoutes: Sendable {
             try await self.auth.require(.admin, request)
             let id = try context.parameters.require("id")
             guard try await self.catalogCall({ try await self.catalog.deleteTrack(id: id) }) else { throw APIError.notFound("no track \(id)") }
+            defer { self.onDelete(id) }
             do {
                 try await self.storage.delete(prefix: "tracks/\(id)")
             } catch {

@@ -81,8 +81,7 @@ public final class WorkerPool: Service {
     let configuration: HostConfiguration
     let logger: Logger
     let instance = UUID().uuidString.prefix(8)
-    private let wake: AsyncStream<Void>
-    private let wakeContinuation: AsyncStream<Void>.Continuation
+    private let wake = WakeSignal()
     private let stopped = Atomic<Bool>(false)
 
     let metrics: HostMetrics?
@@ -94,14 +93,13 @@ public final class WorkerPool: Service {
         self.pipeline = pipeline
         self.configuration = configuration
         self.logger = logger
-        (wake, wakeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     /// True once the pool has stopped (after a graceful shutdown).
     public var isStopped: Bool { stopped.load(ordering: .relaxed) }
 
     /// Tells idle workers that a job was enqueued (they also poll).
-    public func notify() { wakeContinuation.yield() }
+    public func notify() { wake.signal() }
 
     public func run() async throws {
         guard configuration.workerCount > 0 else {
@@ -134,7 +132,7 @@ public final class WorkerPool: Service {
             // Idle: wait for a wake-up or the poll interval, whichever is first.
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { try? await Task.sleep(for: .seconds(self.configuration.pollSeconds)) }
-                group.addTask { for await _ in self.wake { break } }
+                group.addTask { await self.wake.wait() }
                 await group.next()
                 group.cancelAll()
             }
@@ -224,5 +222,57 @@ extension Logger {
         copy[metadataKey: "job"] = "\(job.id)"
         copy[metadataKey: "track"] = "\(job.trackID)"
         return copy
+    }
+}
+
+/// Wakes one idle worker (or the next one to wait, if none is waiting).
+///
+/// Not an `AsyncStream`: a stream finishes for good when its consumer's task is cancelled,
+/// which the idle wait does every poll interval, after which every wait returned at once and
+/// idle workers spun on the queue.
+final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextID: UInt64 = 0
+    }
+    private let state = Mutex(State())
+
+    /// Resumes one waiter, or lets the next `wait()` return at once.
+    func signal() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if let (id, waiter) = state.waiters.first {
+                state.waiters[id] = nil
+                return waiter
+            }
+            state.pending = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    /// Returns after a `signal()` or when the task is cancelled.
+    func wait() async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.pending {
+                        state.pending = false
+                        return true
+                    }
+                    // Cancelled before registering: the handler below already ran and found nothing.
+                    if Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
     }
 }

@@ -1,0 +1,329 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Runs a tool without the environment's HTTP proxy (the players must reach loopback directly).
+private func direct(_ tool: String, _ arguments: [String], timeLimit: Double = 120) throws -> ProcessResult {
+    try Subprocess.run("env", ["-u", "http_proxy", "-u", "https_proxy", "-u", "HTTP_PROXY", "-u", "HTTPS_PROXY", "-u", "all_proxy",
+                               try Subprocess.locate(tool)] + arguments, timeLimit: timeLimit)
+}
+
+/// A host with one ready track of `seconds` seconds; returns the host, the track id and its JSON.
+private func readyHost(_ name: String, seconds: Double = 14, arguments: [String] = []) throws -> (HostProcess, String, [String: Any]) {
+    let host = HostProcess(name: name, arguments: arguments)
+    try host.start()
+    let source = try Fixtures.make("delivery-\(Int(seconds)).flac", source: Fixtures.sourceArguments(seconds: seconds), ["-c:a", "flac"])
+    let reply = try host.upload(source, contentType: "audio/flac")
+    let id = try #require(reply.json["id"] as? String, "\(reply)")
+    let track = try host.waitForTrack(id)
+    try #require(track["status"] as? String == "ready", "\(track)")
+    return (host, id, track)
+}
+
+private func playback(_ track: [String: Any]) throws -> [String: Any] {
+    try #require(track["playback"] as? [String: Any], "no playback URLs in \(track)")
+}
+
+/// Seconds of audio ffmpeg decodes from `url` (first audio stream, 48 kHz mono s16).
+private func decodedSeconds(_ url: String) throws -> Double {
+    let out = Fixtures.directory + "/decoded-\(UUID().uuidString).raw"
+    defer { try? FileManager.default.removeItem(atPath: out) }
+    let result = try direct("ffmpeg", ["-v", "error", "-nostdin", "-i", url, "-map", "0:a:0", "-ac", "1", "-ar", "48000", "-f", "s16le", "-y", out])
+    guard result.succeeded, result.stderr.isEmpty else { throw TestError.failed("ffmpeg \(url): \(result.stderr)") }
+    let bytes = (try FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
+    return Double(bytes) / 2 / 48000
+}
+
+@Suite("streamhost serve: delivery, auth, metrics, demo page", .serialized)
+struct DeliveryTests {
+    @Test("ffmpeg and GStreamer play the signed HLS master playlist and the DASH MPD to the end; durations match the source")
+    func playersPlay() throws {
+        let (host, id, track) = try readyHost("players")
+        let urls = try playback(track)
+        let hls = host.base + (try #require(urls["hls"] as? String))
+        let dash = host.base + (try #require(urls["dash"] as? String))
+        #expect(hls.contains("token="))
+        for url in [hls, dash] {
+            let seconds = try decodedSeconds(url)
+            #expect(abs(seconds - 14) < 0.05, "\(url.prefix(60)): decoded \(seconds) s of a 14 s source")
+        }
+        // Every HLS rendition (not only the first variant) decodes in full.
+        let master = try host.curl([hls], authenticated: false)
+        let variants = master.body.split(separator: "\n").filter { !$0.hasPrefix("#") && $0.contains(".m3u8") }
+        #expect(variants.count == 7, "\(master.body)")
+        for variant in variants {
+            let seconds = try decodedSeconds(host.base + "/hls/\(id)/" + variant)
+            #expect(abs(seconds - 14) < 0.05, "\(variant.prefix(12)): \(seconds) s")
+        }
+        for url in [hls, dash] {
+            let gst = try direct("gst-launch-1.0", ["playbin", "uri=\(url)", "audio-sink=fakesink sync=false", "video-sink=fakesink"],
+                                 timeLimit: 120)
+            let output = String(decoding: gst.stdout, as: UTF8.self)
+            #expect(gst.succeeded, "gst-launch: \(gst.stderr.suffix(800)) \(output.suffix(800))")
+            #expect(output.contains("Got EOS"), "GStreamer did not reach EOS: \(output.suffix(800))")
+        }
+        host.stop()
+    }
+
+    @Test("Range, conditional requests, HEAD, caching, CORS and content types on published objects and playlists")
+    func rangesAndCaching() throws {
+        let (host, id, track) = try readyHost("ranges")
+        let urls = try playback(track)
+        let progressive = try #require((urls["progressive"] as? [[String: Any]])?.first { $0["rendition"] as? String == "mp3-320" })
+        let url = host.base + (try #require(progressive["url"] as? String))
+        let file = host.dataDirectory + "/objects/tracks/\(id)/v1/progressive/mp3-320.mp3"
+        let bytes = try #require(FileManager.default.contents(atPath: file))
+        let length = bytes.count
+        func get(_ extra: [String]) throws -> (status: Int, body: Data, headers: String) {
+            let out = Fixtures.directory + "/range-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: out); try? FileManager.default.removeItem(atPath: out + ".h") }
+            let result = try Subprocess.run("curl", ["-sS", "--noproxy", "*", "-D", out + ".h", "-o", out, "-w", "%{http_code}"] + extra + [url])
+            let headers = (try? String(contentsOfFile: out + ".h", encoding: .utf8)) ?? ""
+            return (Int(String(decoding: result.stdout, as: UTF8.self)) ?? 0, (try? Data(contentsOf: URL(fileURLWithPath: out))) ?? Data(),
+                    headers.lowercased())
+        }
+        let full = try get([])
+        #expect(full.status == 200 && full.body == bytes)
+        #expect(full.headers.contains("content-type: audio/mpeg"))
+        #expect(full.headers.contains("accept-ranges: bytes"))
+        #expect(full.headers.contains("cache-control: public, max-age=31536000, immutable"))
+        #expect(full.headers.contains("last-modified: "))
+        let etag = try #require(full.headers.split(separator: "\r\n").first { $0.hasPrefix("etag: ") }).dropFirst(6)
+
+        let open = try get(["-H", "Range: bytes=0-"])
+        #expect(open.status == 206 && open.body == bytes)
+        #expect(open.headers.contains("content-range: bytes 0-\(length - 1)/\(length)"))
+        let suffix = try get(["-H", "Range: bytes=-500"])
+        #expect(suffix.status == 206 && suffix.body == bytes.suffix(500))
+        #expect(suffix.headers.contains("content-range: bytes \(length - 500)-\(length - 1)/\(length)"))
+        let middle = try get(["-H", "Range: bytes=100-199"])
+        #expect(middle.status == 206 && middle.body == bytes[100...199])
+        #expect(middle.headers.contains("content-length: 100"))
+
+        // Several ranges: multipart/byteranges, one part per (coalesced) range.
+        let several = try get(["-H", "Range: bytes=0-9,200-209,205-219"])
+        #expect(several.status == 206)
+        #expect(several.headers.contains("content-type: multipart/byteranges; boundary="))
+        let text = String(decoding: several.body, as: UTF8.self)
+        #expect(text.components(separatedBy: "Content-Range: bytes 0-9/\(length)").count == 2)
+        #expect(text.components(separatedBy: "Content-Range: bytes 200-219/\(length)").count == 2, "overlapping ranges are merged")
+        #expect(several.body.range(of: bytes[200...219]) != nil)
+
+        let unsatisfiable = try get(["-H", "Range: bytes=\(length + 10)-"])
+        #expect(unsatisfiable.status == 416)
+        #expect(unsatisfiable.headers.contains("content-range: bytes */\(length)"))
+        let tooMany = try get(["-H", "Range: " + "bytes=" + (0..<20).map { "\($0 * 10)-\($0 * 10 + 1)" }.joined(separator: ",")])
+        #expect(tooMany.status == 416)
+
+        let ifRangeMismatch = try get(["-H", "Range: bytes=0-9", "-H", #"If-Range: "not-the-etag""#])
+        #expect(ifRangeMismatch.status == 200 && ifRangeMismatch.body == bytes, "If-Range mismatch sends the whole file")
+        let ifRangeMatch = try get(["-H", "Range: bytes=0-9", "-H", "If-Range: \(etag)"])
+        #expect(ifRangeMatch.status == 206 && ifRangeMatch.body == bytes.prefix(10))
+        let notModified = try get(["-H", "If-None-Match: \(etag)"])
+        #expect(notModified.status == 304 && notModified.body.isEmpty)
+        let head = try host.curl(["-I", url], authenticated: false)
+        #expect(head.status == 200 && head.headers.lowercased().contains("content-length: \(length)"))
+
+        // CORS for browser players.
+        let cors = try host.curl(["-o", "/dev/null", "-H", "Origin: https://player.example", url], authenticated: false)
+        #expect(cors.headers.lowercased().contains("access-control-allow-origin: *"))
+        #expect(cors.headers.lowercased().contains("access-control-expose-headers: "))
+        let preflight = try host.curl(["-X", "OPTIONS", "-H", "Origin: https://player.example", "-H", "Access-Control-Request-Method: GET",
+                                       "-H", "Access-Control-Request-Headers: range", url], authenticated: false)
+        #expect(preflight.headers.lowercased().contains("access-control-allow-headers: ") && preflight.headers.lowercased().contains("range"))
+
+        // Playlists: their types and short, private caching (they carry a token).
+        let master = try host.curl([host.base + (urls["hls"] as! String)], authenticated: false)
+        #expect(master.status == 200 && master.headers.lowercased().contains("content-type: application/vnd.apple.mpegurl"))
+        #expect(master.headers.lowercased().contains("cache-control: private, max-age=10"))
+        let mpd = try host.curl([host.base + (urls["dash"] as! String)], authenticated: false)
+        #expect(mpd.status == 200 && mpd.headers.lowercased().contains("content-type: application/dash+xml"))
+        let waveform = try host.curl([host.base + (urls["waveform"] as! String)], authenticated: false)
+        #expect(waveform.status == 200 && waveform.body.contains("\"samples_per_pixel\""))
+        let segment = try host.curl(["-o", "/dev/null", host.base + "/media/\(id)/v1/cmaf/aac-128/seg-1.m4s?token=" + token(in: urls["hls"] as! String)],
+                                    authenticated: false)
+        #expect(segment.status == 200 && segment.headers.lowercased().contains("content-type: audio/mp4"))
+        // Objects outside the published renditions are not served.
+        for path in ["/media/\(id)/v1/manifest.json", "/media/\(id)/source/original.flac", "/media/\(id)/v1/cmaf/aac-128/../../manifest.json"] {
+            let reply = try host.curl(["--path-as-is", host.base + path + "?token=" + token(in: urls["hls"] as! String)], authenticated: false)
+            #expect([403, 404].contains(reply.status), "\(path): \(reply.status)")
+        }
+        host.stop()
+    }
+
+    @Test("Auth: missing, expired, tampered, other-track, alg:none, key-confusion and revoked tokens are refused; scopes hold")
+    func auth() throws {
+        // An RS256 key pair and an ES256 key pair, configured for the host.
+        let keys = Fixtures.directory + "/keys-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: keys) }
+        try Subprocess.check("openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", keys + "/rs.pem"])
+        try Subprocess.check("openssl", ["pkey", "-in", keys + "/rs.pem", "-pubout", "-out", keys + "/rs.pub.pem"])
+        try Subprocess.check("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", keys + "/es.pem"])
+        let config = keys + "/config.json"
+        try Data(#"{"auth": {"rs256PrivateKeyFile": "\#(keys)/rs.pem", "es256PrivateKeyFile": "\#(keys)/es.pem"}}"#.utf8)
+            .write(to: URL(fileURLWithPath: config))
+        let (host, id, track) = try readyHost("auth", seconds: 4, arguments: ["--config", config])
+        let other = try host.upload(try Fixtures.make("delivery-other.flac", source: Fixtures.sourceArguments(seconds: 3), ["-c:a", "flac"]),
+                                    contentType: "audio/flac")
+        let otherID = try #require(other.json["id"] as? String)
+        _ = try host.waitForTrack(otherID)
+        let hls = try #require(try playback(track)["hls"] as? String)
+        func status(_ path: String, bearer: String? = nil, method: String = "GET", extra: [String] = []) throws -> Int {
+            let auth = bearer.map { ["-H", "Authorization: Bearer \($0)"] } ?? []
+            return try host.curl(["-o", "/dev/null", "-X", method] + auth + extra + [host.base + path], authenticated: false).status
+        }
+
+        // Signed URLs.
+        #expect(try status(hls) == 200)
+        #expect(try status("/hls/\(id)/master.m3u8") == 401, "no token")
+        #expect(try status("/media/\(id)/v1/cmaf/aac-128/seg-1.m4s") == 401, "no token on a segment")
+        let tokenValue = token(in: hls)
+        var tampered = Array(tokenValue)
+        tampered[tampered.count - 3] = tampered[tampered.count - 3] == "A" ? "B" : "A"
+        #expect(try status("/hls/\(id)/master.m3u8?token=" + String(tampered)) == 401, "tampered signature")
+        #expect(try status("/hls/\(otherID)/master.m3u8?token=" + tokenValue) == 403, "another track's token")
+        #expect(try status("/media/\(otherID)/v1/cmaf/aac-128/seg-1.m4s?token=" + tokenValue) == 403)
+        // Expiry has one-second resolution: 3 s leave at least 2 s of validity.
+        let shortLived = try signed(host, "/hls/\(id)/master.m3u8", ttl: "3s")
+        #expect(try status(shortLived) == 200)
+        Thread.sleep(forTimeInterval: 3.5)
+        #expect(try status(shortLived) == 401, "expired signed URL")
+
+        // Bearer tokens and scopes.
+        let stream = try host.mint(["--scope", "stream"])
+        let upload = try host.mint(["--scope", "upload"])
+        let source = try Fixtures.make("delivery-auth.flac", source: Fixtures.sourceArguments(seconds: 2), ["-c:a", "flac"])
+        let post = ["--data-binary", "@" + source, "-H", "Content-Type: audio/flac"]
+        #expect(try status("/v1/tracks", method: "POST", extra: post) == 401, "upload without a token")
+        #expect(try status("/v1/tracks", bearer: stream, method: "POST", extra: post) == 403, "upload with scope stream")
+        #expect(try status("/v1/tracks", bearer: upload, method: "POST", extra: post) == 202)
+        #expect(try status("/v1/tracks/\(id)", bearer: upload, method: "DELETE") == 403, "delete needs admin")
+        #expect(try status("/v1/tracks", bearer: stream) == 200)
+        #expect(try status("/hls/\(id)/master.m3u8", bearer: stream) == 200, "a stream-scope bearer opens playback")
+        let trackBound = try host.mint(["--scope", "stream", "--track", id])
+        #expect(try status("/v1/tracks/\(id)", bearer: trackBound) == 200)
+        #expect(try status("/v1/tracks/\(otherID)", bearer: trackBound) == 403, "a track-bound token on another track")
+        #expect(try status("/hls/\(otherID)/master.m3u8", bearer: trackBound) == 403)
+
+        // Expired, wrong audience, alg:none, key confusion, garbage.
+        let expiring = try host.mint(["--scope", "stream", "--ttl", "3s"])
+        #expect(try status("/v1/tracks", bearer: expiring) == 200)
+        Thread.sleep(forTimeInterval: 3.5)
+        #expect(try status("/v1/tracks", bearer: expiring) == 401, "expired JWT")
+        let parts = stream.split(separator: ".").map(String.init)
+        let noneHeader = base64URL(#"{"alg":"none","typ":"JWT","kid":"hs256"}"#)
+        #expect(try status("/v1/tracks", bearer: noneHeader + "." + parts[1] + ".") == 401, "alg: none")
+        let publicPEM = try String(contentsOfFile: keys + "/rs.pub.pem", encoding: .utf8)
+        let confused = try hs256(header: #"{"alg":"HS256","typ":"JWT","kid":"rs256"}"#, payload: parts[1], secret: publicPEM)
+        #expect(try status("/v1/tracks", bearer: confused) == 401, "HS256 token signed with the RS256 public key")
+        var forged = parts
+        forged[1] = base64URL(#"{"sub":"x","aud":["veza-stream"],"exp":4102444800,"jti":"f","scope":"admin"}"#)
+        #expect(try status("/v1/tracks", bearer: forged.joined(separator: ".")) == 401, "payload swapped under a valid signature")
+        #expect(try status("/v1/tracks", bearer: "not.a.jwt") == 401)
+        #expect(try status("/v1/tracks", extra: ["-H", "Authorization: Basic Zm9vOmJhcg=="]) == 401)
+        let rs = try host.mint(["--scope", "stream", "--key", "rs256"])
+        let es = try host.mint(["--scope", "stream", "--key", "es256"])
+        #expect(try status("/v1/tracks", bearer: rs) == 200, "RS256 token")
+        #expect(try status("/v1/tracks", bearer: es) == 200, "ES256 token")
+        let rsAsHS = (try hs256(header: #"{"alg":"RS256","typ":"JWT","kid":"hs256"}"#, payload: parts[1], secret: "x"))
+        #expect(try status("/v1/tracks", bearer: rsAsHS) == 401, "RS256 named for the HS256 key")
+
+        // Revocation by jti.
+        let revocable = try host.mint(["--scope", "stream", "--id", "revoke-me"])
+        #expect(try status("/v1/tracks", bearer: revocable) == 200)
+        #expect(try status("/v1/tokens/revoke", bearer: stream, method: "POST", extra: ["-d", #"{"jti":"revoke-me"}"#, "-H", "Content-Type: application/json"]) == 403)
+        #expect(try status("/v1/tokens/revoke", bearer: host.adminToken, method: "POST", extra: ["-d", #"{"jti":"revoke-me"}"#, "-H", "Content-Type: application/json"]) == 204)
+        #expect(try status("/v1/tracks", bearer: revocable) == 401, "revoked jti")
+        let reply = try host.curl(["-H", "Authorization: Bearer \(revocable)", host.base + "/v1/tracks"], authenticated: false)
+        #expect(reply.headers.lowercased().contains("www-authenticate: bearer"))
+        #expect(reply.body.contains(#""code":"unauthorized""#))
+
+        // Logs are JSON lines with request ids and never carry a token or a full client address.
+        host.stop()
+        let log = try String(contentsOfFile: host.logPath, encoding: .utf8)
+        let lines = log.split(separator: "\n")
+        #expect(lines.count > 10)
+        for line in lines {
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object != nil, "not JSON: \(line.prefix(200))")
+            if object?["msg"] as? String == "request" {
+                #expect(object?["request_id"] is String)
+                #expect(object?["client"] as? String == "127.0.0.0/24")
+            }
+        }
+        #expect(!log.contains(tokenValue.prefix(40)) && !log.contains(stream.prefix(40)), "a token reached the log")
+    }
+
+    @Test("/metrics is valid Prometheus text (promtool) with the request, stream and transcode metrics")
+    func metrics() throws {
+        let (host, id, track) = try readyHost("metrics", seconds: 4)
+        let urls = try playback(track)
+        _ = try host.curl([host.base + (urls["hls"] as! String)], authenticated: false)
+        _ = try host.curl(["-o", "/dev/null", host.base + "/media/\(id)/v1/cmaf/aac-128/seg-1.m4s?token=" + token(in: urls["hls"] as! String)],
+                          authenticated: false)
+        _ = try host.curl([host.base + "/hls/\(id)/master.m3u8"], authenticated: false)
+        let reply = try host.curl([host.base + "/metrics"])
+        #expect(reply.status == 200)
+        let file = Fixtures.directory + "/metrics-\(UUID().uuidString).txt"
+        try Data(reply.body.utf8).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let check = try Subprocess.run("sh", ["-c", "promtool check metrics < \(file)"])
+        #expect(check.succeeded, "promtool: \(String(decoding: check.stdout, as: UTF8.self)) \(check.stderr)")
+        for name in ["veza_http_requests_total{", "veza_http_request_duration_seconds_bucket{", "veza_active_streams ",
+                     "veza_bytes_served_total{kind=\"segment\"}", "veza_stream_start_seconds_bucket{", "veza_transcode_queue_depth ",
+                     "veza_transcode_job_duration_seconds_count 1", "veza_auth_failures_total{status=\"401\"} 1",
+                     "route=\"/media/{id}/**\""] {
+            #expect(reply.body.contains(name), "missing \(name)")
+        }
+        host.stop()
+    }
+
+    @Test("the demo page plays a track in headless Chromium, switches quality, and raises no media error")
+    func demoPagePlays() throws {
+        let (host, _, _) = try readyHost("demo", seconds: 20)
+        let token = try host.mint(["--scope", "stream"])
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/chromium_play.py").path
+        let result = try direct("python3", [script, host.base + "/demo?autoplay=first#token=\(token)", "--seconds", "3",
+                                            "--switch", "opus-96", "--timeout", "90"], timeLimit: 150)
+        let output = String(decoding: result.stdout, as: UTF8.self)
+        #expect(result.succeeded, "chromium: \(output) \(result.stderr.suffix(1500))")
+        let report = try JSONSerialization.jsonObject(with: Data((output.split(separator: "\n").last ?? "").utf8)) as? [String: Any]
+        #expect(report?["ok"] as? Bool == true)
+        #expect(report?["rendition"] as? String == "opus-96")
+        #expect((report?["currentTime"] as? Double ?? 0) >= 3)
+        host.stop()
+    }
+}
+
+/// The `token` query value of a URL.
+private func token(in url: String) -> String {
+    URLComponents(string: url)?.queryItems?.first { $0.name == "token" }?.value ?? ""
+}
+
+private func signed(_ host: HostProcess, _ path: String, ttl: String) throws -> String {
+    let result = try Subprocess.run(try Fixtures.builtProduct("streamhost"), ["sign", path, "--ttl", ttl, "--data-directory", host.dataDirectory] + host.arguments)
+    guard result.succeeded else { throw TestError.failed("sign: \(result.stderr)") }
+    return String(decoding: result.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+private func base64URL(_ text: String) -> String {
+    Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        .replacingOccurrences(of: "=", with: "")
+}
+
+/// An HS256 JWT over `header`.`payload` (payload already base64url) signed with `secret`,
+/// made with openssl (an attacker's tool, independent of the host's code).
+private func hs256(header: String, payload: String, secret: String) throws -> String {
+    let input = base64URL(header) + "." + payload
+    let inputFile = Fixtures.directory + "/jwt-\(UUID().uuidString)"
+    let keyFile = inputFile + ".key"
+    defer { try? FileManager.default.removeItem(atPath: inputFile); try? FileManager.default.removeItem(atPath: keyFile) }
+    try Data(input.utf8).write(to: URL(fileURLWithPath: inputFile))
+    let hexKey = Data(secret.utf8).map { String(format: "%02x", $0) }.joined()
+    let mac = try Subprocess.check("sh", ["-c", "openssl dgst -sha256 -mac HMAC -macopt hexkey:\(hexKey) -binary < \(inputFile) | base64 -w0"])
+    let signature = String(decoding: mac.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    return input + "." + signature
+}
