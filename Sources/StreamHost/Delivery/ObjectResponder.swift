@@ -70,6 +70,9 @@ struct ObjectResponder: Sendable {
         switch resolution {
         case .full:
             headers[.contentLength] = String(info.size)
+            if let contents = object.contents {
+                return memoryResponse(.ok, headers: headers, isHead: isHead, body: contents, kind: kind, start: requestStart)
+            }
             return response(.ok, headers: headers, isHead: isHead, length: info.size, kind: kind, start: requestStart) { write in
                 if info.size > 0 { try await object.read(0...(info.size - 1), chunkSize: Self.chunkSize, into: write) }
             }
@@ -78,6 +81,11 @@ struct ObjectResponder: Sendable {
             headers[.contentRange] = ContentRange.render(range, completeLength: info.size)
             headers[.contentLength] = String(range.count)
             let startsStream = kind.isStreamStart && range.lowerBound == 0
+            if let contents = object.contents,
+               let slice = contents.getSlice(at: contents.readerIndex + Int(range.lowerBound), length: range.count) {
+                return memoryResponse(.partialContent, headers: headers, isHead: isHead, body: slice,
+                                      kind: Kind(metricsKind: kind.metricsKind, isStreamStart: startsStream), start: requestStart)
+            }
             return response(.partialContent, headers: headers, isHead: isHead, length: Int64(range.count),
                             kind: Kind(metricsKind: kind.metricsKind, isStreamStart: startsStream), start: requestStart) { write in
                 try await object.read(range, chunkSize: Self.chunkSize, into: write)
@@ -103,6 +111,17 @@ struct ObjectResponder: Sendable {
                            resolution == .tooManyRanges ? "more than 16 ranges requested" : "no requested range overlaps the \(info.size) bytes",
                            headers: [.contentRange: ContentRange.unsatisfied(completeLength: info.size), .acceptRanges: "bytes"])
         }
+    }
+
+    /// An object already in memory goes out in one write (no streaming closure).
+    private func memoryResponse(_ status: HTTPResponse.Status, headers: HTTPFields, isHead: Bool, body: ByteBuffer, kind: Kind,
+                                start: ContinuousClock.Instant) -> Response {
+        guard !isHead else { return Response(status: status, headers: headers, body: ResponseBody()) }
+        if let metrics {
+            metrics.bytesServed(body.readableBytes, kind: kind.metricsKind)
+            if kind.isStreamStart { metrics.streamStart.record(ContinuousClock.now - start) }
+        }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body))
     }
 
     private func response(_ status: HTTPResponse.Status, headers: HTTPFields, isHead: Bool, length: Int64, kind: Kind,

@@ -45,22 +45,38 @@ public final class HostMetrics: Sendable {
             helpText: "Transcode attempts that failed (retried or dead-lettered)."))
     }
 
+    /// Labelled handles already made (the registry would rebuild names and labels on each call).
+    private let handles = Mutex<[String: (Counter, DurationHistogram?)]>([:])
+
+    private func handle(_ key: String, make: () -> (Counter, DurationHistogram?)) -> (Counter, DurationHistogram?) {
+        if let found = handles.withLock({ $0[key] }) { return found }
+        let made = make()
+        handles.withLock { $0[key] = made }
+        return made
+    }
+
     func requestFinished(route: String, method: String, status: Int, duration: Duration) {
-        registry.makeCounter(descriptor: .init(
-            namespace: "veza", subsystem: "http", metricName: "requests", unitName: "total",
-            helpText: "HTTP requests answered, by route pattern, method and status."),
-            labels: [("route", route), ("method", method), ("status", String(status))]).increment()
-        registry.makeDurationHistogram(descriptor: .init(
-            namespace: "veza", subsystem: "http", metricName: "request_duration", unitName: "seconds",
-            helpText: "Time from a request's head to its response head, by route pattern."),
-            labels: [("route", route)], buckets: requestBuckets).record(duration)
+        let (counter, histogram) = handle("r\u{0}\(route)\u{0}\(method)\u{0}\(status)") {
+            (registry.makeCounter(descriptor: .init(
+                namespace: "veza", subsystem: "http", metricName: "requests", unitName: "total",
+                helpText: "HTTP requests answered, by route pattern, method and status."),
+                labels: [("route", route), ("method", method), ("status", String(status))]),
+             registry.makeDurationHistogram(descriptor: .init(
+                namespace: "veza", subsystem: "http", metricName: "request_duration", unitName: "seconds",
+                helpText: "Time from a request's head to its response head, by route pattern."),
+                labels: [("route", route)], buckets: requestBuckets))
+        }
+        counter.increment()
+        histogram?.record(duration)
     }
 
     func bytesServed(_ count: Int, kind: String) {
-        registry.makeCounter(descriptor: .init(
-            namespace: "veza", metricName: "bytes_served", unitName: "total",
-            helpText: "Body bytes of media responses sent, by kind (segment, init, progressive, playlist)."),
-            labels: [("kind", kind)]).increment(by: Int64(count))
+        handle("b\u{0}\(kind)") {
+            (registry.makeCounter(descriptor: .init(
+                namespace: "veza", metricName: "bytes_served", unitName: "total",
+                helpText: "Body bytes of media responses sent, by kind (segment, init, progressive, playlist)."),
+                labels: [("kind", kind)]), nil)
+        }.0.increment(by: Int64(count))
     }
 
     func authFailure(_ reason: String) {

@@ -33,24 +33,24 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
         let id = request.headers[Self.header].flatMap(Self.sanitised) ?? Self.makeID()
         context.logger[metadataKey: "request_id"] = .string(id)
         let start = ContinuousClock.now
-        let client = (context as? any RemoteAddressRequestContext)?.remoteAddress.flatMap(Self.networkPrefix)
         do {
             var response = try await next(request, context)
             response.headers[Self.header] = id
-            log(request, context, status: response.status.code, start: start, client: client)
+            log(request, context, status: response.status.code, start: start)
             return response
         } catch {
             let status = (error as? any HTTPResponseError)?.status.code ?? 500
-            log(request, context, status: status, start: start, client: client, error: error)
+            log(request, context, status: status, start: start, error: error)
             guard var httpError = error as? APIError else { throw error }
             httpError.headers[Self.header] = id
             throw httpError
         }
     }
 
-    private func log(_ request: Request, _ context: Context, status: Int, start: ContinuousClock.Instant, client: String?,
-                     error: (any Error)? = nil) {
+    private func log(_ request: Request, _ context: Context, status: Int, start: ContinuousClock.Instant, error: (any Error)? = nil) {
         let level: Logger.Level = (status < 400 && (request.method == .get || request.method == .head)) ? .debug : .info
+        guard context.logger.logLevel <= level else { return }
+        let client = (context as? any RemoteAddressRequestContext)?.remoteAddress.flatMap(Self.networkPrefix)
         var metadata: Logger.Metadata = [
             "method": .string(request.method.rawValue),
             "route": .string(context.endpointPath ?? "unmatched"),
@@ -63,10 +63,9 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
         context.logger.log(level: level, "request", metadata: metadata)
     }
 
+    /// A random per-process prefix and a counter: unique, cheap, and sortable within a process.
     static func makeID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")
-        return String((0..<16).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })
+        RequestIDs.prefix + String(RequestIDs.counter.add(1, ordering: .relaxed).newValue, radix: 36)
     }
 
     /// A client-supplied id, if it is 1–64 characters of `[A-Za-z0-9._-]` (no log injection).
@@ -158,4 +157,13 @@ public struct JSONLogHandler: LogHandler {
         return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
                       Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(now.tv_nsec / 1_000_000))
     }
+}
+
+enum RequestIDs {
+    static let prefix: String = {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")
+        return String((0..<8).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] }) + "-"
+    }()
+    static let counter = Atomic<UInt64>(0)
 }
