@@ -5,8 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift build -c release --product streamhost
-bin=.build/release/streamhost
+# STREAMHOST=path uses an existing binary instead of building one.
+bin=${STREAMHOST:-}
+if [ -z "$bin" ]; then
+  swift build -c release --product streamhost
+  bin=.build/release/streamhost
+fi
 port=${VEZA_PORT:-8080}
 data=${VEZA_DATA_DIRECTORY:-data}
 mkdir -p "$data"
