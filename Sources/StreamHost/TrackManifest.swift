@@ -95,7 +95,7 @@ public struct TrackManifest: Sendable, Hashable, Codable {
         guard let rendition = streamKitRenditions(base: base).first(where: { $0.id == id }) else { return nil }
         let playlist = try MediaPlaylist.vod(rendition)
         guard let query else { return playlist.render() }
-        return playlist.addingQueryItem(name: query.name, value: query.value).render()
+        return playlist.addingQueryItem(name: query.name, value: query.value, scope: .relativeAndHTTP).render()
     }
 
     /// The DASH MPD over every CMAF rendition; `query` is added to the segment templates.

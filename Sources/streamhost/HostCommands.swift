@@ -64,23 +64,7 @@ struct Serve: AsyncParsableCommand {
         if let logLevel { extra["log.level"] = .string(logLevel) }
         let reader = try await options.reader(extra: extra)
         let configuration = HostConfiguration(reader: reader)
-        let format = reader.string(forKey: "log.format", default: isatty(2) != 0 ? "text" : "json")
-        guard let level = Logger.Level(rawValue: reader.string(forKey: "log.level", default: "info")) else {
-            throw ValidationError("log.level must be one of trace, debug, info, notice, warning, error, critical")
-        }
-        switch format {
-        case "json": LoggingSystem.bootstrap { label in
-            var handler = JSONLogHandler(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        case "text": LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        default: throw ValidationError("log.format must be text or json")
-        }
+        try bootstrapLogging(reader)
         let server = try await StreamHostServer(configuration: configuration)
         if configuration.auth.isPublic {
             server.logger.warning("public mode: every route is open and playback URLs are unsigned (auth.public)")
@@ -88,6 +72,51 @@ struct Serve: AsyncParsableCommand {
         try await server.run { port in
             FileHandle.standardOutput.write(Data("streamhost listening on http://\(configuration.host):\(port) (data: \(configuration.dataDirectory))\n".utf8))
         }
+    }
+}
+
+/// Logging from `log.format` (text or json; default json off a terminal) and `log.level`.
+func bootstrapLogging(_ reader: ConfigReader) throws {
+    let format = reader.string(forKey: "log.format", default: isatty(2) != 0 ? "text" : "json")
+    guard let level = Logger.Level(rawValue: reader.string(forKey: "log.level", default: "info")) else {
+        throw ValidationError("log.level must be one of trace, debug, info, notice, warning, error, critical")
+    }
+    switch format {
+    case "json": LoggingSystem.bootstrap { label in
+        var handler = JSONLogHandler(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    case "text": LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    default: throw ValidationError("log.format must be text or json")
+    }
+}
+
+struct Worker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run jobs only: a worker process sharing the catalog's queue (PostgreSQL) and the object storage (S3) with any number of others.",
+        discussion: "Needs catalog.backend=postgres and storage.backend=s3 to share work across machines (VEZA_CATALOG_BACKEND, VEZA_POSTGRES_URL, VEZA_STORAGE_BACKEND, VEZA_S3_…). SIGTERM or SIGINT gives running jobs back to the queue."
+    )
+
+    @OptionGroup var options: HostOptions
+    @Option(help: "Log format: text or json. Default text on a terminal, json otherwise.") var logFormat: String?
+
+    func run() async throws {
+        var extra: [String: ConfigContent] = [:]
+        if let logFormat { extra["log.format"] = .string(logFormat) }
+        let reader = try await options.reader(extra: extra)
+        let configuration = HostConfiguration(reader: reader)
+        try bootstrapLogging(reader)
+        let host = try await StreamHostServer(configuration: configuration)
+        if configuration.postgresURL == nil || configuration.s3 == nil {
+            host.logger.warning("worker on the embedded default: it shares work only with processes on this machine and data directory")
+        }
+        FileHandle.standardOutput.write(Data("streamhost worker running \(configuration.workerCount) job slots (data: \(configuration.dataDirectory))\n".utf8))
+        try await host.runWorkers()
     }
 }
 

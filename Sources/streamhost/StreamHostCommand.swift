@@ -8,7 +8,7 @@ struct StreamHostCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamhost",
         abstract: "Veza Stream: ingest, package and serve audio.",
-        subcommands: [Serve.self, Ingest.self, Token.self, Sign.self, Probe.self, Decode.self, Loudness.self, Waveform.self, Package.self, Version.self]
+        subcommands: [Serve.self, Worker.self, Ingest.self, Token.self, Sign.self, Probe.self, Decode.self, Loudness.self, Waveform.self, Package.self, Version.self]
     )
 }
 

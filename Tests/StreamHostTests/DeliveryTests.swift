@@ -71,8 +71,7 @@ struct DeliveryTests {
         let urls = try playback(track)
         let progressive = try #require((urls["progressive"] as? [[String: Any]])?.first { $0["rendition"] as? String == "mp3-320" })
         let url = host.base + (try #require(progressive["url"] as? String))
-        let file = host.dataDirectory + "/objects/tracks/\(id)/v1/progressive/mp3-320.mp3"
-        let bytes = try #require(FileManager.default.contents(atPath: file))
+        let bytes = try #require(try host.object("tracks/\(id)/v1/progressive/mp3-320.mp3"))
         let length = bytes.count
         func get(_ extra: [String]) throws -> (status: Int, body: Data, headers: String) {
             let out = Fixtures.directory + "/range-\(UUID().uuidString)"

@@ -132,15 +132,65 @@ final class HostProcess {
 
     /// Every object a published version's manifest names exists (or there is no manifest).
     func publishedConsistently(_ id: String) throws -> Bool {
-        let prefix = dataDirectory + "/objects/tracks/\(id)/v1"
-        guard let data = FileManager.default.contents(atPath: prefix + "/manifest.json") else { return true }
+        let prefix = "tracks/\(id)/v1"
+        let keys = try objectKeys(prefix: prefix + "/")
+        guard keys.contains(prefix + "/manifest.json"), let data = try object(prefix + "/manifest.json") else { return true }
         let manifest = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
         for rendition in manifest["renditions"] as? [[String: Any]] ?? [] {
             var paths = (rendition["segments"] as? [[String: Any]] ?? []).compactMap { $0["path"] as? String }
             paths += [rendition["initSegment"] as? String, rendition["progressive"] as? String].compactMap { $0 }
-            for path in paths where !FileManager.default.fileExists(atPath: prefix + "/" + path) { return false }
+            for path in paths where !keys.contains(prefix + "/" + path) { return false }
         }
         return true
+    }
+
+    // MARK: Objects, on whichever storage the host runs with
+
+    /// The S3 settings when the suite runs against S3 (`VEZA_STORAGE_BACKEND=s3`, as `make test-scale` sets).
+    static var s3: (endpoint: String, bucket: String, environment: [String])? {
+        let env = ProcessInfo.processInfo.environment
+        guard env["VEZA_STORAGE_BACKEND"] == "s3", let endpoint = env["VEZA_S3_ENDPOINT"], let bucket = env["VEZA_S3_BUCKET"] else { return nil }
+        return (endpoint, bucket, ["AWS_ACCESS_KEY_ID=\(env["VEZA_S3_ACCESS_KEY"] ?? "")", "AWS_SECRET_ACCESS_KEY=\(env["VEZA_S3_SECRET_KEY"] ?? "")",
+                                   "AWS_DEFAULT_REGION=\(env["VEZA_S3_REGION"] ?? "us-east-1")", "AWS_EC2_METADATA_DISABLED=true"])
+    }
+
+    /// `aws` against the test store, without the environment's proxy.
+    static func aws(_ arguments: [String]) throws -> ProcessResult {
+        guard let s3 else { throw TestError.failed("not running against S3") }
+        return try Subprocess.run("env", ["-u", "http_proxy", "-u", "https_proxy", "-u", "HTTP_PROXY", "-u", "HTTPS_PROXY"] + s3.environment
+                                  + [try Subprocess.locate("aws"), "--endpoint-url", s3.endpoint] + arguments)
+    }
+
+    /// Keys under `prefix` in the host's storage.
+    func objectKeys(prefix: String) throws -> Set<String> {
+        if let s3 = Self.s3 {
+            let result = try Self.aws(["s3", "ls", "--recursive", "s3://\(s3.bucket)/\(prefix)"])
+            // Lines: "2026-11-30 21:00:00     1234 tracks/…/file"
+            return Set(String(decoding: result.stdout, as: UTF8.self).split(separator: "\n").compactMap { line in
+                line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: true).last.map(String.init)
+            })
+        }
+        let root = dataDirectory + "/objects/"
+        let base = root + prefix
+        let entries = FileManager.default.enumerator(atPath: base)?.allObjects as? [String] ?? []
+        return Set(entries.filter { name in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: base + name, isDirectory: &isDirectory) && !isDirectory.boolValue && !name.contains(".part-")
+        }.map { prefix + $0 })
+    }
+
+    /// An object's bytes, or nil.
+    func object(_ key: String) throws -> Data? {
+        if let s3 = Self.s3 {
+            let result = try Self.aws(["s3", "cp", "s3://\(s3.bucket)/\(key)", "-"])
+            return result.succeeded ? result.stdout : nil
+        }
+        return FileManager.default.contents(atPath: dataDirectory + "/objects/" + key)
+    }
+
+    func objectExists(_ key: String) throws -> Bool {
+        if Self.s3 != nil { return try objectKeys(prefix: key).contains(key) }
+        return FileManager.default.fileExists(atPath: dataDirectory + "/objects/" + key)
     }
 }
 
@@ -186,7 +236,7 @@ struct HostTests {
             let renditions = track["renditions"] as? [[String: Any]] ?? []
             #expect(renditions.compactMap { $0["id"] as? String } == ladderIDs, "\(name)")
             #expect(try host.publishedConsistently(id))
-            #expect(FileManager.default.fileExists(atPath: host.dataDirectory + "/objects/tracks/\(id)/v1/manifest.json"))
+            #expect(try host.objectExists("tracks/\(id)/v1/manifest.json"))
             let metadata = track["metadata"] as? [String: Any]
             #expect((metadata?["tags"] as? [String: Any])?["title"] as? String == "Fixture Tone", "\(name)")
             #expect(track["loudness"] is [String: Any])
@@ -202,7 +252,7 @@ struct HostTests {
         #expect(secondJSON["next"] == nil)
         let (_, deleted) = ids[0]
         #expect(try host.curl(["-X", "DELETE", host.base + "/v1/tracks/\(deleted)"]).status == 204)
-        #expect(!FileManager.default.fileExists(atPath: host.dataDirectory + "/objects/tracks/\(deleted)"))
+        #expect(try host.objectKeys(prefix: "tracks/\(deleted)/").isEmpty)
         #expect(try host.curl([host.base + "/v1/tracks/\(deleted)"]).status == 404)
         #expect(host.temporaryFiles().isEmpty)
         host.stop()
@@ -306,7 +356,7 @@ struct HostTests {
         }
         host.kill9()
         #expect(try host.publishedConsistently(id))
-        #expect(!FileManager.default.fileExists(atPath: host.dataDirectory + "/objects/tracks/\(id)/v1/manifest.json"))
+        #expect(try !host.objectExists("tracks/\(id)/v1/manifest.json"))
         try host.start()
         let track = try host.waitForTrack(id) { state throws in
             let consistent = try host.publishedConsistently(id)

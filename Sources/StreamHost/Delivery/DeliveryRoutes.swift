@@ -50,7 +50,7 @@ public struct DeliveryRoutes: Sendable {
                 let name = try context.parameters.require("playlist")
                 guard name.hasSuffix(".m3u8") else { throw APIError.notFound("no playlist \(name)") }
                 let (manifest, version, token) = try await self.playable(id, request)
-                guard let body = try manifest.mediaPlaylist(rendition: String(name.dropLast(5)), base: Self.mediaBase(id, version),
+                guard let body = try manifest.mediaPlaylist(rendition: String(name.dropLast(5)), base: self.mediaBase(id, version),
                                                             query: token.map { (HostAuth.tokenParameter, $0) })
                 else { throw APIError.notFound("track \(id) has no rendition \(name.dropLast(5))") }
                 return self.document(body, type: MediaContentType.hlsPlaylist, request: request, signed: token != nil)
@@ -58,7 +58,7 @@ public struct DeliveryRoutes: Sendable {
             router.on("/dash/:id/manifest.mpd", method: method) { request, context in
                 let id = try context.parameters.require("id")
                 let (manifest, version, token) = try await self.playable(id, request)
-                let body = try manifest.mpd(base: Self.mediaBase(id, version), query: token.map { (HostAuth.tokenParameter, $0) })
+                let body = try manifest.mpd(base: self.mediaBase(id, version), query: token.map { (HostAuth.tokenParameter, $0) })
                 return self.document(body, type: MediaContentType.dashManifest, request: request, signed: token != nil)
             }
             router.on("/media/:id/**", method: method) { request, context in
@@ -68,6 +68,9 @@ public struct DeliveryRoutes: Sendable {
                 guard let kind = Self.publishedObjectKind(rest) else { throw APIError.notFound("no such object") }
                 _ = try await self.auth.authorizePlayback(request, track: id, now: Date())
                 let key = "tracks/\(id)/\(rest)"
+                if self.configuration.redirectMedia, let url = self.storage.presignedURL(for: key, expires: 3600) {
+                    return Response(status: .found, headers: [.location: url, .cacheControl: "private, max-age=60"])
+                }
                 return try await self.responder.respond(
                     key: key, request: request, contentType: MediaContentType.forKey(key),
                     cacheControl: "public, max-age=31536000, immutable", kind: kind, requestStart: start)
@@ -90,8 +93,12 @@ public struct DeliveryRoutes: Sendable {
         }
     }
 
-    /// `../../media/{id}/v{n}/`: from `/hls/{id}/x.m3u8` or `/dash/{id}/manifest.mpd` to the media.
-    static func mediaBase(_ id: String, _ version: Int) -> String { "../../media/\(id)/v\(version)/" }
+    /// `../../media/{id}/v{n}/`: from `/hls/{id}/x.m3u8` or `/dash/{id}/manifest.mpd` to the
+    /// media; `{cdn.baseURL}/media/{id}/v{n}/` when a CDN fronts the media.
+    func mediaBase(_ id: String, _ version: Int) -> String {
+        if let cdn = configuration.cdnBaseURL { return cdn.trimmingSuffix("/") + "/media/\(id)/v\(version)/" }
+        return "../../media/\(id)/v\(version)/"
+    }
 
     /// Only published renditions, progressive files and waveforms are served from `/media`
     /// (never `manifest.json` or the kept source).
@@ -162,5 +169,13 @@ final class ManifestCache: Sendable {
             entries[key] = manifest
         }
         return manifest
+    }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        var text = self
+        while text.hasSuffix(suffix) { text.removeLast(suffix.count) }
+        return text
     }
 }

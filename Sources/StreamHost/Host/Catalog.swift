@@ -176,4 +176,11 @@ public protocol Catalog: Sendable {
     func revoke(tokenID: String, expiresAt: Date) async throws(CatalogError)
     /// Whether the token id was revoked.
     func isRevoked(tokenID: String) async throws(CatalogError) -> Bool
+    /// Calls `handler` when a job may have become available anywhere (PostgreSQL: LISTEN/NOTIFY),
+    /// so idle workers wake before their next poll. Stores without notifications do nothing.
+    func onJobAvailable(_ handler: @escaping @Sendable () -> Void)
+}
+
+extension Catalog {
+    public func onJobAvailable(_ handler: @escaping @Sendable () -> Void) {}
 }

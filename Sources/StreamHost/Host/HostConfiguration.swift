@@ -44,6 +44,21 @@ public struct HostConfiguration: Sendable {
     public var ladder = LadderConfiguration()
     /// Access tokens, signed playback URLs, public mode.
     public var auth = AuthConfiguration()
+    /// Object storage (`storage.backend`: `local` (default, under the data directory) or `s3`
+    /// with the `s3.*` keys).
+    public var s3: S3Configuration?
+    /// The catalog and job queue (`catalog.backend`: `sqlite` (default) or `postgres` with
+    /// `postgres.url`).
+    public var postgresURL: String?
+    /// How `/media` objects reach clients from S3 (`delivery.redirect`): false proxies the bytes
+    /// through the host (default); true answers 302 to a presigned URL, or to `cdn.baseURL` + the
+    /// path when a CDN is configured.
+    public var redirectMedia = false
+    /// A CDN in front of the host (`cdn.baseURL`): playlists then point media URIs at it.
+    public var cdnBaseURL: String?
+    /// Where to send cache invalidations when a track is deleted (`cdn.purgeURL`, e.g. a Varnish
+    /// address): a `BAN` with `X-Ban-Prefix: /media/{id}/` (and `/hls/`, `/dash/`).
+    public var cdnPurgeURL: String?
     /// `Cache-Control` max-age in seconds of playlists and MPDs (`delivery.playlistMaxAge`),
     /// which can change when a track is replaced or deleted. Published media objects are
     /// immutable and always cached for a year. Default 10.
@@ -74,6 +89,22 @@ public struct HostConfiguration: Sendable {
         playlistMaxAge = max(0, reader.int(forKey: "delivery.playlistMaxAge", default: playlistMaxAge))
         objectCacheBytes = max(0, reader.int(forKey: "delivery.cacheMegabytes", default: objectCacheBytes >> 20)) << 20
         auth = AuthConfiguration(reader: reader)
+        if reader.string(forKey: "storage.backend", default: "local") == "s3" {
+            var s3 = S3Configuration(
+                endpoint: reader.string(forKey: "s3.endpoint", default: "https://s3.amazonaws.com"),
+                bucket: reader.string(forKey: "s3.bucket", default: ""),
+                region: reader.string(forKey: "s3.region", default: "us-east-1"),
+                accessKeyID: reader.string(forKey: "s3.accessKey", default: ""),
+                secretAccessKey: reader.string(forKey: "s3.secretKey", isSecret: true) ?? "")
+            s3.multipartThreshold = max(5 << 20, reader.int(forKey: "s3.multipartThreshold", default: s3.multipartThreshold))
+            self.s3 = s3
+        }
+        if reader.string(forKey: "catalog.backend", default: "sqlite") == "postgres" {
+            postgresURL = reader.string(forKey: "postgres.url", isSecret: true) ?? "postgres://veza@127.0.0.1:5432/veza"
+        }
+        redirectMedia = reader.bool(forKey: "delivery.redirect", default: redirectMedia)
+        cdnBaseURL = reader.string(forKey: "cdn.baseURL")
+        cdnPurgeURL = reader.string(forKey: "cdn.purgeURL")
     }
 
     /// The layered reader `streamhost` uses: `flags` (highest), then the environment's

@@ -47,6 +47,13 @@ public protocol ObjectStorage: Sendable {
     /// Opens an object for reading: its metadata at once, its bytes on demand. Nil when there
     /// is no object at `key`.
     func open(_ key: String) async throws(StorageError) -> (any StoredObject)?
+    /// A URL a client can GET the object from directly for `expires` seconds (S3 presigned
+    /// URLs), or nil when the backend has none (local disk).
+    func presignedURL(for key: String, expires: Int) -> String?
+}
+
+extension ObjectStorage {
+    public func presignedURL(for key: String, expires: Int) -> String? { nil }
 }
 
 /// What delivery needs to know about an object before sending it.

@@ -5,6 +5,7 @@ import NIOCore
 import HTTPTypes
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 /// The embedded host: local-disk storage and a SQLite catalog under the data directory, the
 /// worker pool, and the HTTP API, assembled from a ``HostConfiguration``.
@@ -28,8 +29,9 @@ public struct StreamHostServer: Sendable {
     public let metrics: HostMetrics
     let temporaryDirectory: String
 
-    /// Opens the embedded default under `configuration.dataDirectory`: `objects/`,
-    /// `catalog.sqlite`, `tmp/` (uploads being received) and `staging/` (jobs being packaged).
+    /// Opens the configured backends (the embedded default: `objects/` and `catalog.sqlite` under
+    /// `configuration.dataDirectory`; S3 and PostgreSQL when configured) with `tmp/` (uploads
+    /// being received) and `staging/` (jobs being packaged) under the data directory.
     /// Leftovers of a previous run in `tmp/` and `staging/` are removed: nothing there was
     /// accepted or published.
     public init(configuration: HostConfiguration, logger: Logger = Logger(label: "veza.streamhost"),
@@ -41,8 +43,13 @@ public struct StreamHostServer: Sendable {
             try? FileManager.default.removeItem(atPath: directory)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
-        let storage = try LocalDiskStorage(root: data + "/objects")
-        let catalog = try SQLiteCatalog(path: data + "/catalog.sqlite")
+        let storage: any ObjectStorage = try configuration.s3.map { try S3Storage(configuration: $0) }
+            ?? LocalDiskStorage(root: data + "/objects")
+        let catalog: any Catalog = if let url = configuration.postgresURL {
+            try await PostgresCatalog.connect(url: url, logger: logger)
+        } else {
+            try SQLiteCatalog(path: data + "/catalog.sqlite")
+        }
         let auth = try await HostAuth(configuration: configuration.auth, secrets: try HostSecrets.loadOrCreate(dataDirectory: data),
                                       catalog: catalog)
         self.init(configuration: configuration, storage: storage, catalog: catalog, auth: auth, metrics: metrics,
@@ -67,8 +74,12 @@ public struct StreamHostServer: Sendable {
     public func register<Context: RequestContext>(on router: Router<Context>) {
         let workers = self.workers
         let cache = ObjectCache(capacityBytes: configuration.objectCacheBytes)
+        let purger = configuration.cdnPurgeURL.map { CDNPurger(endpoint: $0, logger: logger) }
         TrackRoutes(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
-                    auth: auth, onEnqueue: { workers.notify() }, onDelete: { cache.removeTrack($0) }).register(on: router)
+                    auth: auth, onEnqueue: { workers.notify() }, onDelete: { id in
+                        cache.removeTrack(id)
+                        await purger?.purge(track: id)
+                    }).register(on: router)
         DeliveryRoutes(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics, cache: cache)
             .register(on: router)
         let metrics = self.metrics
@@ -117,6 +128,13 @@ public struct StreamHostServer: Sendable {
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger
         )
+    }
+
+    /// Runs only the worker pool (no listener) until SIGTERM or SIGINT, which give running jobs
+    /// back to the queue: the body of `streamhost worker`.
+    public func runWorkers() async throws {
+        let group = ServiceGroup(configuration: .init(services: [workers], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 
     /// Runs the host until SIGTERM or SIGINT, then shuts down gracefully: the listener stops

@@ -122,11 +122,11 @@ public struct TrackRoutes: Sendable {
     let auth: HostAuth
     /// Called after a job is enqueued (wakes an idle worker).
     let onEnqueue: @Sendable () -> Void
-    /// Called with a track id once the track is deleted (drops cached objects).
-    let onDelete: @Sendable (String) -> Void
+    /// Called with a track id once the track is deleted (drops cached objects, purges the CDN).
+    let onDelete: @Sendable (String) async -> Void
 
     public init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, temporaryDirectory: String,
-                auth: HostAuth, onEnqueue: @escaping @Sendable () -> Void, onDelete: @escaping @Sendable (String) -> Void = { _ in }) {
+                auth: HostAuth, onEnqueue: @escaping @Sendable () -> Void, onDelete: @escaping @Sendable (String) async -> Void = { _ in }) {
         self.auth = auth
         self.onDelete = onDelete
         self.catalog = catalog
@@ -167,12 +167,13 @@ public struct TrackRoutes: Sendable {
             try await self.auth.require(.admin, request)
             let id = try context.parameters.require("id")
             guard try await self.catalogCall({ try await self.catalog.deleteTrack(id: id) }) else { throw APIError.notFound("no track \(id)") }
-            defer { self.onDelete(id) }
             do {
                 try await self.storage.delete(prefix: "tracks/\(id)")
             } catch {
+                await self.onDelete(id)
                 throw APIError(.internalServerError, code: "storage_error", "the track is deleted but some objects remain: \(error)")
             }
+            await self.onDelete(id)
             return Response(status: .noContent)
         }
     }
@@ -333,7 +334,8 @@ public struct TrackIntake: Sendable {
         do {
             try await storage.put(fileAt: file, key: sourceKey)
         } catch {
-            throw APIError(.internalServerError, code: "storage_error", error.message)
+            // Nothing was accepted: the client keeps its file and retries when storage is back.
+            throw APIError(.serviceUnavailable, code: "storage_unavailable", "cannot store the upload: \(error.message)", retryAfter: 10)
         }
         let outcome: InsertOutcome
         do {

@@ -107,6 +107,8 @@ public final class WorkerPool: Service {
             return
         }
         logger.info("worker pool started", metadata: ["workers": "\(configuration.workerCount)"])
+        let wake = self.wake
+        catalog.onJobAvailable { wake.signal() }
         // Graceful shutdown cancels the loops; a cancelled job gives its lease back.
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
