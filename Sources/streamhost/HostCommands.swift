@@ -115,7 +115,7 @@ struct Worker: AsyncParsableCommand {
         if configuration.postgresURL == nil || configuration.s3 == nil {
             host.logger.warning("worker on the embedded default: it shares work only with processes on this machine and data directory")
         }
-        FileHandle.standardOutput.write(Data("streamhost worker running \(configuration.workerCount) job slots (data: \(configuration.dataDirectory))\n".utf8))
+        FileHandle.standardOutput.write(Data("streamhost worker \(host.workers.instance) running \(configuration.workerCount) job slots (data: \(configuration.dataDirectory))\n".utf8))
         try await host.runWorkers()
     }
 }

@@ -21,19 +21,38 @@ final class HostProcess {
     init(name: String, environment: [String: String] = [:], arguments: [String] = []) {
         dataDirectory = Fixtures.directory + "/host-\(name)-\(UUID().uuidString.prefix(6))"
         logPath = dataDirectory + ".log"
+        var environment = environment
+        // Against PostgreSQL (make test-scale) each host gets a database of its own, as each
+        // embedded host gets its own SQLite file: the suites assume a fresh catalog.
+        if let base = Self.postgresBaseURL, environment["VEZA_POSTGRES_URL"] == nil {
+            let name = "veza_\(UUID().uuidString.prefix(8).lowercased())"
+            var admin = URLComponents(string: base)
+            let owner = admin?.user ?? "veza"
+            admin?.user = "postgres"
+            admin?.password = nil
+            admin?.path = "/postgres"
+            _ = try? Subprocess.run("psql", [admin?.string ?? base, "-c", "CREATE DATABASE \(name) OWNER \(owner)"])
+            environment["VEZA_POSTGRES_URL"] = base.replacingOccurrences(of: #"/[^/]*$"#, with: "/" + name, options: .regularExpression)
+        }
         self.environment = environment
         self.arguments = arguments
+    }
+
+    /// The test database server when the suites run against PostgreSQL.
+    static var postgresBaseURL: String? {
+        let env = ProcessInfo.processInfo.environment
+        return env["VEZA_CATALOG_BACKEND"] == "postgres" ? env["VEZA_POSTGRES_URL"] : nil
     }
 
     var base: String { "http://127.0.0.1:\(port)" }
     var pid: Int32 { process?.processIdentifier ?? 0 }
 
     /// Starts the host and waits for its "listening" line.
-    func start(workers: Int = 2) throws {
+    func start(workers: Int = 2, port requestedPort: Int = 0) throws {
         if adminToken.isEmpty { adminToken = try mint(["--scope", "admin", "--ttl", "2h"]) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Fixtures.builtProduct("streamhost"))
-        process.arguments = ["serve", "--port", "0", "--data-directory", dataDirectory, "--workers", "\(workers)"] + arguments
+        process.arguments = ["serve", "--port", "\(requestedPort)", "--data-directory", dataDirectory, "--workers", "\(workers)"] + arguments
         var env = ProcessInfo.processInfo.environment
         env["LOG_LEVEL"] = "warning"
         for (key, value) in environment { env[key] = value }

@@ -80,7 +80,8 @@ public final class WorkerPool: Service {
     let pipeline: IngestPipeline
     let configuration: HostConfiguration
     let logger: Logger
-    let instance = UUID().uuidString.prefix(8)
+    /// Prefix of this pool's lease owners in the queue (`{instance}-{slot}`).
+    public let instance = String(UUID().uuidString.prefix(8))
     private let wake = WakeSignal()
     private let stopped = Atomic<Bool>(false)
 

@@ -1,0 +1,192 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Runs only under `make test-scale`, which starts PostgreSQL, SeaweedFS's S3 gateway and
+/// Varnish (`scripts/services.sh`) and exports their addresses.
+private let services: [String: String]? = {
+    let env = ProcessInfo.processInfo.environment
+    guard env["VEZA_STORAGE_BACKEND"] == "s3", env["VEZA_CATALOG_BACKEND"] == "postgres", env["VEZA_SERVICES_DIR"] != nil else { return nil }
+    return env
+}()
+
+/// `scripts/services.sh` of this repository.
+private let servicesScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("scripts/services.sh").path
+
+/// `psql` against a host's database; returns the unaligned output.
+private func psql(_ host: HostProcess, _ sql: String) throws -> String {
+    let url = host.environment["VEZA_POSTGRES_URL"] ?? ""
+    let result = try Subprocess.check("psql", [url, "-At", "-c", sql])
+    return String(decoding: result.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// A `streamhost worker` process.
+private final class WorkerProcess {
+    let process = Process()
+    let directory = Fixtures.directory + "/worker-\(UUID().uuidString.prefix(6))"
+
+    init(slots: Int, sharing host: HostProcess) throws {
+        process.executableURL = URL(fileURLWithPath: try Fixtures.builtProduct("streamhost"))
+        process.arguments = ["worker", "--data-directory", directory, "--workers", "\(slots)"]
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in host.environment { env[key] = value }
+        process.environment = env
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        // "streamhost worker {instance} running …": the prefix of its lease owners.
+        let line = String(decoding: pipe.fileHandleForReading.availableData, as: UTF8.self)
+        instance = line.split(separator: " ").dropFirst(2).first.map(String.init) ?? ""
+        pipe.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
+    }
+
+    /// The worker pool's instance name (lease owners are `{instance}-{slot}`).
+    private(set) var instance = ""
+
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit {
+        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+@Suite("Scale-out: S3 + PostgreSQL + worker processes + CDN", .serialized, .enabled(if: services != nil, "run by make test-scale"))
+struct ScaleOutTests {
+    @Test("one serve and two workers share the queue: 20 uploads, a worker killed mid-job, every track ready exactly once")
+    func multiNode() throws {
+        let host = HostProcess(name: "multi", environment: ["VEZA_QUEUE_LEASE_SECONDS": "3"])
+        try host.start(workers: 0)
+        let workerA = try WorkerProcess(slots: 1, sharing: host)
+        let workerB = try WorkerProcess(slots: 1, sharing: host)
+        _ = workerB
+        let source = try Fixtures.make("scale-20.flac", source: Fixtures.sourceArguments(seconds: 20), ["-c:a", "flac"])
+        var ids: [String] = []
+        for _ in 0..<20 {
+            let reply = try host.upload(source, contentType: "audio/flac")
+            ids.append(try #require(reply.json["id"] as? String, "\(reply)"))
+        }
+        // Kill worker A while it holds a lease.
+        #expect(!workerA.instance.isEmpty)
+        var victim = ""
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, victim.isEmpty {
+            victim = try psql(host, "SELECT id FROM job WHERE state = 'running' AND lease_owner LIKE '\(workerA.instance)-%' LIMIT 1")
+            if victim.isEmpty { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        try #require(!victim.isEmpty, "worker A never held a job")
+        Thread.sleep(forTimeInterval: 0.5)
+        workerA.kill9()
+        for id in ids {
+            let track = try host.waitForTrack(id, timeLimit: 600)
+            #expect(track["status"] as? String == "ready", "\(id): \(track["failureReason"] ?? "")")
+            #expect(try host.publishedConsistently(id))
+        }
+        // Exactly once: one job per track, done; one published version; the killed worker's job
+        // was claimed again (a second attempt) and finished.
+        let idList = ids.map { "'\($0)'" }.joined(separator: ",")
+        #expect(try psql(host, "SELECT COUNT(*) FROM job WHERE track_id IN (\(idList)) AND state = 'done'") == "20")
+        #expect(try psql(host, "SELECT COUNT(*) FROM job WHERE track_id IN (\(idList))") == "20")
+        #expect(try psql(host, "SELECT COUNT(*) FROM track WHERE id IN (\(idList)) AND version = 1 AND status = 'ready'") == "20")
+        // The killed worker's job ran again, elsewhere, and is done.
+        #expect(try psql(host, "SELECT state || ' ' || attempts || ' ' || (lease_owner IS NULL) FROM job WHERE id = '\(victim)'") == "done 2 true")
+        for id in ids { #expect(try host.objectKeys(prefix: "tracks/\(id)/v2/").isEmpty) }
+        host.stop()
+    }
+
+    @Test("storage outage: uploads refused with 503, /readyz 503, nothing accepted is lost, everything resumes")
+    func storageOutage() throws {
+        let dir = try #require(services?["VEZA_SERVICES_DIR"])
+        let host = HostProcess(name: "outage")
+        try host.start()
+        let source = try Fixtures.make("scale-outage.flac", source: Fixtures.sourceArguments(seconds: 4), ["-c:a", "flac"])
+        let before = try host.upload(source, contentType: "audio/flac")
+        let acceptedID = try #require(before.json["id"] as? String)
+        try Subprocess.check(servicesScript, ["stop-s3", dir])
+        defer { _ = try? Subprocess.run(servicesScript, ["start-s3", dir]) }
+        let during = try host.upload(source, contentType: "audio/flac")
+        #expect(during.status == 503, "\(during.json)")
+        #expect(during.headers.lowercased().contains("retry-after:"))
+        #expect((during.json["error"] as? [String: Any])?["code"] as? String == "storage_unavailable")
+        #expect(try host.curl([host.base + "/readyz"]).status == 503)
+        try Subprocess.check(servicesScript, ["start-s3", dir])
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try host.curl([host.base + "/readyz"]).status != 200 { Thread.sleep(forTimeInterval: 0.5) }
+        #expect(try host.curl([host.base + "/readyz"]).status == 200)
+        let after = try host.upload(source, contentType: "audio/flac")
+        #expect(after.status == 202)
+        for id in [acceptedID, after.json["id"] as? String ?? ""] {
+            let track = try host.waitForTrack(id, timeLimit: 300)
+            #expect(track["status"] as? String == "ready", "\(id): \(track["failureReason"] ?? "")")
+        }
+        host.stop()
+    }
+
+    @Test("aws s3 ls shows the storage layout of a published track")
+    func layout() throws {
+        let host = HostProcess(name: "layout")
+        try host.start()
+        let source = try Fixtures.make("scale-layout.flac", source: Fixtures.sourceArguments(seconds: 4), ["-c:a", "flac"])
+        let id = try #require(try host.upload(source, contentType: "audio/flac").json["id"] as? String)
+        #expect(try host.waitForTrack(id)["status"] as? String == "ready")
+        let keys = try host.objectKeys(prefix: "tracks/\(id)/")
+        let expected: Set<String> = Set(["tracks/\(id)/source/original.flac", "tracks/\(id)/v1/manifest.json",
+                                         "tracks/\(id)/v1/waveform.json", "tracks/\(id)/v1/waveform.dat"])
+        #expect(expected.isSubset(of: keys), "\(keys.sorted())")
+        for rendition in ladderIDs {
+            let ext = ["aac": "m4a", "opus": "opus", "mp3": "mp3", "flac": "flac"][String(rendition.split(separator: "-")[0])]!
+            #expect(keys.contains("tracks/\(id)/v1/progressive/\(rendition).\(ext)"), "\(rendition)")
+            if !rendition.hasPrefix("mp3") {
+                #expect(keys.contains("tracks/\(id)/v1/cmaf/\(rendition)/init.mp4"))
+                #expect(keys.contains("tracks/\(id)/v1/cmaf/\(rendition)/seg-1.m4s"))
+            }
+        }
+        // Stored playlists (DESIGN §3 allows rendering per request or storing them) sit beside the manifest.
+        let unexpected = keys.filter { key in
+            !(key.hasPrefix("tracks/\(id)/v1/cmaf/") || key.hasPrefix("tracks/\(id)/v1/progressive/") || expected.contains(key)
+              || (key.hasPrefix("tracks/\(id)/v1/") && (key.hasSuffix(".m3u8") || key.hasSuffix(".mpd")) && key.split(separator: "/").count == 4))
+        }
+        #expect(unexpected.isEmpty, "\(unexpected)")
+        // Objects carry their type and caching.
+        let head = try HostProcess.aws(["s3api", "head-object", "--bucket", services?["VEZA_S3_BUCKET"] ?? "",
+                                        "--key", "tracks/\(id)/v1/cmaf/aac-128/seg-1.m4s"])
+        let text = String(decoding: head.stdout, as: UTF8.self)
+        #expect(text.contains("\"ContentType\": \"audio/mp4\""), "\(text)")
+        #expect(text.contains("immutable"), "\(text)")
+        host.stop()
+    }
+
+    @Test("a caching proxy in front: repeated segment requests are hits; after delete and purge they are not served")
+    func cdnPurge() throws {
+        let dir = try #require(services?["VEZA_SERVICES_DIR"])
+        let host = HostProcess(name: "cdn", environment: ["VEZA_AUTH_PUBLIC": "true"])
+        try host.start()
+        // Varnish in front of this host; the host purges through it.
+        let started = try Subprocess.check(servicesScript, ["varnish", dir, String(host.port)])
+        _ = started
+        let env = try String(contentsOfFile: dir + "/services.env", encoding: .utf8)
+        let varnish = try #require(env.split(separator: "\n").first { $0.hasPrefix("VEZA_VARNISH_URL=") }?.split(separator: "=", maxSplits: 1).last
+            .map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) })
+        host.stop()
+        let purging = HostProcess(name: "cdn2", environment: ["VEZA_AUTH_PUBLIC": "true", "VEZA_CDN_PURGE_URL": varnish])
+        // Same port as before, so Varnish's backend is this host.
+        try purging.start(port: host.port)
+        let source = try Fixtures.make("scale-cdn.flac", source: Fixtures.sourceArguments(seconds: 4), ["-c:a", "flac"])
+        let id = try #require(try purging.upload(source, contentType: "audio/flac").json["id"] as? String)
+        #expect(try purging.waitForTrack(id)["status"] as? String == "ready")
+        let segment = varnish + "/media/\(id)/v1/cmaf/aac-128/seg-1.m4s"
+        let first = try purging.curl(["-o", "/dev/null", segment], authenticated: false)
+        let second = try purging.curl(["-o", "/dev/null", segment], authenticated: false)
+        #expect(first.status == 200 && second.status == 200)
+        #expect(second.headers.lowercased().contains("x-cache: hit"), "\(second.headers)")
+        #expect(try purging.curl(["-X", "DELETE", purging.base + "/v1/tracks/\(id)"]).status == 204)
+        let after = try purging.curl(["-o", "/dev/null", segment], authenticated: false)
+        #expect(after.status == 404, "a deleted track's segment is still served by the cache: \(after.status) \(after.headers)")
+        purging.stop()
+    }
+}
