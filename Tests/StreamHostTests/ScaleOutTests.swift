@@ -149,7 +149,8 @@ struct ScaleOutTests {
         // Stored playlists (DESIGN §3 allows rendering per request or storing them) sit beside the manifest.
         let unexpected = keys.filter { key in
             !(key.hasPrefix("tracks/\(id)/v1/cmaf/") || key.hasPrefix("tracks/\(id)/v1/progressive/") || expected.contains(key)
-              || (key.hasPrefix("tracks/\(id)/v1/") && (key.hasSuffix(".m3u8") || key.hasSuffix(".mpd")) && key.split(separator: "/").count == 4))
+              || (key.hasPrefix("tracks/\(id)/v1/") && key.split(separator: "/").count == 4
+                  && (key.hasSuffix(".m3u8") || key.hasSuffix(".mpd") || key.hasPrefix("tracks/\(id)/v1/waveform"))))
         }
         #expect(unexpected.isEmpty, "\(unexpected)")
         // Objects carry their type and caching.

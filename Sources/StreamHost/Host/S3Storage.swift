@@ -75,7 +75,18 @@ public final class S3Storage: ObjectStorage {
         let defaultPort = url.scheme == "https" ? 443 : 80
         hostHeader = url.port.map { $0 == defaultPort ? host : "\(host):\($0)" } ?? host
         baseURL = "\(url.scheme!)://\(hostHeader)"
-        client = HTTPClient.shared
+        // Connection failures come back at once: this type retries with backoff itself and
+        // counts failures for its circuit breaker (AHC would otherwise keep a request waiting
+        // while it retries the connection until the request's deadline).
+        var http = HTTPClient.Configuration()
+        http.connectionPool.retryConnectionEstablishment = false
+        http.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 32
+        http.timeout.connect = .seconds(3)
+        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: http)
+    }
+
+    deinit {
+        client.shutdown { _ in }
     }
 
     // MARK: Requests
