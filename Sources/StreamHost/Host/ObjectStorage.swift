@@ -82,6 +82,22 @@ public protocol StoredObject: Sendable {
 }
 
 enum StoredObjects {
+    /// `length` bytes of `fd` from `offset` (blocking: call on a thread pool), or nil on a short read.
+    static func preadFully(_ fd: CInt, length: Int, offset: Int64) -> ByteBuffer? {
+        var buffer = ByteBufferAllocator().buffer(capacity: length)
+        let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { pointer in
+            var done = 0
+            while done < length {
+                let n = pread(fd, pointer.baseAddress! + done, length - done, off_t(offset) + off_t(done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { break }
+                done += n
+            }
+            return done
+        }
+        return read == length ? buffer : nil
+    }
+
     /// Sends `range` of an in-memory object in slices of at most `chunkSize` bytes (no copy).
     static func read(_ contents: ByteBuffer, _ range: ClosedRange<Int64>, chunkSize: Int,
                      into body: (ByteBuffer) async throws -> Void) async throws {
@@ -237,19 +253,9 @@ public struct LocalDiskStorage: ObjectStorage {
                 let tag = String(status.st_mtim.tv_sec, radix: 16) + String(status.st_mtim.tv_nsec / 1000, radix: 16) + "-" + String(size, radix: 16)
                 let info = ObjectInfo(size: size, lastModified: modified, entityTag: tag)
                 if size <= Self.prefetchLimit {
-                    var buffer = ByteBufferAllocator().buffer(capacity: Int(size))
-                    let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(size)) { pointer in
-                        var done = 0
-                        while done < Int(size) {
-                            let n = pread(fd, pointer.baseAddress! + done, Int(size) - done, off_t(done))
-                            if n < 0 && errno == EINTR { continue }
-                            guard n > 0 else { break }
-                            done += n
-                        }
-                        return done
-                    }
+                    let buffer = StoredObjects.preadFully(fd, length: Int(size), offset: 0)
                     Glibc.close(fd)
-                    guard read == Int(size) else { return .failure(StorageError(key: key, "short read")) }
+                    guard let buffer else { return .failure(StorageError(key: key, "short read")) }
                     return .success(LocalStoredObject(key: key, info: info, contents: buffer, descriptor: -1))
                 }
                 return .success(LocalStoredObject(key: key, info: info, contents: nil, descriptor: fd))
@@ -293,18 +299,9 @@ final class LocalStoredObject: StoredObject {
             let length = Int(min(Int64(chunkSize), range.upperBound - offset + 1))
             let start = offset
             let chunk = try await NIOThreadPool.singleton.runIfActive { () throws -> ByteBuffer in
-                var buffer = ByteBufferAllocator().buffer(capacity: length)
-                let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { pointer in
-                    var done = 0
-                    while done < length {
-                        let n = pread(fd, pointer.baseAddress! + done, length - done, off_t(start) + off_t(done))
-                        if n < 0 && errno == EINTR { continue }
-                        guard n > 0 else { break }
-                        done += n
-                    }
-                    return done
+                guard let buffer = StoredObjects.preadFully(fd, length: length, offset: start) else {
+                    throw StorageError(key: key, "short read (the object changed while being read)")
                 }
-                guard read == length else { throw StorageError(key: key, "short read (the object changed while being read)") }
                 return buffer
             }
             try await body(chunk)

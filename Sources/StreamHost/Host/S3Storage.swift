@@ -412,45 +412,42 @@ struct FileChunks: AsyncSequence, Sendable {
     let range: Range<Int64>
     static let chunk = 1 << 20
 
+    /// Closes the file when the iterator goes away, also when the consumer stops early.
+    final class Descriptor: Sendable {
+        let fd: CInt
+        init(_ fd: CInt) { self.fd = fd }
+        deinit { close(fd) }
+    }
+
     struct AsyncIterator: AsyncIteratorProtocol {
         let path: String
         var offset: Int64
         let end: Int64
-        var descriptor: CInt = -1
+        var descriptor: Descriptor?
 
         mutating func next() async throws -> ByteBuffer? {
             guard offset < end else {
-                if descriptor >= 0 { close(descriptor); descriptor = -1 }
+                descriptor = nil
                 return nil
             }
-            if descriptor < 0 {
-                descriptor = open(path, O_RDONLY | O_CLOEXEC)
-                guard descriptor >= 0 else { throw StorageError(key: path, String(cString: strerror(errno))) }
+            if descriptor == nil {
+                let fd = open(path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { throw StorageError(key: path, String(cString: strerror(errno))) }
+                descriptor = Descriptor(fd)
             }
             let length = Int(Swift.min(Int64(FileChunks.chunk), end - offset))
-            let fd = descriptor
+            let file = descriptor!
             let start = offset
             let path = self.path
             let buffer = try await NIOThreadPool.singleton.runIfActive { () throws -> ByteBuffer in
-                var buffer = ByteBufferAllocator().buffer(capacity: length)
-                let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { pointer in
-                    var done = 0
-                    while done < length {
-                        let n = pread(fd, pointer.baseAddress! + done, length - done, off_t(start) + off_t(done))
-                        if n < 0 && errno == EINTR { continue }
-                        guard n > 0 else { break }
-                        done += n
-                    }
-                    return done
-                }
-                guard read == length else { throw StorageError(key: path, "short read") }
+                guard let buffer = StoredObjects.preadFully(file.fd, length: length, offset: start) else { throw StorageError(key: path, "short read") }
                 return buffer
             }
             offset += Int64(length)
-            if offset >= end { close(descriptor); descriptor = -1 }
+            if offset >= end { descriptor = nil }
             return buffer
         }
     }
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(path: path, offset: range.lowerBound, end: range.upperBound) }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(path: path, offset: range.lowerBound, end: range.upperBound, descriptor: nil) }
 }

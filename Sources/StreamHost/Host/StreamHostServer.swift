@@ -122,7 +122,9 @@ public struct StreamHostServer: Sendable {
         register(on: router)
         return Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.uploadIdleTimeout)))),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [ContinueHandler(maxBodyBytes: configuration.maxUploadBytes)],
+                idleTimeout: .seconds(Int64(configuration.uploadIdleTimeout)))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veza-stream"),
             services: [workers],
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
