@@ -27,7 +27,9 @@ echo "== reference: streamhost package (pipeline only, no host)"
 t0=$(now); "$bin" package "$long" --out "$work/offline" >/dev/null; t1=$(now)
 offline=$(echo "$t1 - $t0" | bc -l)
 
-"$bin" serve --port 0 --data-directory "$work/data" > "$work/serve.log" 2>&1 &
+# Public mode and no per-client limits: this measures the pipeline, from one loopback client.
+VEZA_LIMITS_API_RATE=0 VEZA_LIMITS_UPLOAD_RATE=0 VEZA_LIMITS_MEDIA_RATE=0 VEZA_LIMITS_CONNECTIONS_PER_CLIENT=0 \
+  "$bin" serve --public --port 0 --data-directory "$work/data" > "$work/serve.log" 2>&1 &
 host=$!
 until grep -q "listening on" "$work/serve.log"; do sleep 0.1; done
 base=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/serve.log" | head -1)

@@ -126,13 +126,15 @@ new_database() { # new_database NAME → prints the URL for the veza role
   "$psql_bin" -X -q -v ON_ERROR_STOP=1 "$admin_url" -c "CREATE DATABASE $1 OWNER veza" >/dev/null
   echo "${VEZA_PG_URL%/*}/$1"
 }
+# One loopback client uploads as fast as it can: per-client limits would measure themselves.
+limits_off=(VEZA_LIMITS_API_RATE=0 VEZA_LIMITS_UPLOAD_RATE=0 VEZA_LIMITS_MEDIA_RATE=0 VEZA_LIMITS_CONNECTIONS_PER_CLIENT=0)
 backend_env=() # the VEZA_… variables of the next process started
 use_scaleout() { # use_scaleout DATABASE
   local url
   url=$(new_database "$1")
-  backend_env=(VEZA_STORAGE_BACKEND=s3 VEZA_CATALOG_BACKEND=postgres "VEZA_POSTGRES_URL=$url" "${s3_vars[@]}")
+  backend_env=(VEZA_STORAGE_BACKEND=s3 VEZA_CATALOG_BACKEND=postgres "VEZA_POSTGRES_URL=$url" "${s3_vars[@]}" "${limits_off[@]}")
 }
-use_embedded() { backend_env=(); }
+use_embedded() { backend_env=("${limits_off[@]}"); }
 
 # --- processes ------------------------------------------------------------------------------------
 host="" base="" auth=()

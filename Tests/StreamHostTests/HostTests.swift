@@ -22,6 +22,11 @@ final class HostProcess {
         dataDirectory = Fixtures.directory + "/host-\(name)-\(UUID().uuidString.prefix(6))"
         logPath = dataDirectory + ".log"
         var environment = environment
+        // The suites drive one host from one address much faster than any client would: rate
+        // limits are off unless a test sets them (LimitsTests does).
+        for key in ["VEZA_LIMITS_API_RATE", "VEZA_LIMITS_UPLOAD_RATE", "VEZA_LIMITS_MEDIA_RATE"] where environment[key] == nil {
+            environment[key] = "0"
+        }
         // Against PostgreSQL (make test-scale) each host gets a database of its own, as each
         // embedded host gets its own SQLite file: the suites assume a fresh catalog.
         if let base = Self.postgresBaseURL, environment["VEZA_POSTGRES_URL"] == nil {

@@ -79,7 +79,8 @@ struct ScaleOutTests {
             victim = try psql(host, "SELECT id FROM job WHERE state = 'running' AND lease_owner LIKE '\(workerA.instance)-%' LIMIT 1")
             if victim.isEmpty { Thread.sleep(forTimeInterval: 0.1) }
         }
-        try #require(!victim.isEmpty, "worker A (\(workerA.instance)) never held a job: \(try psql(host, "SELECT state || ' ' || COALESCE(lease_owner, '-') FROM job"))")
+        let jobs = victim.isEmpty ? try psql(host, "SELECT state || ' ' || COALESCE(lease_owner, '-') FROM job") : ""
+        try #require(!victim.isEmpty, "worker A (\(workerA.instance)) never held a job: \(jobs)")
         Thread.sleep(forTimeInterval: 0.5)
         workerA.kill9()
         for id in ids {

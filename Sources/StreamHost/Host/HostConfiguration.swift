@@ -44,6 +44,8 @@ public struct HostConfiguration: Sendable {
     public var ladder = LadderConfiguration()
     /// Access tokens, signed playback URLs, public mode.
     public var auth = AuthConfiguration()
+    /// Rate limits, connection caps and header deadlines.
+    public var limits = LimitsConfiguration()
     /// Object storage (`storage.backend`: `local` (default, under the data directory) or `s3`
     /// with the `s3.*` keys).
     public var s3: S3Configuration?
@@ -89,6 +91,7 @@ public struct HostConfiguration: Sendable {
         playlistMaxAge = max(0, reader.int(forKey: "delivery.playlistMaxAge", default: playlistMaxAge))
         objectCacheBytes = max(0, reader.int(forKey: "delivery.cacheMegabytes", default: objectCacheBytes >> 20)) << 20
         auth = AuthConfiguration(reader: reader)
+        limits = LimitsConfiguration(reader: reader)
         if reader.string(forKey: "storage.backend", default: "local") == "s3" {
             var s3 = S3Configuration(
                 endpoint: reader.string(forKey: "s3.endpoint", default: "https://s3.amazonaws.com"),

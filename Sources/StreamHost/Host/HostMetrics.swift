@@ -79,6 +79,15 @@ public final class HostMetrics: Sendable {
         }.0.increment(by: Int64(count))
     }
 
+    func rateLimited(_ kind: String) {
+        handle("l\u{0}\(kind)") {
+            (registry.makeCounter(descriptor: .init(
+                namespace: "veza", metricName: "rate_limited", unitName: "total",
+                helpText: "Requests refused with 429 by the per-client rate limits, by class (api, upload, media)."),
+                labels: [("class", kind)]), nil)
+        }.0.increment()
+    }
+
     func authFailure(_ reason: String) {
         registry.makeCounter(descriptor: .init(
             namespace: "veza", subsystem: "auth", metricName: "failures", unitName: "total",

@@ -110,6 +110,8 @@ public struct StreamHostServer: Sendable {
         let router = Router(context: HostRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: MetricsMiddleware(metrics: metrics))
+        router.add(middleware: RateLimitMiddleware(limiter: RateLimiter(capacity: configuration.limits.trackedClients),
+                                                   limits: configuration.limits, metrics: metrics))
         // Browser players on other origins: reads with Range, uploads with a bearer token.
         router.add(middleware: CORSMiddleware(
             allowOrigin: .all,
@@ -120,10 +122,17 @@ public struct StreamHostServer: Sendable {
             maxAge: .seconds(600)))
         router.add(middleware: ExposeHeadersMiddleware())
         register(on: router)
+        let connections = ConnectionGuard.Counter()
+        let limits = configuration.limits
         return Application(
             router: router,
             server: .http1(configuration: .init(
-                additionalChannelHandlers: [ContinueHandler(maxBodyBytes: configuration.maxUploadBytes)],
+                additionalChannelHandlers: [
+                    ConnectionGuard(counter: connections, cap: limits.connectionsPerClient,
+                                    headerTimeout: .milliseconds(Int64(limits.headerTimeout * 1000)),
+                                    keepAliveTimeout: .milliseconds(Int64(limits.keepAliveTimeout * 1000))),
+                    ContinueHandler(maxBodyBytes: configuration.maxUploadBytes),
+                ],
                 idleTimeout: .seconds(Int64(configuration.uploadIdleTimeout)))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veza-stream"),
             services: [workers],

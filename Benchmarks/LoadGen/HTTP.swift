@@ -1,0 +1,175 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// An `http://` URL whose host is a loopback address: where a listener connects and what it asks for.
+///
+/// Anything else is refused, so the load generator cannot be pointed at a real server by mistake.
+/// `localhost` is taken as `127.0.0.1`; the connection never goes through a proxy.
+struct LoopbackURL: Sendable, Hashable, CustomStringConvertible {
+    /// The IP literal connected to.
+    var host: String
+    /// The port.
+    var port: Int
+    /// The path and query, starting with `/`.
+    var path: String
+
+    /// Parses `http://HOST[:PORT]/PATH[?QUERY]`; `nil` for anything else or a non-loopback host.
+    init?(_ text: String) {
+        guard text.hasPrefix("http://") else { return nil }
+        let rest = text.dropFirst("http://".count)
+        let pathStart = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        var authority = rest[..<pathStart]
+        path = rest[pathStart...].hasPrefix("/") ? String(rest[pathStart...]) : "/" + rest[pathStart...]
+        port = 80
+        if let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") {
+            guard let number = Int(authority[authority.index(after: colon)...]), (1...65535).contains(number) else { return nil }
+            port = number
+            authority = authority[..<colon]
+        }
+        if authority.hasPrefix("[") && authority.hasSuffix("]") { authority = authority.dropFirst().dropLast() }
+        switch authority {
+        case "localhost": host = "127.0.0.1"
+        case "::1": host = "::1"
+        default:
+            let octets = authority.split(separator: ".", omittingEmptySubsequences: false).compactMap { UInt8($0) }
+            guard octets.count == 4, octets[0] == 127 else { return nil }
+            host = String(authority)
+        }
+    }
+
+    /// `HOST:PORT`, for the `Host` header.
+    var authority: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    var description: String { "http://\(authority)\(path)" }
+
+    /// `reference` (a playlist URI) resolved against this URL as RFC 3986 §5.2 says, for the
+    /// forms playlists use: absolute `http://` URLs on the same host and port, absolute paths and
+    /// relative paths (with `.` and `..` segments). `nil` when it leaves this host and port.
+    func resolving(_ reference: String) -> LoopbackURL? {
+        if reference.hasPrefix("http://") {
+            guard let url = LoopbackURL(reference), url.host == host, url.port == port else { return nil }
+            return url
+        }
+        guard !reference.contains("://"), !reference.hasPrefix("//") else { return nil }
+        var resolved = self
+        if reference.hasPrefix("/") {
+            resolved.path = reference
+        } else {
+            let basePath = path.prefix { $0 != "?" }
+            let directory = basePath[...(basePath.lastIndex(of: "/") ?? basePath.startIndex)]
+            let query = reference.firstIndex(of: "?").map { reference[$0...] } ?? ""
+            var segments: [Substring] = []
+            for segment in (directory + reference.prefix { $0 != "?" }).split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
+                switch segment {
+                case ".": continue
+                case "..": _ = segments.popLast()
+                default: segments.append(segment)
+                }
+            }
+            resolved.path = "/" + segments.joined(separator: "/") + query
+        }
+        return resolved
+    }
+}
+
+/// The connection of one listener was lost or must be replaced.
+struct ConnectionLost: Error {
+    /// Nothing of the current response arrived and the connection had served earlier ones: the
+    /// server closed an idle keep-alive connection, which a player reopens without an error.
+    var stale: Bool
+}
+
+/// One response, read to the end.
+struct HTTPResponse {
+    /// The status code.
+    var status: Int
+    /// The body, when asked for.
+    var body: ByteBuffer?
+    /// Body bytes received.
+    var bytes: Int
+    /// From sending the request to the response head.
+    var timeToFirstByte: Duration
+    /// From sending the request to the end of the body.
+    var duration: Duration
+}
+
+/// A channel carrying HTTP/1.1 client messages.
+typealias HTTPClientChannel = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+
+/// One HTTP/1.1 keep-alive connection, used for one request at a time, by one task, inside
+/// `NIOAsyncChannel.executeThenClose`. Body chunks are read only when asked for, so a slow reader
+/// holds the server back (NIOAsyncChannel stops reading the socket when its buffer is full).
+struct HTTPConnection {
+    private var responses: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
+    private let requests: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
+    private let hostHeader: String
+    /// Responses read to the end on this connection.
+    private(set) var served = 0
+    /// Whether the last response said `Connection: close`.
+    private var closing = false
+
+    /// Opens a TCP connection to `url`'s host with the HTTP/1.1 client handlers.
+    static func open(_ url: LoopbackURL) async throws -> HTTPClientChannel {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(5))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: url.host, port: url.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try HTTPClientChannel(wrappingChannelSynchronously: channel)
+                }
+            }
+    }
+
+    /// Wraps the two halves that `executeThenClose` hands over.
+    init(_ inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>,
+         _ outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, url: LoopbackURL) {
+        responses = inbound.makeAsyncIterator()
+        requests = outbound
+        hostHeader = url.authority
+    }
+
+    /// Sends `GET path` and waits for the response head; returns it with the instant of sending.
+    mutating func start(_ path: String) async throws -> (head: HTTPResponseHead, sent: ContinuousClock.Instant) {
+        guard !closing else { throw ConnectionLost(stale: true) }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path,
+                                   headers: ["Host": hostHeader, "User-Agent": "veza-loadgen", "Accept": "*/*"])
+        let sent = ContinuousClock.now
+        do {
+            try await requests.write(contentsOf: [.head(head), .end(nil)])
+            if case .head(let response)? = try await responses.next() {
+                closing = !response.isKeepAlive
+                return (response, sent)
+            }
+        } catch {}
+        throw ConnectionLost(stale: served > 0)
+    }
+
+    /// The next chunk of the body, or `nil` at its end.
+    mutating func nextChunk() async throws -> ByteBuffer? {
+        let part: HTTPClientResponsePart?
+        do { part = try await responses.next() } catch { throw ConnectionLost(stale: false) }
+        switch part {
+        case .body(let chunk)?: return chunk
+        case .end?:
+            served += 1
+            return nil
+        case .head?, nil: throw ConnectionLost(stale: false)
+        }
+    }
+
+    /// `GET path`, read to the end; the body is kept only when `keepBody`.
+    mutating func get(_ path: String, keepBody: Bool = false) async throws -> HTTPResponse {
+        let (head, sent) = try await start(path)
+        let firstByte = ContinuousClock.now
+        var body: ByteBuffer? = keepBody ? ByteBuffer() : nil
+        var bytes = 0
+        while var chunk = try await nextChunk() {
+            bytes += chunk.readableBytes
+            body?.writeBuffer(&chunk)
+        }
+        return HTTPResponse(status: Int(head.status.code), body: body, bytes: bytes,
+                            timeToFirstByte: firstByte - sent, duration: ContinuousClock.now - sent)
+    }
+}

@@ -1,0 +1,168 @@
+import ArgumentParser
+import Foundation
+
+/// `veza-loadgen`: N simulated listeners against a host on loopback, for a bounded time.
+///
+/// Each listener has its own keep-alive TCP connection (SwiftNIO), reopened only when lost, so the
+/// server sees as many connections as there are listeners. HLS listeners play the signed master
+/// playlist like a player (see ``HLSPlayer``); progressive listeners read one file at real-time pace
+/// (see ``ProgressivePlayer``). Listeners start evenly over `--ramp-seconds`; all stop at `--duration`.
+@main
+struct LoadGen: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "veza-loadgen",
+        abstract: "Simulated HLS and progressive listeners against a host on loopback.",
+        discussion: """
+        Example: veza-loadgen --url 'http://127.0.0.1:8080/hls/ID/master.m3u8?token=…' \\
+                   --listeners 200 --duration 30 --speed 4 --json report.json --server-pid 1234
+        """)
+
+    @Option(help: "The master playlist URL (may carry ?token=); needed unless every listener is progressive.")
+    var url: String?
+    @Option(help: "A progressive file URL.")
+    var progressiveURL: String?
+    @Option(help: "Fraction of the listeners that are progressive (0…1).")
+    var progressiveFraction = 0.0
+    @Option(help: "Bit rate of the progressive file in kbit/s: the pace it is read at (× --speed).")
+    var progressiveKbps = 128.0
+    @Option(help: "Wall seconds a progressive session listens before stopping.")
+    var listenSeconds = 60.0
+    @Option(help: "Number of listeners.")
+    var listeners = 10
+    @Option(help: "Run length in seconds, ramp included.")
+    var duration = 30.0
+    @Option(help: "Seconds over which listeners start, evenly spaced.")
+    var rampSeconds = 5.0
+    @Option(help: "Media seconds played per wall second.")
+    var speed = 1.0
+    @Option(help: "Media seconds a player buffers ahead.")
+    var bufferSeconds = 30.0
+    @Option(help: "Probability that an HLS session stops after a random number of segments (0…1).")
+    var skipProbability = 0.0
+    @Flag(inversion: .prefixedNo, help: "Start a new session when one ends (skipped, played out, failed), keeping N listeners.")
+    var restart = true
+    @Option(help: "ABR rule: \(ABRChoice.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var abr = ABRChoice.hybrid
+    @Option(help: "Play the variants with this CODECS value (default: that of the first variant).")
+    var codecs: String?
+    @Option(help: "A server PID to sample (CPU, RSS; with its direct children) every second; repeatable.")
+    var serverPID: [Int32] = []
+    @Option(help: "Write the JSON report to this file.")
+    var json: String?
+    @Flag(help: "Exit with status 1 when any stall or error happened.")
+    var failOnStall = false
+
+    func validate() throws {
+        guard listeners > 0, duration > 0, rampSeconds >= 0, speed > 0, bufferSeconds > 0, listenSeconds > 0, progressiveKbps > 0 else {
+            throw ValidationError("--listeners, --duration, --speed, --buffer-seconds, --listen-seconds and --progressive-kbps must be positive")
+        }
+        guard (0...1).contains(progressiveFraction), (0...1).contains(skipProbability) else {
+            throw ValidationError("--progressive-fraction and --skip-probability are between 0 and 1")
+        }
+        for (name, text) in [("--url", url), ("--progressive-url", progressiveURL)] {
+            if let text, LoopbackURL(text) == nil {
+                throw ValidationError("\(name) \(text): only http:// URLs on a loopback host (127.x.x.x, ::1, localhost)")
+            }
+        }
+        if progressiveFraction > 0 && progressiveURL == nil { throw ValidationError("--progressive-fraction needs --progressive-url") }
+        if progressiveFraction < 1 && url == nil { throw ValidationError("--url is required (unless --progressive-fraction 1)") }
+    }
+
+    func run() async throws {
+        raiseFileLimit(to: UInt64(listeners) + 256)
+        let stats = Stats()
+        let settings = ListenerSettings(
+            speed: speed, bufferSeconds: bufferSeconds, skipProbability: skipProbability, restart: restart, abr: abr,
+            codecs: codecs, progressiveKbps: progressiveKbps, listenSeconds: listenSeconds, stats: stats)
+        // Listener i is progressive when i × fraction crosses an integer: spread over the ramp.
+        let progressive = (0..<listeners).map { Int(Double($0 + 1) * progressiveFraction) > Int(Double($0) * progressiveFraction) }
+        let master = url.flatMap(LoopbackURL.init)
+        let file = progressiveURL.flatMap(LoopbackURL.init)
+
+        let start = ContinuousClock.now
+        let end = start + .seconds(duration)
+        let samplers = Task {
+            var server = serverPID.isEmpty ? nil : ProcessSampler(pids: serverPID)
+            var own = ProcessSampler(pids: [getpid()])
+            while true {
+                server?.sample()
+                own.sample()
+                guard (try? await Task.sleep(until: min(end, .now + .seconds(1)))) != nil, ContinuousClock.now < end else { break }
+            }
+            server?.sample()
+            own.sample()
+            return (server?.report, own.report)
+        }
+
+        /// What a listener task hands back.
+        enum Outcome: Sendable { case hls, progressive(bytes: Int, seconds: Double), end }
+        var progressiveResults: [(bytes: Int, seconds: Double)] = []
+        await withTaskGroup(of: Outcome.self) { group in
+            group.addTask {
+                try? await Task.sleep(until: end)
+                return .end
+            }
+            for index in 0..<listeners {
+                let startAt = start + .seconds(rampSeconds * Double(index) / Double(listeners))
+                let isProgressive = progressive[index]
+                group.addTask {
+                    guard (try? await Task.sleep(until: startAt)) != nil else { return isProgressive ? .progressive(bytes: 0, seconds: 0) : .hls }
+                    if isProgressive, let file {
+                        let player = ProgressivePlayer(url: file, settings: settings)
+                        await drive(player, url: file, stats: stats)
+                        return .progressive(bytes: player.bytes, seconds: player.listened)
+                    } else if let master {
+                        await drive(HLSPlayer(master: master, settings: settings), url: master, stats: stats)
+                    }
+                    return .hls
+                }
+            }
+            for await outcome in group {
+                switch outcome {
+                case .end: group.cancelAll()
+                case .progressive(let bytes, let seconds): progressiveResults.append((bytes, seconds))
+                case .hls: break
+                }
+            }
+        }
+        let elapsed = (ContinuousClock.now - start).seconds
+        samplers.cancel()
+        let (server, own) = await samplers.value
+
+        let counters = stats.snapshot
+        let listened = progressiveResults.reduce(0) { $0 + $1.seconds }
+        let report = Report(
+            listeners: listeners, hlsListeners: progressive.count { !$0 }, durationSeconds: elapsed, speed: speed,
+            sessions: counters.sessions, sessionsCompleted: counters.sessionsCompleted, sessionsSkipped: counters.sessionsSkipped,
+            requests: counters.requests, bytes: counters.bytes, connections: counters.connections, reconnects: counters.reconnects,
+            errors: counters.errors, errorsTotal: counters.errors.total, stalls: counters.stalls, stallSeconds: counters.stallSeconds, switches: counters.switches,
+            timeToFirstByteMs: .init(counters.timeToFirstByte), timeToFirstAudioMs: .init(counters.timeToFirstAudio),
+            progressive: progressiveResults.isEmpty ? nil : Report.Progressive(
+                listeners: progressiveResults.count, bytesPerListener: progressiveResults.map(\.bytes),
+                meanKbps: listened > 0 ? Double(progressiveResults.reduce(0) { $0 + $1.bytes }) * 8 / listened / 1000 : 0,
+                paceKbps: progressiveKbps * speed),
+            server: server, loadgen: own)
+        print(report.summary)
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+        }
+        if failOnStall && (report.stalls > 0 || report.errors.total > 0) { throw ExitCode(1) }
+    }
+}
+
+extension ABRChoice: ExpressibleByArgument {}
+
+/// Raises the soft limit on open files to `needed` (or the hard limit, if lower): one socket per listener.
+func raiseFileLimit(to needed: UInt64) {
+    var limit = rlimit()
+    #if canImport(Glibc)
+    let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    #else
+    let resource = RLIMIT_NOFILE
+    #endif
+    guard getrlimit(resource, &limit) == 0, UInt64(limit.rlim_cur) < needed else { return }
+    limit.rlim_cur = min(rlim_t(needed), limit.rlim_max)
+    _ = setrlimit(resource, &limit)
+}

@@ -1,0 +1,278 @@
+import Foundation
+public import Configuration
+import NIOHTTPTypes
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import Synchronization
+
+/// How fast one client may go in one class of requests: `rate` requests per second on average,
+/// bursts of up to `burst`. A rate of 0 turns the limit off.
+public struct RateLimit: Sendable, Hashable {
+    public var rate: Double
+    public var burst: Double
+
+    public init(rate: Double, burst: Double) {
+        self.rate = rate
+        self.burst = max(1, burst)
+    }
+
+    public var isEnabled: Bool { rate > 0 }
+}
+
+/// Per-client token buckets with bounded memory.
+///
+/// Keys (a client address, a token subject) are spread over shards, each a dictionary capped at
+/// `capacity / shards` entries; a full shard forgets its oldest key first. Forgetting a key
+/// only refills that client's bucket, so under a flood of distinct addresses memory stays fixed
+/// and the worst case is leniency toward the forgotten, never a refusal of an innocent client.
+public final class RateLimiter: Sendable {
+    struct Bucket {
+        var tokens: Double
+        var updated: Double
+    }
+
+    struct Shard {
+        var buckets: [String: Bucket] = [:]
+        var order: [String] = []
+        var head = 0
+    }
+
+    final class ShardBox: Sendable {
+        let state = Mutex(Shard())
+    }
+
+    private let shards: [ShardBox]
+    let capacityPerShard: Int
+
+    /// - Parameter capacity: the most keys remembered at once (default 65,536: a few MiB).
+    public init(capacity: Int = 65_536, shards: Int = 16) {
+        self.shards = (0..<max(1, shards)).map { _ in ShardBox() }
+        capacityPerShard = max(16, capacity / max(1, shards))
+    }
+
+    /// Takes one token from `key`'s bucket at time `now` (seconds, any monotonic origin).
+    /// Returns nil when allowed, else the seconds until a token is available.
+    public func acquire(_ key: String, limit: RateLimit, now: Double) -> (retryAfter: Double?, remaining: Int) {
+        guard limit.isEnabled else { return (nil, Int(limit.burst)) }
+        var hasher = Hasher()
+        hasher.combine(key)
+        let shard = shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(shards.count))]
+        let capacity = capacityPerShard
+        return shard.state.withLock { shard in
+            var bucket = shard.buckets[key] ?? {
+                // A new key: remember it, forgetting the oldest when the shard is full.
+                if shard.buckets.count >= capacity {
+                    while shard.head < shard.order.count {
+                        let oldest = shard.order[shard.head]
+                        shard.head += 1
+                        if shard.buckets.removeValue(forKey: oldest) != nil { break }
+                    }
+                }
+                shard.order.append(key)
+                if shard.head > capacity {
+                    shard.order.removeFirst(shard.head)
+                    shard.head = 0
+                }
+                return Bucket(tokens: limit.burst, updated: now)
+            }()
+            bucket.tokens = min(limit.burst, bucket.tokens + (now - bucket.updated) * limit.rate)
+            bucket.updated = now
+            if bucket.tokens >= 1 {
+                bucket.tokens -= 1
+                shard.buckets[key] = bucket
+                return (nil, Int(bucket.tokens))
+            }
+            shard.buckets[key] = bucket
+            return ((1 - bucket.tokens) / limit.rate, 0)
+        }
+    }
+
+    /// Keys remembered now (for tests and metrics).
+    public var count: Int { shards.reduce(0) { $0 + $1.state.withLock { $0.buckets.count } } }
+}
+
+/// The limits of the host (`limits.*` keys).
+public struct LimitsConfiguration: Sendable {
+    /// API calls per client address (`limits.api.rate`, `limits.api.burst`). Default 50/s, burst 100.
+    public var api = RateLimit(rate: 50, burst: 100)
+    /// Uploads per client address and per token subject (`limits.upload.*`). Default 2/s, burst 10.
+    public var upload = RateLimit(rate: 2, burst: 10)
+    /// Playlist, segment and file requests per client address (`limits.media.*`). Default 500/s,
+    /// burst 1000: a listener asks for a segment every few seconds; one address may be a NAT.
+    public var media = RateLimit(rate: 500, burst: 1000)
+    /// Open connections per client address (`limits.connectionsPerClient`, 0: no cap). Default 256.
+    public var connectionsPerClient = 256
+    /// Seconds a connection may take to send a complete request head (`limits.headerTimeout`):
+    /// slowloris connections that trickle headers are closed after it. Default 10.
+    public var headerTimeout: Double = 10
+    /// Seconds from the end of a response to the next complete request head on a kept-alive
+    /// connection (`limits.keepAliveTimeout`). Default 60.
+    public var keepAliveTimeout: Double = 60
+    /// Keys the limiter remembers at once (`limits.trackedClients`). Default 65,536.
+    public var trackedClients = 65_536
+
+    public init() {}
+
+    /// Reads the `limits.*` keys, keeping defaults for those missing.
+    public init(reader: ConfigReader) {
+        func limit(_ name: String, _ fallback: RateLimit) -> RateLimit {
+            RateLimit(rate: max(0, reader.double(forKey: ConfigKey("limits.\(name).rate"), default: fallback.rate)),
+                      burst: reader.double(forKey: ConfigKey("limits.\(name).burst"), default: fallback.burst))
+        }
+        api = limit("api", api)
+        upload = limit("upload", upload)
+        media = limit("media", media)
+        connectionsPerClient = max(0, reader.int(forKey: "limits.connectionsPerClient", default: connectionsPerClient))
+        headerTimeout = max(0.5, reader.double(forKey: "limits.headerTimeout", default: headerTimeout))
+        keepAliveTimeout = max(1, reader.double(forKey: "limits.keepAliveTimeout", default: keepAliveTimeout))
+        trackedClients = max(1024, reader.int(forKey: "limits.trackedClients", default: trackedClients))
+    }
+}
+
+/// Applies ``RateLimiter`` per client address to three classes of requests (uploads, media,
+/// the rest of the API) and answers 429 with `Retry-After` and `RateLimit-*` fields
+/// (draft-ietf-httpapi-ratelimit-headers) when a bucket is empty. Health, readiness and metrics
+/// are never limited.
+struct RateLimitMiddleware<Context: RequestContext>: RouterMiddleware {
+    let limiter: RateLimiter
+    let limits: LimitsConfiguration
+    let metrics: HostMetrics?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        if path == "/healthz" || path == "/readyz" || path == "/metrics" || request.method == .options {
+            return try await next(request, context)
+        }
+        guard let address = (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress else {
+            return try await next(request, context)
+        }
+        let (name, limit): (String, RateLimit) =
+            if request.method == .post && path == "/v1/tracks" { ("upload", limits.upload) }
+            else if path.hasPrefix("/media/") || path.hasPrefix("/hls/") || path.hasPrefix("/dash/") { ("media", limits.media) }
+            else { ("api", limits.api) }
+        let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+        let (retryAfter, remaining) = limiter.acquire(name + "|" + address, limit: limit, now: now)
+        if let retryAfter {
+            metrics?.rateLimited(name)
+            let seconds = max(1, Int(retryAfter.rounded(.up)))
+            throw APIError(.tooManyRequests, code: "rate_limited", "too many \(name) requests from this client; retry in \(seconds) s",
+                           retryAfter: seconds,
+                           headers: [HTTPField.Name("RateLimit-Limit")!: String(Int(limit.burst)),
+                                     HTTPField.Name("RateLimit-Remaining")!: "0",
+                                     HTTPField.Name("RateLimit-Reset")!: String(seconds)])
+        }
+        var response = try await next(request, context)
+        if limit.isEnabled {
+            response.headers[HTTPField.Name("RateLimit-Limit")!] = String(Int(limit.burst))
+            response.headers[HTTPField.Name("RateLimit-Remaining")!] = String(remaining)
+        }
+        return response
+    }
+}
+
+/// Per-connection protections below HTTP: a cap on open connections per client address, and a
+/// deadline for each request head (slowloris: headers trickled byte by byte keep resetting an
+/// idle timeout, not this deadline).
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// Open connections per address, shared by every connection's guard.
+    final class Counter: Sendable {
+        private let counts = Mutex<[String: Int]>([:])
+
+        func open(_ address: String, cap: Int) -> Bool {
+            counts.withLock { counts in
+                let current = counts[address, default: 0]
+                guard cap <= 0 || current < cap else { return false }
+                counts[address] = current + 1
+                return true
+            }
+        }
+
+        func close(_ address: String) {
+            counts.withLock { counts in
+                let left = counts[address, default: 1] - 1
+                counts[address] = left > 0 ? left : nil
+            }
+        }
+    }
+
+    let counter: Counter
+    let cap: Int
+    let headerTimeout: TimeAmount
+    let keepAliveTimeout: TimeAmount
+    private var address: String?
+    private var deadline: Scheduled<Void>?
+
+    /// - Parameters:
+    ///   - headerTimeout: from connecting to a complete first request head.
+    ///   - keepAliveTimeout: from the end of a response to the next complete request head.
+    init(counter: Counter, cap: Int, headerTimeout: TimeAmount, keepAliveTimeout: TimeAmount) {
+        self.counter = counter
+        self.cap = cap
+        self.headerTimeout = headerTimeout
+        self.keepAliveTimeout = keepAliveTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard address == nil else { return }
+        let ip = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        guard counter.open(ip, cap: cap) else {
+            context.close(promise: nil)
+            return
+        }
+        address = ip
+        armDeadline(context, in: headerTimeout)
+    }
+
+    private func armDeadline(_ context: ChannelHandlerContext, in timeout: TimeAmount) {
+        deadline?.cancel()
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: timeout) { loopBound.value.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) {
+            deadline?.cancel()
+            deadline = nil
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // The next request head is due within the deadline once this response has gone out.
+        if case .end = unwrapOutboundIn(data) {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let done = context.eventLoop.makePromise(of: Void.self)
+            done.futureResult.whenSuccess {
+                let (handler, context) = loopBound.value
+                handler.armDeadline(context, in: handler.keepAliveTimeout)
+            }
+            done.futureResult.cascade(to: promise)
+            context.write(data, promise: done)
+            return
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        if let address { counter.close(address) }
+        address = nil
+        context.fireChannelInactive()
+    }
+}
