@@ -114,10 +114,17 @@ struct HTTPConnection {
         try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // One read per wake-up: NIO keeps a pool of that many receive buffers (up to 64 KiB
+            // each) per channel, which is 512 MiB for 2,000 listeners at its default of 4.
+            .channelOption(.maxMessagesPerRead, value: 1)
             .connect(host: url.host, port: url.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try HTTPClientChannel(wrappingChannelSynchronously: channel)
+                    // Few parts buffered: a paced reader stops the socket reads sooner, and 2,000
+                    // listeners do not hold 10 × 64 KiB each (NIO's default high watermark).
+                    return try HTTPClientChannel(
+                        wrappingChannelSynchronously: channel,
+                        configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 2)))
                 }
             }
     }

@@ -201,7 +201,7 @@ final class HLSPlayer: Player {
             // Wait until the next segment fits in the buffer, then choose its rung.
             let next = s.next
             let duration = s.variants.lazy.compactMap { $0.playlist?.segments[next].duration.seconds }.first ?? 6
-            let excess = s.playback.ahead(at: .now) - (settings.bufferSeconds - duration)
+            let excess = s.playback.ahead(at: .now) - max(0, settings.bufferSeconds - duration)
             if excess > 0 { try await Task.sleep(for: .seconds(excess / settings.speed)) }
             let estimate = estimator.estimate.map { Bitrate(bitsPerSecond: Int64($0.doubleValue / settings.speed)) }
             let context = ABRContext(ladder: ladder, bufferSeconds: s.playback.ahead(at: .now), throughputEstimate: estimate,

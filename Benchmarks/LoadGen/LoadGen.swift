@@ -13,8 +13,9 @@ struct LoadGen: AsyncParsableCommand {
         commandName: "veza-loadgen",
         abstract: "Simulated HLS and progressive listeners against a host on loopback.",
         discussion: """
-        Example: veza-loadgen --url 'http://127.0.0.1:8080/hls/ID/master.m3u8?token=…' \\
-                   --listeners 200 --duration 30 --speed 4 --json report.json --server-pid 1234
+        Example, 200 listeners for 30 s at 4× real time, sampling the server's CPU and RSS:
+          veza-loadgen --url 'http://127.0.0.1:8080/hls/ID/master.m3u8?token=T' \\
+            --listeners 200 --duration 30 --speed 4 --server-pid 1234 --json report.json
         """)
 
     @Option(help: "The master playlist URL (may carry ?token=); needed unless every listener is progressive.")
@@ -41,7 +42,7 @@ struct LoadGen: AsyncParsableCommand {
     var skipProbability = 0.0
     @Flag(inversion: .prefixedNo, help: "Start a new session when one ends (skipped, played out, failed), keeping N listeners.")
     var restart = true
-    @Option(help: "ABR rule: \(ABRChoice.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "StreamKit's ABR rule.")
     var abr = ABRChoice.hybrid
     @Option(help: "Play the variants with this CODECS value (default: that of the first variant).")
     var codecs: String?
@@ -132,7 +133,8 @@ struct LoadGen: AsyncParsableCommand {
         let counters = stats.snapshot
         let listened = progressiveResults.reduce(0) { $0 + $1.seconds }
         let report = Report(
-            listeners: listeners, hlsListeners: progressive.count { !$0 }, durationSeconds: elapsed, speed: speed,
+            url: url, progressiveURL: progressiveURL, rampSeconds: rampSeconds, bufferSeconds: bufferSeconds,
+            skipProbability: skipProbability, restart: restart, abr: abr.rawValue, listeners: listeners, hlsListeners: progressive.count { !$0 }, durationSeconds: elapsed, speed: speed,
             sessions: counters.sessions, sessionsCompleted: counters.sessionsCompleted, sessionsSkipped: counters.sessionsSkipped,
             requests: counters.requests, bytes: counters.bytes, connections: counters.connections, reconnects: counters.reconnects,
             errors: counters.errors, errorsTotal: counters.errors.total, stalls: counters.stalls, stallSeconds: counters.stallSeconds, switches: counters.switches,

@@ -165,6 +165,15 @@ struct Report: Codable {
         var paceKbps: Double
     }
 
+    // The settings of the run.
+    var url: String?
+    var progressiveURL: String?
+    var rampSeconds: Double
+    var bufferSeconds: Double
+    var skipProbability: Double
+    var restart: Bool
+    var abr: String
+    // What happened.
     var listeners: Int
     var hlsListeners: Int
     var durationSeconds: Double
