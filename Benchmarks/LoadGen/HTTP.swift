@@ -80,6 +80,9 @@ struct ConnectionLost: Error {
     var stale: Bool
 }
 
+/// Nothing arrived for ``HTTPConnection/timeout`` while a response was awaited; the connection was closed.
+struct RequestTimedOut: Error {}
+
 /// One response, read to the end.
 struct HTTPResponse {
     /// The status code.
@@ -100,10 +103,14 @@ typealias HTTPClientChannel = NIOAsyncChannel<HTTPClientResponsePart, HTTPClient
 /// One HTTP/1.1 keep-alive connection, used for one request at a time, by one task, inside
 /// `NIOAsyncChannel.executeThenClose`. Body chunks are read only when asked for, so a slow reader
 /// holds the server back (NIOAsyncChannel stops reading the socket when its buffer is full).
+/// Every wait for a part of a response is bounded by ``timeout``, as players bound theirs.
 struct HTTPConnection {
     private var responses: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
     private let requests: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
+    private let channel: any Channel
     private let hostHeader: String
+    /// How long to wait for the next part of a response before closing the connection.
+    let timeout: Duration
     /// Responses read to the end on this connection.
     private(set) var served = 0
     /// Whether the last response said `Connection: close`.
@@ -130,11 +137,29 @@ struct HTTPConnection {
     }
 
     /// Wraps the two halves that `executeThenClose` hands over.
-    init(_ inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>,
-         _ outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, url: LoopbackURL) {
+    init(_ channel: HTTPClientChannel, _ inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>,
+         _ outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, url: LoopbackURL, timeout: Duration) {
         responses = inbound.makeAsyncIterator()
         requests = outbound
+        self.channel = channel.channel
         hostHeader = url.authority
+        self.timeout = timeout
+    }
+
+    /// The next part of the response (`nil`: the connection was closed); throws ``RequestTimedOut``
+    /// (having closed the connection) when none arrives within ``timeout``.
+    private mutating func nextPart() async throws -> HTTPClientResponsePart? {
+        let channel = self.channel
+        let timer = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
+        defer { timer.cancel() }
+        let waiting = ContinuousClock.now
+        do {
+            if let part = try await responses.next() { return part }
+        } catch {
+            if ContinuousClock.now - waiting < timeout { throw error }
+        }
+        if ContinuousClock.now - waiting >= timeout { throw RequestTimedOut() }
+        return nil
     }
 
     /// Sends `GET path` and waits for the response head; returns it with the instant of sending.
@@ -145,10 +170,12 @@ struct HTTPConnection {
         let sent = ContinuousClock.now
         do {
             try await requests.write(contentsOf: [.head(head), .end(nil)])
-            if case .head(let response)? = try await responses.next() {
+            if case .head(let response)? = try await nextPart() {
                 closing = !response.isKeepAlive
                 return (response, sent)
             }
+        } catch let error as RequestTimedOut {
+            throw error
         } catch {}
         throw ConnectionLost(stale: served > 0)
     }
@@ -156,7 +183,7 @@ struct HTTPConnection {
     /// The next chunk of the body, or `nil` at its end.
     mutating func nextChunk() async throws -> ByteBuffer? {
         let part: HTTPClientResponsePart?
-        do { part = try await responses.next() } catch { throw ConnectionLost(stale: false) }
+        do { part = try await nextPart() } catch let error as RequestTimedOut { throw error } catch { throw ConnectionLost(stale: false) }
         switch part {
         case .body(let chunk)?: return chunk
         case .end?:

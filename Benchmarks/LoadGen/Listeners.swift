@@ -20,6 +20,10 @@ struct ListenerSettings: Sendable {
     var progressiveKbps: Double
     /// Progressive: wall seconds a session listens before stopping.
     var listenSeconds: Double
+    /// How long to wait for the next part of a response.
+    var timeout: Duration
+    /// The end of the run.
+    var end: ContinuousClock.Instant
     var stats: Stats
 }
 
@@ -42,11 +46,15 @@ protocol Player: AnyObject {
     /// Plays on `http` until the player is done (`false`), wants a new connection for its next
     /// session (`true`), or the connection must be replaced (throws).
     func play(on http: inout HTTPConnection) async throws -> Bool
+    /// At the end of the run: counts a stall still going on.
+    func finish(at time: ContinuousClock.Instant)
 }
 
 /// Runs `player` on one keep-alive connection to `url`, reopening it when it is lost, until the
 /// player is done or the task is cancelled (the end of the run). Errors after cancellation are not counted.
-func drive(_ player: some Player, url: LoopbackURL, stats: Stats) async {
+func drive(_ player: some Player, url: LoopbackURL, settings: ListenerSettings) async {
+    let stats = settings.stats
+    defer { if Task.isCancelled { player.finish(at: min(.now, settings.end)) } }
     while !Task.isCancelled {
         let channel: HTTPClientChannel
         do {
@@ -60,12 +68,14 @@ func drive(_ player: some Player, url: LoopbackURL, stats: Stats) async {
         }
         do {
             let again = try await channel.executeThenClose { inbound, outbound in
-                var http = HTTPConnection(inbound, outbound, url: url)
+                var http = HTTPConnection(channel, inbound, outbound, url: url, timeout: settings.timeout)
                 return try await player.play(on: &http)
             }
             if !again { return }
         } catch let lost as ConnectionLost where !Task.isCancelled {
             stats.update { if lost.stale { $0.reconnects += 1 } else { $0.errors.connectionLost += 1 } }
+        } catch is RequestTimedOut where !Task.isCancelled {
+            stats.update { $0.errors.timeout += 1 }
         } catch {
             if !Task.isCancelled { stats.update { $0.errors.connectionLost += 1 } }
         }
@@ -97,17 +107,34 @@ struct Playback {
     /// Media seconds buffered ahead of the playhead at `time`.
     func ahead(at time: ContinuousClock.Instant) -> Double { buffered - played(at: time) }
 
+    /// How long playback has been stalled at `time` (all the media received played), if it is.
+    func stall(at time: ContinuousClock.Instant) -> Duration? {
+        guard let start else { return nil }
+        let deadline = start + stalled + .seconds(buffered / speed)
+        return time > deadline ? time - deadline : nil
+    }
+
     /// Adds `seconds` of media arrived at `time`; returns the stall it ended, if any.
     mutating func arrived(_ seconds: Double, at time: ContinuousClock.Instant) -> Duration? {
         defer { buffered += seconds }
-        guard let start else {
+        guard start != nil else {
             start = time
             return nil
         }
-        let deadline = start + stalled + .seconds(buffered / speed)
-        guard time > deadline else { return nil }
-        stalled += time - deadline
-        return time - deadline
+        let stall = self.stall(at: time)
+        if let stall { stalled += stall }
+        return stall
+    }
+}
+
+extension Stats {
+    /// Counts a stall of `duration`, if any.
+    func record(stall duration: Duration?) {
+        guard let duration else { return }
+        update {
+            $0.stalls += 1
+            $0.stallSeconds += duration.seconds
+        }
     }
 }
 
@@ -120,6 +147,8 @@ struct Playback {
 final class HLSPlayer: Player {
     /// One variant of the ladder.
     struct Variant {
+        /// The URI in the master playlist, without its query.
+        var name: String
         var url: LoopbackURL
         var playlist: MediaPlaylist?
     }
@@ -234,12 +263,8 @@ final class HLSPlayer: Player {
         let now = ContinuousClock.now
         estimator.record(bytes: Int64(response.bytes), durationSeconds: response.duration.seconds)
         if s.playback.start == nil { stats.update { $0.timeToFirstAudio.record((now - s.started).microseconds) } }
-        if let stall = s.playback.arrived(segment.duration.seconds, at: now) {
-            stats.update {
-                $0.stalls += 1
-                $0.stallSeconds += stall.seconds
-            }
-        }
+        stats.record(stall: s.playback.arrived(segment.duration.seconds, at: now))
+        stats.update { $0.segments[s.variants[rung].name, default: 0] += 1 }
         s.next += 1
         s.previousRung = rung
         s.rung = nil
@@ -256,9 +281,15 @@ final class HLSPlayer: Player {
         var variants: [Variant] = []
         for rung in ladder.rungs {
             guard let url = master.resolving(chosen[Int(rung.id)!].uri) else { return nil }
-            variants.append(Variant(url: url))
+            let uri = chosen[Int(rung.id)!].uri
+            variants.append(Variant(name: String(uri.prefix { $0 != "?" }), url: url))
         }
         return (ladder, variants)
+    }
+
+    func finish(at time: ContinuousClock.Instant) {
+        guard let s = session, let count = s.variants.compactMap({ $0.playlist?.segments.count }).min(), s.next < count else { return }
+        stats.record(stall: s.playback.stall(at: time))
     }
 
     /// GETs `url`; `nil` (counted) unless 2xx.
@@ -293,6 +324,8 @@ final class ProgressivePlayer: Player {
     private(set) var bytes = 0
     /// Wall seconds spent listening over the run.
     private(set) var listened = 0.0
+    /// The current session's playback.
+    private var playback: Playback?
     private var stats: Stats { settings.stats }
 
     init(url: LoopbackURL, settings: ListenerSettings) {
@@ -317,11 +350,11 @@ final class ProgressivePlayer: Player {
             try await Task.sleep(for: .seconds(1))
             return settings.restart
         }
-        var playback = Playback(speed: settings.speed)
+        playback = Playback(speed: settings.speed)
         var received = 0
-        while ContinuousClock.now < stop {
+        while ContinuousClock.now < stop, let current = playback {
             // Read no further ahead of the playhead than the buffer allows (before playback: one buffer).
-            let allowed = (playback.played(at: .now) + settings.bufferSeconds) * bytesPerMediaSecond
+            let allowed = (current.played(at: .now) + settings.bufferSeconds) * bytesPerMediaSecond
             if Double(received) >= allowed {
                 let wait = (Double(received) - allowed) / bytesPerMediaSecond / settings.speed
                 try await Task.sleep(until: min(stop, .now + .seconds(max(wait, 0.01))))
@@ -335,14 +368,15 @@ final class ProgressivePlayer: Player {
             received += chunk.readableBytes
             bytes += chunk.readableBytes
             stats.update { $0.bytes += chunk.readableBytes }
-            if playback.start == nil { stats.update { $0.timeToFirstAudio.record((now - started).microseconds) } }
-            if let stall = playback.arrived(Double(chunk.readableBytes) / bytesPerMediaSecond, at: now) {
-                stats.update {
-                    $0.stalls += 1
-                    $0.stallSeconds += stall.seconds
-                }
-            }
+            if current.start == nil { stats.update { $0.progressiveFirstAudio.record((now - started).microseconds) } }
+            stats.record(stall: playback?.arrived(Double(chunk.readableBytes) / bytesPerMediaSecond, at: now))
         }
+        // Over (not when a timeout or the end of the run interrupted it: then `finish` may count a stall).
+        playback = nil
         return settings.restart
+    }
+
+    func finish(at time: ContinuousClock.Instant) {
+        stats.record(stall: playback?.stall(at: time))
     }
 }

@@ -46,6 +46,8 @@ struct LoadGen: AsyncParsableCommand {
     var abr = ABRChoice.hybrid
     @Option(help: "Play the variants with this CODECS value (default: that of the first variant).")
     var codecs: String?
+    @Option(help: "Seconds to wait for a response's head or its next bytes before dropping the connection (an error).")
+    var timeout = 10.0
     @Option(help: "A server PID to sample (CPU, RSS; with its direct children) every second; repeatable.")
     var serverPID: [Int32] = []
     @Option(help: "Write the JSON report to this file.")
@@ -54,9 +56,10 @@ struct LoadGen: AsyncParsableCommand {
     var failOnStall = false
 
     func validate() throws {
-        guard listeners > 0, duration > 0, rampSeconds >= 0, speed > 0, bufferSeconds > 0, listenSeconds > 0, progressiveKbps > 0 else {
-            throw ValidationError("--listeners, --duration, --speed, --buffer-seconds, --listen-seconds and --progressive-kbps must be positive")
+        guard listeners > 0, duration > 0, speed > 0, bufferSeconds > 0, listenSeconds > 0, progressiveKbps > 0, timeout > 0 else {
+            throw ValidationError("--listeners, --duration, --speed, --buffer-seconds, --listen-seconds, --progressive-kbps and --timeout must be positive")
         }
+        guard (0...duration).contains(rampSeconds) else { throw ValidationError("--ramp-seconds is between 0 and --duration") }
         guard (0...1).contains(progressiveFraction), (0...1).contains(skipProbability) else {
             throw ValidationError("--progressive-fraction and --skip-probability are between 0 and 1")
         }
@@ -70,18 +73,23 @@ struct LoadGen: AsyncParsableCommand {
     }
 
     func run() async throws {
-        raiseFileLimit(to: UInt64(listeners) + 256)
+        // Running out of descriptors would not only fail connections: libdispatch traps on it.
+        let files = raiseFileLimit(to: UInt64(listeners) + 256)
+        guard files >= UInt64(listeners) + 256 else {
+            throw SetupError(description: "\(listeners) listeners need \(listeners + 256) open files; the hard limit is \(files) (ulimit -Hn)")
+        }
         let stats = Stats()
+        let start = ContinuousClock.now
+        let end = start + .seconds(duration)
         let settings = ListenerSettings(
             speed: speed, bufferSeconds: bufferSeconds, skipProbability: skipProbability, restart: restart, abr: abr,
-            codecs: codecs, progressiveKbps: progressiveKbps, listenSeconds: listenSeconds, stats: stats)
+            codecs: codecs, progressiveKbps: progressiveKbps, listenSeconds: listenSeconds, timeout: .seconds(timeout),
+            end: end, stats: stats)
         // Listener i is progressive when i × fraction crosses an integer: spread over the ramp.
         let progressive = (0..<listeners).map { Int(Double($0 + 1) * progressiveFraction) > Int(Double($0) * progressiveFraction) }
         let master = url.flatMap(LoopbackURL.init)
         let file = progressiveURL.flatMap(LoopbackURL.init)
 
-        let start = ContinuousClock.now
-        let end = start + .seconds(duration)
         let samplers = Task {
             var server = serverPID.isEmpty ? nil : ProcessSampler(pids: serverPID)
             var own = ProcessSampler(pids: [getpid()])
@@ -110,10 +118,10 @@ struct LoadGen: AsyncParsableCommand {
                     guard (try? await Task.sleep(until: startAt)) != nil else { return isProgressive ? .progressive(bytes: 0, seconds: 0) : .hls }
                     if isProgressive, let file {
                         let player = ProgressivePlayer(url: file, settings: settings)
-                        await drive(player, url: file, stats: stats)
+                        await drive(player, url: file, settings: settings)
                         return .progressive(bytes: player.bytes, seconds: player.listened)
                     } else if let master {
-                        await drive(HLSPlayer(master: master, settings: settings), url: master, stats: stats)
+                        await drive(HLSPlayer(master: master, settings: settings), url: master, settings: settings)
                     }
                     return .hls
                 }
@@ -134,15 +142,16 @@ struct LoadGen: AsyncParsableCommand {
         let listened = progressiveResults.reduce(0) { $0 + $1.seconds }
         let report = Report(
             url: url, progressiveURL: progressiveURL, rampSeconds: rampSeconds, bufferSeconds: bufferSeconds,
-            skipProbability: skipProbability, restart: restart, abr: abr.rawValue, listeners: listeners, hlsListeners: progressive.count { !$0 }, durationSeconds: elapsed, speed: speed,
+            skipProbability: skipProbability, restart: restart, abr: abr.rawValue, timeoutSeconds: timeout, listeners: listeners, hlsListeners: progressive.count { !$0 }, durationSeconds: elapsed, speed: speed,
             sessions: counters.sessions, sessionsCompleted: counters.sessionsCompleted, sessionsSkipped: counters.sessionsSkipped,
             requests: counters.requests, bytes: counters.bytes, connections: counters.connections, reconnects: counters.reconnects,
-            errors: counters.errors, errorsTotal: counters.errors.total, stalls: counters.stalls, stallSeconds: counters.stallSeconds, switches: counters.switches,
+            errors: counters.errors, errorsTotal: counters.errors.total, stalls: counters.stalls, stallSeconds: counters.stallSeconds,
+            switches: counters.switches, segments: counters.segments,
             timeToFirstByteMs: .init(counters.timeToFirstByte), timeToFirstAudioMs: .init(counters.timeToFirstAudio),
             progressive: progressiveResults.isEmpty ? nil : Report.Progressive(
                 listeners: progressiveResults.count, bytesPerListener: progressiveResults.map(\.bytes),
                 meanKbps: listened > 0 ? Double(progressiveResults.reduce(0) { $0 + $1.bytes }) * 8 / listened / 1000 : 0,
-                paceKbps: progressiveKbps * speed),
+                paceKbps: progressiveKbps * speed, timeToFirstAudioMs: .init(counters.progressiveFirstAudio)),
             server: server, loadgen: own)
         print(report.summary)
         if let json {
@@ -156,15 +165,25 @@ struct LoadGen: AsyncParsableCommand {
 
 extension ABRChoice: ExpressibleByArgument {}
 
-/// Raises the soft limit on open files to `needed` (or the hard limit, if lower): one socket per listener.
-func raiseFileLimit(to needed: UInt64) {
+/// A run that cannot start.
+struct SetupError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Raises the soft limit on open files to `needed` (or the hard limit, if lower), as each listener
+/// holds a socket; returns the limit in force.
+func raiseFileLimit(to needed: UInt64) -> UInt64 {
     var limit = rlimit()
     #if canImport(Glibc)
     let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
     #else
     let resource = RLIMIT_NOFILE
     #endif
-    guard getrlimit(resource, &limit) == 0, UInt64(limit.rlim_cur) < needed else { return }
-    limit.rlim_cur = min(rlim_t(needed), limit.rlim_max)
-    _ = setrlimit(resource, &limit)
+    guard getrlimit(resource, &limit) == 0 else { return 0 }
+    if UInt64(limit.rlim_cur) < needed {
+        limit.rlim_cur = min(rlim_t(needed), limit.rlim_max)
+        _ = setrlimit(resource, &limit)
+        _ = getrlimit(resource, &limit)
+    }
+    return UInt64(limit.rlim_cur)
 }

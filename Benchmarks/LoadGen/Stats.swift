@@ -18,10 +18,14 @@ final class Stats: Sendable {
         var stalls = 0
         var stallSeconds = 0.0
         var switches = 0
+        /// HLS segments fetched, by variant.
+        var segments: [String: Int] = [:]
         /// Microseconds.
         var timeToFirstByte = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
-        /// Microseconds.
+        /// HLS: from the session's start to its first segment, in microseconds.
         var timeToFirstAudio = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+        /// Progressive: from the session's start to the first body bytes, in microseconds.
+        var progressiveFirstAudio = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
     }
 
     private let counters = Mutex(Counters())
@@ -120,7 +124,9 @@ struct Report: Codable {
         var connectionLost = 0
         /// Playlists that could not be parsed or used.
         var playlist = 0
-        var total: Int { status + connect + connectionLost + playlist }
+        /// Waits for a response (its head or its next bytes) longer than `--timeout`.
+        var timeout = 0
+        var total: Int { status + connect + connectionLost + playlist + timeout }
     }
 
     /// Percentiles of a latency, in milliseconds.
@@ -163,6 +169,8 @@ struct Report: Codable {
         var meanKbps: Double
         /// What real-time pace allows: `--progressive-kbps × --speed`.
         var paceKbps: Double
+        /// From the request to the first body bytes.
+        var timeToFirstAudioMs: Latency
     }
 
     // The settings of the run.
@@ -173,6 +181,7 @@ struct Report: Codable {
     var skipProbability: Double
     var restart: Bool
     var abr: String
+    var timeoutSeconds: Double
     // What happened.
     var listeners: Int
     var hlsListeners: Int
@@ -191,7 +200,11 @@ struct Report: Codable {
     var stalls: Int
     var stallSeconds: Double
     var switches: Int
+    /// HLS segments fetched, by variant (its URI in the master playlist).
+    var segments: [String: Int]
+    /// Every request.
     var timeToFirstByteMs: Latency
+    /// HLS: from the master playlist request to the first segment.
     var timeToFirstAudioMs: Latency
     var progressive: Progressive?
     var server: ProcessUse?
@@ -211,14 +224,16 @@ struct Report: Codable {
             "sessions         \(sessions) started, \(sessionsCompleted) played to the end, \(sessionsSkipped) skipped",
             "requests         \(requests) (\(f(Double(requests) / durationSeconds)) /s), \(f(Double(bytes) / 1_048_576)) MiB (\(f(Double(bytes) * 8 / durationSeconds / 1e6)) Mbit/s)",
             "connections      \(connections) opened, \(reconnects) idle keep-alive closes reopened",
-            "errors           \(errors.total) (non-2xx \(errors.status), connect \(errors.connect), connection lost \(errors.connectionLost), playlist \(errors.playlist))",
+            "errors           \(errors.total) (non-2xx \(errors.status), connect \(errors.connect), connection lost \(errors.connectionLost), timeout \(errors.timeout), playlist \(errors.playlist))",
             "stalls           \(stalls) (\(f(stallSeconds, 2)) s in all), rendition switches \(switches)",
+            "HLS segments     \(segments.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))",
             "TTFB             \(latency(timeToFirstByteMs))",
-            "first audio      \(latency(timeToFirstAudioMs))",
+            "first audio      \(latency(timeToFirstAudioMs)) (HLS: master playlist → first segment)",
         ]
         if let progressive {
             let bytes = progressive.bytesPerListener.sorted()
             lines.append("progressive      \(progressive.listeners) listeners, bytes each min \(bytes.first ?? 0) median \(bytes.isEmpty ? 0 : bytes[bytes.count / 2]) max \(bytes.last ?? 0); \(f(progressive.meanKbps)) kbit/s each while listening (pace \(f(progressive.paceKbps)))")
+            lines.append("  first audio    \(latency(progressive.timeToFirstAudioMs)) (request → first body bytes)")
         }
         if let server { lines.append("server CPU       \(use(server))") }
         lines.append("loadgen CPU      \(use(loadgen))")

@@ -9,8 +9,9 @@ private func direct(_ tool: String, _ arguments: [String], timeLimit: Double = 1
 }
 
 /// A host with one ready track of `seconds` seconds; returns the host, the track id and its JSON.
-private func readyHost(_ name: String, seconds: Double = 14, arguments: [String] = []) throws -> (HostProcess, String, [String: Any]) {
-    let host = HostProcess(name: name, arguments: arguments)
+private func readyHost(_ name: String, seconds: Double = 14, arguments: [String] = [],
+                       environment: [String: String] = [:]) throws -> (HostProcess, String, [String: Any]) {
+    let host = HostProcess(name: name, environment: environment, arguments: arguments)
     try host.start()
     let source = try Fixtures.make("delivery-\(Int(seconds)).flac", source: Fixtures.sourceArguments(seconds: seconds), ["-c:a", "flac"])
     let reply = try host.upload(source, contentType: "audio/flac")
@@ -252,6 +253,26 @@ struct DeliveryTests {
             }
         }
         #expect(!log.contains(tokenValue.prefix(40)) && !log.contains(stream.prefix(40)), "a token reached the log")
+    }
+
+    @Test("progressive files are paced: a listener who stops after 3 s got the burst plus 3 s at the pacing rate, not the file")
+    func pacing() throws {
+        let (host, _, track) = try readyHost("pacing", seconds: 20, environment: [
+            "VEZA_DELIVERY_PACING_MULTIPLE": "1", "VEZA_DELIVERY_PACING_BURST_SECONDS": "2"])
+        let progressive = try #require((try playback(track)["progressive"] as? [[String: Any]])?.first { $0["rendition"] as? String == "flac" })
+        let url = host.base + (try #require(progressive["url"] as? String))
+        let size = Double(try #require(try host.object("tracks/\(track["id"] as! String)/v1/progressive/flac.flac")).count)
+        let perSecond = size / 20
+        let out = Fixtures.directory + "/paced-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        // A listener that stops after 3 s.
+        _ = try Subprocess.run("curl", ["-s", "--noproxy", "*", "--max-time", "3", "-o", out, url])
+        let received = Double((try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0)
+        #expect(received >= 2 * perSecond, "the 2 s burst arrives at once: \(received) of \(size) bytes")
+        #expect(received <= (2 + 3 + 0.5) * perSecond, "burst + 3 s at 1× (+ one piece): \(received) of \(size) bytes, \(perSecond)/s")
+        let metrics = try host.curl([host.base + "/metrics"]).body
+        #expect(metrics.contains("veza_pacing_responses_total"))
+        host.stop()
     }
 
     @Test("/metrics is valid Prometheus text (promtool) with the request, stream and transcode metrics")

@@ -71,9 +71,10 @@ public struct DeliveryRoutes: Sendable {
                 if self.configuration.redirectMedia, let url = self.storage.presignedURL(for: key, expires: 3600) {
                     return Response(status: .found, headers: [.location: url, .cacheControl: "private, max-age=60"])
                 }
+                let pacing = kind.metricsKind == "progressive" ? try await self.pacing(track: id, path: rest) : nil
                 return try await self.responder.respond(
                     key: key, request: request, contentType: MediaContentType.forKey(key),
-                    cacheControl: "public, max-age=31536000, immutable", kind: kind, requestStart: start)
+                    cacheControl: "public, max-age=31536000, immutable", kind: kind, requestStart: start, pacing: pacing)
             }
             router.on("/v1/tracks/:id/waveform.json", method: method) { request, context in
                 let id = try context.parameters.require("id")
@@ -133,6 +134,21 @@ public struct DeliveryRoutes: Sendable {
         }
         let manifest = try manifests.manifest(id: id, version: record.version, json: json)
         return (manifest, record.version, token)
+    }
+
+    /// The pacing of a progressive file (`v{n}/progressive/{file}`): its bitrate from the
+    /// published manifest (size over duration), burst and multiple from the configuration.
+    func pacing(track id: String, path: String) async throws -> ObjectResponder.Pacing? {
+        guard configuration.pacingMultiple > 0 else { return nil }
+        guard let record = try await catalogCall(catalog, { try await self.catalog.track(id: id) }),
+              let json = record.manifestJSON, path.hasPrefix("v\(record.version)/") else { return nil }
+        let manifest = try manifests.manifest(id: id, version: record.version, json: json)
+        let file = String(path.dropFirst("v\(record.version)/".count))
+        guard let rendition = manifest.renditions.first(where: { $0.progressive == file }),
+              let size = rendition.progressiveByteSize, manifest.durationSeconds > 0 else { return nil }
+        let bytesPerSecond = Double(size) / manifest.durationSeconds
+        return .init(burstBytes: Int64(bytesPerSecond * configuration.pacingBurstSeconds),
+                     bytesPerSecond: bytesPerSecond * configuration.pacingMultiple)
     }
 
     func playlistCacheControl(signed: Bool) -> String {

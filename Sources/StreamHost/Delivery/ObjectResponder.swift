@@ -24,6 +24,13 @@ struct ObjectResponder: Sendable {
     let metrics: HostMetrics?
     let cache: ObjectCache
 
+    /// Sending at a multiple of the media's bitrate after an initial burst, so a listener who
+    /// stops early has not pulled the whole file.
+    struct Pacing: Sendable {
+        var burstBytes: Int64
+        var bytesPerSecond: Double
+    }
+
     /// How a served object is labelled in metrics and whether it counts as a stream start.
     struct Kind: Sendable {
         var metricsKind: String
@@ -31,7 +38,7 @@ struct ObjectResponder: Sendable {
     }
 
     func respond(key: String, request: Request, contentType: String, cacheControl: String, kind: Kind,
-                 requestStart: ContinuousClock.Instant = .now) async throws -> Response {
+                 requestStart: ContinuousClock.Instant = .now, pacing: Pacing? = nil) async throws -> Response {
         let object: any StoredObject
         do {
             if let cached = cache.object(key) {
@@ -70,10 +77,10 @@ struct ObjectResponder: Sendable {
         switch resolution {
         case .full:
             headers[.contentLength] = String(info.size)
-            if let contents = object.contents {
+            if let contents = object.contents, pacing == nil {
                 return memoryResponse(.ok, headers: headers, isHead: isHead, body: contents, kind: kind, start: requestStart)
             }
-            return response(.ok, headers: headers, isHead: isHead, length: info.size, kind: kind, start: requestStart) { write in
+            return response(.ok, headers: headers, isHead: isHead, length: info.size, kind: kind, start: requestStart, pacing: pacing) { write in
                 if info.size > 0 { try await object.read(0...(info.size - 1), chunkSize: Self.chunkSize, into: write) }
             }
         case .partial(let ranges) where ranges.count == 1:
@@ -81,13 +88,14 @@ struct ObjectResponder: Sendable {
             headers[.contentRange] = ContentRange.render(range, completeLength: info.size)
             headers[.contentLength] = String(range.count)
             let startsStream = kind.isStreamStart && range.lowerBound == 0
-            if let contents = object.contents,
+            if let contents = object.contents, pacing == nil,
                let slice = contents.getSlice(at: contents.readerIndex + Int(range.lowerBound), length: range.count) {
                 return memoryResponse(.partialContent, headers: headers, isHead: isHead, body: slice,
                                       kind: Kind(metricsKind: kind.metricsKind, isStreamStart: startsStream), start: requestStart)
             }
             return response(.partialContent, headers: headers, isHead: isHead, length: Int64(range.count),
-                            kind: Kind(metricsKind: kind.metricsKind, isStreamStart: startsStream), start: requestStart) { write in
+                            kind: Kind(metricsKind: kind.metricsKind, isStreamStart: startsStream), start: requestStart,
+                            pacing: pacing) { write in
                 try await object.read(range, chunkSize: Self.chunkSize, into: write)
             }
         case .partial(let ranges):
@@ -125,7 +133,7 @@ struct ObjectResponder: Sendable {
     }
 
     private func response(_ status: HTTPResponse.Status, headers: HTTPFields, isHead: Bool, length: Int64, kind: Kind,
-                          start: ContinuousClock.Instant,
+                          start: ContinuousClock.Instant, pacing: Pacing? = nil,
                           body: @escaping @Sendable (_ write: (ByteBuffer) async throws -> Void) async throws -> Void) -> Response {
         guard !isHead else { return Response(status: status, headers: headers, body: ResponseBody()) }
         let metrics = self.metrics
@@ -134,9 +142,32 @@ struct ObjectResponder: Sendable {
             defer { metrics?.activeStreams.decrement() }
             var sent = 0
             var first = true
+            let began = ContinuousClock.now
+            var waited = Duration.zero
+            if pacing != nil { metrics?.pacedResponseStarted() }
+            // Also when the listener leaves early (the write then throws).
+            defer { if pacing != nil { metrics?.pacingWaited(waited) } }
             try await body { buffer in
-                sent += buffer.readableBytes
-                try await writer.write(buffer)
+                if let pacing {
+                    // Pieces of at most a quarter second of media, each sent once the budget
+                    // (burst + rate × elapsed) allows it.
+                    let piece = max(4096, Int(pacing.bytesPerSecond / 4))
+                    var rest = buffer
+                    while rest.readableBytes > 0, let slice = rest.readSlice(length: min(piece, rest.readableBytes)) {
+                        let allowed = Double(pacing.burstBytes) + pacing.bytesPerSecond * ((ContinuousClock.now - began) / .seconds(1))
+                        let excess = Double(sent + slice.readableBytes) - allowed
+                        if excess > 0 {
+                            let pause = Duration.seconds(excess / pacing.bytesPerSecond)
+                            waited += pause
+                            try await Task.sleep(for: pause)
+                        }
+                        sent += slice.readableBytes
+                        try await writer.write(slice)
+                    }
+                } else {
+                    sent += buffer.readableBytes
+                    try await writer.write(buffer)
+                }
                 if first {
                     first = false
                     if kind.isStreamStart { metrics?.streamStart.record(ContinuousClock.now - start) }

@@ -68,6 +68,11 @@ public struct HostConfiguration: Sendable {
     /// Bytes of small published objects (segments, init segments) kept in memory for
     /// delivery (`delivery.cacheMegabytes`, in MiB; 0 turns the cache off). Default 64 MiB.
     public var objectCacheBytes: Int = 64 << 20
+    /// Progressive files are paced (`delivery.pacing.multiple`, 0: off): after a burst of
+    /// `delivery.pacing.burstSeconds` of audio they go at this multiple of their bitrate, so a
+    /// listener who skips after 30 s has not pulled the whole file. Default 4×, burst 10 s.
+    public var pacingMultiple: Double = 4
+    public var pacingBurstSeconds: Double = 10
 
     /// The defaults.
     public init() {}
@@ -90,6 +95,8 @@ public struct HostConfiguration: Sendable {
         ladder.normalization.targetLoudness = reader.double(forKey: "ladder.targetLUFS", default: ladder.normalization.targetLoudness)
         playlistMaxAge = max(0, reader.int(forKey: "delivery.playlistMaxAge", default: playlistMaxAge))
         objectCacheBytes = max(0, reader.int(forKey: "delivery.cacheMegabytes", default: objectCacheBytes >> 20)) << 20
+        pacingMultiple = max(0, reader.double(forKey: "delivery.pacing.multiple", default: pacingMultiple))
+        pacingBurstSeconds = max(0, reader.double(forKey: "delivery.pacing.burstSeconds", default: pacingBurstSeconds))
         auth = AuthConfiguration(reader: reader)
         limits = LimitsConfiguration(reader: reader)
         if reader.string(forKey: "storage.backend", default: "local") == "s3" {

@@ -79,6 +79,22 @@ public final class HostMetrics: Sendable {
         }.0.increment(by: Int64(count))
     }
 
+    func pacedResponseStarted() {
+        handle("p") {
+            (registry.makeCounter(descriptor: .init(
+                namespace: "veza", subsystem: "pacing", metricName: "responses", unitName: "total",
+                helpText: "Progressive responses sent with pacing (burst, then a multiple of the bitrate)."), labels: []), nil)
+        }.0.increment()
+    }
+
+    func pacingWaited(_ waited: Duration) {
+        handle("w") {
+            (registry.makeCounter(descriptor: .init(
+                namespace: "veza", subsystem: "pacing", metricName: "wait_seconds", unitName: "total",
+                helpText: "Seconds paced responses spent waiting for their send budget, summed."), labels: []), nil)
+        }.0.increment(by: waited / .seconds(1))
+    }
+
     func rateLimited(_ kind: String) {
         handle("l\u{0}\(kind)") {
             (registry.makeCounter(descriptor: .init(
