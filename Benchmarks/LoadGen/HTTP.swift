@@ -146,20 +146,16 @@ struct HTTPConnection {
         self.timeout = timeout
     }
 
-    /// The next part of the response (`nil`: the connection was closed); throws ``RequestTimedOut``
-    /// (having closed the connection) when none arrives within ``timeout``.
-    private mutating func nextPart() async throws -> HTTPClientResponsePart? {
+    /// The next part of the response, or `nil` when the connection was closed or failed; throws
+    /// ``RequestTimedOut`` (having closed the connection) when none arrives within ``timeout``.
+    private mutating func nextPart() async throws(RequestTimedOut) -> HTTPClientResponsePart? {
         let channel = self.channel
         let timer = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
         defer { timer.cancel() }
         let waiting = ContinuousClock.now
-        do {
-            if let part = try await responses.next() { return part }
-        } catch {
-            if ContinuousClock.now - waiting < timeout { throw error }
-        }
-        if ContinuousClock.now - waiting >= timeout { throw RequestTimedOut() }
-        return nil
+        let part = try? await responses.next()
+        if part == nil, ContinuousClock.now - waiting >= timeout { throw RequestTimedOut() }
+        return part
     }
 
     /// Sends `GET path` and waits for the response head; returns it with the instant of sending.
@@ -168,23 +164,17 @@ struct HTTPConnection {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path,
                                    headers: ["Host": hostHeader, "User-Agent": "veza-loadgen", "Accept": "*/*"])
         let sent = ContinuousClock.now
-        do {
-            try await requests.write(contentsOf: [.head(head), .end(nil)])
-            if case .head(let response)? = try await nextPart() {
-                closing = !response.isKeepAlive
-                return (response, sent)
-            }
-        } catch let error as RequestTimedOut {
-            throw error
-        } catch {}
+        if (try? await requests.write(contentsOf: [.head(head), .end(nil)])) != nil,
+           case .head(let response)? = try await nextPart() {
+            closing = !response.isKeepAlive
+            return (response, sent)
+        }
         throw ConnectionLost(stale: served > 0)
     }
 
     /// The next chunk of the body, or `nil` at its end.
     mutating func nextChunk() async throws -> ByteBuffer? {
-        let part: HTTPClientResponsePart?
-        do { part = try await nextPart() } catch let error as RequestTimedOut { throw error } catch { throw ConnectionLost(stale: false) }
-        switch part {
+        switch try await nextPart() {
         case .body(let chunk)?: return chunk
         case .end?:
             served += 1

@@ -280,8 +280,8 @@ final class HLSPlayer: Player {
         guard let ladder = Ladder(rungs: rungs) else { return nil }
         var variants: [Variant] = []
         for rung in ladder.rungs {
-            guard let url = master.resolving(chosen[Int(rung.id)!].uri) else { return nil }
             let uri = chosen[Int(rung.id)!].uri
+            guard let url = master.resolving(uri) else { return nil }
             variants.append(Variant(name: String(uri.prefix { $0 != "?" }), url: url))
         }
         return (ladder, variants)

@@ -169,6 +169,26 @@ struct ScaleOutTests {
         host.stop()
     }
 
+    @Test("a source above the multipart threshold is stored by a multipart upload, byte for byte")
+    func multipartUpload() throws {
+        let host = HostProcess(name: "multipart", environment: ["VEZA_S3_MULTIPART_THRESHOLD": "5242880", "VEZA_S3_PART_SIZE": "5242880"])
+        try host.start()
+        // About 12 MB of noise: three parts of 5 MiB, the last one shorter.
+        let source = try Fixtures.make("scale-multipart.wav", source: ["-f", "lavfi", "-i", "anoisesrc=d=68:a=0.3:c=white", "-ac", "2", "-ar", "44100"],
+                                       ["-c:a", "pcm_s16le"])
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: source)[.size] as? Int)
+        #expect(size > 10 << 20)
+        let reply = try host.upload(source, contentType: "audio/wav")
+        let id = try #require(reply.json["id"] as? String, "\(reply)")
+        let stored = try #require(try host.object("tracks/\(id)/source/original.wav"))
+        #expect(stored == (try Data(contentsOf: URL(fileURLWithPath: source))), "the stored source differs from the upload")
+        let head = try HostProcess.aws(["s3api", "head-object", "--bucket", services?["VEZA_S3_BUCKET"] ?? "", "--key", "tracks/\(id)/source/original.wav"])
+        // A multipart object's ETag is "<md5 of part md5s>-<part count>".
+        #expect(String(decoding: head.stdout, as: UTF8.self).contains("-3\\\""), "\(String(decoding: head.stdout, as: UTF8.self))")
+        #expect(try host.waitForTrack(id)["status"] as? String == "ready")
+        host.stop()
+    }
+
     @Test("a caching proxy in front: repeated segment requests are hits; after delete and purge they are not served")
     func cdnPurge() throws {
         let dir = try #require(services?["VEZA_SERVICES_DIR"])

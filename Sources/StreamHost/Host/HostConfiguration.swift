@@ -106,7 +106,9 @@ public struct HostConfiguration: Sendable {
                 region: reader.string(forKey: "s3.region", default: "us-east-1"),
                 accessKeyID: reader.string(forKey: "s3.accessKey", default: ""),
                 secretAccessKey: reader.string(forKey: "s3.secretKey", isSecret: true) ?? "")
+            // S3's minimum part is 5 MiB (except the last).
             s3.multipartThreshold = max(5 << 20, reader.int(forKey: "s3.multipartThreshold", default: s3.multipartThreshold))
+            s3.partSize = max(5 << 20, reader.int(forKey: "s3.partSize", default: s3.partSize))
             self.s3 = s3
         }
         if reader.string(forKey: "catalog.backend", default: "sqlite") == "postgres" {
