@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "StreamKit", targets: ["StreamKit"]),
         .library(name: "StreamHost", targets: ["StreamHost"]),
         .executable(name: "streamhost", targets: ["streamhost"]),
+        .executable(name: "veza-loadgen", targets: ["veza-loadgen"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -22,6 +23,8 @@ let package = Package(
         // Scale-out backends: S3-compatible storage over HTTP, PostgreSQL catalog and queue.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // veza-loadgen's latency histograms.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -104,6 +107,20 @@ let package = Package(
             ]
         ),
 
+        // Simulated HLS and progressive listeners against a loopback host, one keep-alive
+        // SwiftNIO connection each (issue 9); the tests run a short version of it.
+        .executableTarget(
+            name: "veza-loadgen",
+            dependencies: [
+                "StreamKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+
         // MARK: Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "MediaCoreTests", dependencies: ["MediaCore", "TestSupport", "CEbur128"]),
@@ -115,7 +132,7 @@ let package = Package(
             ]
         ),
         // Depends on the executable so that `swift test` builds it: tests run it as a subprocess.
-        .testTarget(name: "StreamHostTests", dependencies: ["StreamHost", "MediaCore", "TestSupport", "streamhost"]),
+        .testTarget(name: "StreamHostTests", dependencies: ["StreamHost", "MediaCore", "TestSupport", "streamhost", "veza-loadgen"]),
     ],
     swiftLanguageModes: [.v6]
 )

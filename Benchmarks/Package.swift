@@ -9,10 +9,6 @@ let package = Package(
     dependencies: [
         .package(name: "veza-stream", path: "../"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
-        // veza-loadgen: listeners on one keep-alive SwiftNIO connection each.
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // The reference implementations measured in the same run as ours.
@@ -68,19 +64,6 @@ let package = Package(
             ],
             path: "Benchmarks/PackagingBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
-        // Simulated HLS and progressive listeners against a loopback host (see LoadGen/LoadGen.swift).
-        .executableTarget(
-            name: "veza-loadgen",
-            dependencies: [
-                .product(name: "StreamKit", package: "veza-stream"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
-            ],
-            path: "LoadGen"
         ),
     ],
     swiftLanguageModes: [.v6]

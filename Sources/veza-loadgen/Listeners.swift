@@ -1,4 +1,6 @@
+import Histogram
 import NIOCore
+import NIOHTTP1
 import StreamKit
 
 /// What every listener of a run shares.
