@@ -99,12 +99,16 @@ public struct HostSecrets: Codable, Sendable {
         }
         let secrets = HostSecrets(jwtHS256: random(), urlSigning: random())
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        let temporary = path + ".tmp"
+        let temporary = path + ".tmp-\(getpid())"
         guard FileManager.default.createFile(atPath: temporary, contents: try JSONEncoder().encode(secrets),
                                              attributes: [.posixPermissions: 0o600]) else {
             throw StorageError(key: path, "cannot write the secrets file")
         }
-        guard rename(temporary, path) == 0 else { throw StorageError(key: path, "cannot write the secrets file") }
+        // link(2) fails when the file exists: of processes starting together, exactly one
+        // secrets file wins and every process reads that one.
+        let linked = link(temporary, path) == 0 || errno == EEXIST
+        unlink(temporary)
+        guard linked else { throw StorageError(key: path, "cannot write the secrets file") }
         return try loadOrCreate(dataDirectory: dataDirectory)
     }
 }
