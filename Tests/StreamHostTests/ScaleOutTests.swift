@@ -189,6 +189,29 @@ struct ScaleOutTests {
         host.stop()
     }
 
+    @Test("delivery by redirect: /media answers 302 to a presigned S3 URL that serves the same bytes")
+    func presignedRedirect() throws {
+        let host = HostProcess(name: "redirect", environment: ["VEZA_DELIVERY_REDIRECT": "true"])
+        try host.start()
+        let source = try Fixtures.make("scale-redirect.flac", source: Fixtures.sourceArguments(seconds: 4), ["-c:a", "flac"])
+        let id = try #require(try host.upload(source, contentType: "audio/flac").json["id"] as? String)
+        let track = try host.waitForTrack(id)
+        let hls = try #require((track["playback"] as? [String: Any])?["hls"] as? String)
+        let token = URLComponents(string: hls)?.queryItems?.first { $0.name == "token" }?.value ?? ""
+        let url = host.base + "/media/\(id)/v1/cmaf/aac-128/seg-1.m4s?token=" + token
+        let redirect = try host.curl(["-o", "/dev/null", url], authenticated: false)
+        #expect(redirect.status == 302, "\(redirect.headers)")
+        let location = redirect.headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("location: ") }.map { String($0.dropFirst(10)) } ?? ""
+        #expect(location.contains("X-Amz-Signature="), "\(location)")
+        let out = Fixtures.directory + "/redirected-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        #expect(try Subprocess.run("curl", ["-sS", "--noproxy", "*", "-L", "-o", out, url]).succeeded)
+        #expect(FileManager.default.contents(atPath: out) == (try host.object("tracks/\(id)/v1/cmaf/aac-128/seg-1.m4s")))
+        // Without a valid token there is no redirect.
+        #expect(try host.curl(["-o", "/dev/null", host.base + "/media/\(id)/v1/cmaf/aac-128/seg-1.m4s"], authenticated: false).status == 401)
+        host.stop()
+    }
+
     @Test("a caching proxy in front: repeated segment requests are hits; after delete and purge they are not served")
     func cdnPurge() throws {
         let dir = try #require(services?["VEZA_SERVICES_DIR"])
