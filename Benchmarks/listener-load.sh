@@ -31,7 +31,8 @@
 # net.core.somaxconn (caps every listen backlog), each server's actual accept backlog (from `ss`),
 # nginx worker_connections (≥ 16384 and ≥ LISTENERS + 1024), conntrack, memory (the load
 # generator needs about 150 KiB per listener). Kernel counters (listen queue overflows, TCP
-# memory pressure) are read around each run.
+# memory pressure) and the whole machine's CPU (with softirq, where loopback TCP is processed)
+# are read around each run.
 # The load generator and the servers share the machine's cores: on a small VM the figures say
 # as much about the load generator as about the servers; its CPU use is in the table.
 # Usage: Benchmarks/listener-load.sh   (uses .build/release/{streamhost,veza-loadgen}, building
@@ -147,7 +148,7 @@ echo "ephemeral ports (net.ipv4.ip_local_port_range): $port_lo–$port_hi = $por
 # Accept backlogs: every listen() backlog is capped by somaxconn; listeners arrive at
 # LISTENERS / RAMP per second (at once when RAMP is 0).
 somaxconn=$(sysctl_ net.core.somaxconn)
-echo "net.core.somaxconn $somaxconn, net.ipv4.tcp_max_syn_backlog $(sysctl_ net.ipv4.tcp_max_syn_backlog); arrivals ≈ $(awk -v n="$LISTENERS" -v r="$RAMP" 'BEGIN {printf "%.0f", r > 0 ? n / r : n}') connections/s"
+echo "net.core.somaxconn $somaxconn, net.ipv4.tcp_max_syn_backlog $(sysctl_ net.ipv4.tcp_max_syn_backlog); arrivals ≈ $(awk -v n="$LISTENERS" -v r="$RAMP" 'BEGIN {printf "%.0f", (r > 0 ? n / r : n)}') connections/s"
 [ "$somaxconn" -ge 1024 ] || warn "net.core.somaxconn $somaxconn caps every accept backlog (nginx asks for 511, the host for 256)"
 if [ -r /proc/sys/net/netfilter/nf_conntrack_max ]; then
   ct=$(sysctl_ net.netfilter.nf_conntrack_max)
@@ -172,6 +173,10 @@ tcpext() { # tcpext NAME…: values from /proc/net/netstat, in the order given
   awk -v names="$*" '$1 == "TcpExt:" {if (!h) {for (i = 2; i <= NF; i++) col[$i] = i; h = 1} else {n = split(names, a, " "); for (j = 1; j <= n; j++) printf "%s%s", (j > 1 ? " " : ""), (a[j] in col ? $(col[a[j]]) : 0); print ""}}' /proc/net/netstat
 }
 counters=(ListenOverflows ListenDrops TCPMemoryPressures TCPAbortOnMemory)
+# The whole machine's CPU (every process and the kernel's softirq work, where loopback TCP is
+# processed): busy and softirq ticks from /proc/stat's cpu line (user…steal, less idle and iowait).
+machine_ticks() { awk '$1 == "cpu" {for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, $8; exit}' /proc/stat; }
+hz=$(getconf CLK_TCK)
 
 # --- input: 3 minutes, stereo 44.1 kHz FLAC, music-like (tones + noise) ---------------------------
 long=$work/track.flac
@@ -347,7 +352,7 @@ echo "preflight: nginx and the host return the stored files; the host refuses an
 declare -A report extra
 targets=()
 run() { # run TARGET SPEED
-  local target=$1 speed=$2 key=$1@$2 pid url prog port out log c0 c1 lg rc=0 est backlog=""
+  local target=$1 speed=$2 key=$1@$2 pid url prog port out log c0 c1 m0 m1 t0 t1 lg rc=0 est backlog=""
   if [ "$target" = nginx ]; then
     start_nginx "run-$speed"
     pid=$nginx url=$nginx_url/$v/master.m3u8 prog=$nginx_url/$prog_key port=${nginx_url##*:}
@@ -360,6 +365,8 @@ run() { # run TARGET SPEED
   out=$work/report-$target-$speed.json
   log=$work/loadgen-$target-$speed.log
   c0=$(tcpext "${counters[@]}")
+  m0=$(machine_ticks)
+  t0=$EPOCHREALTIME
   echo "== $target, speed $speed: $LISTENERS listeners for ${DURATION}s (ramp ${RAMP}s), accept backlog ${backlog:-?}"
   "$loadgen" --url "$url" --progressive-url "$prog" --progressive-fraction "$PROGRESSIVE_FRACTION" \
     --progressive-kbps "$prog_kbps" --listen-seconds "$DURATION" --listeners "$LISTENERS" --duration "$DURATION" \
@@ -371,6 +378,8 @@ run() { # run TARGET SPEED
   sleep "$(( RAMP + 5 < DURATION - 2 ? RAMP + 5 : (DURATION > 2 ? DURATION - 2 : 1) ))"
   est=$(ss -Htn state established "dport = :$port" 2>/dev/null | wc -l)
   wait "$lg" || rc=$?
+  t1=$EPOCHREALTIME
+  m1=$(machine_ticks)
   forget "$lg"
   c1=$(tcpext "${counters[@]}")
   kill -0 "$pid" 2>/dev/null || warn "$target exited during the run (see $work)"
@@ -382,7 +391,8 @@ run() { # run TARGET SPEED
   else
     report[$key]=$out
   fi
-  extra[$key]="$est ${backlog:-?} $(awk -v a="$c1" -v b="$c0" 'BEGIN {n = split(a, x); split(b, y); for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? " " : ""), x[i] - y[i]}')"
+  extra[$key]="$est ${backlog:-?} $(awk -v a="$m1" -v b="$m0" -v t0="$t0" -v t1="$t1" -v hz="$hz" \
+    'BEGIN {split(a, x); split(b, y); printf "%.2f %.2f", (x[1] - y[1]) / hz / (t1 - t0), (x[2] - y[2]) / hz / (t1 - t0)}') $(awk -v a="$c1" -v b="$c0" 'BEGIN {n = split(a, x); split(b, y); for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? " " : ""), x[i] - y[i]}')"
   sleep "$PAUSE"
 }
 for speed in $SPEEDS; do
@@ -393,7 +403,7 @@ for speed in $SPEEDS; do
 done
 
 # --- summary --------------------------------------------------------------------------------------
-q() { jq -r "$2" "$1"; } # q REPORT FILTER
+q() { local f=$1; shift; jq -r "$@" "$f"; } # q REPORT [--arg NAME VALUE…] FILTER
 label() { case ${1%@*} in nginx) echo "nginx $("$nginx_bin" -v 2>&1 | sed -n 's/.*nginx\///p') ($NGINX_WORKERS worker$( [ "$NGINX_WORKERS" = 1 ] || echo s))";; host) echo "streamhost serve (signed, limits off)";; esac; }
 echo
 echo "## Listener load: streamhost vs nginx (same files, same listener mix)"
@@ -410,18 +420,18 @@ for t in "${targets[@]}"; do
   r=${report[$t]}
   if [ -z "$r" ]; then echo "| $(label "$t") | ${t#*@}× | $LISTENERS | run failed | | | | | | | |"; continue; fi
   # shellcheck disable=SC2016 # \(…) is jq's interpolation
-  q "$r" --arg l "$(label "$t")" '"| \($l) | \(.speed)× | \(.listeners) | \(.errorsTotal) | \(.stalls) | \(.timeToFirstByteMs.p50 * 100 | round / 100) / \(.timeToFirstByteMs.p99 * 100 | round / 100) ms | \(.timeToFirstAudioMs.p50 * 100 | round / 100) / \(.timeToFirstAudioMs.p99 * 100 | round / 100) ms | \(.server.meanCores * 100 | round / 100) | \(.server.meanCores / .listeners * 100000 | round / 100) | \(.server.peakRSSMiB * 10 | round / 10) MiB | \(.loadgen.meanCores * 100 | round / 100) |"'
+  q "$r" --arg l "$(label "$t")" '"| \($l) | \(.speed)× | \(.listeners) | \(.errorsTotal) | \(.stalls) | \(.timeToFirstByteMs.p50 * 100 | round / 100) / \(.timeToFirstByteMs.p99 * 100 | round / 100) ms | \(.timeToFirstAudioMs.p50 * 100 | round / 100) / \(.timeToFirstAudioMs.p99 * 100 | round / 100) ms | \(.server.meanCores * 100 | round / 100) | \(.server.meanCores / .listeners * 1000000 | round / 1000) | \(.server.peakRSSMiB * 10 | round / 10) MiB | \(.loadgen.meanCores * 100 | round / 100) |"'
 done
 echo
-echo "| target | speed | errors (non-2xx / connect / lost / timeout / playlist) | stall time | established after the ramp | accept backlog | listen overflows | TCP memory pressure | Mbit/s | requests | sessions | progressive first audio p99 | progressive kbit/s (pace) | loadgen peak RSS |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| target | speed | errors (non-2xx / connect / lost / timeout / playlist) | stall time | machine CPU busy (cores of $(nproc); softirq) | established after the ramp | accept backlog | listen overflows | TCP memory pressure | Mbit/s | requests | sessions | progressive first audio p99 | progressive kbit/s (pace) | loadgen peak RSS |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for t in "${targets[@]}"; do
   r=${report[$t]}
   [ -n "$r" ] || continue
-  read -r est backlog overflows _ pressure _ <<< "${extra[$t]}"
+  read -r est backlog busy softirq overflows _ pressure _ <<< "${extra[$t]}"
   # shellcheck disable=SC2016 # \(…) is jq's interpolation
-  q "$r" --arg l "$(label "$t")" --arg est "$est" --arg b "$backlog" --arg o "$overflows" --arg p "$pressure" \
-    '"| \($l) | \(.speed)× | \(.errors.status) / \(.errors.connect) / \(.errors.connectionLost) / \(.errors.timeout) / \(.errors.playlist) | \(.stallSeconds * 10 | round / 10) s | \($est) | \($b) | \($o) | \($p) | \(.bytes * 8 / .durationSeconds / 1e6 | round) | \(.requests) | \(.sessions) | \(if .progressive then "\(.progressive.timeToFirstAudioMs.p99 * 100 | round / 100) ms" else "–" end) | \(if .progressive then "\(.progressive.meanKbps | round) (\(.progressive.paceKbps | round))" else "–" end) | \(.loadgen.peakRSSMiB | round) MiB |"'
+  q "$r" --arg l "$(label "$t")" --arg est "$est" --arg b "$backlog" --arg o "$overflows" --arg p "$pressure" --arg busy "$busy" --arg si "$softirq" \
+    '"| \($l) | \(.speed)× | \(.errors.status) / \(.errors.connect) / \(.errors.connectionLost) / \(.errors.timeout) / \(.errors.playlist) | \(.stallSeconds * 10 | round / 10) s | \($busy); \($si) | \($est) | \($b) | \($o) | \($p) | \(.bytes * 8 / .durationSeconds / 1e6 | round) | \(.requests) | \(.sessions) | \(if .progressive then "\(.progressive.timeToFirstAudioMs.p99 * 100 | round / 100) ms" else "–" end) | \(if .progressive then "\(.progressive.meanKbps | round) (\(.progressive.paceKbps | round))" else "–" end) | \(.loadgen.peakRSSMiB | round) MiB |"'
 done
 echo
 for speed in $SPEEDS; do
@@ -438,4 +448,5 @@ for speed in $SPEEDS; do
     }'
 done
 echo "Kernel counters are deltas over each run (machine-wide): ListenOverflows (accept queue full) and"
-echo "TCPMemoryPressures (socket buffers above net.ipv4.tcp_mem's pressure threshold)."
+echo "TCPMemoryPressures (socket buffers above net.ipv4.tcp_mem's pressure threshold). Machine CPU: all"
+echo "processes and the kernel over the run (from /proc/stat), of which softirq (loopback TCP)."

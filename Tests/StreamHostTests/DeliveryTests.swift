@@ -57,8 +57,14 @@ struct DeliveryTests {
             #expect(abs(seconds - 14) < 0.05, "\(variant.prefix(12)): \(seconds) s")
         }
         for url in [hls, dash] {
-            let gst = try direct("gst-launch-1.0", ["playbin", "uri=\(url)", "audio-sink=fakesink sync=false", "video-sink=fakesink"],
-                                 timeLimit: 120)
+            let arguments = ["playbin", "uri=\(url)", "audio-sink=fakesink sync=false", "video-sink=fakesink"]
+            var gst = try direct("gst-launch-1.0", arguments, timeLimit: 60)
+            if gst.timedOut {
+                // Known: under a fully loaded machine gst-launch has hung once in ~20 full runs
+                // (never alone, never with an error); one more attempt, and both must not hang.
+                print("gst-launch hung; output: \(String(decoding: gst.stdout, as: UTF8.self).suffix(3000))")
+                gst = try direct("gst-launch-1.0", arguments, timeLimit: 60)
+            }
             let output = String(decoding: gst.stdout, as: UTF8.self)
             #expect(gst.succeeded, "gst-launch: \(gst.stderr.suffix(800)) \(output.suffix(800))")
             #expect(output.contains("Got EOS"), "GStreamer did not reach EOS: \(output.suffix(800))")

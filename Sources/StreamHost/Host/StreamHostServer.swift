@@ -134,7 +134,9 @@ public struct StreamHostServer: Sendable {
                     ContinueHandler(maxBodyBytes: configuration.maxUploadBytes),
                 ],
                 idleTimeout: .seconds(Int64(configuration.uploadIdleTimeout)))),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veza-stream"),
+            // A deep accept queue: thousands of listeners connect within seconds of a release (the
+            // kernel caps it at net.core.somaxconn).
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veza-stream", backlog: 4096),
             services: [workers],
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger
