@@ -19,16 +19,17 @@ public struct DeliveryRoutes: Sendable {
     let auth: HostAuth
     let configuration: HostConfiguration
     let responder: ObjectResponder
-    let manifests = ManifestCache()
+    let manifests: ManifestCache
 
     public init(catalog: any Catalog, storage: any ObjectStorage, auth: HostAuth, configuration: HostConfiguration,
                 metrics: HostMetrics?) {
         self.init(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics,
-                  cache: ObjectCache(capacityBytes: configuration.objectCacheBytes))
+                  cache: ObjectCache(capacityBytes: configuration.objectCacheBytes), manifests: ManifestCache())
     }
 
     init(catalog: any Catalog, storage: any ObjectStorage, auth: HostAuth, configuration: HostConfiguration,
-         metrics: HostMetrics?, cache: ObjectCache) {
+         metrics: HostMetrics?, cache: ObjectCache, manifests: ManifestCache) {
+        self.manifests = manifests
         self.catalog = catalog
         self.storage = storage
         self.auth = auth
@@ -141,8 +142,7 @@ public struct DeliveryRoutes: Sendable {
     func pacing(track id: String, path: String) async throws -> ObjectResponder.Pacing? {
         guard configuration.pacingMultiple > 0 else { return nil }
         guard let record = try await catalogCall(catalog, { try await self.catalog.track(id: id) }),
-              let json = record.manifestJSON, path.hasPrefix("v\(record.version)/") else { return nil }
-        let manifest = try manifests.manifest(id: id, version: record.version, json: json)
+              path.hasPrefix("v\(record.version)/"), let manifest = manifests.published(record) else { return nil }
         let file = String(path.dropFirst("v\(record.version)/".count))
         guard let rendition = manifest.renditions.first(where: { $0.progressive == file }),
               let size = rendition.progressiveByteSize, manifest.durationSeconds > 0 else { return nil }
@@ -185,6 +185,12 @@ final class ManifestCache: Sendable {
             entries[key] = manifest
         }
         return manifest
+    }
+
+    /// The manifest of a ready track, or nil (not ready, or a manifest that does not decode).
+    func published(_ record: TrackRecord) -> TrackManifest? {
+        guard record.status == .ready, let json = record.manifestJSON else { return nil }
+        return try? manifest(id: record.id, version: record.version, json: json)
     }
 }
 

@@ -267,24 +267,18 @@ public struct HostAuth: Sendable {
     /// 403 when the token does not allow it.
     @discardableResult
     public func require(_ scope: AccessScope, _ request: Request, track: String? = nil) async throws(APIError) -> Principal {
-        guard let principal = try await authenticate(request) else {
-            throw APIError.unauthorized("a bearer token with scope \(scope.rawValue) is required", error: "invalid_request")
-        }
-        guard principal.allows(scope, track: track) else {
-            throw APIError.forbidden(track.map { "the token does not allow \(scope.rawValue) on track \($0)" }
-                ?? "the token lacks scope \(scope.rawValue)")
-        }
-        return principal
+        try await requireAny([scope], request, track: track)
     }
 
     /// The principal if it allows any of `scopes`.
     @discardableResult
     public func requireAny(_ scopes: [AccessScope], _ request: Request, track: String? = nil) async throws(APIError) -> Principal {
+        let names = scopes.map(\.rawValue).joined(separator: " or ")
         guard let principal = try await authenticate(request) else {
-            throw APIError.unauthorized("a bearer token is required", error: "invalid_request")
+            throw APIError.unauthorized("a bearer token with scope \(names) is required", error: "invalid_request")
         }
         guard scopes.contains(where: { principal.allows($0, track: track) }) else {
-            throw APIError.forbidden("the token lacks any of the scopes \(scopes.map(\.rawValue).joined(separator: ", "))")
+            throw APIError.forbidden(track.map { "the token does not allow \(names) on track \($0)" } ?? "the token lacks scope \(names)")
         }
         return principal
     }

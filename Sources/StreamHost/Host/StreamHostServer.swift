@@ -75,12 +75,14 @@ public struct StreamHostServer: Sendable {
         let workers = self.workers
         let cache = ObjectCache(capacityBytes: configuration.objectCacheBytes)
         let purger = configuration.cdnPurgeURL.map { CDNPurger(endpoint: $0, logger: logger) }
+        let manifests = ManifestCache()
         TrackRoutes(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
-                    auth: auth, onEnqueue: { workers.notify() }, onDelete: { id in
+                    auth: auth, manifests: manifests, onEnqueue: { workers.notify() }, onDelete: { id in
                         cache.removeTrack(id)
                         await purger?.purge(track: id)
                     }).register(on: router)
-        DeliveryRoutes(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics, cache: cache)
+        DeliveryRoutes(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics, cache: cache,
+                       manifests: manifests)
             .register(on: router)
         let metrics = self.metrics
         router.get("/metrics") { _, _ -> Response in

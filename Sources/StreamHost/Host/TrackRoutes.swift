@@ -74,7 +74,8 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
         return copy
     }
 
-    init(_ record: TrackRecord) {
+    /// - Parameter manifest: the published manifest, for a ready track.
+    init(_ record: TrackRecord, manifest: TrackManifest?) {
         id = record.id
         jobId = record.jobID
         status = record.status
@@ -83,8 +84,7 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
         updatedAt = record.updatedAt
         failureReason = record.failureReason
         metadata = try? JSONDecoder().decode(MediaProbe.self, from: Data(record.probeJSON.utf8))
-        if record.status == .ready, let json = record.manifestJSON,
-           let manifest = try? JSONDecoder().decode(TrackManifest.self, from: Data(json.utf8)) {
+        if record.status == .ready, let manifest {
             let prefix = IngestPipeline.versionPrefix(track: record.id, version: record.version)
             version = record.version
             loudness = manifest.loudness
@@ -120,6 +120,7 @@ public struct TrackRoutes: Sendable {
     let configuration: HostConfiguration
     let temporaryDirectory: String
     let auth: HostAuth
+    let manifests: ManifestCache
     /// Called after a job is enqueued (wakes an idle worker).
     let onEnqueue: @Sendable () -> Void
     /// Called with a track id once the track is deleted (drops cached objects, purges the CDN).
@@ -127,6 +128,14 @@ public struct TrackRoutes: Sendable {
 
     public init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, temporaryDirectory: String,
                 auth: HostAuth, onEnqueue: @escaping @Sendable () -> Void, onDelete: @escaping @Sendable (String) async -> Void = { _ in }) {
+        self.init(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
+                  auth: auth, manifests: ManifestCache(), onEnqueue: onEnqueue, onDelete: onDelete)
+    }
+
+    init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, temporaryDirectory: String,
+         auth: HostAuth, manifests: ManifestCache, onEnqueue: @escaping @Sendable () -> Void,
+         onDelete: @escaping @Sendable (String) async -> Void) {
+        self.manifests = manifests
         self.auth = auth
         self.onDelete = onDelete
         self.catalog = catalog
@@ -150,7 +159,7 @@ public struct TrackRoutes: Sendable {
             let id = try context.parameters.require("id")
             let principal = try await self.auth.requireAny([.stream, .upload, .admin], request, track: id)
             guard let record = try await self.catalogCall({ try await self.catalog.track(id: id) }) else { throw APIError.notFound("no track \(id)") }
-            let resource = TrackResource(record)
+            let resource = TrackResource(record, manifest: self.manifests.published(record))
             return principal.allows(.stream, track: id) ? resource.withPlayback(auth: self.auth, now: Date()) : resource
         }
         router.post("/v1/tokens/revoke") { request, context in
@@ -191,7 +200,7 @@ public struct TrackRoutes: Sendable {
         let after = request.uri.queryParameters.get("after")
         let records = try await catalogCall { try await catalog.tracks(limit: limit + 1, after: after) }
         let now = Date()
-        let page = records.prefix(limit).map { TrackResource($0).withPlayback(auth: auth, now: now) }
+        let page = records.prefix(limit).map { TrackResource($0, manifest: manifests.published($0)).withPlayback(auth: auth, now: now) }
         return TrackPage(tracks: Array(page), next: records.count > limit ? page.last?.id : nil)
     }
 
