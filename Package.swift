@@ -69,6 +69,8 @@ let package = Package(
             dependencies: [
                 "MediaCore", "StreamKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                // Its HTTP/1.1 channel, wrapped to add the playback fast path after its state handler.
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -79,8 +79,7 @@ struct DeliveryTests {
         let progressive = try #require((urls["progressive"] as? [[String: Any]])?.first { $0["rendition"] as? String == "mp3-320" })
         let url = host.base + (try #require(progressive["url"] as? String))
         let bytes = try #require(try host.object("tracks/\(id)/v1/progressive/mp3-320.mp3"))
-        let length = bytes.count
-        func get(_ extra: [String]) throws -> (status: Int, body: Data, headers: String) {
+        func get(_ extra: [String], _ url: String) throws -> (status: Int, body: Data, headers: String) {
             let out = Fixtures.directory + "/range-\(UUID().uuidString)"
             defer { try? FileManager.default.removeItem(atPath: out); try? FileManager.default.removeItem(atPath: out + ".h") }
             let result = try Subprocess.run("curl", ["-sS", "--noproxy", "*", "-D", out + ".h", "-o", out, "-w", "%{http_code}"] + extra + [url])
@@ -88,47 +87,87 @@ struct DeliveryTests {
             return (Int(String(decoding: result.stdout, as: UTF8.self)) ?? 0, (try? Data(contentsOf: URL(fileURLWithPath: out))) ?? Data(),
                     headers.lowercased())
         }
-        let full = try get([])
-        #expect(full.status == 200 && full.body == bytes)
-        #expect(full.headers.contains("content-type: audio/mpeg"))
-        #expect(full.headers.contains("accept-ranges: bytes"))
-        #expect(full.headers.contains("cache-control: public, max-age=31536000, immutable"))
-        #expect(full.headers.contains("last-modified: "))
-        let etag = try #require(full.headers.split(separator: "\r\n").first { $0.hasPrefix("etag: ") }).dropFirst(6)
+        /// Every range and conditional case on one object: the progressive file (streamed by the
+        /// router) and a CMAF segment (answered from memory by the event-loop fast path once cached).
+        func checkObject(_ url: String, _ bytes: Data, type: String) throws {
+            let length = bytes.count
+            let full = try get([], url)
+            #expect(full.status == 200 && full.body == bytes)
+            #expect(full.headers.contains("content-type: \(type)"))
+            #expect(full.headers.contains("accept-ranges: bytes"))
+            #expect(full.headers.contains("cache-control: public, max-age=31536000, immutable"))
+            #expect(full.headers.contains("last-modified: "))
+            let etag = try #require(full.headers.split(separator: "\r\n").first { $0.hasPrefix("etag: ") }).dropFirst(6)
 
-        let open = try get(["-H", "Range: bytes=0-"])
-        #expect(open.status == 206 && open.body == bytes)
-        #expect(open.headers.contains("content-range: bytes 0-\(length - 1)/\(length)"))
-        let suffix = try get(["-H", "Range: bytes=-500"])
-        #expect(suffix.status == 206 && suffix.body == bytes.suffix(500))
-        #expect(suffix.headers.contains("content-range: bytes \(length - 500)-\(length - 1)/\(length)"))
-        let middle = try get(["-H", "Range: bytes=100-199"])
-        #expect(middle.status == 206 && middle.body == bytes[100...199])
-        #expect(middle.headers.contains("content-length: 100"))
+            let open = try get(["-H", "Range: bytes=0-"], url)
+            #expect(open.status == 206 && open.body == bytes)
+            #expect(open.headers.contains("content-range: bytes 0-\(length - 1)/\(length)"))
+            let suffix = try get(["-H", "Range: bytes=-500"], url)
+            #expect(suffix.status == 206 && suffix.body == bytes.suffix(500))
+            #expect(suffix.headers.contains("content-range: bytes \(length - 500)-\(length - 1)/\(length)"))
+            let middle = try get(["-H", "Range: bytes=100-199"], url)
+            #expect(middle.status == 206 && middle.body == bytes[100...199])
+            #expect(middle.headers.contains("content-length: 100"))
 
-        // Several ranges: multipart/byteranges, one part per (coalesced) range.
-        let several = try get(["-H", "Range: bytes=0-9,200-209,205-219"])
-        #expect(several.status == 206)
-        #expect(several.headers.contains("content-type: multipart/byteranges; boundary="))
-        let text = String(decoding: several.body, as: UTF8.self)
-        #expect(text.components(separatedBy: "Content-Range: bytes 0-9/\(length)").count == 2)
-        #expect(text.components(separatedBy: "Content-Range: bytes 200-219/\(length)").count == 2, "overlapping ranges are merged")
-        #expect(several.body.range(of: bytes[200...219]) != nil)
+            // Several ranges: multipart/byteranges, one part per (coalesced) range.
+            let several = try get(["-H", "Range: bytes=0-9,200-209,205-219"], url)
+            #expect(several.status == 206)
+            #expect(several.headers.contains("content-type: multipart/byteranges; boundary="))
+            let text = String(decoding: several.body, as: UTF8.self)
+            #expect(text.components(separatedBy: "Content-Range: bytes 0-9/\(length)").count == 2)
+            #expect(text.components(separatedBy: "Content-Range: bytes 200-219/\(length)").count == 2, "overlapping ranges are merged")
+            #expect(several.body.range(of: bytes[200...219]) != nil)
 
-        let unsatisfiable = try get(["-H", "Range: bytes=\(length + 10)-"])
-        #expect(unsatisfiable.status == 416)
-        #expect(unsatisfiable.headers.contains("content-range: bytes */\(length)"))
-        let tooMany = try get(["-H", "Range: " + "bytes=" + (0..<20).map { "\($0 * 10)-\($0 * 10 + 1)" }.joined(separator: ",")])
-        #expect(tooMany.status == 416)
+            let unsatisfiable = try get(["-H", "Range: bytes=\(length + 10)-"], url)
+            #expect(unsatisfiable.status == 416)
+            #expect(unsatisfiable.headers.contains("content-range: bytes */\(length)"))
+            let tooMany = try get(["-H", "Range: " + "bytes=" + (0..<20).map { "\($0 * 10)-\($0 * 10 + 1)" }.joined(separator: ",")], url)
+            #expect(tooMany.status == 416)
 
-        let ifRangeMismatch = try get(["-H", "Range: bytes=0-9", "-H", #"If-Range: "not-the-etag""#])
-        #expect(ifRangeMismatch.status == 200 && ifRangeMismatch.body == bytes, "If-Range mismatch sends the whole file")
-        let ifRangeMatch = try get(["-H", "Range: bytes=0-9", "-H", "If-Range: \(etag)"])
-        #expect(ifRangeMatch.status == 206 && ifRangeMatch.body == bytes.prefix(10))
-        let notModified = try get(["-H", "If-None-Match: \(etag)"])
-        #expect(notModified.status == 304 && notModified.body.isEmpty)
-        let head = try host.curl(["-I", url], authenticated: false)
-        #expect(head.status == 200 && head.headers.lowercased().contains("content-length: \(length)"))
+            let ifRangeMismatch = try get(["-H", "Range: bytes=0-9", "-H", #"If-Range: "not-the-etag""#], url)
+            #expect(ifRangeMismatch.status == 200 && ifRangeMismatch.body == bytes, "If-Range mismatch sends the whole file")
+            let ifRangeMatch = try get(["-H", "Range: bytes=0-9", "-H", "If-Range: \(etag)"], url)
+            #expect(ifRangeMatch.status == 206 && ifRangeMatch.body == bytes.prefix(10))
+            let notModified = try get(["-H", "If-None-Match: \(etag)"], url)
+            #expect(notModified.status == 304 && notModified.body.isEmpty)
+            let head = try host.curl(["-I", url], authenticated: false)
+            #expect(head.status == 200 && head.headers.lowercased().contains("content-length: \(length)"))
+        }
+        try checkObject(url, bytes, type: "audio/mpeg")
+        let segmentURL = host.base + "/media/\(id)/v1/cmaf/aac-128/seg-2.m4s?token=" + token(in: urls["hls"] as! String)
+        let segmentBytes = try #require(try host.object("tracks/\(id)/v1/cmaf/aac-128/seg-2.m4s"))
+        func fastPathCount() throws -> Int {
+            let text = try host.curl([host.base + "/metrics"]).body
+            let line = text.split(separator: "\n").first { $0.hasPrefix("veza_http_fast_path_responses_total ") }
+            return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
+        }
+        _ = try get([], segmentURL)   // fills the cache
+        let before = try fastPathCount()
+        try checkObject(segmentURL, segmentBytes, type: "audio/mp4")
+        // 200, 206 ×3, If-Range ×2, 304 and HEAD; multiple and unsatisfiable ranges go to the router.
+        let answered = try fastPathCount() - before
+        #expect(answered >= 8, "segment requests answered by the fast path: \(answered)")
+
+        // Pipelined on one connection: a segment (fast path), a router request, the segment
+        // again: the answers come back in request order.
+        let segmentPath = String(segmentURL.dropFirst(host.base.count))
+        let waveformPath = urls["waveform"] as! String
+        let script = """
+        import socket, sys
+        s = socket.create_connection(("127.0.0.1", \(host.port)))
+        req = lambda p: ("GET " + p + " HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n").encode()
+        s.sendall(req("\(segmentPath)") + req("\(waveformPath)") + req("\(segmentPath)"))
+        data = b""; s.settimeout(10)
+        while data.count(b"HTTP/1.1 ") < 3 or len(data) < \(segmentBytes.count * 2):
+            chunk = s.recv(1 << 20)
+            if not chunk: break
+            data += chunk
+        types = [l.split(b":", 1)[1].strip().decode() for l in data.split(b"\\r\\n") if l.lower().startswith(b"content-type:")]
+        print(",".join(types))
+        """
+        let pipelined = try Subprocess.run("python3", ["-c", script])
+        #expect(String(decoding: pipelined.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                    == "audio/mp4,application/json,audio/mp4", "\(String(decoding: pipelined.stdout, as: UTF8.self)) \(pipelined.stderr)")
 
         // CORS for browser players.
         let cors = try host.curl(["-o", "/dev/null", "-H", "Origin: https://player.example", url], authenticated: false)

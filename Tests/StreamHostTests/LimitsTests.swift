@@ -31,7 +31,7 @@ struct LimitsTests {
         #expect(limiter.acquire("api|10.1.134.159", limit: limit, now: 99.999).retryAfter != nil)
     }
 
-    @Test("a client over its rate gets 429 with Retry-After and RateLimit fields; another client is unaffected")
+    @Test("a client over its rate gets 429 with Retry-After and RateLimit fields; another client is unaffected; limits follow the token subject across addresses")
     func tooManyRequests() throws {
         let host = HostProcess(name: "limits", environment: ["VEZA_LIMITS_API_RATE": "1", "VEZA_LIMITS_API_BURST": "3"])
         try host.start(workers: 0)
@@ -43,9 +43,17 @@ struct LimitsTests {
         #expect(headers.contains("retry-after: 1"))
         #expect(headers.contains("ratelimit-limit: 3") && headers.contains("ratelimit-remaining: 0"))
         #expect(refused.body.contains(#""code":"rate_limited""#))
-        // Another address (loopback 127.0.0.2) has its own bucket; health checks are never limited.
-        #expect(try host.curl(["--interface", "127.0.0.2", host.base + "/v1/tracks"]).status == 200)
+        // Another client (loopback 127.0.0.2, its own token subject) has its own buckets; health
+        // checks are never limited.
+        let other = try host.mint(["--scope", "admin", "--subject", "other-client"])
+        #expect(try host.curl(["--interface", "127.0.0.2", "-H", "Authorization: Bearer \(other)", host.base + "/v1/tracks"],
+                              authenticated: false).status == 200)
         #expect(try host.curl([host.base + "/healthz"]).status == 200)
+        // The first client's token subject is over its rate from any address: one subject
+        // behind many addresses gets no more than one address.
+        let sameSubject = try host.curl(["--interface", "127.0.0.3", host.base + "/v1/tracks"])
+        #expect(sameSubject.status == 429, "\(sameSubject.status)")
+        #expect(sameSubject.body.contains("token subject"), "\(sameSubject.body)")
         Thread.sleep(forTimeInterval: 1.1)
         #expect(try host.curl([host.base + "/v1/tracks"]).status == 200, "refilled after a second")
         let metrics = try host.curl([host.base + "/metrics"]).body

@@ -41,26 +41,15 @@ public struct DeliveryRoutes: Sendable {
     public func register<Context: RequestContext>(on router: Router<Context>) {
         for method in [HTTPRequest.Method.get, .head] {
             router.on("/hls/:id/master.m3u8", method: method) { request, context in
-                let id = try context.parameters.require("id")
-                let (manifest, _, token) = try await self.playable(id, request)
-                let body = try manifest.masterPlaylist(query: token.map { (HostAuth.tokenParameter, $0) })
-                return self.document(body, type: MediaContentType.hlsPlaylist, request: request, signed: token != nil)
+                try await self.serve(.master, id: try context.parameters.require("id"), request: request)
             }
             router.on("/hls/:id/:playlist", method: method) { request, context in
-                let id = try context.parameters.require("id")
                 let name = try context.parameters.require("playlist")
                 guard name.hasSuffix(".m3u8") else { throw APIError.notFound("no playlist \(name)") }
-                let (manifest, version, token) = try await self.playable(id, request)
-                guard let body = try manifest.mediaPlaylist(rendition: String(name.dropLast(5)), base: self.mediaBase(id, version),
-                                                            query: token.map { (HostAuth.tokenParameter, $0) })
-                else { throw APIError.notFound("track \(id) has no rendition \(name.dropLast(5))") }
-                return self.document(body, type: MediaContentType.hlsPlaylist, request: request, signed: token != nil)
+                return try await self.serve(.media(String(name.dropLast(5))), id: try context.parameters.require("id"), request: request)
             }
             router.on("/dash/:id/manifest.mpd", method: method) { request, context in
-                let id = try context.parameters.require("id")
-                let (manifest, version, token) = try await self.playable(id, request)
-                let body = try manifest.mpd(base: self.mediaBase(id, version), query: token.map { (HostAuth.tokenParameter, $0) })
-                return self.document(body, type: MediaContentType.dashManifest, request: request, signed: token != nil)
+                try await self.serve(.mpd, id: try context.parameters.require("id"), request: request)
             }
             router.on("/media/:id/**", method: method) { request, context in
                 let start = ContinuousClock.now
@@ -75,7 +64,7 @@ public struct DeliveryRoutes: Sendable {
                 let pacing = kind.metricsKind == "progressive" ? try await self.pacing(track: id, path: rest) : nil
                 return try await self.responder.respond(
                     key: key, request: request, contentType: MediaContentType.forKey(key),
-                    cacheControl: "public, max-age=31536000, immutable", kind: kind, requestStart: start, pacing: pacing)
+                    cacheControl: Self.immutable, kind: kind, requestStart: start, pacing: pacing)
             }
             router.on("/v1/tracks/:id/waveform.json", method: method) { request, context in
                 let id = try context.parameters.require("id")
@@ -94,6 +83,51 @@ public struct DeliveryRoutes: Sendable {
             Response(status: .found, headers: [.location: "/demo"])
         }
     }
+
+    /// The documents rendered per request from a published manifest.
+    enum Document: Sendable {
+        /// `/hls/{id}/master.m3u8`
+        case master
+        /// `/hls/{id}/{rendition}.m3u8`
+        case media(String)
+        /// `/dash/{id}/manifest.mpd`
+        case mpd
+
+        /// The route pattern, as metrics label it.
+        var route: String {
+            switch self {
+            case .master: "/hls/{id}/master.m3u8"
+            case .media: "/hls/{id}/{playlist}"
+            case .mpd: "/dash/{id}/manifest.mpd"
+            }
+        }
+    }
+
+    private func serve(_ document: Document, id: String, request: Request) async throws -> Response {
+        let (manifest, version, token) = try await playable(id, request)
+        guard let (text, type) = try render(document, id: id, manifest: manifest, version: version, token: token) else {
+            throw APIError.notFound("track \(id) has no such rendition")
+        }
+        return self.document(text, type: type, request: request, signed: token != nil)
+    }
+
+    /// The text and content type of a document, with `token` carried into every URI; nil for
+    /// a rendition the track does not have.
+    func render(_ document: Document, id: String, manifest: TrackManifest, version: Int, token: String?) throws -> (String, String)? {
+        let query = token.map { (HostAuth.tokenParameter, $0) }
+        switch document {
+        case .master:
+            return (try manifest.masterPlaylist(query: query), MediaContentType.hlsPlaylist)
+        case .media(let rendition):
+            return try manifest.mediaPlaylist(rendition: rendition, base: mediaBase(id, version), query: query)
+                .map { ($0, MediaContentType.hlsPlaylist) }
+        case .mpd:
+            return (try manifest.mpd(base: mediaBase(id, version), query: query), MediaContentType.dashManifest)
+        }
+    }
+
+    /// Cache-Control of published objects: a version's objects never change.
+    static let immutable = "public, max-age=31536000, immutable"
 
     /// `../../media/{id}/v{n}/`: from `/hls/{id}/x.m3u8` or `/dash/{id}/manifest.mpd` to the
     /// media; `{cdn.baseURL}/media/{id}/v{n}/` when a CDN fronts the media.
@@ -134,6 +168,7 @@ public struct DeliveryRoutes: Sendable {
             throw APIError(.conflict, code: "not_ready", "track \(id) is \(record.status.rawValue), not ready yet", retryAfter: 5)
         }
         let manifest = try manifests.manifest(id: id, version: record.version, json: json)
+        manifests.rememberReady(id: id, version: record.version, manifest: manifest)
         return (manifest, record.version, token)
     }
 
@@ -156,11 +191,17 @@ public struct DeliveryRoutes: Sendable {
     }
 
     func document(_ text: String, type: String, request: Request, signed: Bool) -> Response {
+        let (headers, buffer) = document(text, type: type, signed: signed, authorization: request.headers[.authorization] != nil)
+        return Response(status: .ok, headers: headers, body: request.method == .head ? ResponseBody() : .init(byteBuffer: buffer))
+    }
+
+    /// A playlist or MPD's fields and body (for the routes and the fast path).
+    func document(_ text: String, type: String, signed: Bool, authorization: Bool) -> (HTTPFields, ByteBuffer) {
         var headers: HTTPFields = [.contentType: type, .cacheControl: playlistCacheControl(signed: signed)]
-        if request.headers[.authorization] != nil { headers[.vary] = "Authorization" }
+        if authorization { headers[.vary] = "Authorization" }
         let buffer = ByteBuffer(string: text)
         headers[.contentLength] = String(buffer.readableBytes)
-        return Response(status: .ok, headers: headers, body: request.method == .head ? ResponseBody() : .init(byteBuffer: buffer))
+        return (headers, buffer)
     }
 }
 
@@ -170,6 +211,42 @@ public struct DeliveryRoutes: Sendable {
 final class ManifestCache: Sendable {
     private let entries = Mutex<[String: TrackManifest]>([:])
     static let capacity = 512
+
+    /// A track the catalog said was ready, and when it said so.
+    struct ReadyTrack {
+        var version: Int
+        var manifest: TrackManifest
+        var seen: ContinuousClock.Instant
+    }
+    private let ready = Mutex<[String: ReadyTrack]>([:])
+    /// How long the fast path trusts the catalog's last word that a track is ready (a delete
+    /// through this host is seen at once, through another host within this time; playlists
+    /// are cached by clients for `delivery.playlistMaxAge` anyway).
+    static let readyTimeToLive: Duration = .seconds(2)
+
+    /// Records that the catalog has just said `id` is ready at `version`.
+    func rememberReady(id: String, version: Int, manifest: TrackManifest) {
+        let now = ContinuousClock.now
+        ready.withLock { ready in
+            if ready.count >= Self.capacity { ready.removeAll(keepingCapacity: true) }
+            ready[id] = ReadyTrack(version: version, manifest: manifest, seen: now)
+        }
+    }
+
+    /// The manifest and version of `id` if the catalog said it was ready within
+    /// ``readyTimeToLive``.
+    func readyTrack(_ id: String) -> (TrackManifest, Int)? {
+        let now = ContinuousClock.now
+        return ready.withLock { ready in
+            guard let entry = ready[id], now - entry.seen < Self.readyTimeToLive else { return nil }
+            return (entry.manifest, entry.version)
+        }
+    }
+
+    /// Forgets that `id` was ready (it is being deleted).
+    func forget(_ id: String) {
+        _ = ready.withLock { $0.removeValue(forKey: id) }
+    }
 
     func manifest(id: String, version: Int, json: String) throws -> TrackManifest {
         let key = "\(id)/v\(version)"

@@ -52,59 +52,29 @@ struct ObjectResponder: Sendable {
             metrics?.storageError("open")
             throw APIError(.serviceUnavailable, code: "storage_unavailable", "cannot read the object: \(error.message)", retryAfter: 5)
         }
-        let info = object.info
-        let etag = EntityTag(opaqueTag: info.entityTag)
-        let modified = Timestamp(millisecondsSince1970: Int64(info.lastModified.timeIntervalSince1970) * 1000)
-        let now = Date()
-        let nowStamp = Timestamp(millisecondsSince1970: Int64(now.timeIntervalSince1970 * 1000))
-        var headers: HTTPFields = [
-            .contentType: contentType,
-            .eTag: etag.description,
-            .lastModified: HTTPDate.render(modified),
-            .cacheControl: cacheControl,
-            .acceptRanges: "bytes",
-        ]
-
-        if Self.notModified(request.headers, etag: etag, lastModified: modified) {
-            headers[.contentType] = nil
-            return Response(status: .notModified, headers: headers)
-        }
-
         let isHead = request.method == .head
-        let resolution = RangeRequestEvaluator.evaluate(
-            range: request.headers[.range], ifRange: request.headers[.ifRange], length: info.size, etag: etag,
-            lastModified: modified, responseDate: nowStamp)
-        switch resolution {
-        case .full:
-            headers[.contentLength] = String(info.size)
+        switch Self.plan(info: object.info, request: request.headers, contentType: contentType, cacheControl: cacheControl) {
+        case .notModified(let headers):
+            return Response(status: .notModified, headers: headers)
+        case .full(let headers):
+            let size = object.info.size
             if let contents = object.contents, pacing == nil {
                 return memoryResponse(.ok, headers: headers, isHead: isHead, body: contents, kind: kind, start: requestStart)
             }
-            return response(.ok, headers: headers, isHead: isHead, length: info.size, kind: kind, start: requestStart, pacing: pacing) { write in
-                if info.size > 0 { try await object.read(0...(info.size - 1), chunkSize: Self.chunkSize, into: write) }
+            return response(.ok, headers: headers, isHead: isHead, length: size, kind: kind, start: requestStart, pacing: pacing) { write in
+                if size > 0 { try await object.read(0...(size - 1), chunkSize: Self.chunkSize(pacing), into: write) }
             }
-        case .partial(let ranges) where ranges.count == 1:
-            let range = ranges[0]
-            headers[.contentRange] = ContentRange.render(range, completeLength: info.size)
-            headers[.contentLength] = String(range.count)
-            let startsStream = kind.isStreamStart && range.lowerBound == 0
+        case .single(let headers, let range):
+            let startsStream = Kind(metricsKind: kind.metricsKind, isStreamStart: kind.isStreamStart && range.lowerBound == 0)
             if let contents = object.contents, pacing == nil,
                let slice = contents.getSlice(at: contents.readerIndex + Int(range.lowerBound), length: range.count) {
-                return memoryResponse(.partialContent, headers: headers, isHead: isHead, body: slice,
-                                      kind: Kind(metricsKind: kind.metricsKind, isStreamStart: startsStream), start: requestStart)
+                return memoryResponse(.partialContent, headers: headers, isHead: isHead, body: slice, kind: startsStream, start: requestStart)
             }
-            return response(.partialContent, headers: headers, isHead: isHead, length: Int64(range.count),
-                            kind: Kind(metricsKind: kind.metricsKind, isStreamStart: startsStream), start: requestStart,
-                            pacing: pacing) { write in
-                try await object.read(range, chunkSize: Self.chunkSize, into: write)
+            return response(.partialContent, headers: headers, isHead: isHead, length: Int64(range.count), kind: startsStream,
+                            start: requestStart, pacing: pacing) { write in
+                try await object.read(range, chunkSize: Self.chunkSize(pacing), into: write)
             }
-        case .partial(let ranges):
-            var generator = SystemRandomNumberGenerator()
-            guard let multipart = MultipartByteRanges(boundary: MultipartByteRanges.makeBoundary(using: &generator),
-                                                      partContentType: contentType, completeLength: info.size, ranges: ranges)
-            else { throw APIError(.internalServerError, code: "internal_error", "cannot frame the ranges") }
-            headers[.contentType] = multipart.contentType
-            headers[.contentLength] = String(multipart.contentLength)
+        case .multipart(let headers, let multipart, let ranges):
             let plain = Kind(metricsKind: kind.metricsKind, isStreamStart: false)
             return response(.partialContent, headers: headers, isHead: isHead, length: multipart.contentLength, kind: plain,
                             start: requestStart) { write in
@@ -114,11 +84,78 @@ struct ObjectResponder: Sendable {
                 }
                 try await write(ByteBuffer(string: multipart.closingDelimiter))
             }
-        case .unsatisfiable, .tooManyRanges:
-            throw APIError(.rangeNotSatisfiable, code: "range_not_satisfiable",
-                           resolution == .tooManyRanges ? "more than 16 ranges requested" : "no requested range overlaps the \(info.size) bytes",
-                           headers: [.contentRange: ContentRange.unsatisfied(completeLength: info.size), .acceptRanges: "bytes"])
+        case .refused(let error):
+            throw error
         }
+    }
+
+    /// What to answer for one object, from its metadata and the request's conditional and range
+    /// fields: shared by the routes and the event-loop fast path (``PlaybackFastPath``).
+    enum Plan {
+        /// 304, with validators and caching fields.
+        case notModified(HTTPFields)
+        /// 200 with the whole object (`Content-Length` set).
+        case full(HTTPFields)
+        /// 206 with one range (`Content-Range` and `Content-Length` set).
+        case single(HTTPFields, ClosedRange<Int64>)
+        /// 206 `multipart/byteranges`.
+        case multipart(HTTPFields, MultipartByteRanges, [ClosedRange<Int64>])
+        /// 416 (or 500 when the ranges cannot be framed).
+        case refused(APIError)
+    }
+
+    static func plan(info: ObjectInfo, request: HTTPFields, contentType: String, cacheControl: String, now: Date = Date()) -> Plan {
+        let etag = EntityTag(opaqueTag: info.entityTag)
+        let modified = Timestamp(millisecondsSince1970: Int64(info.lastModified.timeIntervalSince1970) * 1000)
+        let nowStamp = Timestamp(millisecondsSince1970: Int64(now.timeIntervalSince1970 * 1000))
+        var headers: HTTPFields = [
+            .contentType: contentType,
+            .eTag: etag.description,
+            .lastModified: HTTPDate.render(modified),
+            .cacheControl: cacheControl,
+            .acceptRanges: "bytes",
+        ]
+        if notModified(request, etag: etag, lastModified: modified) {
+            headers[.contentType] = nil
+            return .notModified(headers)
+        }
+        let resolution = RangeRequestEvaluator.evaluate(
+            range: request[.range], ifRange: request[.ifRange], length: info.size, etag: etag,
+            lastModified: modified, responseDate: nowStamp)
+        switch resolution {
+        case .full:
+            headers[.contentLength] = String(info.size)
+            return .full(headers)
+        case .partial(let ranges) where ranges.count == 1:
+            headers[.contentRange] = ContentRange.render(ranges[0], completeLength: info.size)
+            headers[.contentLength] = String(ranges[0].count)
+            return .single(headers, ranges[0])
+        case .partial(let ranges):
+            var generator = SystemRandomNumberGenerator()
+            guard let multipart = MultipartByteRanges(boundary: MultipartByteRanges.makeBoundary(using: &generator),
+                                                      partContentType: contentType, completeLength: info.size, ranges: ranges)
+            else { return .refused(APIError(.internalServerError, code: "internal_error", "cannot frame the ranges")) }
+            headers[.contentType] = multipart.contentType
+            headers[.contentLength] = String(multipart.contentLength)
+            return .multipart(headers, multipart, ranges)
+        case .unsatisfiable, .tooManyRanges:
+            return .refused(APIError(.rangeNotSatisfiable, code: "range_not_satisfiable",
+                                     resolution == .tooManyRanges ? "more than 16 ranges requested" : "no requested range overlaps the \(info.size) bytes",
+                                     headers: [.contentRange: ContentRange.unsatisfied(completeLength: info.size), .acceptRanges: "bytes"]))
+        }
+    }
+
+    /// Chunks read from storage: a paced response holds one chunk while it trickles out, so
+    /// it reads about a quarter second of media at a time instead of ``chunkSize`` (1,000 paced
+    /// listeners would otherwise hold 128 MiB).
+    static func chunkSize(_ pacing: Pacing?) -> Int {
+        guard let pacing else { return chunkSize }
+        return min(chunkSize, pacedPiece(pacing))
+    }
+
+    /// A quarter second at the paced rate, at least 4 KiB.
+    static func pacedPiece(_ pacing: Pacing) -> Int {
+        max(4096, Int(pacing.bytesPerSecond / 4))
     }
 
     /// An object already in memory goes out in one write (no streaming closure).
@@ -151,7 +188,7 @@ struct ObjectResponder: Sendable {
                 if let pacing {
                     // Pieces of at most a quarter second of media, each sent once the budget
                     // (burst + rate × elapsed) allows it.
-                    let piece = max(4096, Int(pacing.bytesPerSecond / 4))
+                    let piece = Self.pacedPiece(pacing)
                     var rest = buffer
                     while rest.readableBytes > 0, let slice = rest.readSlice(length: min(piece, rest.readableBytes)) {
                         let allowed = Double(pacing.burstBytes) + pacing.bytesPerSecond * ((ContinuousClock.now - began) / .seconds(1))

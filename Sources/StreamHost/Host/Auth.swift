@@ -139,6 +139,8 @@ public struct HostAuth: Sendable {
     let defaultKeyID: String
     let signer: URLSigner
     let catalog: (any Catalog)?
+    /// Rate limits per token subject (set by ``StreamHostServer``; nil: none).
+    var rateLimits: RateLimitPolicy?
 
     /// Query parameter carrying a signed playback token.
     public static let tokenParameter = "token"
@@ -280,6 +282,12 @@ public struct HostAuth: Sendable {
         guard scopes.contains(where: { principal.allows($0, track: track) }) else {
             throw APIError.forbidden(track.map { "the token does not allow \(names) on track \($0)" } ?? "the token lacks scope \(names)")
         }
+        // Per token subject, beside the per-address buckets: one subject behind many addresses.
+        if !isPublic, let rateLimits, !principal.subject.isEmpty,
+           let verdict = rateLimits.check(method: request.method, path: request.uri.path, key: "subject:" + principal.subject),
+           verdict.retryAfter != nil {
+            throw rateLimits.refusal(verdict, who: "token subject")
+        }
         return principal
     }
 
@@ -314,21 +322,27 @@ public struct HostAuth: Sendable {
     public func authorizePlayback(_ request: Request, track: String, now: Date) async throws(APIError) -> String? {
         if isPublic { return nil }
         if let token = request.uri.queryParameters.get(Self.tokenParameter) {
-            let verdict = signer.verify(path: request.uri.path, token: token,
-                                        now: Timestamp(millisecondsSince1970: Int64(now.timeIntervalSince1970 * 1000)))
-            switch verdict {
-            case .valid: return token
-            case .expired: throw APIError.unauthorized("the signed URL has expired")
-            case .pathOutsidePrefix: throw APIError.forbidden("the signed URL does not open this path")
-            case .clientMismatch: throw APIError.forbidden("the signed URL is bound to another client")
-            case .badSignature, .unknownKey, .malformed: throw APIError.unauthorized("invalid signed URL")
-            }
+            return try verifySignedPath(request.uri.path, token: token, now: now)
         }
         if request.headers[.authorization] != nil {
             try await require(.stream, request, track: track)
             return playbackToken(track: track, now: now)
         }
         throw APIError.unauthorized("a signed URL or a bearer token with scope stream is required", error: "invalid_request")
+    }
+
+    /// The signed-URL half of ``authorizePlayback(_:track:now:)``, synchronous (it runs on the
+    /// event loop in the fast path): `token` for `path` when valid, else 401 or 403.
+    func verifySignedPath(_ path: String, token: String, now: Date) throws(APIError) -> String {
+        let verdict = signer.verify(path: path, token: token,
+                                    now: Timestamp(millisecondsSince1970: Int64(now.timeIntervalSince1970 * 1000)))
+        switch verdict {
+        case .valid: return token
+        case .expired: throw APIError.unauthorized("the signed URL has expired")
+        case .pathOutsidePrefix: throw APIError.forbidden("the signed URL does not open this path")
+        case .clientMismatch: throw APIError.forbidden("the signed URL is bound to another client")
+        case .badSignature, .unknownKey, .malformed: throw APIError.unauthorized("invalid signed URL")
+        }
     }
 
     private struct HeaderFields: Decodable {

@@ -95,6 +95,15 @@ public final class HostMetrics: Sendable {
         }.0.increment(by: waited / .seconds(1))
     }
 
+    func fastPathAnswered() {
+        handle("f") {
+            (registry.makeCounter(descriptor: .init(
+                namespace: "veza", subsystem: "http", metricName: "fast_path_responses", unitName: "total",
+                helpText: "Requests answered on the event loop by the playback fast path (cached segments, playlists of recently ready tracks); also counted in veza_http_requests_total."),
+                labels: []), nil)
+        }.0.increment()
+    }
+
     func rateLimited(_ kind: String) {
         handle("l\u{0}\(kind)") {
             (registry.makeCounter(descriptor: .init(

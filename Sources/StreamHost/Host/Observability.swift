@@ -49,19 +49,25 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private func log(_ request: Request, _ context: Context, status: Int, start: ContinuousClock.Instant, error: (any Error)? = nil) {
-        let level: Logger.Level = (status < 400 && (request.method == .get || request.method == .head)) ? .debug : .info
-        guard context.logger.logLevel <= level else { return }
-        let client = (context as? any RemoteAddressRequestContext)?.remoteAddress.flatMap(Self.networkPrefix)
+        Self.log(logger: context.logger, method: request.method, route: context.endpointPath ?? "unmatched", path: request.uri.path,
+                 status: status, start: start, client: (context as? any RemoteAddressRequestContext)?.remoteAddress, error: error)
+    }
+
+    /// The request's log line (also written by the fast path, which bypasses this middleware).
+    static func log(logger: Logger, method: HTTPRequest.Method, route: String, path: String, status: Int,
+                    start: ContinuousClock.Instant, client: SocketAddress?, error: (any Error)?) {
+        let level: Logger.Level = (status < 400 && (method == .get || method == .head)) ? .debug : .info
+        guard logger.logLevel <= level else { return }
         var metadata: Logger.Metadata = [
-            "method": .string(request.method.rawValue),
-            "route": .string(context.endpointPath ?? "unmatched"),
-            "path": .string(request.uri.path),
+            "method": .string(method.rawValue),
+            "route": .string(route),
+            "path": .string(path),
             "status": .stringConvertible(status),
             "duration_ms": .stringConvertible(((ContinuousClock.now - start) / .microseconds(1)).rounded() / 1000),
         ]
-        if let client { metadata["client"] = .string(client) }
+        if let client = client.flatMap(networkPrefix) { metadata["client"] = .string(client) }
         if let error = error as? APIError { metadata["error"] = .string(error.code) }
-        context.logger.log(level: level, "request", metadata: metadata)
+        logger.log(level: level, "request", metadata: metadata)
     }
 
     /// A random per-process prefix and a counter: unique, cheap, and sortable within a process.

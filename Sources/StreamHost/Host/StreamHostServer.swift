@@ -1,4 +1,5 @@
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 import Foundation
 import NIOCore
@@ -28,6 +29,12 @@ public struct StreamHostServer: Sendable {
     /// The metrics `/metrics` serves.
     public let metrics: HostMetrics
     let temporaryDirectory: String
+    /// Published objects recently served (shared by the routes and the fast path).
+    let objectCache: ObjectCache
+    /// Published manifests, and which tracks were recently ready.
+    let manifests: ManifestCache
+    /// Per-address and per-subject rate limits.
+    let rateLimits: RateLimitPolicy
 
     /// Opens the configured backends (the embedded default: `objects/` and `catalog.sqlite` under
     /// `configuration.dataDirectory`; S3 and PostgreSQL when configured) with `tmp/` (uploads
@@ -60,8 +67,13 @@ public struct StreamHostServer: Sendable {
     public init(configuration: HostConfiguration, storage: any ObjectStorage, catalog: any Catalog, auth: HostAuth,
                 metrics: HostMetrics, temporaryDirectory: String, stagingDirectory: String, logger: Logger) {
         self.configuration = configuration
+        rateLimits = RateLimitPolicy(limits: configuration.limits, metrics: metrics)
+        var auth = auth
+        auth.rateLimits = rateLimits
         self.auth = auth
         self.metrics = metrics
+        objectCache = ObjectCache(capacityBytes: configuration.objectCacheBytes)
+        manifests = ManifestCache()
         self.storage = storage
         self.catalog = catalog
         self.logger = logger
@@ -73,17 +85,16 @@ public struct StreamHostServer: Sendable {
     /// Adds every route of the host to `router`.
     public func register<Context: RequestContext>(on router: Router<Context>) {
         let workers = self.workers
-        let cache = ObjectCache(capacityBytes: configuration.objectCacheBytes)
+        let cache = objectCache
+        let manifests = self.manifests
         let purger = configuration.cdnPurgeURL.map { CDNPurger(endpoint: $0, logger: logger) }
-        let manifests = ManifestCache()
         TrackRoutes(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
                     auth: auth, manifests: manifests, onEnqueue: { workers.notify() }, onDelete: { id in
+                        manifests.forget(id)
                         cache.removeTrack(id)
                         await purger?.purge(track: id)
                     }).register(on: router)
-        DeliveryRoutes(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics, cache: cache,
-                       manifests: manifests)
-            .register(on: router)
+        deliveryRoutes().register(on: router)
         let metrics = self.metrics
         router.get("/metrics") { _, _ -> Response in
             if let depth = try? await catalog.activeJobCount() { metrics.queueDepth.set(Double(depth)) }
@@ -103,6 +114,11 @@ public struct StreamHostServer: Sendable {
         }
     }
 
+    func deliveryRoutes() -> DeliveryRoutes {
+        DeliveryRoutes(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics,
+                       cache: objectCache, manifests: manifests)
+    }
+
     /// The Hummingbird application: the routes, the worker pool as a service, HTTP/1.1 with
     /// an idle timeout that drops stalled uploads.
     ///
@@ -112,8 +128,7 @@ public struct StreamHostServer: Sendable {
         let router = Router(context: HostRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: MetricsMiddleware(metrics: metrics))
-        router.add(middleware: RateLimitMiddleware(limiter: RateLimiter(capacity: configuration.limits.trackedClients),
-                                                   limits: configuration.limits, metrics: metrics))
+        router.add(middleware: RateLimitMiddleware(policy: rateLimits))
         // Browser players on other origins: reads with Range, uploads with a bearer token.
         router.add(middleware: CORSMiddleware(
             allowOrigin: .all,
@@ -126,19 +141,26 @@ public struct StreamHostServer: Sendable {
         register(on: router)
         let connections = ConnectionGuard.Counter()
         let limits = configuration.limits
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [
+                ConnectionGuard(counter: connections, cap: limits.connectionsPerClient,
+                                headerTimeout: .milliseconds(Int64(limits.headerTimeout * 1000)),
+                                keepAliveTimeout: .milliseconds(Int64(limits.keepAliveTimeout * 1000))),
+                ContinueHandler(maxBodyBytes: configuration.maxUploadBytes),
+            ],
+            idleTimeout: .seconds(Int64(configuration.uploadIdleTimeout)))
+        let serverName = "veza-stream"
+        let fastPath = PlaybackFastPath(delivery: deliveryRoutes(), cache: objectCache, manifests: manifests, policy: rateLimits,
+                                        metrics: metrics, logger: logger, serverName: serverName)
         return Application(
             router: router,
-            server: .http1(configuration: .init(
-                additionalChannelHandlers: [
-                    ConnectionGuard(counter: connections, cap: limits.connectionsPerClient,
-                                    headerTimeout: .milliseconds(Int64(limits.headerTimeout * 1000)),
-                                    keepAliveTimeout: .milliseconds(Int64(limits.keepAliveTimeout * 1000))),
-                    ContinueHandler(maxBodyBytes: configuration.maxUploadBytes),
-                ],
-                idleTimeout: .seconds(Int64(configuration.uploadIdleTimeout)))),
+            // HTTP/1.1, with hot playback requests answered on the event loop (PlaybackFastPath).
+            server: HTTPServerBuilder { responder in
+                PlaybackHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1), fastPath: fastPath)
+            },
             // A deep accept queue: thousands of listeners connect within seconds of a release (the
             // kernel caps it at net.core.somaxconn).
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veza-stream", backlog: 4096),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName, backlog: 4096),
             services: [workers],
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger
