@@ -46,6 +46,12 @@ struct LoadGen: AsyncParsableCommand {
     var abr = ABRChoice.hybrid
     @Option(help: "Play the variants with this CODECS value (default: that of the first variant).")
     var codecs: String?
+    @Option(help: "Slowloris connections beside the listeners: each trickles a request head, one byte per --slow-interval, never finishing it.")
+    var slowloris = 0
+    @Option(help: "Connections beside the listeners that request the progressive file (else the master playlist) and never read the answer.")
+    var slowReaders = 0
+    @Option(help: "Seconds between two bytes of a slowloris connection.")
+    var slowInterval = 1.0
     @Option(help: "Seconds to wait for a response's head or its next bytes before dropping the connection (an error).")
     var timeout = 10.0
     @Option(help: "A server PID to sample (CPU, RSS; with its direct children) every second; repeatable.")
@@ -56,6 +62,9 @@ struct LoadGen: AsyncParsableCommand {
     var failOnStall = false
 
     func validate() throws {
+        guard slowloris >= 0, slowReaders >= 0, slowInterval > 0 else {
+            throw ValidationError("--slowloris and --slow-readers are counts; --slow-interval is positive")
+        }
         guard listeners > 0, duration > 0, speed > 0, bufferSeconds > 0, listenSeconds > 0, progressiveKbps > 0, timeout > 0 else {
             throw ValidationError("--listeners, --duration, --speed, --buffer-seconds, --listen-seconds, --progressive-kbps and --timeout must be positive")
         }
@@ -74,9 +83,10 @@ struct LoadGen: AsyncParsableCommand {
 
     func run() async throws {
         // Running out of descriptors would not only fail connections: libdispatch traps on it.
-        let files = raiseFileLimit(to: UInt64(listeners) + 256)
-        guard files >= UInt64(listeners) + 256 else {
-            throw SetupError(description: "\(listeners) listeners need \(listeners + 256) open files; the hard limit is \(files) (ulimit -Hn)")
+        let sockets = listeners + slowloris + slowReaders
+        let files = raiseFileLimit(to: UInt64(sockets) + 256)
+        guard files >= UInt64(sockets) + 256 else {
+            throw SetupError(description: "\(sockets) connections need \(sockets + 256) open files; the hard limit is \(files) (ulimit -Hn)")
         }
         let stats = Stats()
         let start = ContinuousClock.now
@@ -104,9 +114,23 @@ struct LoadGen: AsyncParsableCommand {
         }
 
         /// What a listener task hands back.
-        enum Outcome: Sendable { case hls, progressive(bytes: Int, seconds: Double), end }
+        enum Outcome: Sendable { case hls, progressive(bytes: Int, seconds: Double), slow(SlowClients.Result), end }
         var progressiveResults: [(bytes: Int, seconds: Double)] = []
+        var slowResults: [SlowClients.Result] = []
         await withTaskGroup(of: Outcome.self) { group in
+            let slowTarget = master ?? file
+            if let slowTarget, slowloris > 0 {
+                group.addTask {
+                    .slow(await SlowClients.run(.trickle, count: slowloris, url: slowTarget, interval: .seconds(slowInterval), start: start,
+                                                ramp: .seconds(rampSeconds), end: end))
+                }
+            }
+            if let readTarget = file ?? master, slowReaders > 0 {
+                group.addTask {
+                    .slow(await SlowClients.run(.nonReading, count: slowReaders, url: readTarget, interval: .seconds(slowInterval),
+                                                start: start, ramp: .seconds(rampSeconds), end: end))
+                }
+            }
             group.addTask {
                 try? await Task.sleep(until: end)
                 return .end
@@ -130,6 +154,7 @@ struct LoadGen: AsyncParsableCommand {
                 switch outcome {
                 case .end: group.cancelAll()
                 case .progressive(let bytes, let seconds): progressiveResults.append((bytes, seconds))
+                case .slow(let result): slowResults.append(result)
                 case .hls: break
                 }
             }
@@ -152,7 +177,7 @@ struct LoadGen: AsyncParsableCommand {
                 listeners: progressiveResults.count, bytesPerListener: progressiveResults.map(\.bytes),
                 meanKbps: listened > 0 ? Double(progressiveResults.reduce(0) { $0 + $1.bytes }) * 8 / listened / 1000 : 0,
                 paceKbps: progressiveKbps * speed, timeToFirstAudioMs: .init(counters.progressiveFirstAudio)),
-            server: server, loadgen: own)
+            slow: slowResults.isEmpty ? nil : slowResults, server: server, loadgen: own)
         print(report.summary)
         if let json {
             let encoder = JSONEncoder()

@@ -207,6 +207,8 @@ struct Report: Codable {
     /// HLS: from the master playlist request to the first segment.
     var timeToFirstAudioMs: Latency
     var progressive: Progressive?
+    /// Slowloris and non-reading connections opened beside the listeners.
+    var slow: [SlowClients.Result]?
     var server: ProcessUse?
     var loadgen: ProcessUse
 
@@ -235,6 +237,7 @@ struct Report: Codable {
             lines.append("progressive      \(progressive.listeners) listeners, bytes each min \(bytes.first ?? 0) median \(bytes.isEmpty ? 0 : bytes[bytes.count / 2]) max \(bytes.last ?? 0); \(f(progressive.meanKbps)) kbit/s each while listening (pace \(f(progressive.paceKbps)))")
             lines.append("  first audio    \(latency(progressive.timeToFirstAudioMs)) (request → first body bytes)")
         }
+        for result in slow ?? [] { lines.append("slow clients     \(result.summary)") }
         if let server { lines.append("server CPU       \(use(server))") }
         lines.append("loadgen CPU      \(use(loadgen))")
         return lines.joined(separator: "\n")

@@ -300,10 +300,10 @@ struct DeliveryTests {
         #expect(!log.contains(tokenValue.prefix(40)) && !log.contains(stream.prefix(40)), "a token reached the log")
     }
 
-    @Test("progressive files are paced: a listener who stops after 3 s got the burst plus 3 s at the pacing rate, not the file")
+    @Test("progressive files are paced: a listener who stops after 3 s got the burst plus 3 s at the pacing rate, not the file; a client that reads nothing is closed by the send timeout")
     func pacing() throws {
         let (host, _, track) = try readyHost("pacing", seconds: 20, environment: [
-            "VEZA_DELIVERY_PACING_MULTIPLE": "1", "VEZA_DELIVERY_PACING_BURST_SECONDS": "2"])
+            "VEZA_DELIVERY_PACING_MULTIPLE": "1", "VEZA_DELIVERY_PACING_BURST_SECONDS": "2", "VEZA_LIMITS_SEND_TIMEOUT": "2"])
         let progressive = try #require((try playback(track)["progressive"] as? [[String: Any]])?.first { $0["rendition"] as? String == "flac" })
         let url = host.base + (try #require(progressive["url"] as? String))
         let size = Double(try #require(try host.object("tracks/\(track["id"] as! String)/v1/progressive/flac.flac")).count)
@@ -317,6 +317,29 @@ struct DeliveryTests {
         #expect(received <= (2 + 3 + 0.5) * perSecond, "burst + 3 s at 1× (+ one piece): \(received) of \(size) bytes, \(perSecond)/s")
         let metrics = try host.curl([host.base + "/metrics"]).body
         #expect(metrics.contains("veza_pacing_responses_total"))
+
+        // A client that asks for the file and reads nothing (4 KiB receive buffer): its socket
+        // stays full, and the 2 s send timeout closes the connection.
+        let path = String(url.dropFirst(host.base.count))
+        let script = """
+        import socket, time
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", \(host.port)))
+        s.sendall(b"GET \(path) HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        time.sleep(5)
+        s.settimeout(3); total = 0; closed = False
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d: closed = True; break
+                total += len(d)
+        except socket.timeout: pass
+        except ConnectionResetError: closed = True
+        print("closed" if closed else "open", total)
+        """
+        let stuck = String(decoding: try Subprocess.run("python3", ["-c", script]).stdout, as: UTF8.self).split(separator: " ")
+        #expect(stuck.first == "closed", "a client that never reads is closed by the send timeout: \(stuck)")
+        #expect((Double(stuck.last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? size) < size, "and never got the whole file")
         host.stop()
     }
 

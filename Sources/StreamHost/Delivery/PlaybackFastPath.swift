@@ -280,10 +280,16 @@ struct PlaybackHTTP1Channel: ServerChildChannel {
 
     let http1: HTTP1Channel
     let fastPath: PlaybackFastPath
+    /// SO_SNDBUF of each connection (0: the kernel's autotuning).
+    let sendBuffer: Int
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let fastPath = self.fastPath
+        let sendBuffer = self.sendBuffer
         return http1.setup(channel: channel, logger: logger).flatMapThrowing { connection in
+            if sendBuffer > 0 {
+                try channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(sendBuffer))
+            }
             let pipeline = channel.pipeline.syncOperations
             let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
             let routerNeeded = channel.eventLoop.makePromise(of: Bool.self)

@@ -109,6 +109,15 @@ public struct LimitsConfiguration: Sendable {
     /// Seconds from the end of a response to the next complete request head on a kept-alive
     /// connection (`limits.keepAliveTimeout`). Default 60.
     public var keepAliveTimeout: Double = 60
+    /// Seconds a response may wait for a client that reads nothing (`limits.sendTimeout`): the
+    /// connection is closed when its socket stays full that long, as nginx's `send_timeout`.
+    /// A player that reads at real-time pace drains its socket within seconds. Default 30.
+    public var sendTimeout: Double = 30
+    /// Bytes of kernel send buffer per connection (`limits.sendBuffer`, SO_SNDBUF; 0: the
+    /// kernel's autotuning). Autotuning grows it to `net.ipv4.tcp_wmem`'s maximum (4 MiB), which
+    /// a client that stops reading pins for minutes of paced audio before the send timeout can
+    /// even start. 256 KiB carries 20 Mbit/s at 100 ms round trip. Default 262,144.
+    public var sendBuffer = 262_144
     /// Keys the limiter remembers at once (`limits.trackedClients`). Default 65,536.
     public var trackedClients = 65_536
 
@@ -126,6 +135,8 @@ public struct LimitsConfiguration: Sendable {
         connectionsPerClient = max(0, reader.int(forKey: "limits.connectionsPerClient", default: connectionsPerClient))
         headerTimeout = max(0.5, reader.double(forKey: "limits.headerTimeout", default: headerTimeout))
         keepAliveTimeout = max(1, reader.double(forKey: "limits.keepAliveTimeout", default: keepAliveTimeout))
+        sendTimeout = max(1, reader.double(forKey: "limits.sendTimeout", default: sendTimeout))
+        sendBuffer = max(0, reader.int(forKey: "limits.sendBuffer", default: sendBuffer))
         trackedClients = max(1024, reader.int(forKey: "limits.trackedClients", default: trackedClients))
     }
 }
@@ -203,9 +214,10 @@ struct RateLimitMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Per-connection protections below HTTP: a cap on open connections per client address, and a
+/// Per-connection protections below HTTP: a cap on open connections per client address, a
 /// deadline for each request head (slowloris: headers trickled byte by byte keep resetting an
-/// idle timeout, not this deadline).
+/// idle timeout, not this deadline), and a send timeout (a client that stops reading while a
+/// response waits on its full socket).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -237,17 +249,33 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     let cap: Int
     let headerTimeout: TimeAmount
     let keepAliveTimeout: TimeAmount
+    let sendTimeout: TimeAmount
     private var address: String?
     private var deadline: Scheduled<Void>?
+    /// Armed while the socket is full (the channel not writable).
+    private var sendDeadline: Scheduled<Void>?
 
     /// - Parameters:
     ///   - headerTimeout: from connecting to a complete first request head.
     ///   - keepAliveTimeout: from the end of a response to the next complete request head.
-    init(counter: Counter, cap: Int, headerTimeout: TimeAmount, keepAliveTimeout: TimeAmount) {
+    ///   - sendTimeout: how long the socket may stay full before the connection is closed.
+    init(counter: Counter, cap: Int, headerTimeout: TimeAmount, keepAliveTimeout: TimeAmount, sendTimeout: TimeAmount) {
         self.counter = counter
         self.cap = cap
         self.headerTimeout = headerTimeout
         self.keepAliveTimeout = keepAliveTimeout
+        self.sendTimeout = sendTimeout
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            sendDeadline?.cancel()
+            sendDeadline = nil
+        } else if sendDeadline == nil {
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            sendDeadline = context.eventLoop.scheduleTask(in: sendTimeout) { loopBound.value.close(promise: nil) }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -303,6 +331,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
         deadline = nil
+        sendDeadline?.cancel()
+        sendDeadline = nil
         if let address { counter.close(address) }
         address = nil
         context.fireChannelInactive()

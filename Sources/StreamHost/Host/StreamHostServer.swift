@@ -145,7 +145,8 @@ public struct StreamHostServer: Sendable {
             additionalChannelHandlers: [
                 ConnectionGuard(counter: connections, cap: limits.connectionsPerClient,
                                 headerTimeout: .milliseconds(Int64(limits.headerTimeout * 1000)),
-                                keepAliveTimeout: .milliseconds(Int64(limits.keepAliveTimeout * 1000))),
+                                keepAliveTimeout: .milliseconds(Int64(limits.keepAliveTimeout * 1000)),
+                                sendTimeout: .milliseconds(Int64(limits.sendTimeout * 1000))),
                 ContinueHandler(maxBodyBytes: configuration.maxUploadBytes),
             ],
             idleTimeout: .seconds(Int64(configuration.uploadIdleTimeout)))
@@ -156,7 +157,8 @@ public struct StreamHostServer: Sendable {
             router: router,
             // HTTP/1.1, with hot playback requests answered on the event loop (PlaybackFastPath).
             server: HTTPServerBuilder { responder in
-                PlaybackHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1), fastPath: fastPath)
+                PlaybackHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1), fastPath: fastPath,
+                                     sendBuffer: limits.sendBuffer)
             },
             // A deep accept queue: thousands of listeners connect within seconds of a release (the
             // kernel caps it at net.core.somaxconn).
