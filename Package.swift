@@ -78,6 +78,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 // HTTP parts of Hummingbird's pipeline (the 100-continue handler).
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                // Below its HTTP types codec, the fast path writes file regions (sendfile).
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -37,18 +37,44 @@
 # as much about the load generator as about the servers; its CPU use is in the table.
 # Usage: Benchmarks/listener-load.sh   (uses .build/release/{streamhost,veza-loadgen}, building
 #        them if missing; writes nothing outside /tmp; inherited VEZA_… variables are ignored)
-# Knobs: LISTENERS=10000  DURATION=60 (s, ramp included)  RAMP=20 (s)  SPEEDS="1 4"
+# Knobs: SCENARIO=listeners  LISTENERS=10000  DURATION=60 (s, ramp included)  RAMP=20 (s)  SPEEDS="1 4"
 #        PROGRESSIVE_FRACTION=0.1  STREAMHOST=path  LOADGEN=path
 #        SKIP_PROBABILITY=0.3  PROGRESSIVE_RENDITION=aac-128  NGINX_WORKERS=1 (or auto)
 #        PAUSE=10 (s between runs)  KEEP=1 (keep the work directory, with the JSON reports)
+#
+# SCENARIO (default listeners) picks the run and its defaults:
+#   listeners    the above (10,000 listeners, 10 % progressive, at 1× and 4×);
+#   progressive  1,000 progressive listeners that read as fast as the server sends (a buffer of
+#                100,000 s) and stop after 30 s without reconnecting: the bytes each received
+#                against the bound the host's pacing sets (a 10 s burst + 30 s at 4× the
+#                bitrate; nginx, which does not pace, is the reference), and zero stalls;
+#   hostile      1,000 listeners (10 % progressive) with 250 slowloris connections (a request
+#                head trickled one byte a second) and 250 that request the progressive file and
+#                never read it, opened over the ramp: no stall for the listeners, and the slow
+#                connections closed by the timeouts (the host: header deadline 10 s, send
+#                timeout 30 s; nginx: client_header_timeout and send_timeout 60 s, its defaults).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-LISTENERS=${LISTENERS:-10000}
-DURATION=${DURATION:-60}
-RAMP=${RAMP:-20}
-SPEEDS=${SPEEDS:-1 4}
-PROGRESSIVE_FRACTION=${PROGRESSIVE_FRACTION:-0.1}
+SCENARIO=${SCENARIO:-listeners}
+case $SCENARIO in
+  listeners) d_listeners=10000 d_duration=60 d_ramp=20 d_speeds="1 4" d_fraction=0.1 ;;
+  progressive) d_listeners=1000 d_duration=40 d_ramp=5 d_speeds=1 d_fraction=1 ;;
+  hostile) d_listeners=1000 d_duration=60 d_ramp=10 d_speeds=1 d_fraction=0.1 ;;
+  *) echo "error: SCENARIO=$SCENARIO: expected listeners, progressive or hostile" >&2; exit 1 ;;
+esac
+LISTENERS=${LISTENERS:-$d_listeners}
+DURATION=${DURATION:-$d_duration}
+RAMP=${RAMP:-$d_ramp}
+SPEEDS=${SPEEDS:-$d_speeds}
+PROGRESSIVE_FRACTION=${PROGRESSIVE_FRACTION:-$d_fraction}
+# What the scenario adds to each veza-loadgen run.
+scenario_args=()
+listen_seconds=$DURATION
+case $SCENARIO in
+  progressive) listen_seconds=30; scenario_args=(--buffer-seconds 100000 --no-restart) ;;
+  hostile) scenario_args=(--slowloris 250 --slow-readers 250) ;;
+esac
 SKIP_PROBABILITY=${SKIP_PROBABILITY:-0.3}
 PROGRESSIVE_RENDITION=${PROGRESSIVE_RENDITION:-aac-128}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
@@ -369,9 +395,9 @@ run() { # run TARGET SPEED
   t0=$EPOCHREALTIME
   echo "== $target, speed $speed: $LISTENERS listeners for ${DURATION}s (ramp ${RAMP}s), accept backlog ${backlog:-?}"
   "$loadgen" --url "$url" --progressive-url "$prog" --progressive-fraction "$PROGRESSIVE_FRACTION" \
-    --progressive-kbps "$prog_kbps" --listen-seconds "$DURATION" --listeners "$LISTENERS" --duration "$DURATION" \
+    --progressive-kbps "$prog_kbps" --listen-seconds "$listen_seconds" --listeners "$LISTENERS" --duration "$DURATION" \
     --ramp-seconds "$RAMP" --speed "$speed" --skip-probability "$SKIP_PROBABILITY" --server-pid "$pid" \
-    --json "$out" > "$log" 2>&1 &
+    "${scenario_args[@]}" --json "$out" > "$log" 2>&1 &
   lg=$!
   pids+=("$lg")
   # Established connections to the server, a few seconds after the ramp.
@@ -447,6 +473,36 @@ for speed in $SPEEDS; do
         s, ratio(fa_h, fa_n), ratio(c_h, c_n), goal, met(fa_h, fa_n), met(c_h, c_n), rss, rgoal, (rss <= rgoal ? "met" : "not met")
     }'
 done
+if [ "$SCENARIO" = progressive ]; then
+  # The host's pacing (defaults): a burst of 10 s of audio, then 4× the bitrate.
+  bound=$(awk -v k="$prog_kbps" -v l="$listen_seconds" 'BEGIN {printf "%d", k * 1000 / 8 * (10 + 4 * l)}')
+  file_bytes=$(stat -c %s "$objects/$prog_key")
+  echo "**Progressive listeners who stop after $listen_seconds s** (reading as fast as the server sends; file $file_bytes bytes):"
+  echo
+  echo "| target | listeners | stalls | bytes each: min / median / max | bound: 10 s burst + $listen_seconds s at 4× | max / bound |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  for t in "${targets[@]}"; do
+    r=${report[$t]}
+    [ -n "$r" ] || continue
+    # shellcheck disable=SC2016 # \(…) is jq's interpolation
+    q "$r" --arg l "$(label "$t")" --argjson b "$bound" \
+      '(.progressive.bytesPerListener | sort) as $s | "| \($l) | \(.progressive.listeners) | \(.stalls) | \($s[0]) / \($s[($s | length) / 2 | floor]) / \($s[-1]) | \($b) | \(($s[-1] / $b * 100 | round) / 100) |"'
+  done
+  echo
+fi
+if [ "$SCENARIO" = hostile ]; then
+  echo "**Slow connections beside the listeners** (opened over the ramp):"
+  echo
+  echo "| target | kind | connections | closed by the server | after (p50 / max) | still open at the end | listeners' stalls / errors |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+  for t in "${targets[@]}"; do
+    r=${report[$t]}
+    [ -n "$r" ] || continue
+    # shellcheck disable=SC2016 # \(…) is jq's interpolation
+    q "$r" --arg l "$(label "$t")" '. as $run | .slow[]? | "| \($l) | \(.kind) | \(.connections) | \(.closedByServer) | \(.closeSecondsP50 * 10 | round / 10) / \(.closeSecondsMax * 10 | round / 10) s | \(.stillOpenAtEnd) | \($run.stalls) / \($run.errorsTotal) |"'
+  done
+  echo
+fi
 echo "Kernel counters are deltas over each run (machine-wide): ListenOverflows (accept queue full) and"
 echo "TCPMemoryPressures (socket buffers above net.ipv4.tcp_mem's pressure threshold). Machine CPU: all"
 echo "processes and the kernel over the run (from /proc/stat), of which softirq (loopback TCP)."

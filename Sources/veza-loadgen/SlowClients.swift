@@ -10,7 +10,9 @@ import Foundation
 ///   4 KiB receive buffer so that the server's socket fills up at once.
 ///
 /// Each connection records when the server closed it; those still open at the end of the run
-/// are counted as such (and closed by the load generator).
+/// are counted as such (and closed by the load generator). A non-reading connection learns of
+/// the close only by reading: at the end it drains for up to 3 s, and a close found then is
+/// dated at the end of the run.
 enum SlowClients {
     enum Kind: String, Codable, Sendable {
         case trickle
@@ -88,6 +90,17 @@ enum SlowClients {
             channel.writeAndFlush(ByteBuffer(string: head + "\r\n"), promise: nil)
             while ContinuousClock.now < end, closed.withLock({ $0 }) == nil {
                 try? await Task.sleep(until: min(end, .now + .milliseconds(250)))
+            }
+            // A server's close (its FIN) queues behind the bytes this connection never read, so
+            // it is seen only by reading: drain for up to 3 s; the end of the stream says the
+            // server had closed the connection (when exactly is unknown: reported as the end).
+            if closed.withLock({ $0 }) == nil {
+                let drained = ContinuousClock.now
+                channel.setOption(.autoRead, value: true).whenComplete { _ in channel.read() }
+                while closed.withLock({ $0 }) == nil, ContinuousClock.now < drained + .seconds(3) {
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
+                if closed.withLock({ $0 }) != nil { return (drained - opened).seconds }
             }
         case .trickle:
             channel.writeAndFlush(ByteBuffer(string: head), promise: nil)

@@ -177,8 +177,14 @@ public struct DeliveryRoutes: Sendable {
     func pacing(track id: String, path: String) async throws -> ObjectResponder.Pacing? {
         guard configuration.pacingMultiple > 0 else { return nil }
         guard let record = try await catalogCall(catalog, { try await self.catalog.track(id: id) }),
-              path.hasPrefix("v\(record.version)/"), let manifest = manifests.published(record) else { return nil }
-        let file = String(path.dropFirst("v\(record.version)/".count))
+              let manifest = manifests.published(record) else { return nil }
+        return pacing(manifest: manifest, version: record.version, path: path)
+    }
+
+    /// The pacing of `path` (`v{n}/progressive/{file}`) in a published manifest of `version`.
+    func pacing(manifest: TrackManifest, version: Int, path: String) -> ObjectResponder.Pacing? {
+        guard configuration.pacingMultiple > 0, path.hasPrefix("v\(version)/") else { return nil }
+        let file = String(path.dropFirst("v\(version)/".count))
         guard let rendition = manifest.renditions.first(where: { $0.progressive == file }),
               let size = rendition.progressiveByteSize, manifest.durationSeconds > 0 else { return nil }
         let bytesPerSecond = Double(size) / manifest.durationSeconds
@@ -219,10 +225,10 @@ final class ManifestCache: Sendable {
         var seen: ContinuousClock.Instant
     }
     private let ready = Mutex<[String: ReadyTrack]>([:])
-    /// How long the fast path trusts the catalog's last word that a track is ready (a delete
-    /// through this host is seen at once, through another host within this time; playlists
-    /// are cached by clients for `delivery.playlistMaxAge` anyway).
-    static let readyTimeToLive: Duration = .seconds(2)
+    /// How long the fast path trusts the catalog's last word that a track is ready: a delete
+    /// through this host is seen at once, through another host within this time, which is the
+    /// default `delivery.playlistMaxAge` that clients cache playlists for anyway.
+    static let readyTimeToLive: Duration = .seconds(10)
 
     /// Records that the catalog has just said `id` is ready at `version`.
     func rememberReady(id: String, version: Int, manifest: TrackManifest) {
@@ -266,8 +272,10 @@ final class ManifestCache: Sendable {
 
     /// The manifest of a ready track, or nil (not ready, or a manifest that does not decode).
     func published(_ record: TrackRecord) -> TrackManifest? {
-        guard record.status == .ready, let json = record.manifestJSON else { return nil }
-        return try? manifest(id: record.id, version: record.version, json: json)
+        guard record.status == .ready, let json = record.manifestJSON,
+              let manifest = try? manifest(id: record.id, version: record.version, json: json) else { return nil }
+        rememberReady(id: record.id, version: record.version, manifest: manifest)
+        return manifest
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
@@ -6,26 +7,30 @@ import Prometheus
 import Logging
 import NIOCore
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOHTTP1
 import StreamKit
 import Synchronization
 
-/// Answers the hot playback requests on the event loop, below the router: segments and init
-/// segments in the ``ObjectCache``, and the playlists and MPD of tracks the catalog said were
-/// ready within the last two seconds, for requests carrying a signed `?token=` (or in public
-/// mode).
+/// Answers the hot playback requests on the event loop, below the router, for requests
+/// carrying a signed `?token=` (or in public mode):
+/// - segments and init segments in the ``ObjectCache``, from memory;
+/// - the playlists and MPD of tracks the catalog said were ready within the last ten seconds;
+/// - progressive files (paced) and objects too large for the cache, on local disk, with
+///   `sendfile` (see ``PlaybackFastPathHandler``).
 ///
 /// Why: a listener costs the router a trip from the event loop to a Swift task and back per
-/// request, and the connection's task keeps the deepest stack of async frames it ever reached
-/// (about 18 KiB through the middleware chain) for as long as the connection lives. Answered
-/// here, a request costs a dictionary lookup, an HMAC and one write of a buffer shared with the
-/// cache; 10,000 kept-alive listeners keep only the connection's baseline memory.
+/// request (several per second for a paced stream), and the connection's task keeps the deepest
+/// stack of async frames it ever reached (about 18 KiB through the middleware chain) for as long
+/// as the connection lives. Answered here, a request costs a dictionary lookup, an HMAC and one
+/// write of a buffer shared with the cache, or of a file region.
 ///
 /// Everything else, and anything this path is unsure of, goes to the router unchanged: cache
-/// misses, bearer tokens (verified asynchronously, with revocation), invalid or missing tokens
-/// (the router answers 401/403 with the API's error body), requests over their rate (429),
-/// multiple ranges, unsatisfiable ranges, progressive files (paced), redirect mode. The answers
-/// are the router's: same validators, ranges, caching fields, CORS, request id, rate-limit
-/// fields, metrics (route labels included) and debug log line.
+/// misses of small objects (the router fills the cache), S3 storage, bearer tokens (verified
+/// asynchronously, with revocation), invalid or missing tokens (the router answers 401/403 with
+/// the API's error body), requests over their rate (429), multiple and unsatisfiable ranges,
+/// redirect mode. The answers are the router's: same validators, ranges, caching fields, CORS,
+/// request id, rate-limit fields, pacing, metrics (route labels included) and debug log line.
 final class PlaybackFastPath: Sendable {
     let delivery: DeliveryRoutes
     let cache: ObjectCache
@@ -47,10 +52,20 @@ final class PlaybackFastPath: Sendable {
         self.serverName = serverName
     }
 
-    /// A complete answer: head and body (nil for HEAD and 304).
+    /// A complete answer: head and body (nil for HEAD and 304), or a head and a file to stream.
     struct Answer {
         var head: HTTPResponse
         var body: ByteBuffer?
+        var file: FileBody?
+    }
+
+    /// Bytes of an open file (the answer owns the descriptor) sent with `sendfile`, paced for
+    /// progressive files.
+    struct FileBody {
+        var descriptor: CInt
+        var range: Range<Int64>
+        var pacing: ObjectResponder.Pacing?
+        var kind: ObjectResponder.Kind
     }
 
     /// The answer to `request`, or nil to hand it to the router.
@@ -77,14 +92,42 @@ final class PlaybackFastPath: Sendable {
         var status = HTTPResponse.Status.ok
         var headers: HTTPFields
         var body: ByteBuffer?
+        var file: FileBody?
+        /// Every way out that hands the request to the router closes the file opened for it.
+        func handOver() -> Answer? {
+            if let file { Glibc.close(file.descriptor) }
+            return nil
+        }
         let route: String
         var served: ObjectResponder.Kind?
         switch parts[1] {
         case "media":
             let rest = parts[3...].joined(separator: "/")
-            guard !delivery.configuration.redirectMedia, let kind = DeliveryRoutes.publishedObjectKind(rest),
-                  kind.metricsKind != "progressive", let object = cache.object("tracks/\(id)/\(rest)"), let contents = object.contents
-            else { return nil }
+            guard !delivery.configuration.redirectMedia, let kind = DeliveryRoutes.publishedObjectKind(rest) else { return nil }
+            let key = "tracks/\(id)/\(rest)"
+            guard kind.metricsKind != "progressive", let object = cache.object(key), let contents = object.contents else {
+                guard let opened = openFile(key: key, rest: rest, id: id, kind: kind) else { return nil }
+                file = opened.0
+                route = "/media/{id}/**"
+                switch ObjectResponder.plan(info: opened.1, request: request.headerFields, contentType: MediaContentType.forKey(rest),
+                                            cacheControl: DeliveryRoutes.immutable) {
+                case .notModified(let fields):
+                    status = .notModified
+                    headers = fields
+                    _ = handOver()
+                    file = nil
+                case .full(let fields):
+                    headers = fields
+                case .single(let fields, let range):
+                    status = .partialContent
+                    headers = fields
+                    file?.range = range.lowerBound..<(range.upperBound + 1)
+                    file?.kind.isStreamStart = kind.isStreamStart && range.lowerBound == 0
+                case .multipart, .refused:
+                    return handOver()
+                }
+                break
+            }
             let plan = ObjectResponder.plan(info: object.info, request: request.headerFields,
                                             contentType: MediaContentType.forKey(rest), cacheControl: DeliveryRoutes.immutable)
             switch plan {
@@ -131,7 +174,7 @@ final class PlaybackFastPath: Sendable {
         var verdict: RateLimitPolicy.Verdict?
         if let address = remote?.ipAddress {
             verdict = policy.check(method: request.method, path: path, key: address)
-            if verdict?.retryAfter != nil { return nil }
+            if verdict?.retryAfter != nil { return handOver() }
         }
         if let verdict { RateLimitPolicy.annotate(&headers, verdict) }
         if request.headerFields[.origin] != nil {
@@ -143,7 +186,15 @@ final class PlaybackFastPath: Sendable {
         headers[RequestIDMiddleware<HostRequestContext>.header] = requestID
         headers[.date] = httpDate()
         headers[.server] = serverName
-        if request.method == .head { body = nil }
+        if request.method == .head {
+            body = nil
+            _ = handOver()
+            file = nil
+        }
+        if let streamed = file, streamed.range.isEmpty {
+            Glibc.close(streamed.descriptor)
+            file = nil
+        }
 
         if let served, let body {
             metrics.bytesServed(body.readableBytes, kind: served.metricsKind)
@@ -157,7 +208,26 @@ final class PlaybackFastPath: Sendable {
             RequestIDMiddleware<HostRequestContext>.log(logger: logger, method: request.method, route: route, path: path,
                                                         status: status.code, start: start, client: remote, error: nil)
         }
-        return Answer(head: HTTPResponse(status: status, headerFields: headers), body: body)
+        return Answer(head: HTTPResponse(status: status, headerFields: headers), body: body, file: file)
+    }
+
+    /// Opens a published object on local disk for streaming: progressive files (paced, with the
+    /// ready track's manifest; nil when the fast path does not know it) and objects too large
+    /// for the cache. nil hands the request to the router (S3, small objects to cache, errors).
+    private func openFile(key: String, rest: String, id: String, kind: ObjectResponder.Kind) -> (FileBody, ObjectInfo)? {
+        guard let path = delivery.storage.localPath(of: key) else { return nil }
+        var pacing: ObjectResponder.Pacing?
+        let progressive = kind.metricsKind == "progressive"
+        if progressive && delivery.configuration.pacingMultiple > 0 {
+            guard let (manifest, version) = manifests.readyTrack(id) else { return nil }
+            pacing = delivery.pacing(manifest: manifest, version: version, path: rest)
+        }
+        guard case .success(let (descriptor, info)?) = LocalDiskStorage.openFile(path, key: key) else { return nil }
+        if !progressive && info.size <= Int64(cache.maximumObjectBytes) {
+            Glibc.close(descriptor)
+            return nil
+        }
+        return (FileBody(descriptor: descriptor, range: 0..<info.size, pacing: pacing, kind: kind), info)
     }
 
     /// The `Date` field, formatted once per second.
@@ -179,9 +249,13 @@ final class PlaybackFastPath: Sendable {
 /// It sits after Hummingbird's connection-state handler (which so sees every request and
 /// response, for its idle timeout and graceful shutdown) and before the async channel that
 /// feeds the router. Responses leave in request order: while the router has a request of this
-/// connection in hand (pipelining), every later request goes to the router too. A client that
-/// does not read (the channel is not writable) is handed to the router as well, whose writer
-/// waits for the socket instead of queueing more.
+/// connection in hand (pipelining), every later request goes to the router too, and while a file
+/// is being streamed, later requests wait here. A client that does not read (the channel is not
+/// writable) is handed to the router, whose writer waits for the socket instead of queueing more.
+///
+/// Files are sent as file regions (`sendfile`, written below the HTTP types codec, so no byte
+/// passes through user space), a region whenever the socket takes more and, for paced files,
+/// the budget (burst + rate × elapsed) allows it: a timer on the event loop, no task per stream.
 final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -197,10 +271,48 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var routed = 0
     /// Dropping the rest (body, end) of a request answered here.
     private var skipping = false
+    /// The context of the HTTP types codec: file regions are written from there, in
+    /// HTTP/1 parts the encoder below passes through.
+    private var codec: ChannelHandlerContext?
+
+    /// A file being sent.
+    private final class Stream {
+        let handle: NIOFileHandle
+        var offset: Int64
+        let end: Int64
+        let pacing: ObjectResponder.Pacing?
+        let kind: ObjectResponder.Kind
+        let closeAfter: Bool
+        let started = NIODeadline.now()
+        let requestStart: ContinuousClock.Instant
+        var sent: Int64 = 0
+        var waited: Int64 = 0
+        var timer: Scheduled<Void>?
+
+        init(_ body: PlaybackFastPath.FileBody, closeAfter: Bool, requestStart: ContinuousClock.Instant) {
+            handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: body.descriptor)
+            offset = body.range.lowerBound
+            end = body.range.upperBound
+            pacing = body.pacing
+            kind = body.kind
+            self.closeAfter = closeAfter
+            self.requestStart = requestStart
+        }
+    }
+    private var stream: Stream?
+    private var pumping = false
+    /// Request parts that arrived while a file was being sent, handled once it is done.
+    private var waiting: [NIOAny] = []
+    /// Largest region written at once.
+    static let regionBytes: Int64 = 1 << 20
 
     init(fastPath: PlaybackFastPath, routerNeeded: EventLoopPromise<Bool>) {
         self.fastPath = fastPath
         self.routerNeeded = routerNeeded
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        codec = try? context.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
     }
 
     private func startRouter() {
@@ -210,6 +322,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        abandonStream()
         if !routerStarted {
             routerStarted = true
             routerNeeded.succeed(false)
@@ -218,6 +331,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        abandonStream()
         if !routerStarted {
             routerStarted = true
             routerNeeded.succeed(false)
@@ -230,20 +344,36 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.fireErrorCaught(error)
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, stream != nil { pump(context) }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard stream == nil else {
+            waiting.append(data)
+            // A client may send its next request early; one that floods is not a player.
+            if waiting.count > 64 { context.close(promise: nil) }
+            return
+        }
         switch unwrapInboundIn(data) {
         case .head(let request):
+            let start = ContinuousClock.now
             if routed == 0, context.channel.isWritable,
                let answer = fastPath.answer(request, remote: context.channel.remoteAddress) {
                 skipping = true
+                let closeAfter = request.headerFields[.connection]?.lowercased() == "close"
                 context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
-                if let body = answer.body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
-                if request.headerFields[.connection]?.lowercased() == "close" {
-                    let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                    context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in loopBound.value.close(promise: nil) }
-                } else {
-                    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                if let file = answer.file, codec != nil {
+                    stream = Stream(file, closeAfter: closeAfter, requestStart: start)
+                    fastPath.metrics.activeStreams.increment()
+                    if file.pacing != nil { fastPath.metrics.pacedResponseStarted() }
+                    pump(context)
+                    return
                 }
+                if let file = answer.file { Glibc.close(file.descriptor) }
+                if let body = answer.body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+                end(context, closeAfter: closeAfter)
                 return
             }
             skipping = false
@@ -260,6 +390,98 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data), routed > 0 { routed -= 1 }
         context.write(data, promise: promise)
+    }
+
+    private func end(_ context: ChannelHandlerContext, closeAfter: Bool, then done: (@Sendable () -> Void)? = nil) {
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if closeAfter || done != nil {
+            written.whenComplete { _ in
+                done?()
+                if closeAfter { loopBound.value.close(promise: nil) }
+            }
+        }
+    }
+
+    /// Sends what the socket and the pacing budget allow now, then waits for writability or
+    /// for the budget (a timer); ends the response when the range is sent.
+    private func pump(_ context: ChannelHandlerContext) {
+        // A flush may change writability inline and call back in here: the running loop goes on.
+        guard !pumping, let stream, let codec else { return }
+        pumping = true
+        defer { pumping = false }
+        stream.timer?.cancel()
+        stream.timer = nil
+        while stream.offset < stream.end {
+            // Abandoned (the connection closed) during the last write.
+            guard self.stream === stream, context.channel.isActive else { return }
+            guard context.channel.isWritable else { return }   // channelWritabilityChanged resumes
+            var allowed = min(stream.end - stream.offset, Self.regionBytes)
+            if let pacing = stream.pacing {
+                let elapsed = Double((NIODeadline.now() - stream.started).nanoseconds) / 1e9
+                let budget = Int64(Double(pacing.burstBytes) + pacing.bytesPerSecond * elapsed) - stream.sent
+                // Regions of at least a quarter second (or what is left): few timers per stream.
+                let piece = min(stream.end - stream.offset, Int64(ObjectResponder.pacedPiece(pacing)))
+                if budget < piece {
+                    let wait = Double(piece - budget) / pacing.bytesPerSecond
+                    let nanoseconds = Int64(wait * 1e9) + 1_000_000
+                    stream.waited += nanoseconds
+                    let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                    stream.timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+                        let (handler, context) = loopBound.value
+                        handler.pump(context)
+                    }
+                    return
+                }
+                allowed = min(allowed, budget)
+            }
+            let region = FileRegion(fileHandle: stream.handle, readerIndex: Int(stream.offset), endIndex: Int(stream.offset + allowed))
+            if stream.sent == 0, stream.kind.isStreamStart {
+                fastPath.metrics.streamStart.record(ContinuousClock.now - stream.requestStart)
+            }
+            stream.offset += allowed
+            stream.sent += allowed
+            codec.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.fileRegion(region))), promise: nil)
+        }
+        // Sent: end the response, close the file once the last region is out, then take up any
+        // request that arrived meanwhile.
+        guard self.stream === stream else { return }
+        self.stream = nil
+        finishMetrics(stream)
+        let handle = stream.handle
+        end(context, closeAfter: stream.closeAfter) { try? handle.close() }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = loopBound.value
+            handler.drainWaiting(context)
+        }
+    }
+
+    private func drainWaiting(_ context: ChannelHandlerContext) {
+        guard !waiting.isEmpty else { return }
+        while stream == nil, !waiting.isEmpty, context.channel.isActive {
+            let next = waiting.removeFirst()
+            channelRead(context: context, data: next)
+        }
+        // Outside a socket read: the async channel hands what it got to the router only on a
+        // read-complete event.
+        context.fireChannelReadComplete()
+    }
+
+    private func finishMetrics(_ stream: Stream) {
+        fastPath.metrics.activeStreams.decrement()
+        fastPath.metrics.bytesServed(Int(stream.sent), kind: stream.kind.metricsKind)
+        if stream.pacing != nil { fastPath.metrics.pacingWaited(.nanoseconds(stream.waited)) }
+    }
+
+    /// The connection went away mid-file.
+    private func abandonStream() {
+        guard let stream else { return }
+        self.stream = nil
+        stream.timer?.cancel()
+        finishMetrics(stream)
+        try? stream.handle.close()
+        waiting.removeAll()
     }
 }
 

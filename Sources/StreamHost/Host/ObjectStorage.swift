@@ -232,33 +232,44 @@ public struct LocalDiskStorage: ObjectStorage {
     /// for open, stat and read: media segments are 10–300 KiB).
     static let prefetchLimit = 512 * 1024
 
+    /// Opens a regular file read-only and describes it (blocking: on the I/O thread pool, or on
+    /// an event loop for the fast path, as nginx does). nil when there is no such file; the
+    /// caller owns the descriptor.
+    static func openFile(_ file: String, key: String) -> Result<(CInt, ObjectInfo)?, StorageError> {
+        let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            return errno == ENOENT || errno == ENOTDIR ? .success(nil) : .failure(StorageError(key: key, String(cString: strerror(errno))))
+        }
+        var status = stat()
+        guard fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            Glibc.close(fd)
+            return .success(nil)
+        }
+        let size = Int64(status.st_size)
+        let modified = Date(timeIntervalSince1970: Double(status.st_mtim.tv_sec) + Double(status.st_mtim.tv_nsec) / 1e9)
+        // Like nginx: size and modification time, in hex (objects are written once, by rename).
+        let tag = String(status.st_mtim.tv_sec, radix: 16) + String(status.st_mtim.tv_nsec / 1000, radix: 16) + "-" + String(size, radix: 16)
+        return .success((fd, ObjectInfo(size: size, lastModified: modified, entityTag: tag)))
+    }
+
     public func open(_ key: String) async throws(StorageError) -> (any StoredObject)? {
         try validateKey(key)
         let file = path(key)
         let result: Result<LocalStoredObject?, StorageError>
         do {
             result = try await NIOThreadPool.singleton.runIfActive { () -> Result<LocalStoredObject?, StorageError> in
-                let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else {
-                    return errno == ENOENT || errno == ENOTDIR ? .success(nil) : .failure(StorageError(key: key, String(cString: strerror(errno))))
+                switch Self.openFile(file, key: key) {
+                case .failure(let error): return .failure(error)
+                case .success(nil): return .success(nil)
+                case .success(let (fd, info)?):
+                    if info.size <= Self.prefetchLimit {
+                        let buffer = StoredObjects.preadFully(fd, length: Int(info.size), offset: 0)
+                        Glibc.close(fd)
+                        guard let buffer else { return .failure(StorageError(key: key, "short read")) }
+                        return .success(LocalStoredObject(key: key, info: info, contents: buffer, descriptor: -1))
+                    }
+                    return .success(LocalStoredObject(key: key, info: info, contents: nil, descriptor: fd))
                 }
-                var status = stat()
-                guard fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
-                    Glibc.close(fd)
-                    return .success(nil)
-                }
-                let size = Int64(status.st_size)
-                let modified = Date(timeIntervalSince1970: Double(status.st_mtim.tv_sec) + Double(status.st_mtim.tv_nsec) / 1e9)
-                // Like nginx: size and modification time, in hex (objects are written once, by rename).
-                let tag = String(status.st_mtim.tv_sec, radix: 16) + String(status.st_mtim.tv_nsec / 1000, radix: 16) + "-" + String(size, radix: 16)
-                let info = ObjectInfo(size: size, lastModified: modified, entityTag: tag)
-                if size <= Self.prefetchLimit {
-                    let buffer = StoredObjects.preadFully(fd, length: Int(size), offset: 0)
-                    Glibc.close(fd)
-                    guard let buffer else { return .failure(StorageError(key: key, "short read")) }
-                    return .success(LocalStoredObject(key: key, info: info, contents: buffer, descriptor: -1))
-                }
-                return .success(LocalStoredObject(key: key, info: info, contents: nil, descriptor: fd))
             }
         } catch {
             throw StorageError(key: key, "I/O thread pool unavailable: \(error)")
