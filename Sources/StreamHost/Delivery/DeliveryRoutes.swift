@@ -93,6 +93,20 @@ public struct DeliveryRoutes: Sendable {
         /// `/dash/{id}/manifest.mpd`
         case mpd
 
+        /// Which document of a version, for ``ManifestCache``'s templates.
+        var templateKey: String {
+            switch self {
+            case .master: "master"
+            case .media(let rendition): "media/" + rendition
+            case .mpd: "mpd"
+            }
+        }
+
+        var contentType: String {
+            if case .mpd = self { return MediaContentType.dashManifest }
+            return MediaContentType.hlsPlaylist
+        }
+
         /// The route pattern, as metrics label it.
         var route: String {
             switch self {
@@ -113,7 +127,39 @@ public struct DeliveryRoutes: Sendable {
 
     /// The text and content type of a document, with `token` carried into every URI; nil for
     /// a rendition the track does not have.
+    ///
+    /// A published version's documents differ between sessions only by the token, so each is
+    /// rendered once with a placeholder for it and kept split around it (in ``ManifestCache``);
+    /// a request joins the pieces with its token. Rendering a 3-minute track's media playlist
+    /// (every URI built, checked and given the query) was a third of the host's CPU while
+    /// thousands of listeners started.
     func render(_ document: Document, id: String, manifest: TrackManifest, version: Int, token: String?) throws -> (String, String)? {
+        // Tokens are base64url and dots: no percent-encoding, so the join is exact.
+        guard let token, token.utf8.allSatisfy(Self.isUnreserved) else {
+            return try renderDirectly(document, id: id, manifest: manifest, version: version, token: token)
+        }
+        let key = "\(id)/v\(version)/\(document.templateKey)"
+        let pieces: [String]
+        if let cached = manifests.template(key) {
+            pieces = cached
+        } else {
+            let rendered = try renderDirectly(document, id: id, manifest: manifest, version: version, token: Self.placeholder)
+            pieces = rendered.map { $0.0.components(separatedBy: Self.placeholder) } ?? []
+            manifests.storeTemplate(key, pieces)
+        }
+        guard !pieces.isEmpty else { return nil }
+        return (pieces.joined(separator: token), document.contentType)
+    }
+
+    /// Stands for the token in a rendered template (unreserved characters only: no encoding).
+    static let placeholder = "VEZAxTOKENxPLACEHOLDERx7f3a9c"
+
+    /// RFC 3986 unreserved: `A–Z a–z 0–9 - . _ ~`.
+    static func isUnreserved(_ byte: UInt8) -> Bool {
+        (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == 45 || byte == 46 || byte == 95 || byte == 126
+    }
+
+    private func renderDirectly(_ document: Document, id: String, manifest: TrackManifest, version: Int, token: String?) throws -> (String, String)? {
         let query = token.map { (HostAuth.tokenParameter, $0) }
         switch document {
         case .master:
@@ -249,9 +295,34 @@ final class ManifestCache: Sendable {
         }
     }
 
+    private let templates = Mutex<(entries: [String: [String]], bytes: Int)>(([:], 0))
+    /// Bytes of rendered templates kept at most (all are dropped when full: they are cheap to
+    /// render again).
+    static let templateBytes = 16 << 20
+
+    /// A rendered document of a published version, split around its token placeholder (empty:
+    /// no such document).
+    func template(_ key: String) -> [String]? {
+        templates.withLock { $0.entries[key] }
+    }
+
+    func storeTemplate(_ key: String, _ pieces: [String]) {
+        let size = pieces.reduce(key.utf8.count) { $0 + $1.utf8.count }
+        templates.withLock { templates in
+            if templates.bytes + size > Self.templateBytes { templates = ([:], 0) }
+            templates.entries[key] = pieces
+            templates.bytes += size
+        }
+    }
+
     /// Forgets that `id` was ready (it is being deleted).
     func forget(_ id: String) {
         _ = ready.withLock { $0.removeValue(forKey: id) }
+        templates.withLock { templates in
+            for key in templates.entries.keys where key.hasPrefix(id + "/") {
+                templates.bytes -= templates.entries.removeValue(forKey: key)!.reduce(key.utf8.count) { $0 + $1.utf8.count }
+            }
+        }
     }
 
     func manifest(id: String, version: Int, json: String) throws -> TrackManifest {

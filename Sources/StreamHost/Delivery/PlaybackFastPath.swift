@@ -529,3 +529,4 @@ struct PlaybackHTTP1Channel: ServerChildChannel {
         }
     }
 }
+
