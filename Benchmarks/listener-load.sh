@@ -460,7 +460,9 @@ for t in "${targets[@]}"; do
     '"| \($l) | \(.speed)× | \(.errors.status) / \(.errors.connect) / \(.errors.connectionLost) / \(.errors.timeout) / \(.errors.playlist) | \(.stallSeconds * 10 | round / 10) s | \($busy); \($si) | \($est) | \($b) | \($o) | \($p) | \(.bytes * 8 / .durationSeconds / 1e6 | round) | \(.requests) | \(.sessions) | \(if .progressive then "\(.progressive.timeToFirstAudioMs.p99 * 100 | round / 100) ms" else "–" end) | \(if .progressive then "\(.progressive.meanKbps | round) (\(.progressive.paceKbps | round))" else "–" end) | \(.loadgen.peakRSSMiB | round) MiB |"'
 done
 echo
-for speed in $SPEEDS; do
+# No same-run ratios in the progressive scenario: nginx sends each file at once and idles.
+[ "$SCENARIO" = progressive ] && SPEEDS_RATIO="" || SPEEDS_RATIO=$SPEEDS
+for speed in $SPEEDS_RATIO; do
   n=${report[nginx@$speed]} h=${report[host@$speed]}
   if [ -z "$n" ] || [ -z "$h" ]; then echo "speed $speed×: no ratio (a run failed)"; echo; continue; fi
   awk -v fa_h="$(q "$h" .timeToFirstAudioMs.p99)" -v fa_n="$(q "$n" .timeToFirstAudioMs.p99)" \

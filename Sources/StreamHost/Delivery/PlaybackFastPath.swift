@@ -14,10 +14,11 @@ import Synchronization
 
 /// Answers the hot playback requests on the event loop, below the router, for requests
 /// carrying a signed `?token=` (or in public mode):
-/// - segments and init segments in the ``ObjectCache``, from memory;
+/// - segments and init segments in the ``ObjectCache``, from memory (filled by the router, so
+///   mostly with S3 storage);
 /// - the playlists and MPD of tracks the catalog said were ready within the last ten seconds;
-/// - progressive files (paced) and objects too large for the cache, on local disk, with
-///   `sendfile` (see ``PlaybackFastPathHandler``).
+/// - every other published object on local disk (progressive files paced), with `sendfile`
+///   (see ``PlaybackFastPathHandler``).
 ///
 /// Why: a listener costs the router a trip from the event loop to a Swift task and back per
 /// request (several per second for a paced stream), and the connection's task keeps the deepest
@@ -26,7 +27,7 @@ import Synchronization
 /// write of a buffer shared with the cache, or of a file region.
 ///
 /// Everything else, and anything this path is unsure of, goes to the router unchanged: cache
-/// misses of small objects (the router fills the cache), S3 storage, bearer tokens (verified
+/// misses with S3 storage (the router fills the cache), bearer tokens (verified
 /// asynchronously, with revocation), invalid or missing tokens (the router answers 401/403 with
 /// the API's error body), requests over their rate (429), multiple and unsatisfiable ranges,
 /// redirect mode. The answers are the router's: same validators, ranges, caching fields, CORS,
@@ -211,9 +212,12 @@ final class PlaybackFastPath: Sendable {
         return Answer(head: HTTPResponse(status: status, headerFields: headers), body: body, file: file)
     }
 
-    /// Opens a published object on local disk for streaming: progressive files (paced, with the
-    /// ready track's manifest; nil when the fast path does not know it) and objects too large
-    /// for the cache. nil hands the request to the router (S3, small objects to cache, errors).
+    /// Opens a published object on local disk for streaming with `sendfile`: progressive files
+    /// (paced, with the ready track's manifest; nil when the fast path does not know it) and
+    /// every object not in the memory cache. Misses are not handed to the router: when a hot
+    /// segment's cache entry expired, the listeners asking for it at that moment would each
+    /// start the router's per-connection task (and keep its memory). nil hands the request to
+    /// the router (S3, a missing object, errors).
     private func openFile(key: String, rest: String, id: String, kind: ObjectResponder.Kind) -> (FileBody, ObjectInfo)? {
         guard let path = delivery.storage.localPath(of: key) else { return nil }
         var pacing: ObjectResponder.Pacing?
@@ -223,10 +227,6 @@ final class PlaybackFastPath: Sendable {
             pacing = delivery.pacing(manifest: manifest, version: version, path: rest)
         }
         guard case .success(let (descriptor, info)?) = LocalDiskStorage.openFile(path, key: key) else { return nil }
-        if !progressive && info.size <= Int64(cache.maximumObjectBytes) {
-            Glibc.close(descriptor)
-            return nil
-        }
         return (FileBody(descriptor: descriptor, range: 0..<info.size, pacing: pacing, kind: kind), info)
     }
 
