@@ -7,7 +7,7 @@ SWIFT_FLAGS ?= -Xswiftc -warnings-as-errors
 # build folder: with other flags in .build, `make test` and `make demo` would rebuild each other.
 TEST_FLAGS ?= -c release -Xswiftc -enable-testing --scratch-path .build-test
 
-.PHONY: demo test test-scale deps build coverage bench bench-host bench-delivery clean
+.PHONY: demo test test-scale deps build coverage bench bench-host bench-delivery bench-listeners clean
 
 deps:
 	scripts/install-deps.sh
@@ -44,6 +44,16 @@ bench-host: deps
 bench-delivery: deps
 	$(SWIFT) build -c release --product streamhost
 	STREAMHOST=.build/release/streamhost Benchmarks/delivery-throughput.sh
+
+# Listener load (issue 9): 10,000 listeners at 1× and 4×, then 1,000 progressive listeners who
+# stop after 30 s, then 1,000 listeners beside 500 slow connections; nginx on the same files in
+# the same run. About 20 minutes.
+bench-listeners: deps
+	$(SWIFT) build -c release --product streamhost
+	$(SWIFT) build -c release --product veza-loadgen
+	STREAMHOST=.build/release/streamhost LOADGEN=.build/release/veza-loadgen Benchmarks/listener-load.sh
+	SCENARIO=progressive STREAMHOST=.build/release/streamhost LOADGEN=.build/release/veza-loadgen Benchmarks/listener-load.sh
+	SCENARIO=hostile STREAMHOST=.build/release/streamhost LOADGEN=.build/release/veza-loadgen Benchmarks/listener-load.sh
 
 clean:
 	rm -rf .build .build-test Benchmarks/.build
