@@ -139,12 +139,17 @@ struct DeliveryTests {
             return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
         }
         // The progressive file: streamed with sendfile by the fast path once the track is known
-        // to be ready (the master playlist request tells it).
+        // to be ready (the master playlist request tells it), when the objects are on local disk;
+        // with S3 (make test-scale) the router streams it.
         _ = try host.curl([host.base + (urls["hls"] as! String)], authenticated: false)
         let beforeFile = try fastPathCount()
         try checkObject(url, bytes, type: "audio/mpeg")
         let streamed = try fastPathCount() - beforeFile
-        #expect(streamed >= 8, "progressive requests answered by the fast path: \(streamed)")
+        if HostProcess.s3 == nil {
+            #expect(streamed >= 8, "progressive requests answered by the fast path: \(streamed)")
+        } else {
+            #expect(streamed == 0, "with S3 the router streams files: \(streamed)")
+        }
         let segmentURL = host.base + "/media/\(id)/v1/cmaf/aac-128/seg-2.m4s?token=" + token(in: urls["hls"] as! String)
         let segmentBytes = try #require(try host.object("tracks/\(id)/v1/cmaf/aac-128/seg-2.m4s"))
         _ = try get([], segmentURL)   // fills the cache
