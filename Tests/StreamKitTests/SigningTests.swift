@@ -39,6 +39,31 @@ import Testing
         }
     }
 
+    @Test func aGrantAnswersAsVerifyDoesWithoutTheMAC() throws {
+        let signer = try Self.signer()
+        let token = try signer.sign(pathPrefixes: ["/hls/track-1/", "/media/track-1"], expires: Self.expiry)
+        let grant = try signer.grant(for: token).get()
+        #expect(grant.keyID == "k2" && grant.expires == Self.expiry && grant.prefixes == ["/hls/track-1/", "/media/track-1"])
+        #expect(!grant.isClientBound)
+        let paths = ["/hls/track-1/master.m3u8", "/media/track-1/cmaf/aac-128/seg-1.m4s", "/hls/track-2/master.m3u8",
+                     "/hls/track-1/../track-2/x", "/hls/track-1/%2e%2e/track-2/x", "/media/track-10/x", "/hls/track-1//x", ""]
+        for path in paths {
+            for now in [Self.now, Self.expiry, Timestamp(millisecondsSince1970: Self.expiry.millisecondsSince1970 - 1)] {
+                #expect(grant.verify(path: path, now: now) == signer.verify(path: path, token: token, now: now), "\(path) at \(now)")
+            }
+        }
+        // No grant without an authentic token.
+        var tampered = Array(token.utf8)
+        tampered[tampered.count - 5] = tampered[tampered.count - 5] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        #expect(signer.grant(for: String(decoding: tampered, as: UTF8.self)) == .failure(TokenRefusal(.badSignature)))
+        #expect(signer.grant(for: "v1.k2.nope") == .failure(TokenRefusal(.malformed)))
+        let foreign = try Self.signer(active: "k3", keys: ["k3": Self.newSecret]).sign(pathPrefix: "/hls/track-1/", expires: Self.expiry)
+        #expect(signer.grant(for: foreign) == .failure(TokenRefusal(.unknownKey)))
+        // A client-bound token says so: its binding is checked by verify only.
+        let bound = try signer.sign(pathPrefix: "/hls/track-1/", expires: Self.expiry, clientBinding: "session-1")
+        #expect(try signer.grant(for: bound).get().isClientBound)
+    }
+
     @Test func unicodeIsComparedByBytes() throws {
         let signer = try Self.signer()
         let composed = "/hls/caf\u{E9}/" // é as one scalar

@@ -51,6 +51,14 @@ public enum TokenVerification: Sendable, Hashable {
     }
 }
 
+/// Why a token grants nothing: ``TokenVerification/malformed``, ``TokenVerification/unknownKey``
+/// or ``TokenVerification/badSignature`` (from ``URLSigner/grant(for:)``).
+public struct TokenRefusal: Error, Sendable, Hashable {
+    public let verification: TokenVerification
+
+    init(_ verification: TokenVerification) { self.verification = verification }
+}
+
 /// Issues and verifies signed-URL tokens with HMAC-SHA256.
 ///
 /// ## Token format, version 1
@@ -136,43 +144,83 @@ public struct URLSigner: Sendable {
     /// refused (``TokenVerification/pathOutsidePrefix``) if it has `.`/`..` segments, empty segments,
     /// encoded `/`, `\` or `%`, or control characters.
     public func verify(path: String, token: String, now: Timestamp, client: String? = nil) -> TokenVerification {
-        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 6, token.utf8.count <= 8192 else { return .malformed }
-        let field = { (index: Int) -> Substring in Substring(parts[index]) }
-        guard field(0) == "v1" else { return .malformed }
-        let kid = String(field(1))
-        guard Self.isValidKeyID(kid) else { return .malformed }
-        let expiresText = field(2)
-        guard (1...18).contains(expiresText.utf8.count), expiresText.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
-              let expiresSeconds = Int64(expiresText) else { return .malformed }
-        guard let prefixBytes = Base64URL.decode(field(3)), !prefixBytes.isEmpty,
-              let prefixText = String(validating: prefixBytes, as: UTF8.self) else { return .malformed }
-        let bindingField = field(4)
-        var bindingTag: [UInt8]?
-        if bindingField != "-" {
-            guard let tag = Base64URL.decode(bindingField), tag.count == 16 else { return .malformed }
-            bindingTag = tag
+        let granted: Grant
+        switch self.grant(for: token) {
+        case .success(let result): granted = result
+        case .failure(let refusal): return refusal.verification
         }
-        guard let mac = Base64URL.decode(field(5)), mac.count == 32 else { return .malformed }
-        guard let secret = keys[kid] else { return .unknownKey }
-        let key = SymmetricKey(data: secret)
-        let bodyLength = token.utf8.count - parts[5].count - 1
-        let body = Array(token.utf8.prefix(bodyLength))
-        guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: body, using: key) else { return .badSignature }
-        // Authentic from here on.
-        let expires = Timestamp(secondsSince1970: expiresSeconds)
-        guard now < expires else { return .expired }
-        guard let requestPath = PathNormalizer.normalize(path) else { return .pathOutsidePrefix }
-        let prefixes = prefixText.split(separator: "\n", omittingEmptySubsequences: false)
-        guard prefixes.contains(where: { PathNormalizer.covers(prefix: $0, path: requestPath) }) else {
-            return .pathOutsidePrefix
-        }
-        if let bindingTag {
-            guard let client, Self.constantTimeEquals(Self.bindingTag(client: client, key: key), bindingTag) else {
+        let verdict = granted.verify(path: path, now: now)
+        guard verdict.isValid else { return verdict }
+        if let bindingTag = granted.bindingTag {
+            guard let client, let secret = keys[granted.keyID],
+                  Self.constantTimeEquals(Self.bindingTag(client: client, key: SymmetricKey(data: secret)), bindingTag) else {
                 return .clientMismatch
             }
         }
-        return .valid(keyID: kid, expires: expires)
+        return verdict
+    }
+
+    /// What an authentic token grants, once its format and MAC are checked: the prefixes it opens
+    /// and until when. A server can keep it for the session and check each further path with
+    /// ``Grant/verify(path:now:)`` without computing the MAC again; tokens bound to a client
+    /// (``Grant/isClientBound``) still need ``verify(path:token:now:client:)``.
+    ///
+    /// Fails with ``TokenVerification/malformed``, ``TokenVerification/unknownKey`` or
+    /// ``TokenVerification/badSignature`` (as ``TokenRefusal``).
+    public func grant(for token: String) -> Result<Grant, TokenRefusal> {
+        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 6, token.utf8.count <= 8192 else { return .failure(.init(.malformed)) }
+        let field = { (index: Int) -> Substring in Substring(parts[index]) }
+        guard field(0) == "v1" else { return .failure(.init(.malformed)) }
+        let kid = String(field(1))
+        guard Self.isValidKeyID(kid) else { return .failure(.init(.malformed)) }
+        let expiresText = field(2)
+        guard (1...18).contains(expiresText.utf8.count), expiresText.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+              let expiresSeconds = Int64(expiresText) else { return .failure(.init(.malformed)) }
+        guard let prefixBytes = Base64URL.decode(field(3)), !prefixBytes.isEmpty,
+              let prefixText = String(validating: prefixBytes, as: UTF8.self) else { return .failure(.init(.malformed)) }
+        let bindingField = field(4)
+        var bindingTag: [UInt8]?
+        if bindingField != "-" {
+            guard let tag = Base64URL.decode(bindingField), tag.count == 16 else { return .failure(.init(.malformed)) }
+            bindingTag = tag
+        }
+        guard let mac = Base64URL.decode(field(5)), mac.count == 32 else { return .failure(.init(.malformed)) }
+        guard let secret = keys[kid] else { return .failure(.init(.unknownKey)) }
+        let bodyLength = token.utf8.count - parts[5].count - 1
+        let body = Array(token.utf8.prefix(bodyLength))
+        guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: body, using: SymmetricKey(data: secret)) else {
+            return .failure(.init(.badSignature))
+        }
+        return .success(Grant(keyID: kid, expires: Timestamp(secondsSince1970: expiresSeconds),
+                              prefixes: prefixText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
+                              bindingTag: bindingTag))
+    }
+
+    /// What an authentic token opens (see ``URLSigner/grant(for:)``).
+    public struct Grant: Sendable, Hashable {
+        /// The key that signed it.
+        public let keyID: String
+        /// Valid while `now < expires`.
+        public let expires: Timestamp
+        /// The normalised path prefixes it opens.
+        public let prefixes: [String]
+        let bindingTag: [UInt8]?
+
+        /// Whether the token is bound to a client identity.
+        public var isClientBound: Bool { bindingTag != nil }
+
+        /// ``TokenVerification/valid(keyID:expires:)``, ``TokenVerification/expired`` or
+        /// ``TokenVerification/pathOutsidePrefix`` for `path` at `now` (the client binding is not
+        /// checked here).
+        public func verify(path: String, now: Timestamp) -> TokenVerification {
+            guard now < expires else { return .expired }
+            guard let requestPath = PathNormalizer.normalize(path) else { return .pathOutsidePrefix }
+            guard prefixes.contains(where: { PathNormalizer.covers(prefix: $0, path: requestPath) }) else {
+                return .pathOutsidePrefix
+            }
+            return .valid(keyID: keyID, expires: expires)
+        }
     }
 
     static func bindingTag(client: String, key: SymmetricKey) -> [UInt8] {
