@@ -23,8 +23,9 @@ import Synchronization
 /// Why: a listener costs the router a trip from the event loop to a Swift task and back per
 /// request (several per second for a paced stream), and the connection's task keeps the deepest
 /// stack of async frames it ever reached (about 18 KiB through the middleware chain) for as long
-/// as the connection lives. Answered here, a request costs a dictionary lookup, an HMAC and one
-/// write of a buffer shared with the cache, or of a file region.
+/// as the connection lives. Answered here, a request costs a few dictionary lookups (the token's
+/// grant is kept after its first HMAC) and one write of a buffer shared with the cache, or of a
+/// file region.
 ///
 /// Everything else, and anything this path is unsure of, goes to the router unchanged: cache
 /// misses with S3 storage (the router fills the cache), bearer tokens (verified
