@@ -90,8 +90,8 @@ cleanup() {
   if [ "$KEEP" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-curl_() { curl -sS --noproxy '*' "$@"; }
-die() { echo "error: $*" >&2; exit 1; }
+# shellcheck source=Benchmarks/lib.sh
+. Benchmarks/lib.sh
 data=$work/data
 objects=$data/objects
 
@@ -119,11 +119,10 @@ cpu_ticks() { # utime + stime of the PIDs given
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; } # kib PID VmHWM
 sum_kib() { local k=$1 p t=0; shift; for p in "$@"; do t=$((t + $(kib "$p" "$k"))); done; echo "$t"; }
 hz=$(getconf CLK_TCK)
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # --- input: 5 minutes, stereo 44.1 kHz FLAC, music-like (tones + noise) ---------------------------
 long=$work/long.flac
-ffmpeg -v error -f lavfi -i "aevalsrc=0.3*sin(2*PI*440*t)+0.2*sin(2*PI*3000*t*(1+0.1*sin(t)))+0.08*(random(0)-0.5)|0.3*sin(2*PI*663*t)+0.1*sin(2*PI*5100*t)+0.08*(random(1)-0.5):s=44100:d=300:c=stereo" -c:a flac -sample_fmt s16 "$long"
+music_flac "$long" 300
 
 # --- the host -------------------------------------------------------------------------------------
 host=""
@@ -136,13 +135,7 @@ start_host() {
     "$bin" serve --port 0 --data-directory "$data" > "$log" 2>&1 &
   host=$!
   pids+=("$host")
-  for _ in $(seq 1 300); do
-    grep -q "streamhost listening on http://" "$log" && break
-    kill -0 "$host" 2>/dev/null || { cat "$log" >&2; die "streamhost serve exited at start"; }
-    sleep 0.1
-  done
-  grep -q "streamhost listening on http://" "$log" || die "streamhost serve did not print 'listening on' within 30 s"
-  base=$(grep -o 'streamhost listening on http://[0-9.]*:[0-9]*' "$log" | head -1 | sed 's/.* //' | sed 's#//0\.0\.0\.0:#//127.0.0.1:#')
+  wait_listening "$log" "$host"
 }
 stop_host() { kill -TERM "$host"; wait "$host" 2>/dev/null || true; }
 

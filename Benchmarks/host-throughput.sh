@@ -13,15 +13,15 @@ scripts/install-deps.sh
 swift build -c release --product streamhost >/dev/null
 bin=$PWD/.build/release/streamhost
 work=$(mktemp -d /tmp/veza-host-bench.XXXXXX)
+host=""
 trap 'kill -TERM $host 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-curl_() { curl -sS --noproxy '*' "$@"; }
+# shellcheck source=Benchmarks/lib.sh
+. Benchmarks/lib.sh
 now() { date +%s.%N; }
 
 long=$work/long.flac
-ffmpeg -v error -f lavfi -i "aevalsrc=0.3*sin(2*PI*440*t)+0.2*sin(2*PI*3000*t*(1+0.1*sin(t)))+0.08*(random(0)-0.5)|0.3*sin(2*PI*663*t)+0.1*sin(2*PI*5100*t)+0.08*(random(1)-0.5):s=44100:d=300:c=stereo" -c:a flac -sample_fmt s16 "$long"
-for i in $(seq 1 12); do
-  ffmpeg -v error -f lavfi -i "aevalsrc=0.3*sin(2*PI*$((200 + i * 37))*t)+0.08*(random(0)-0.5)|0.3*sin(2*PI*$((300 + i * 41))*t)+0.08*(random(1)-0.5):s=44100:d=30:c=stereo" -c:a flac -sample_fmt s16 "$work/short-$i.flac"
-done
+music_flac "$long" 300
+for i in $(seq 1 12); do tone_flac "$work/short-$i.flac" 30 "$i"; done
 
 echo "== reference: streamhost package (pipeline only, no host)"
 t0=$(now); "$bin" package "$long" --out "$work/offline" >/dev/null; t1=$(now)
@@ -31,8 +31,7 @@ offline=$(echo "$t1 - $t0" | bc -l)
 VEZA_LIMITS_API_RATE=0 VEZA_LIMITS_UPLOAD_RATE=0 VEZA_LIMITS_MEDIA_RATE=0 VEZA_LIMITS_CONNECTIONS_PER_CLIENT=0 \
   "$bin" serve --public --port 0 --data-directory "$work/data" > "$work/serve.log" 2>&1 &
 host=$!
-until grep -q "listening on" "$work/serve.log"; do sleep 0.1; done
-base=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/serve.log" | head -1)
+wait_listening "$work/serve.log" "$host"
 
 wait_ready() {
   until curl_ "$base/v1/tracks/$1" | grep -q '"status":"\(ready\|failed\)"'; do sleep 0.1; done

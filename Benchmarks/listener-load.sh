@@ -84,8 +84,8 @@ TRACK_SECONDS=180
 RSS_GOAL_MIB=256
 RATIO_GOAL=2
 
-die() { echo "error: $*" >&2; exit 1; }
-warn() { echo "warning: $*" >&2; }
+# shellcheck source=Benchmarks/lib.sh
+. Benchmarks/lib.sh
 [[ $LISTENERS =~ ^[1-9][0-9]*$ ]] || die "LISTENERS=$LISTENERS: expected a positive integer"
 for knob in DURATION RAMP PAUSE; do
   [[ ${!knob} =~ ^[0-9]+$ ]] || die "$knob=${!knob}: expected a whole number of seconds"
@@ -146,7 +146,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-curl_() { curl -sS --noproxy '*' "$@"; }
 sysctl_() { tr -s '\t ' ' ' < "/proc/sys/${1//.//}" 2>/dev/null || echo "?"; }
 data=$work/data
 objects=$data/objects
@@ -206,7 +205,7 @@ hz=$(getconf CLK_TCK)
 
 # --- input: 3 minutes, stereo 44.1 kHz FLAC, music-like (tones + noise) ---------------------------
 long=$work/track.flac
-ffmpeg -v error -f lavfi -i "aevalsrc=0.3*sin(2*PI*440*t)+0.2*sin(2*PI*3000*t*(1+0.1*sin(t)))+0.08*(random(0)-0.5)|0.3*sin(2*PI*663*t)+0.1*sin(2*PI*5100*t)+0.08*(random(1)-0.5):s=44100:d=$TRACK_SECONDS:c=stereo" -c:a flac -sample_fmt s16 "$long"
+music_flac "$long" "$TRACK_SECONDS"
 
 # --- the host -------------------------------------------------------------------------------------
 host=""
@@ -218,13 +217,7 @@ start_host() {
     "$bin" serve --port 0 --data-directory "$data" > "$log" 2>&1 &
   host=$!
   pids+=("$host")
-  for _ in $(seq 1 300); do
-    grep -q "streamhost listening on http://" "$log" && break
-    kill -0 "$host" 2>/dev/null || { cat "$log" >&2; die "streamhost serve exited at start"; }
-    sleep 0.1
-  done
-  grep -q "streamhost listening on http://" "$log" || die "streamhost serve did not print 'listening on' within 30 s"
-  base=$(grep -o 'streamhost listening on http://[0-9.]*:[0-9]*' "$log" | head -1 | sed 's/.* //' | sed 's#//0\.0\.0\.0:#//127.0.0.1:#')
+  wait_listening "$log" "$host"
 }
 
 admin=$("$bin" token --scope admin --ttl 2h --data-directory "$data" 2>"$work/token.log") \
@@ -295,7 +288,6 @@ echo "stored playlists: master → $variants variant playlists → $media cmaf/�
 nginx=""
 nginx_url=""
 nginx_cfg=$("$nginx_bin" -V 2>&1)
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start_nginx() { # start_nginx NAME
   local conf=$work/nginx-$1.conf tmp=$work/nginx-$1 port m temps="" master_loc=""
   mkdir -p "$tmp"

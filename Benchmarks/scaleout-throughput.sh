@@ -83,8 +83,8 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-curl_() { curl -sS --noproxy '*' "$@"; }
-die() { echo "error: $*" >&2; exit 1; }
+# shellcheck source=Benchmarks/lib.sh
+. Benchmarks/lib.sh
 now() { date +%s.%N; }
 calc() { awk "BEGIN {printf \"%.${2:-1}f\", $1}"; } # calc EXPRESSION [DECIMALS]
 hz=$(getconf CLK_TCK)
@@ -101,10 +101,8 @@ hwm_mib() { awk '$1 == "VmHWM:" {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 # --- inputs: music-like stereo 44.1 kHz FLAC (tones + noise), as in host-throughput.sh ------------
 echo "== inputs: $JOBS × ${TRACK_SECONDS}-s and 1 × ${LONG_SECONDS}-s stereo 44.1 kHz FLAC"
 long=$work/long.flac
-ffmpeg -v error -f lavfi -i "aevalsrc=0.3*sin(2*PI*440*t)+0.2*sin(2*PI*3000*t*(1+0.1*sin(t)))+0.08*(random(0)-0.5)|0.3*sin(2*PI*663*t)+0.1*sin(2*PI*5100*t)+0.08*(random(1)-0.5):s=44100:d=$LONG_SECONDS:c=stereo" -c:a flac -sample_fmt s16 "$long"
-for i in $(seq 1 "$JOBS"); do
-  ffmpeg -v error -f lavfi -i "aevalsrc=0.3*sin(2*PI*$((200 + i * 37))*t)+0.08*(random(0)-0.5)|0.3*sin(2*PI*$((300 + i * 41))*t)+0.08*(random(1)-0.5):s=44100:d=$TRACK_SECONDS:c=stereo" -c:a flac -sample_fmt s16 "$work/short-$i.flac"
-done
+music_flac "$long" "$LONG_SECONDS"
+for i in $(seq 1 "$JOBS"); do tone_flac "$work/short-$i.flac" "$TRACK_SECONDS" "$i"; done
 
 # --- PostgreSQL + SeaweedFS S3 --------------------------------------------------------------------
 echo "== services: scripts/services.sh start $services"
@@ -150,13 +148,7 @@ start_serve() { # start_serve NAME [serve flags…]: mints the admin token, star
   env "${backend_env[@]}" "$bin" serve --port 0 --data-directory "$data" --log-format json "$@" > "$log" 2>&1 &
   host=$!
   pids+=("$host")
-  for _ in $(seq 1 300); do
-    grep -q "streamhost listening on http://" "$log" && break
-    kill -0 "$host" 2>/dev/null || { cat "$log" >&2; die "streamhost serve ($name) exited at start"; }
-    sleep 0.1
-  done
-  grep -q "streamhost listening on http://" "$log" || die "streamhost serve ($name) did not print 'listening on' within 30 s"
-  base=$(grep -o 'streamhost listening on http://[0-9.]*:[0-9]*' "$log" | head -1 | sed 's/.* //' | sed 's#//0\.0\.0\.0:#//127.0.0.1:#')
+  wait_listening "$log" "$host" "streamhost serve ($name)"
 }
 workers=() worker_logs=()
 start_worker() { # start_worker NAME K

@@ -323,7 +323,7 @@ import Testing
             let text = String(chars)
             let encoded = AWSSignatureV4.uriEncode(text, encodeSlash: encodeSlash)
             // Only unreserved characters, '%' escapes and (when kept) '/' remain.
-            #expect(encoded.utf8.allSatisfy { AWSSignatureV4.isUnreserved($0) || $0 == UInt8(ascii: "%") || (!encodeSlash && $0 == UInt8(ascii: "/")) })
+            #expect(encoded.utf8.allSatisfy { QueryRewriter.isUnreserved($0) || $0 == UInt8(ascii: "%") || (!encodeSlash && $0 == UInt8(ascii: "/")) })
             // Valid as a path, and never encoded twice: decoding gives the UTF-8 bytes back.
             #expect(percentDecoded(encoded) == Array(text.utf8))
             #expect((try? AWSSignatureV4.validate(method: "GET", path: "/" + encoded)) != nil)

@@ -119,23 +119,23 @@ public struct DeliveryRoutes: Sendable {
 
     private func serve(_ document: Document, id: String, request: Request) async throws -> Response {
         let (manifest, version, token) = try await playable(id, request)
-        guard let (text, type) = try render(document, id: id, manifest: manifest, version: version, token: token) else {
+        guard let text = try render(document, id: id, manifest: manifest, version: version, token: token) else {
             throw APIError.notFound("track \(id) has no such rendition")
         }
-        return self.document(text, type: type, request: request, signed: token != nil)
+        return self.document(text, type: document.contentType, request: request, signed: token != nil)
     }
 
-    /// The text and content type of a document, with `token` carried into every URI; nil for
-    /// a rendition the track does not have.
+    /// The text of a document, with `token` carried into every URI; nil for a rendition the
+    /// track does not have.
     ///
     /// A published version's documents differ between sessions only by the token, so each is
     /// rendered once with a placeholder for it and kept split around it (in ``ManifestCache``);
     /// a request joins the pieces with its token. Rendering a 3-minute track's media playlist
     /// (every URI built, checked and given the query) was a third of the host's CPU while
     /// thousands of listeners started.
-    func render(_ document: Document, id: String, manifest: TrackManifest, version: Int, token: String?) throws -> (String, String)? {
+    func render(_ document: Document, id: String, manifest: TrackManifest, version: Int, token: String?) throws -> String? {
         // Tokens are base64url and dots: no percent-encoding, so the join is exact.
-        guard let token, token.utf8.allSatisfy(Self.isUnreserved) else {
+        guard let token, token.utf8.allSatisfy(QueryRewriter.isUnreserved) else {
             return try renderDirectly(document, id: id, manifest: manifest, version: version, token: token)
         }
         let key = "\(id)/v\(version)/\(document.templateKey)"
@@ -144,31 +144,21 @@ public struct DeliveryRoutes: Sendable {
             pieces = cached
         } else {
             let rendered = try renderDirectly(document, id: id, manifest: manifest, version: version, token: Self.placeholder)
-            pieces = rendered.map { $0.0.components(separatedBy: Self.placeholder) } ?? []
+            pieces = rendered?.components(separatedBy: Self.placeholder) ?? []
             manifests.storeTemplate(key, pieces)
         }
-        guard !pieces.isEmpty else { return nil }
-        return (pieces.joined(separator: token), document.contentType)
+        return pieces.isEmpty ? nil : pieces.joined(separator: token)
     }
 
     /// Stands for the token in a rendered template (unreserved characters only: no encoding).
     static let placeholder = "VEZAxTOKENxPLACEHOLDERx7f3a9c"
 
-    /// RFC 3986 unreserved: `A–Z a–z 0–9 - . _ ~`.
-    static func isUnreserved(_ byte: UInt8) -> Bool {
-        (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == 45 || byte == 46 || byte == 95 || byte == 126
-    }
-
-    private func renderDirectly(_ document: Document, id: String, manifest: TrackManifest, version: Int, token: String?) throws -> (String, String)? {
+    private func renderDirectly(_ document: Document, id: String, manifest: TrackManifest, version: Int, token: String?) throws -> String? {
         let query = token.map { (HostAuth.tokenParameter, $0) }
         switch document {
-        case .master:
-            return (try manifest.masterPlaylist(query: query), MediaContentType.hlsPlaylist)
-        case .media(let rendition):
-            return try manifest.mediaPlaylist(rendition: rendition, base: mediaBase(id, version), query: query)
-                .map { ($0, MediaContentType.hlsPlaylist) }
-        case .mpd:
-            return (try manifest.mpd(base: mediaBase(id, version), query: query), MediaContentType.dashManifest)
+        case .master: return try manifest.masterPlaylist(query: query)
+        case .media(let rendition): return try manifest.mediaPlaylist(rendition: rendition, base: mediaBase(id, version), query: query)
+        case .mpd: return try manifest.mpd(base: mediaBase(id, version), query: query)
         }
     }
 
@@ -306,8 +296,12 @@ final class ManifestCache: Sendable {
         templates.withLock { $0.entries[key] }
     }
 
+    private static func templateSize(_ key: String, _ pieces: [String]) -> Int {
+        pieces.reduce(key.utf8.count) { $0 + $1.utf8.count }
+    }
+
     func storeTemplate(_ key: String, _ pieces: [String]) {
-        let size = pieces.reduce(key.utf8.count) { $0 + $1.utf8.count }
+        let size = Self.templateSize(key, pieces)
         templates.withLock { templates in
             if templates.bytes + size > Self.templateBytes { templates = ([:], 0) }
             templates.entries[key] = pieces
@@ -320,7 +314,7 @@ final class ManifestCache: Sendable {
         _ = ready.withLock { $0.removeValue(forKey: id) }
         templates.withLock { templates in
             for key in templates.entries.keys where key.hasPrefix(id + "/") {
-                templates.bytes -= templates.entries.removeValue(forKey: key)!.reduce(key.utf8.count) { $0 + $1.utf8.count }
+                templates.bytes -= Self.templateSize(key, templates.entries.removeValue(forKey: key)!)
             }
         }
     }

@@ -166,7 +166,7 @@ final class PlaybackFastPath: Sendable {
             guard let rendered = try? delivery.render(document, id: id, manifest: manifest, version: version, token: token) else {
                 return nil
             }
-            (headers, body) = delivery.document(rendered.0, type: rendered.1, signed: token != nil, authorization: false)
+            (headers, body) = delivery.document(rendered, type: document.contentType, signed: token != nil, authorization: false)
             route = document.route
         default:
             return nil
@@ -183,9 +183,8 @@ final class PlaybackFastPath: Sendable {
             headers[.accessControlAllowOrigin] = "*"
             headers[.accessControlExposeHeaders] = ExposeHeadersMiddleware<HostRequestContext>.exposed
         }
-        let requestID = request.headerFields[RequestIDMiddleware<HostRequestContext>.header]
-            .flatMap(RequestIDMiddleware<HostRequestContext>.sanitised) ?? RequestIDMiddleware<HostRequestContext>.makeID()
-        headers[RequestIDMiddleware<HostRequestContext>.header] = requestID
+        let requestID = request.headerFields[RequestIDs.header].flatMap(RequestIDs.sanitised) ?? RequestIDs.make()
+        headers[RequestIDs.header] = requestID
         headers[.date] = httpDate()
         headers[.server] = serverName
         if request.method == .head {
@@ -207,7 +206,7 @@ final class PlaybackFastPath: Sendable {
         if logger.logLevel <= .debug {
             var logger = logger
             logger[metadataKey: "request_id"] = .string(requestID)
-            RequestIDMiddleware<HostRequestContext>.log(logger: logger, method: request.method, route: route, path: path,
+            RequestIDs.log(logger: logger, method: request.method, route: route, path: path,
                                                         status: status.code, start: start, client: remote, error: nil)
         }
         return Answer(head: HTTPResponse(status: status, headerFields: headers), body: body, file: file)

@@ -345,11 +345,16 @@ public struct HostAuth: Sendable {
         let verdict: TokenVerification
         if let grant = grants.grant(token) {
             verdict = grant.verify(path: path, now: stamp)
-        } else if case .success(let grant) = signer.grant(for: token), !grant.isClientBound {
-            grants.remember(token, grant)
-            verdict = grant.verify(path: path, now: stamp)
         } else {
-            verdict = signer.verify(path: path, token: token, now: stamp)
+            switch signer.grant(for: token) {
+            case .failure(let refusal):
+                verdict = refusal.verification
+            case .success(let grant) where grant.isClientBound:
+                verdict = signer.verify(path: path, token: token, now: stamp)
+            case .success(let grant):
+                grants.remember(token, grant)
+                verdict = grant.verify(path: path, now: stamp)
+            }
         }
         switch verdict {
         case .valid: return token

@@ -27,85 +27,30 @@ public struct HostRequestContext: RequestContext, RemoteAddressRequestContext {
 /// Successful GET/HEAD requests log at `debug` (a listener fetches a segment every few
 /// seconds); everything else at `info`.
 struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
-    static var header: HTTPField.Name { HTTPField.Name("X-Request-Id")! }
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        let id = request.headers[Self.header].flatMap(Self.sanitised) ?? Self.makeID()
+        let id = request.headers[RequestIDs.header].flatMap(RequestIDs.sanitised) ?? RequestIDs.make()
         context.logger[metadataKey: "request_id"] = .string(id)
         let start = ContinuousClock.now
         do {
             var response = try await next(request, context)
-            response.headers[Self.header] = id
+            response.headers[RequestIDs.header] = id
             log(request, context, status: response.status.code, start: start)
             return response
         } catch {
             let status = (error as? any HTTPResponseError)?.status.code ?? 500
             log(request, context, status: status, start: start, error: error)
             guard var httpError = error as? APIError else { throw error }
-            httpError.headers[Self.header] = id
+            httpError.headers[RequestIDs.header] = id
             throw httpError
         }
     }
 
     private func log(_ request: Request, _ context: Context, status: Int, start: ContinuousClock.Instant, error: (any Error)? = nil) {
-        Self.log(logger: context.logger, method: request.method, route: context.endpointPath ?? "unmatched", path: request.uri.path,
+        RequestIDs.log(logger: context.logger, method: request.method, route: context.endpointPath ?? "unmatched", path: request.uri.path,
                  status: status, start: start, client: (context as? any RemoteAddressRequestContext)?.remoteAddress, error: error)
     }
 
-    /// The request's log line (also written by the fast path, which bypasses this middleware).
-    static func log(logger: Logger, method: HTTPRequest.Method, route: String, path: String, status: Int,
-                    start: ContinuousClock.Instant, client: SocketAddress?, error: (any Error)?) {
-        let level: Logger.Level = (status < 400 && (method == .get || method == .head)) ? .debug : .info
-        guard logger.logLevel <= level else { return }
-        var metadata: Logger.Metadata = [
-            "method": .string(method.rawValue),
-            "route": .string(route),
-            "path": .string(path),
-            "status": .stringConvertible(status),
-            "duration_ms": .stringConvertible(((ContinuousClock.now - start) / .microseconds(1)).rounded() / 1000),
-        ]
-        if let client = client.flatMap(networkPrefix) { metadata["client"] = .string(client) }
-        if let error = error as? APIError { metadata["error"] = .string(error.code) }
-        logger.log(level: level, "request", metadata: metadata)
-    }
-
-    /// A random per-process prefix and a counter: unique, cheap, and sortable within a process.
-    static func makeID() -> String {
-        RequestIDs.prefix + String(RequestIDs.counter.add(1, ordering: .relaxed).newValue, radix: 36)
-    }
-
-    /// A client-supplied id, if it is 1–64 characters of `[A-Za-z0-9._-]` (no log injection).
-    static func sanitised(_ value: String) -> String? {
-        guard (1...64).contains(value.utf8.count),
-              value.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 46 || $0 == 95 })
-        else { return nil }
-        return value
-    }
-
-    /// `203.0.113.0/24` or `2001:db8:1::/48`: enough to tell networks apart, not people.
-    static func networkPrefix(_ address: SocketAddress) -> String? {
-        guard let ip = address.ipAddress else { return nil }
-        switch address.protocol {
-        case .inet:
-            let octets = ip.split(separator: ".")
-            guard octets.count == 4 else { return nil }
-            return octets.prefix(3).joined(separator: ".") + ".0/24"
-        case .inet6:
-            if ip.hasPrefix("::ffff:"), ip.contains(".") {
-                let octets = ip.dropFirst(7).split(separator: ".")
-                return octets.prefix(3).joined(separator: ".") + ".0/24"
-            }
-            guard let parsed = try? SocketAddress(ipAddress: ip, port: 0), case .v6(let v6) = parsed else { return nil }
-            var raw = v6.address.sin6_addr
-            let groups = withUnsafeBytes(of: &raw) { bytes in
-                (0..<3).map { String(UInt16(bytes[$0 * 2]) << 8 | UInt16(bytes[$0 * 2 + 1]), radix: 16) }
-            }
-            return groups.joined(separator: ":") + "::/48"
-        default:
-            return nil
-        }
-    }
 }
 
 /// One JSON object per line on standard error: `ts`, `level`, `logger`, `msg`, the metadata
@@ -166,7 +111,65 @@ public struct JSONLogHandler: LogHandler {
     }
 }
 
+/// Request ids and the per-request log line, shared by ``RequestIDMiddleware`` and the playback
+/// fast path.
 enum RequestIDs {
+    static let header = HTTPField.Name("X-Request-Id")!
+
+    /// The request's log line (written by ``RequestIDMiddleware`` and by the fast path, which bypasses it).
+    static func log(logger: Logger, method: HTTPRequest.Method, route: String, path: String, status: Int,
+                    start: ContinuousClock.Instant, client: SocketAddress?, error: (any Error)?) {
+        let level: Logger.Level = (status < 400 && (method == .get || method == .head)) ? .debug : .info
+        guard logger.logLevel <= level else { return }
+        var metadata: Logger.Metadata = [
+            "method": .string(method.rawValue),
+            "route": .string(route),
+            "path": .string(path),
+            "status": .stringConvertible(status),
+            "duration_ms": .stringConvertible(((ContinuousClock.now - start) / .microseconds(1)).rounded() / 1000),
+        ]
+        if let client = client.flatMap(networkPrefix) { metadata["client"] = .string(client) }
+        if let error = error as? APIError { metadata["error"] = .string(error.code) }
+        logger.log(level: level, "request", metadata: metadata)
+    }
+
+    /// A random per-process prefix and a counter: unique, cheap, and sortable within a process.
+    static func make() -> String {
+        prefix + String(counter.add(1, ordering: .relaxed).newValue, radix: 36)
+    }
+
+    /// A client-supplied id, if it is 1–64 characters of `[A-Za-z0-9._-]` (no log injection).
+    static func sanitised(_ value: String) -> String? {
+        guard (1...64).contains(value.utf8.count),
+              value.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 46 || $0 == 95 })
+        else { return nil }
+        return value
+    }
+
+    /// `203.0.113.0/24` or `2001:db8:1::/48`: enough to tell networks apart, not people.
+    static func networkPrefix(_ address: SocketAddress) -> String? {
+        guard let ip = address.ipAddress else { return nil }
+        switch address.protocol {
+        case .inet:
+            let octets = ip.split(separator: ".")
+            guard octets.count == 4 else { return nil }
+            return octets.prefix(3).joined(separator: ".") + ".0/24"
+        case .inet6:
+            if ip.hasPrefix("::ffff:"), ip.contains(".") {
+                let octets = ip.dropFirst(7).split(separator: ".")
+                return octets.prefix(3).joined(separator: ".") + ".0/24"
+            }
+            guard let parsed = try? SocketAddress(ipAddress: ip, port: 0), case .v6(let v6) = parsed else { return nil }
+            var raw = v6.address.sin6_addr
+            let groups = withUnsafeBytes(of: &raw) { bytes in
+                (0..<3).map { String(UInt16(bytes[$0 * 2]) << 8 | UInt16(bytes[$0 * 2 + 1]), radix: 16) }
+            }
+            return groups.joined(separator: ":") + "::/48"
+        default:
+            return nil
+        }
+    }
+
     static let prefix: String = {
         var generator = SystemRandomNumberGenerator()
         let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")

@@ -313,7 +313,7 @@ public struct AWSSignatureV4: Sendable, CustomStringConvertible {
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count)
         for byte in text.utf8 {
-            if isUnreserved(byte) || (byte == UInt8(ascii: "/") && !encodeSlash) {
+            if QueryRewriter.isUnreserved(byte) || (byte == UInt8(ascii: "/") && !encodeSlash) {
                 out.append(byte)
             } else {
                 out.append(UInt8(ascii: "%"))
@@ -420,7 +420,7 @@ public struct AWSSignatureV4: Sendable, CustomStringConvertible {
                 }
                 index += 3
             } else {
-                guard isUnreserved(byte) || byte == UInt8(ascii: "/") else { throw AWSSigningError(.invalidPath(path)) }
+                guard QueryRewriter.isUnreserved(byte) || byte == UInt8(ascii: "/") else { throw AWSSigningError(.invalidPath(path)) }
                 index += 1
             }
         }
@@ -437,11 +437,6 @@ public struct AWSSignatureV4: Sendable, CustomStringConvertible {
             out.append(hexDigitsLower[Int(byte & 0x0F)])
         }
         return String(decoding: out, as: UTF8.self)
-    }
-
-    static func isUnreserved(_ c: UInt8) -> Bool {
-        (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39)
-            || c == UInt8(ascii: "-") || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "~")
     }
 
     static func isUpperHexDigit(_ c: UInt8) -> Bool {

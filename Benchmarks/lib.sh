@@ -1,0 +1,34 @@
+# Helpers shared by the benchmark scripts (sourced, after `set -euo pipefail`).
+
+die() { echo "error: $*" >&2; exit 1; }
+warn() { echo "warning: $*" >&2; }
+# curl_ ARGS…: curl on loopback, never through a proxy.
+curl_() { curl -sS --noproxy '*' "$@"; }
+# port_busy PORT: whether something listens on 127.0.0.1:PORT.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# music_flac OUT SECONDS: stereo 44.1 kHz 16-bit FLAC, music-like (tones, a sweep, noise).
+music_flac() {
+  ffmpeg -v error -f lavfi -i "aevalsrc=0.3*sin(2*PI*440*t)+0.2*sin(2*PI*3000*t*(1+0.1*sin(t)))+0.08*(random(0)-0.5)|0.3*sin(2*PI*663*t)+0.1*sin(2*PI*5100*t)+0.08*(random(1)-0.5):s=44100:d=$2:c=stereo" \
+    -c:a flac -sample_fmt s16 "$1"
+}
+
+# tone_flac OUT SECONDS I: a short stereo FLAC whose tones depend on I (distinct tracks).
+tone_flac() {
+  ffmpeg -v error -f lavfi -i "aevalsrc=0.3*sin(2*PI*$((200 + $3 * 37))*t)+0.08*(random(0)-0.5)|0.3*sin(2*PI*$((300 + $3 * 41))*t)+0.08*(random(1)-0.5):s=44100:d=$2:c=stereo" \
+    -c:a flac -sample_fmt s16 "$1"
+}
+
+# wait_listening LOG PID [WHAT]: waits up to 30 s for `streamhost … listening on http://…` in LOG
+# while PID lives, then sets `base` to that URL (0.0.0.0 as 127.0.0.1). Sets a variable rather
+# than printing it: `die` in a command substitution would only end the subshell.
+wait_listening() {
+  local log=$1 pid=$2 what=${3:-streamhost serve}
+  for _ in $(seq 1 300); do
+    grep -q "streamhost listening on http://" "$log" && break
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; die "$what exited at start"; }
+    sleep 0.1
+  done
+  grep -q "streamhost listening on http://" "$log" || die "$what did not print 'listening on' within 30 s"
+  base=$(grep -o 'streamhost listening on http://[0-9.]*:[0-9]*' "$log" | head -1 | sed 's/.* //' | sed 's#//0\.0\.0\.0:#//127.0.0.1:#')
+}
