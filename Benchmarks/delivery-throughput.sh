@@ -30,6 +30,8 @@
 #        SKIP_HOST=1 (nginx only: checks the harness against a host without /media and /hls)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=Benchmarks/lib.sh
+. Benchmarks/lib.sh
 
 DURATION=${DURATION:-20s}
 WARMUP=${WARMUP:-3s}
@@ -51,25 +53,7 @@ case $AUTH in
 esac
 
 # --- tools: wrk, nginx, curl, ffmpeg (installed with apt only when missing) ---------------------
-nginx_bin=$(command -v nginx || true)
-[ -z "$nginx_bin" ] && [ -x /usr/sbin/nginx ] && nginx_bin=/usr/sbin/nginx
-missing=()
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
-[ -n "$nginx_bin" ] || missing+=(nginx-light)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "Installing: ${missing[*]}"
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  $sudo apt-get update -qq
-  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
-    # nginx-light is gone from newer Debian releases: fall back to the nginx package.
-    missing=("${missing[@]/nginx-light/nginx}")
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-  nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-fi
+ensure_tools wrk nginx curl ffmpeg
 
 # --- the release binary ---------------------------------------------------------------------------
 if [ -n "${STREAMHOST:-}" ]; then
@@ -90,8 +74,6 @@ cleanup() {
   if [ "$KEEP" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-# shellcheck source=Benchmarks/lib.sh
-. Benchmarks/lib.sh
 data=$work/data
 objects=$data/objects
 

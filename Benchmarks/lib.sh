@@ -32,3 +32,31 @@ wait_listening() {
   grep -q "streamhost listening on http://" "$log" || die "$what did not print 'listening on' within 30 s"
   base=$(grep -o 'streamhost listening on http://[0-9.]*:[0-9]*' "$log" | head -1 | sed 's/.* //' | sed 's#//0\.0\.0\.0:#//127.0.0.1:#')
 }
+
+# ensure_tools COMMAND…: installs with apt (as root, or with sudo) what is missing: each
+# command's Debian package (ss: iproute2; nginx: nginx-light, or nginx where that is gone).
+# With nginx among them, sets `nginx_bin`.
+ensure_tools() {
+  local c sudo="" missing=() wants_nginx=0
+  for c in "$@"; do
+    case $c in
+      nginx)
+        wants_nginx=1
+        nginx_bin=$(command -v nginx || true)
+        if [ -z "$nginx_bin" ] && [ -x /usr/sbin/nginx ]; then nginx_bin=/usr/sbin/nginx; fi
+        if [ -z "$nginx_bin" ]; then missing+=(nginx-light); fi ;;
+      ss) command -v ss >/dev/null 2>&1 || missing+=(iproute2) ;;
+      *) command -v "$c" >/dev/null 2>&1 || missing+=("$c") ;;
+    esac
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  echo "Installing: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    # nginx-light is gone from newer Debian releases: fall back to the nginx package.
+    missing=("${missing[@]/nginx-light/nginx}")
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if [ "$wants_nginx" = 1 ]; then nginx_bin=$(command -v nginx || echo /usr/sbin/nginx); fi
+}

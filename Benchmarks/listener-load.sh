@@ -55,6 +55,8 @@
 #                timeout 30 s; nginx: client_header_timeout and send_timeout 60 s, its defaults).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=Benchmarks/lib.sh
+. Benchmarks/lib.sh
 
 SCENARIO=${SCENARIO:-listeners}
 case $SCENARIO in
@@ -84,8 +86,6 @@ TRACK_SECONDS=180
 RSS_GOAL_MIB=256
 RATIO_GOAL=2
 
-# shellcheck source=Benchmarks/lib.sh
-. Benchmarks/lib.sh
 [[ $LISTENERS =~ ^[1-9][0-9]*$ ]] || die "LISTENERS=$LISTENERS: expected a positive integer"
 for knob in DURATION RAMP PAUSE; do
   [[ ${!knob} =~ ^[0-9]+$ ]] || die "$knob=${!knob}: expected a whole number of seconds"
@@ -102,26 +102,7 @@ while read -r v; do unset "$v"; done < <(compgen -e | grep '^VEZA_' || true)
 export NO_PROXY="127.0.0.1,localhost,::1${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost,::1${no_proxy:+,$no_proxy}"
 
 # --- tools: nginx, curl, ffmpeg, jq, ss (installed with apt only when missing) --------------------
-nginx_bin=$(command -v nginx || true)
-[ -z "$nginx_bin" ] && [ -x /usr/sbin/nginx ] && nginx_bin=/usr/sbin/nginx
-missing=()
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
-command -v jq >/dev/null 2>&1 || missing+=(jq)
-command -v ss >/dev/null 2>&1 || missing+=(iproute2)
-[ -n "$nginx_bin" ] || missing+=(nginx-light)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "Installing: ${missing[*]}"
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  $sudo apt-get update -qq
-  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
-    # nginx-light is gone from newer Debian releases: fall back to the nginx package.
-    missing=("${missing[@]/nginx-light/nginx}")
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-  nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-fi
+ensure_tools nginx curl ffmpeg jq ss
 
 # --- the release binaries -------------------------------------------------------------------------
 binary() { # binary PRODUCT OVERRIDE: absolute path of the release binary
