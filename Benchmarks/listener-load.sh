@@ -41,6 +41,8 @@
 #        PROGRESSIVE_FRACTION=0.1  STREAMHOST=path  LOADGEN=path
 #        SKIP_PROBABILITY=0.3  PROGRESSIVE_RENDITION=aac-128  NGINX_WORKERS=1 (or auto)
 #        PAUSE=10 (s between runs)  KEEP=1 (keep the work directory, with the JSON reports)
+#        EVENT_LOOPS=0 (the host's server.eventLoops; 0: one per core)
+#        TARGETS="nginx host" (TARGETS=host measures the host alone: no ratios)
 #
 # SCENARIO (default listeners) picks the run and its defaults:
 #   listeners    the above (10,000 listeners, 10 % progressive, at 1× and 4×);
@@ -78,6 +80,9 @@ case $SCENARIO in
   hostile) scenario_args=(--slowloris 250 --slow-readers 250) ;;
 esac
 SKIP_PROBABILITY=${SKIP_PROBABILITY:-0.3}
+EVENT_LOOPS=${EVENT_LOOPS:-0}
+TARGETS=${TARGETS:-nginx host}
+for t in $TARGETS; do case $t in nginx|host) ;; *) die "TARGETS=$TARGETS: expected nginx and/or host";; esac; done
 PROGRESSIVE_RENDITION=${PROGRESSIVE_RENDITION:-aac-128}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
 PAUSE=${PAUSE:-10}
@@ -195,7 +200,7 @@ start_host() {
   local log=$work/serve-$1.log
   # Every listener is 127.0.0.1: the per-client rate limits and connection cap are off.
   VEZA_LIMITS_API_RATE=0 VEZA_LIMITS_UPLOAD_RATE=0 VEZA_LIMITS_MEDIA_RATE=0 VEZA_LIMITS_CONNECTIONS_PER_CLIENT=0 \
-    "$bin" serve --port 0 --data-directory "$data" > "$log" 2>&1 &
+    VEZA_SERVER_EVENT_LOOPS=$EVENT_LOOPS "$bin" serve --port 0 --data-directory "$data" > "$log" 2>&1 &
   host=$!
   pids+=("$host")
   wait_listening "$log" "$host"
@@ -395,7 +400,7 @@ run() { # run TARGET SPEED
   sleep "$PAUSE"
 }
 for speed in $SPEEDS; do
-  for target in nginx host; do
+  for target in $TARGETS; do
     run "$target" "$speed"
     targets+=("$target@$speed")
   done
@@ -436,7 +441,9 @@ echo
 # No same-run ratios in the progressive scenario: nginx sends each file at once and idles.
 [ "$SCENARIO" = progressive ] && SPEEDS_RATIO="" || SPEEDS_RATIO=$SPEEDS
 for speed in $SPEEDS_RATIO; do
-  n=${report[nginx@$speed]} h=${report[host@$speed]}
+  case " $TARGETS " in *" nginx "*) ;; *) continue;; esac
+  case " $TARGETS " in *" host "*) ;; *) continue;; esac
+  n=${report[nginx@$speed]:-} h=${report[host@$speed]:-}
   if [ -z "$n" ] || [ -z "$h" ]; then echo "speed $speed×: no ratio (a run failed)"; echo; continue; fi
   awk -v fa_h="$(q "$h" .timeToFirstAudioMs.p99)" -v fa_n="$(q "$n" .timeToFirstAudioMs.p99)" \
       -v c_h="$(q "$h" '.server.meanCores / .listeners')" -v c_n="$(q "$n" '.server.meanCores / .listeners')" \

@@ -253,6 +253,13 @@ struct DeliveryTests {
         #expect(try status("/hls/\(id)/master.m3u8?token=" + String(tampered)) == 401, "tampered signature")
         #expect(try status("/hls/\(otherID)/master.m3u8?token=" + tokenValue) == 403, "another track's token")
         #expect(try status("/media/\(otherID)/v1/cmaf/aac-128/seg-1.m4s?token=" + tokenValue) == 403)
+        // A percent-encoded token plays (the fast path leaves it to the router, which decodes
+        // it); a tampered one encoded so is still refused.
+        let encoded = tokenValue.replacingOccurrences(of: ".", with: "%2E")
+        #expect(encoded != tokenValue)
+        #expect(try status("/hls/\(id)/master.m3u8?token=" + encoded) == 200, "percent-encoded token")
+        #expect(try status("/media/\(id)/v1/cmaf/aac-128/seg-1.m4s?token=" + encoded) == 200)
+        #expect(try status("/hls/\(id)/master.m3u8?token=" + String(tampered).replacingOccurrences(of: ".", with: "%2E")) == 401)
         // Expiry has one-second resolution: 3 s leave at least 2 s of validity.
         let shortLived = try signed(host, "/hls/\(id)/master.m3u8", ttl: "3s")
         #expect(try status(shortLived) == 200)

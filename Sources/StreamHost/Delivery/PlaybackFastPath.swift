@@ -72,21 +72,17 @@ final class PlaybackFastPath: Sendable {
 
     /// The answer to `request`, or nil to hand it to the router.
     func answer(_ request: HTTPRequest, remote: SocketAddress?) -> Answer? {
-        guard request.method == .get || request.method == .head, let target = request.path,
-              target.hasPrefix("/media/") || target.hasPrefix("/hls/") || target.hasPrefix("/dash/"),
-              request.headerFields[.authorization] == nil
+        guard request.method == .get || request.method == .head, let requestTarget = request.path,
+              request.headerFields[.authorization] == nil, let target = Target(requestTarget)
         else { return nil }
         let start = ContinuousClock.now
-        let uri = URI(target)
-        let path = uri.path
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count >= 4, !parts[2].isEmpty else { return nil }
-        let id = String(parts[2])
+        let path = String(target.path)
+        let id = String(target.id)
 
         var token: String?
         if !delivery.auth.isPublic {
-            guard let given = uri.queryParameters.get(HostAuth.tokenParameter),
-                  let valid = try? delivery.auth.verifySignedPath(path, token: given, now: Date())
+            guard let given = target.token,
+                  let valid = try? delivery.auth.verifySignedPath(path, token: String(given), now: Date())
             else { return nil }
             token = valid
         }
@@ -102,9 +98,9 @@ final class PlaybackFastPath: Sendable {
         }
         let route: String
         var served: ObjectResponder.Kind?
-        switch parts[1] {
-        case "media":
-            let rest = parts[3...].joined(separator: "/")
+        switch target.service {
+        case .media:
+            let rest = String(target.rest)
             guard !delivery.configuration.redirectMedia, let kind = DeliveryRoutes.publishedObjectKind(rest) else { return nil }
             let key = "tracks/\(id)/\(rest)"
             guard kind.metricsKind != "progressive", let object = cache.object(key), let contents = object.contents else {
@@ -150,11 +146,11 @@ final class PlaybackFastPath: Sendable {
                 return nil
             }
             route = "/media/{id}/**"
-        case "hls", "dash":
-            guard parts.count == 4, let (manifest, version) = manifests.readyTrack(id) else { return nil }
-            let name = parts[3]
+        case .hls, .dash:
+            let name = target.rest
+            guard !name.utf8.contains(UInt8(ascii: "/")), let (manifest, version) = manifests.readyTrack(id) else { return nil }
             let document: DeliveryRoutes.Document
-            if parts[1] == "dash" {
+            if target.service == .dash {
                 guard name == "manifest.mpd" else { return nil }
                 document = .mpd
             } else if name == "master.m3u8" {
@@ -168,8 +164,6 @@ final class PlaybackFastPath: Sendable {
             }
             (headers, body) = delivery.document(rendered, type: document.contentType, signed: token != nil, authorization: false)
             route = document.route
-        default:
-            return nil
         }
 
         // The rate limit last, so that a request handed to the router is counted once.
@@ -228,6 +222,86 @@ final class PlaybackFastPath: Sendable {
         }
         guard case .success(let (descriptor, info)?) = LocalDiskStorage.openFile(path, key: key) else { return nil }
         return (FileBody(descriptor: descriptor, range: 0..<info.size, pacing: pacing, kind: kind), info)
+    }
+
+    /// A playback request target, split without building a URI or a query dictionary: the
+    /// path `/{service}/{id}/{rest}` and the raw value of the first `token` parameter.
+    struct Target {
+        enum Service { case media, hls, dash }
+        var service: Service
+        var path: Substring
+        var id: Substring
+        /// What follows `/{service}/{id}/`.
+        var rest: Substring
+        var token: Substring?
+        /// `token=` (``HostAuth/tokenParameter``).
+        static let tokenPrefix: StaticString = "token="
+
+        /// Nil for anything but a plain playback path (another prefix, an empty id, a
+        /// percent-encoded path or token, a fragment): the router decodes and decides those.
+        init?(_ target: String) {
+            var target = target
+            // One pass over the bytes: offsets of the id, the end of the path and the token.
+            typealias Offsets = (service: Service, idStart: Int, idEnd: Int, pathEnd: Int, token: Range<Int>?)
+            let scanned = target.withUTF8 { bytes -> Offsets? in
+                let service: Service
+                let idStart: Int
+                if Self.bytes(bytes, startWith: "/media/") {
+                    (service, idStart) = (.media, 7)
+                } else if Self.bytes(bytes, startWith: "/hls/") {
+                    (service, idStart) = (.hls, 5)
+                } else if Self.bytes(bytes, startWith: "/dash/") {
+                    (service, idStart) = (.dash, 6)
+                } else {
+                    return nil
+                }
+                var idEnd: Int?
+                var index = idStart
+                path: while index < bytes.count {
+                    switch bytes[index] {
+                    case UInt8(ascii: "%"), UInt8(ascii: "#"): return nil
+                    case UInt8(ascii: "?"): break path
+                    case UInt8(ascii: "/") where idEnd == nil: idEnd = index
+                    default: break
+                    }
+                    index += 1
+                }
+                guard let idEnd, idEnd > idStart else { return nil }
+                let pathEnd = index
+                var token: Range<Int>?
+                // The query: the first `token=` parameter.
+                while index < bytes.count {
+                    index += 1   // past '?' or '&'
+                    let parameterStart = index
+                    var parameterEnd = index
+                    while parameterEnd < bytes.count, bytes[parameterEnd] != UInt8(ascii: "&") {
+                        if bytes[parameterEnd] == UInt8(ascii: "#") { return nil }
+                        parameterEnd += 1
+                    }
+                    if token == nil, Self.bytes(UnsafeBufferPointer(rebasing: bytes[parameterStart..<parameterEnd]), startWith: Self.tokenPrefix) {
+                        let value = (parameterStart + Self.tokenPrefix.utf8CodeUnitCount)..<parameterEnd
+                        // Percent-encoded or '+': the router decodes it.
+                        if bytes[value].contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) { return nil }
+                        token = value
+                    }
+                    index = parameterEnd
+                }
+                return (service, idStart, idEnd, pathEnd, token)
+            }
+            guard let scanned else { return nil }
+            let utf8 = target.utf8
+            func at(_ offset: Int) -> String.Index { utf8.index(utf8.startIndex, offsetBy: offset) }
+            service = scanned.service
+            path = target[..<at(scanned.pathEnd)]
+            id = target[at(scanned.idStart)..<at(scanned.idEnd)]
+            rest = target[at(scanned.idEnd + 1)..<at(scanned.pathEnd)]
+            token = scanned.token.map { target[at($0.lowerBound)..<at($0.upperBound)] }
+        }
+
+        private static func bytes(_ bytes: UnsafeBufferPointer<UInt8>, startWith prefix: StaticString) -> Bool {
+            prefix.utf8CodeUnitCount <= bytes.count
+                && memcmp(bytes.baseAddress!, prefix.utf8Start, prefix.utf8CodeUnitCount) == 0
+        }
     }
 
     /// The `Date` field, formatted once per second.
@@ -305,6 +379,17 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var waiting: [NIOAny] = []
     /// Largest region written at once.
     static let regionBytes: Int64 = 1 << 20
+    /// Paced streams resume on a 20 ms grid, so that the streams due within the same 20 ms wake
+    /// the event loop once (a thousand streams resuming once a second would otherwise wake
+    /// it up to 1,000 times a second). The budget is computed from the time elapsed, so the
+    /// rate is kept; a piece goes out at most 20 ms later.
+    static let pacingGrid: Int64 = 20_000_000
+
+    static func coalesced(_ deadline: NIODeadline) -> NIODeadline {
+        let nanoseconds = Int64(deadline.uptimeNanoseconds)
+        let rounded = (nanoseconds + pacingGrid - 1) / pacingGrid * pacingGrid
+        return .uptimeNanoseconds(UInt64(rounded))
+    }
 
     init(fastPath: PlaybackFastPath, routerNeeded: EventLoopPromise<Bool>) {
         self.fastPath = fastPath
@@ -407,11 +492,12 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// for the budget (a timer); ends the response when the range is sent.
     private func pump(_ context: ChannelHandlerContext) {
         // A flush may change writability inline and call back in here: the running loop goes on.
-        guard !pumping, let stream, let codec else { return }
+        // While a paced stream waits for its budget, its timer resumes it: a writability change
+        // meanwhile has nothing to send. (No cancel: NIO cancels a scheduled task by a linear
+        // search of the loop's timer heap, which holds a timer per connection.)
+        guard !pumping, let stream, stream.timer == nil, let codec else { return }
         pumping = true
         defer { pumping = false }
-        stream.timer?.cancel()
-        stream.timer = nil
         while stream.offset < stream.end {
             // Abandoned (the connection closed) during the last write.
             guard self.stream === stream, context.channel.isActive else { return }
@@ -420,16 +506,21 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
             if let pacing = stream.pacing {
                 let elapsed = Double((NIODeadline.now() - stream.started).nanoseconds) / 1e9
                 let budget = Int64(Double(pacing.burstBytes) + pacing.bytesPerSecond * elapsed) - stream.sent
-                // Regions of at least a quarter second (or what is left): few timers per stream.
-                let piece = min(stream.end - stream.offset, Int64(ObjectResponder.pacedPiece(pacing)))
+                // Regions of at least a second at the paced rate (or what is left): a timer per
+                // second per stream. (The router's pieces are a quarter second, as they are read
+                // into memory; a file region costs no memory.) The budget caps what is sent, so
+                // the piece size changes only how often a stream wakes.
+                let piece = min(stream.end - stream.offset, max(4096, Int64(pacing.bytesPerSecond)))
                 if budget < piece {
                     let wait = Double(piece - budget) / pacing.bytesPerSecond
-                    let nanoseconds = Int64(wait * 1e9) + 1_000_000
-                    stream.waited += nanoseconds
-                    let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                    stream.timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
-                        let (handler, context) = loopBound.value
-                        handler.pump(context)
+                    let due = Self.coalesced(NIODeadline.now() + .nanoseconds(Int64(wait * 1e9) + 1_000_000))
+                    stream.waited += (due - NIODeadline.now()).nanoseconds
+                    let loopBound = NIOLoopBound((self, context, stream), eventLoop: context.eventLoop)
+                    stream.timer = context.eventLoop.scheduleTask(deadline: due) {
+                        let (handler, context, stream) = loopBound.value
+                        stream.timer = nil
+                        // An abandoned stream's timer is left to fire (see abandonStream).
+                        if handler.stream === stream { handler.pump(context) }
                     }
                     return
                 }
@@ -478,7 +569,8 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func abandonStream() {
         guard let stream else { return }
         self.stream = nil
-        stream.timer?.cancel()
+        // Its timer, if any, fires within a second and finds the stream gone: cheaper
+        // than a cancel's search of the timer heap.
         finishMetrics(stream)
         try? stream.handle.close()
         waiting.removeAll()

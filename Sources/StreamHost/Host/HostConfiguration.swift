@@ -15,6 +15,10 @@ public struct HostConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// Port to bind (`port`); 0 picks a free port (printed at start-up). Default 8080.
     public var port: Int = 8080
+    /// Event-loop threads answering connections (`server.eventLoops`); 0 (default) shares
+    /// SwiftNIO's singleton group, one thread per core. Like nginx's `worker_processes`: on a
+    /// machine shared with other work, fewer loops batch more events per wake-up.
+    public var eventLoops: Int = 0
     /// Data directory (`data.directory`): `objects/` (storage), `catalog.sqlite`, `tmp/`,
     /// `staging/`. Default `./data`.
     public var dataDirectory: String = "data"
@@ -82,6 +86,7 @@ public struct HostConfiguration: Sendable {
         host = reader.string(forKey: "host", default: host)
         port = reader.int(forKey: "port", default: port)
         dataDirectory = reader.string(forKey: "data.directory", default: dataDirectory)
+        eventLoops = max(0, reader.int(forKey: "server.eventLoops", default: eventLoops))
         maxUploadBytes = reader.int(forKey: "upload.maxBytes", default: maxUploadBytes)
         validateUploadsByDecoding = reader.bool(forKey: "upload.validate", default: validateUploadsByDecoding)
         uploadIdleTimeout = reader.double(forKey: "upload.idleTimeout", default: uploadIdleTimeout)

@@ -3,6 +3,7 @@ import HummingbirdCore
 public import Logging
 import Foundation
 import NIOCore
+import NIOPosix
 import HTTPTypes
 import Prometheus
 import ServiceLifecycle
@@ -165,6 +166,8 @@ public struct StreamHostServer: Sendable {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName, backlog: 4096),
             services: [workers],
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            eventLoopGroupProvider: configuration.eventLoops > 0
+                ? .shared(MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)) : .singleton,
             logger: logger
         )
     }
