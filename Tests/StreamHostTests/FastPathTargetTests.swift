@@ -44,3 +44,46 @@ extension FastPathTargetTests {
         #expect("\(Target.tokenPrefix)" == HostAuth.tokenParameter + "=")
     }
 }
+
+/// The checks every served object goes through, on the fast path and in the router.
+@Suite("Published object keys: kinds, plain paths and content types")
+struct PublishedKeyTests {
+    @Test("published object kinds and the stream-start flag")
+    func kinds() {
+        let segment = DeliveryRoutes.publishedObjectKind("v12/cmaf/aac-128/seg-1.m4s")
+        #expect(segment?.metricsKind == "segment" && segment?.isStreamStart == true)
+        #expect(DeliveryRoutes.publishedObjectKind("v1/cmaf/aac-128/seg-2.m4s")?.isStreamStart == false)
+        #expect(DeliveryRoutes.publishedObjectKind("v1/cmaf/opus-96/init.mp4")?.metricsKind == "init")
+        #expect(DeliveryRoutes.publishedObjectKind("v1/progressive/aac-128.m4a")?.metricsKind == "progressive")
+        #expect(DeliveryRoutes.publishedObjectKind("v3/waveform.json")?.metricsKind == "waveform")
+        #expect(DeliveryRoutes.publishedObjectKind("v3/waveform.dat")?.metricsKind == "waveform")
+        for refused in ["", "v1", "v/cmaf/a/seg-1.m4s", "x1/cmaf/a/seg-1.m4s", "v+1/cmaf/a/seg-1.m4s", "v1a/cmaf/a/seg-1.m4s",
+                        "v1/cmaf/a/seg-1.mp4", "v1/cmaf/a/b/seg-1.m4s", "v1/cmaf/seg-1.m4s", "v1/cmaf/../seg-1.m4s",
+                        "v1/cmaf//seg-1.m4s", "v1/progressive/a/b.m4a", "v1/progressive", "v1/waveform.json/x",
+                        "v1/master.m3u8", "v1/cmaf/a/seg-1.m4s/", "/v1/cmaf/a/seg-1.m4s", "v99999999999999999999/waveform.json"] {
+            #expect(DeliveryRoutes.publishedObjectKind(refused) == nil, "\(refused)")
+        }
+    }
+
+    @Test("plain relative paths: no empty, '.' or '..' segment")
+    func plainPaths() {
+        for plain in ["a", "a/b", "...", "a/.../b", ".a/b.", "tracks/x/v1/cmaf/aac-64/seg-10.m4s"] {
+            #expect(isPlainRelativePath(plain), "\(plain)")
+        }
+        for bad in ["", "/", "/a", "a/", "a//b", ".", "..", "a/./b", "a/../b", "../a", "a/.."] {
+            #expect(!isPlainRelativePath(bad), "\(bad)")
+        }
+    }
+
+    @Test("content types by extension, case-insensitively")
+    func contentTypes() {
+        #expect(MediaContentType.forKey("tracks/a/v1/cmaf/x/seg-1.m4s") == "audio/mp4")
+        #expect(MediaContentType.forKey("a/b.MP3") == "audio/mpeg")
+        #expect(MediaContentType.forKey("a/b.opus") == "audio/ogg")
+        #expect(MediaContentType.forKey("a/b.flac") == "audio/flac")
+        #expect(MediaContentType.forKey("a/master.m3u8") == MediaContentType.hlsPlaylist)
+        #expect(MediaContentType.forKey("a/manifest.mpd") == MediaContentType.dashManifest)
+        #expect(MediaContentType.forKey("a/waveform.dat") == "application/octet-stream")
+        #expect(MediaContentType.forKey("noextension") == "application/octet-stream")
+    }
+}

@@ -175,19 +175,43 @@ public struct DeliveryRoutes: Sendable {
     /// Only published renditions, progressive files and waveforms are served from `/media`
     /// (never `manifest.json` or the kept source).
     static func publishedObjectKind(_ rest: String) -> ObjectResponder.Kind? {
-        let parts = rest.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count >= 2, parts[0].count >= 2, parts[0].first == "v", Int(parts[0].dropFirst()) != nil,
-              !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else { return nil }
-        switch parts[1] {
-        case "cmaf" where parts.count == 4:
-            let file = parts[3]
+        guard isPlainRelativePath(rest) else { return nil }
+        // At most four segments (no array: this runs for every segment served).
+        var parts: (Substring, Substring, Substring, Substring) = ("", "", "", "")
+        var count = 0
+        var start = rest.startIndex
+        var index = rest.utf8.startIndex
+        while true {
+            let atEnd = index == rest.utf8.endIndex
+            if atEnd || rest.utf8[index] == UInt8(ascii: "/") {
+                guard count < 4 else { return nil }
+                let part = rest[start..<index]
+                switch count {
+                case 0: parts.0 = part
+                case 1: parts.1 = part
+                case 2: parts.2 = part
+                default: parts.3 = part
+                }
+                count += 1
+                if atEnd { break }
+                start = rest.utf8.index(after: index)
+            }
+            index = rest.utf8.index(after: index)
+        }
+        let version = parts.0
+        guard count >= 2, version.utf8.count >= 2, version.utf8.first == UInt8(ascii: "v"),
+              version.utf8.dropFirst().allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+              Int(version.dropFirst()) != nil else { return nil }
+        switch parts.1 {
+        case "cmaf" where count == 4:
+            let file = parts.3
             if file == "init.mp4" { return .init(metricsKind: "init", isStreamStart: false) }
             guard file.hasPrefix("seg-"), file.hasSuffix(".m4s") else { return nil }
             return .init(metricsKind: "segment", isStreamStart: file == "seg-1.m4s")
-        case "progressive" where parts.count == 3:
+        case "progressive" where count == 3:
             return .init(metricsKind: "progressive", isStreamStart: true)
         case "waveform.json", "waveform.dat":
-            return parts.count == 2 ? .init(metricsKind: "waveform", isStreamStart: false) : nil
+            return count == 2 ? .init(metricsKind: "waveform", isStreamStart: false) : nil
         default:
             return nil
         }

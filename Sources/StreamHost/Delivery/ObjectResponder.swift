@@ -239,7 +239,8 @@ enum MediaContentType {
     static let dashManifest = "application/dash+xml"
 
     static func forKey(_ key: String) -> String {
-        switch key.split(separator: ".").last.map({ $0.lowercased() }) ?? "" {
+        let dot = key.utf8.lastIndex(of: UInt8(ascii: "."))
+        return switch dot.map({ key[key.utf8.index(after: $0)...].lowercased() }) ?? "" {
         case "mp4", "m4s", "m4a": "audio/mp4"
         case "mp3": "audio/mpeg"
         case "opus", "ogg": "audio/ogg"

@@ -112,10 +112,25 @@ enum StoredObjects {
 
 /// Validates a storage key: relative, `/`-separated, no empty, `.` or `..` components.
 func validateKey(_ key: String) throws(StorageError) {
-    let parts = key.split(separator: "/", omittingEmptySubsequences: false)
-    guard !key.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
-        throw StorageError(key: key, "invalid key")
+    guard isPlainRelativePath(key) else { throw StorageError(key: key, "invalid key") }
+}
+
+/// Whether `path` is non-empty and none of its `/`-separated segments is empty, `.` or `..`
+/// (one pass over the bytes: it runs for every object served).
+func isPlainRelativePath(_ path: some StringProtocol) -> Bool {
+    var segmentLength = 0
+    var segmentDots = 0
+    for byte in path.utf8 {
+        if byte == UInt8(ascii: "/") {
+            guard segmentLength > 0, segmentDots != segmentLength || segmentLength > 2 else { return false }
+            segmentLength = 0
+            segmentDots = 0
+        } else {
+            segmentLength += 1
+            if byte == UInt8(ascii: ".") { segmentDots += 1 }
+        }
     }
+    return segmentLength > 0 && (segmentDots != segmentLength || segmentLength > 2)
 }
 
 /// Objects as files under a root directory, the key being the relative path.
