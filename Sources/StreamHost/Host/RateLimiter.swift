@@ -216,8 +216,9 @@ struct RateLimitMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// Per-connection protections below HTTP: a cap on open connections per client address, a
 /// deadline for each request head (slowloris: headers trickled byte by byte keep resetting an
-/// idle timeout, not this deadline), and a send timeout (a client that stops reading while a
-/// response waits on its full socket).
+/// idle timeout, not this deadline), the keep-alive deadline for the next head, a stall
+/// timeout while a request body (an upload) is read, and a send timeout (a client that stops
+/// reading while a response waits on its full socket).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -250,7 +251,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     let headerTimeout: TimeAmount
     let keepAliveTimeout: TimeAmount
     let sendTimeout: TimeAmount
+    let bodyTimeout: TimeAmount
     private var address: String?
+    /// When the connection is closed unless the request body being read moves on (nil: no
+    /// body awaited).
+    private var bodyDue: NIODeadline?
     /// When the connection is closed unless a request head arrives (nil: none awaited).
     private var headDue: NIODeadline?
     /// When the connection is closed unless its full socket drains (nil: it is writable).
@@ -268,12 +273,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     ///   - headerTimeout: from connecting to a complete first request head.
     ///   - keepAliveTimeout: from the end of a response to the next complete request head.
     ///   - sendTimeout: how long the socket may stay full before the connection is closed.
-    init(counter: Counter, cap: Int, headerTimeout: TimeAmount, keepAliveTimeout: TimeAmount, sendTimeout: TimeAmount) {
+    ///   - bodyTimeout: how long a request body (an upload) may stall between two parts.
+    init(counter: Counter, cap: Int, headerTimeout: TimeAmount, keepAliveTimeout: TimeAmount, sendTimeout: TimeAmount,
+         bodyTimeout: TimeAmount) {
         self.counter = counter
         self.cap = cap
         self.headerTimeout = headerTimeout
         self.keepAliveTimeout = keepAliveTimeout
         self.sendTimeout = sendTimeout
+        self.bodyTimeout = bodyTimeout
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -309,12 +317,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The earliest deadline in force.
     private var nextDue: NIODeadline? {
-        switch (headDue, sendDue) {
-        case let (head?, send?): min(head, send)
-        case let (head?, nil): head
-        case let (nil, send?): send
-        case (nil, nil): nil
+        func earlier(_ a: NIODeadline?, _ b: NIODeadline?) -> NIODeadline? {
+            guard let a else { return b }
+            guard let b else { return a }
+            return min(a, b)
         }
+        return earlier(earlier(headDue, sendDue), bodyDue)
     }
 
     /// Schedules the timer unless one already fires no later than the next deadline.
@@ -342,9 +350,21 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) {
+        switch unwrapInboundIn(data) {
+        case .head(let request):
             headDue = nil
             inFlight += 1
+            // A body follows: it must keep coming (uploads). Requests without one (every
+            // playback request) leave the timer alone.
+            if request.headerFields[.transferEncoding] != nil || (request.headerFields[.contentLength].flatMap { Int($0) } ?? 0) > 0 {
+                bodyDue = .now() + bodyTimeout
+                ensureTimer(context)
+            }
+        case .body:
+            // Only later: the timer, when it fires, reschedules for it.
+            if bodyDue != nil { bodyDue = .now() + bodyTimeout }
+        case .end:
+            bodyDue = nil
         }
         context.fireChannelRead(data)
     }
@@ -368,6 +388,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         timerAt = nil
         headDue = nil
         sendDue = nil
+        bodyDue = nil
         if let address { counter.close(address) }
         address = nil
         context.fireChannelInactive()

@@ -147,10 +147,14 @@ public struct StreamHostServer: Sendable {
                 ConnectionGuard(counter: connections, cap: limits.connectionsPerClient,
                                 headerTimeout: .milliseconds(Int64(limits.headerTimeout * 1000)),
                                 keepAliveTimeout: .milliseconds(Int64(limits.keepAliveTimeout * 1000)),
-                                sendTimeout: .milliseconds(Int64(limits.sendTimeout * 1000))),
+                                sendTimeout: .milliseconds(Int64(limits.sendTimeout * 1000)),
+                                bodyTimeout: .milliseconds(Int64(configuration.uploadIdleTimeout * 1000))),
                 ContinueHandler(maxBodyBytes: configuration.maxUploadBytes),
             ],
-            idleTimeout: .seconds(Int64(configuration.uploadIdleTimeout)))
+            // No idle timeout of Hummingbird's: ConnectionGuard keeps every deadline of the
+            // connection (head, keep-alive, stalled body, full socket) with one timer; a second
+            // timer per connection doubled the event loop's timer heap.
+            idleTimeout: nil)
         let serverName = "veza-stream"
         let fastPath = PlaybackFastPath(delivery: deliveryRoutes(), cache: objectCache, manifests: manifests, policy: rateLimits,
                                         metrics: metrics, logger: logger, serverName: serverName)
