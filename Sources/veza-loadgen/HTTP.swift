@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// An `http://` URL whose host is a loopback address: where a listener connects and what it asks for.
 ///
@@ -144,16 +145,19 @@ struct HTTPConnection {
         self.channel = channel.channel
         hostHeader = url.authority
         self.timeout = timeout
+        watchdog = Watchdog(timeout: TimeAmount(timeout))
+        watchdog.start(on: channel.channel)
     }
+
+    private let watchdog: Watchdog
 
     /// The next part of the response, or `nil` when the connection was closed or failed; throws
     /// ``RequestTimedOut`` (having closed the connection) when none arrives within ``timeout``.
     private mutating func nextPart() async throws(RequestTimedOut) -> HTTPClientResponsePart? {
-        let channel = self.channel
-        let timer = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
-        defer { timer.cancel() }
-        let waiting = ContinuousClock.now
+        let waiting = ContinuousClock.now   // before the deadline is set: a close by the watchdog is ≥ timeout after it
+        watchdog.awaiting()
         let part = try? await responses.next()
+        watchdog.arrived()
         if part == nil, ContinuousClock.now - waiting >= timeout { throw RequestTimedOut() }
         return part
     }
@@ -195,5 +199,53 @@ struct HTTPConnection {
         }
         return HTTPResponse(status: Int(head.status.code), body: body, bytes: bytes,
                             timeToFirstByte: firstByte - sent, duration: ContinuousClock.now - sent)
+    }
+}
+
+/// Closes a connection on which a response part has been awaited for longer than the timeout,
+/// with one timer per connection, rescheduled only when it fires.
+///
+/// Scheduling and cancelling a timer per awaited part cost two cross-thread hops to the event
+/// loop per part (each a wake-up of its thread) and a linear search of the loop's timer heap
+/// per cancel, which holds a timer per listener: with 10,000 listeners most of the load
+/// generator's CPU went to that, on the cores the server under test shares.
+final class Watchdog: Sendable {
+    let timeout: TimeAmount
+    /// Uptime in nanoseconds by which the awaited part must arrive; 0 while none is awaited.
+    private let deadline = Atomic<UInt64>(0)
+
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    /// Arms the timer on `channel`'s event loop; it stops once the channel is closed.
+    func start(on channel: any Channel) {
+        channel.eventLoop.execute { self.schedule(channel, at: .now() + self.timeout) }
+    }
+
+    /// A part is awaited from now on.
+    func awaiting() {
+        deadline.store((NIODeadline.now() + timeout).uptimeNanoseconds, ordering: .relaxed)
+    }
+
+    /// The awaited part arrived (or the connection ended).
+    func arrived() {
+        deadline.store(0, ordering: .relaxed)
+    }
+
+    // The timer is always due no later than the deadline in force: it is scheduled for the
+    // deadline, or for a full timeout from now when none is in force, and a deadline set
+    // later is later still.
+    private func schedule(_ channel: any Channel, at due: NIODeadline) {
+        channel.eventLoop.scheduleTask(deadline: due) { self.fired(channel) }
+    }
+
+    private func fired(_ channel: any Channel) {
+        guard channel.isActive else { return }
+        let due = deadline.load(ordering: .relaxed)
+        let now = NIODeadline.now()
+        if due != 0, due <= now.uptimeNanoseconds {
+            channel.close(promise: nil)
+        } else {
+            schedule(channel, at: due != 0 ? .uptimeNanoseconds(due) : now + timeout)
+        }
     }
 }
