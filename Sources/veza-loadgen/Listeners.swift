@@ -367,6 +367,10 @@ final class ProgressivePlayer: Player {
                 break
             }
             let now = ContinuousClock.now
+            // A listener who stops at `stop` has closed the connection by then: bytes that
+            // arrive later are not received (the wait for them may end well after `stop`, a
+            // paced server sending a second of audio at a time).
+            guard now < stop else { break }
             received += chunk.readableBytes
             bytes += chunk.readableBytes
             stats.update { $0.bytes += chunk.readableBytes }

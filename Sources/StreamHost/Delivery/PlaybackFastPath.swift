@@ -400,10 +400,12 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
         codec = try? context.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
     }
 
-    private func startRouter() {
+    private func startRouter(_ context: ChannelHandlerContext) {
         guard !routerStarted else { return }
         routerStarted = true
         routerNeeded.succeed(true)
+        // The changes held back before: the writer starts out taking the channel as writable.
+        if !context.channel.isWritable { context.fireChannelWritabilityChanged() }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -425,13 +427,15 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A parse error is answered (400) by the router's connection loop.
-        startRouter()
+        startRouter(context)
         context.fireErrorCaught(error)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable, stream != nil { pump(context) }
-        context.fireChannelWritabilityChanged()
+        // The router's writer hears of writability only once it exists (each change otherwise
+        // costs a trip through the async channel's writer for every paced stream).
+        if routerStarted { context.fireChannelWritabilityChanged() }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -463,7 +467,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
             }
             skipping = false
             routed += 1
-            startRouter()
+            startRouter(context)
             context.fireChannelRead(data)
         case .body:
             if !skipping { context.fireChannelRead(data) }
