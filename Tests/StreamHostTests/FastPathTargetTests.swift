@@ -87,3 +87,32 @@ struct PublishedKeyTests {
         #expect(MediaContentType.forKey("noextension") == "application/octet-stream")
     }
 }
+
+/// What the fast path trusts about a track being ready, and when it renews that trust.
+@Suite("ManifestCache: ready tracks expire, and one caller refreshes them ahead")
+struct ReadyTrackTests {
+    @Test("fresh entries are served; past half their life one caller refreshes; expired or not-ready entries are not served")
+    func refreshAhead() throws {
+        let manifest = try Packaged.get().manifest
+        let cache = ManifestCache()
+        let t0 = ContinuousClock.now
+        let life = ManifestCache.readyTimeToLive
+        cache.rememberReady(id: "a", version: 1, manifest: manifest, now: t0)
+        #expect(cache.readyTrack("b", now: t0) == nil)
+        #expect(cache.readyTrack("a", now: t0 + life / 10)?.refresh == false)
+        // Past half: the first caller refreshes, the others are served without.
+        #expect(cache.readyTrack("a", now: t0 + life * 0.6)?.refresh == true)
+        #expect(cache.readyTrack("a", now: t0 + life * 0.7)?.refresh == false)
+        // A failed refresh lets a later caller try again.
+        cache.refreshFailed("a")
+        #expect(cache.readyTrack("a", now: t0 + life * 0.8)?.refresh == true)
+        // Not renewed: gone at the end of its life.
+        #expect(cache.readyTrack("a", now: t0 + life) == nil)
+        // Renewed (a refresh that found it ready, at version 2).
+        cache.rememberReady(id: "a", version: 2, manifest: manifest, now: t0 + life * 0.9)
+        let renewed = try #require(cache.readyTrack("a", now: t0 + life))
+        #expect(renewed.version == 2 && !renewed.refresh)
+        cache.notReady("a")
+        #expect(cache.readyTrack("a", now: t0 + life) == nil)
+    }
+}

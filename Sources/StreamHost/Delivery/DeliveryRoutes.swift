@@ -232,6 +232,20 @@ public struct DeliveryRoutes: Sendable {
         return (manifest, record.version, token)
     }
 
+    /// Asks the catalog whether `id` is still ready and renews or drops the fast path's entry
+    /// (``ManifestCache/readyTrack(_:now:)``).
+    func refreshReady(_ id: String) async {
+        do {
+            guard let record = try await catalogCall(catalog, { try await self.catalog.track(id: id) }) else {
+                manifests.forget(id)   // deleted
+                return
+            }
+            if manifests.published(record) == nil { manifests.notReady(id) }
+        } catch {
+            manifests.refreshFailed(id)
+        }
+    }
+
     /// The pacing of a progressive file (`v{n}/progressive/{file}`): its bitrate from the
     /// published manifest (size over duration), burst and multiple from the configuration.
     func pacing(track id: String, path: String) async throws -> ObjectResponder.Pacing? {
@@ -283,6 +297,8 @@ final class ManifestCache: Sendable {
         var version: Int
         var manifest: TrackManifest
         var seen: ContinuousClock.Instant
+        /// A refresh from the catalog is under way (see ``readyTrack(_:now:)``).
+        var refreshing = false
     }
     private let ready = Mutex<[String: ReadyTrack]>([:])
     /// How long the fast path trusts the catalog's last word that a track is ready: a delete
@@ -291,22 +307,48 @@ final class ManifestCache: Sendable {
     static let readyTimeToLive: Duration = .seconds(10)
 
     /// Records that the catalog has just said `id` is ready at `version`.
-    func rememberReady(id: String, version: Int, manifest: TrackManifest) {
-        let now = ContinuousClock.now
+    func rememberReady(id: String, version: Int, manifest: TrackManifest, now: ContinuousClock.Instant = .now) {
         ready.withLock { ready in
             if ready.count >= Self.capacity { ready.removeAll(keepingCapacity: true) }
             ready[id] = ReadyTrack(version: version, manifest: manifest, seen: now)
         }
     }
 
+    /// A track the fast path may serve: its manifest and version, and whether the caller
+    /// should refresh the entry from the catalog (``DeliveryRoutes/refreshReady(_:)``).
+    struct Ready {
+        var manifest: TrackManifest
+        var version: Int
+        var refresh: Bool
+    }
+
     /// The manifest and version of `id` if the catalog said it was ready within
-    /// ``readyTimeToLive``.
-    func readyTrack(_ id: String) -> (TrackManifest, Int)? {
-        let now = ContinuousClock.now
-        return ready.withLock { ready in
-            guard let entry = ready[id], now - entry.seen < Self.readyTimeToLive else { return nil }
-            return (entry.manifest, entry.version)
+    /// ``readyTimeToLive``. Past half of that, one caller (until the refresh ends) is asked to
+    /// refresh the entry in the background: a popular track's entry is renewed before it
+    /// expires, instead of sending every request that arrives at its expiry to the router (its
+    /// per-connection task and a catalog query each) until one of them has renewed it.
+    func readyTrack(_ id: String, now: ContinuousClock.Instant = .now) -> Ready? {
+        ready.withLock { ready in
+            guard var entry = ready[id], now - entry.seen < Self.readyTimeToLive else { return nil }
+            var refresh = false
+            if !entry.refreshing, now - entry.seen >= Self.readyTimeToLive / 2 {
+                entry.refreshing = true
+                ready[id] = entry
+                refresh = true
+            }
+            return Ready(manifest: entry.manifest, version: entry.version, refresh: refresh)
         }
+    }
+
+    /// A refresh of `id` ended without renewing it (the catalog failed): a later caller may try
+    /// again while the entry lasts.
+    func refreshFailed(_ id: String) {
+        ready.withLock { ready in ready[id]?.refreshing = false }
+    }
+
+    /// The catalog no longer says `id` is ready: the fast path stops serving it.
+    func notReady(_ id: String) {
+        _ = ready.withLock { $0.removeValue(forKey: id) }
     }
 
     private let templates = Mutex<(entries: [String: [String]], bytes: Int)>(([:], 0))

@@ -148,7 +148,7 @@ final class PlaybackFastPath: Sendable {
             route = "/media/{id}/**"
         case .hls, .dash:
             let name = target.rest
-            guard !name.utf8.contains(UInt8(ascii: "/")), let (manifest, version) = manifests.readyTrack(id) else { return nil }
+            guard !name.utf8.contains(UInt8(ascii: "/")), let (manifest, version) = readyTrack(id) else { return nil }
             let document: DeliveryRoutes.Document
             if target.service == .dash {
                 guard name == "manifest.mpd" else { return nil }
@@ -217,7 +217,7 @@ final class PlaybackFastPath: Sendable {
         var pacing: ObjectResponder.Pacing?
         let progressive = kind.metricsKind == "progressive"
         if progressive && delivery.configuration.pacingMultiple > 0 {
-            guard let (manifest, version) = manifests.readyTrack(id) else { return nil }
+            guard let (manifest, version) = readyTrack(id) else { return nil }
             pacing = delivery.pacing(manifest: manifest, version: version, path: rest)
         }
         guard case .success(let (descriptor, info)?) = LocalDiskStorage.openFile(path, key: key) else { return nil }
@@ -302,6 +302,16 @@ final class PlaybackFastPath: Sendable {
             prefix.utf8CodeUnitCount <= bytes.count
                 && memcmp(bytes.baseAddress!, prefix.utf8Start, prefix.utf8CodeUnitCount) == 0
         }
+    }
+
+    /// A track the catalog said was ready; starts the entry's refresh when it is due.
+    private func readyTrack(_ id: String) -> (TrackManifest, Int)? {
+        guard let ready = manifests.readyTrack(id) else { return nil }
+        if ready.refresh {
+            let delivery = self.delivery
+            Task { await delivery.refreshReady(id) }
+        }
+        return (ready.manifest, ready.version)
     }
 
     /// The `Date` field, formatted once per second.
