@@ -71,7 +71,19 @@ final class PlaybackFastPath: Sendable {
     }
 
     /// The answer to `request`, or nil to hand it to the router.
-    func answer(_ request: HTTPRequest, remote: SocketAddress?) -> Answer? {
+    /// The client of a connection, looked up once per connection.
+    struct Client {
+        var address: SocketAddress?
+        /// `address`'s IP, the rate limits' key.
+        var ip: String?
+
+        init(_ address: SocketAddress?) {
+            self.address = address
+            ip = address?.ipAddress
+        }
+    }
+
+    func answer(_ request: HTTPRequest, client: Client) -> Answer? {
         guard request.method == .get || request.method == .head, let requestTarget = request.path,
               request.headerFields[.authorization] == nil, let target = Target(requestTarget)
         else { return nil }
@@ -168,7 +180,7 @@ final class PlaybackFastPath: Sendable {
 
         // The rate limit last, so that a request handed to the router is counted once.
         var verdict: RateLimitPolicy.Verdict?
-        if let address = remote?.ipAddress {
+        if let address = client.ip {
             verdict = policy.check(method: request.method, path: path, key: address)
             if verdict?.retryAfter != nil { return handOver() }
         }
@@ -201,7 +213,7 @@ final class PlaybackFastPath: Sendable {
             var logger = logger
             logger[metadataKey: "request_id"] = .string(requestID)
             RequestIDs.log(logger: logger, method: request.method, route: route, path: path,
-                                                        status: status.code, start: start, client: remote, error: nil)
+                                                        status: status.code, start: start, client: client.address, error: nil)
         }
         return Answer(head: HTTPResponse(status: status, headerFields: headers), body: body, file: file)
     }
@@ -410,6 +422,21 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
         codec = try? context.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
     }
 
+    private var knownClient: PlaybackFastPath.Client?
+
+    private func client(_ context: ChannelHandlerContext) -> PlaybackFastPath.Client {
+        if let knownClient { return knownClient }
+        let client = PlaybackFastPath.Client(context.channel.remoteAddress)
+        knownClient = client
+        return client
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // The async channel behind only needs it for reads it was given (it delivers them to
+        // the router in batches at read-complete).
+        if routerStarted { context.fireChannelReadComplete() }
+    }
+
     private func startRouter(_ context: ChannelHandlerContext) {
         guard !routerStarted else { return }
         routerStarted = true
@@ -459,7 +486,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .head(let request):
             let start = ContinuousClock.now
             if routed == 0, context.channel.isWritable,
-               let answer = fastPath.answer(request, remote: context.channel.remoteAddress) {
+               let answer = fastPath.answer(request, client: client(context)) {
                 skipping = true
                 let closeAfter = request.headerFields[.connection]?.lowercased() == "close"
                 context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
@@ -492,13 +519,15 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func end(_ context: ChannelHandlerContext, closeAfter: Bool, then done: (@Sendable () -> Void)? = nil) {
+        guard closeAfter || done != nil else {
+            // No completion to wait for: no promise to allocate.
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if closeAfter || done != nil {
-            written.whenComplete { _ in
-                done?()
-                if closeAfter { loopBound.value.close(promise: nil) }
-            }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            done?()
+            if closeAfter { loopBound.value.close(promise: nil) }
         }
     }
 
