@@ -70,7 +70,6 @@ final class PlaybackFastPath: Sendable {
         var kind: ObjectResponder.Kind
     }
 
-    /// The answer to `request`, or nil to hand it to the router.
     /// The client of a connection, looked up once per connection.
     struct Client {
         var address: SocketAddress?
@@ -83,6 +82,7 @@ final class PlaybackFastPath: Sendable {
         }
     }
 
+    /// The answer to `request`, or nil to hand it to the router.
     func answer(_ request: HTTPRequest, client: Client) -> Answer? {
         guard request.method == .get || request.method == .head, let requestTarget = request.path,
               request.headerFields[.authorization] == nil, let target = Target(requestTarget)
