@@ -37,4 +37,35 @@ struct LoadTests {
         #expect((json["sessions"] as? Int ?? 0) >= 200)
         host.stop()
     }
+
+    @Test("a server that accepts and never answers: every wait of the load generator times out (its watchdog closes the connection), the run still ends on time")
+    func timeouts() throws {
+        let report = Fixtures.directory + "/load-timeout-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: report) }
+        // A listener that takes every connection and reads the requests, answering nothing;
+        // it runs the load generator against itself and exits with its status.
+        let script = """
+        import socket, subprocess, sys, threading
+        server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(64)
+        port = server.getsockname()[1]
+        held = []
+        def serve():
+            while True:
+                connection, _ = server.accept(); held.append(connection)
+        threading.Thread(target=serve, daemon=True).start()
+        run = subprocess.run(sys.argv[1:] + ["--url", "http://127.0.0.1:%d/hls/x/master.m3u8" % port])
+        sys.exit(run.returncode)
+        """
+        let started = ContinuousClock.now
+        let result = try Subprocess.run("python3", ["-c", script, try Fixtures.builtProduct("veza-loadgen"),
+            "--listeners", "3", "--duration", "6", "--ramp-seconds", "1", "--timeout", "1.5", "--json", report], timeLimit: 60)
+        let elapsed = ContinuousClock.now - started
+        #expect(result.succeeded, "\(result.stderr.suffix(500))")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
+        let errors = try #require(json["errors"] as? [String: Any])
+        // 3 listeners, 6 s, 1.5 s per timeout and a second's pause between attempts: several each.
+        #expect((errors["timeout"] as? Int ?? 0) >= 3, "\(errors)")
+        #expect(json["requests"] as? Int == 0)
+        #expect(elapsed < .seconds(30), "the run did not end on time: \(elapsed)")
+    }
 }
