@@ -88,18 +88,26 @@ enum SlowClients {
         switch kind {
         case .nonReading:
             channel.writeAndFlush(ByteBuffer(string: head + "\r\n"), promise: nil)
-            while ContinuousClock.now < end, closed.withLock({ $0 }) == nil {
-                try? await Task.sleep(until: min(end, .now + .milliseconds(250)))
-            }
+            // Until the server closes it or the run ends, whichever comes first (no polling:
+            // 250 connections polling four times a second took more CPU than the listeners).
+            let settled = channel.eventLoop.makePromise(of: Void.self)
+            channel.closeFuture.whenComplete { _ in settled.succeed() }   // a second success is ignored
+            let timer = channel.eventLoop.scheduleTask(in: TimeAmount(end - .now)) { settled.succeed() }
+            try? await settled.futureResult.get()
+            timer.cancel()
             // A server's close (its FIN) queues behind the bytes this connection never read, so
             // it is seen only by reading: drain for up to 3 s; the end of the stream says the
             // server had closed the connection (when exactly is unknown: reported as the end).
+            // (Waits on the event loop, not `Task.sleep`: the run's end cancels this task, and a
+            // cancelled sleep returns at once, which made this a busy loop.)
             if closed.withLock({ $0 }) == nil {
                 let drained = ContinuousClock.now
+                let done = channel.eventLoop.makePromise(of: Void.self)
+                channel.closeFuture.whenComplete { _ in done.succeed() }
+                let timer = channel.eventLoop.scheduleTask(in: .seconds(3)) { done.succeed() }
                 channel.setOption(.autoRead, value: true).whenComplete { _ in channel.read() }
-                while closed.withLock({ $0 }) == nil, ContinuousClock.now < drained + .seconds(3) {
-                    try? await Task.sleep(for: .milliseconds(50))
-                }
+                try? await done.futureResult.get()
+                timer.cancel()
                 if closed.withLock({ $0 }) != nil { return (drained - opened).seconds }
             }
         case .trickle:
@@ -108,7 +116,8 @@ enum SlowClients {
             let trickle = Array("X-Slow: 1\r\n".utf8)
             var index = 0
             while ContinuousClock.now < end, closed.withLock({ $0 }) == nil {
-                try? await Task.sleep(until: min(end, .now + interval))
+                // Cancelled (the run ended): stop, instead of trickling at full speed.
+                guard (try? await Task.sleep(until: min(end, .now + interval))) != nil else { break }
                 guard closed.withLock({ $0 }) == nil else { break }
                 channel.writeAndFlush(ByteBuffer(bytes: [trickle[index % trickle.count]]), promise: nil)
                 index += 1
