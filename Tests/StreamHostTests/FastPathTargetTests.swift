@@ -103,9 +103,11 @@ struct ReadyTrackTests {
         // Past half: the first caller refreshes, the others are served without.
         #expect(cache.readyTrack("a", now: t0 + life * 0.6)?.refresh == true)
         #expect(cache.readyTrack("a", now: t0 + life * 0.7)?.refresh == false)
-        // A failed refresh lets a later caller try again.
-        cache.refreshFailed("a")
-        #expect(cache.readyTrack("a", now: t0 + life * 0.8)?.refresh == true)
+        // A failed refresh lets a caller try again, a second later (not on every request).
+        cache.refreshFailed("a", now: t0 + life * 0.7)
+        #expect(cache.readyTrack("a", now: t0 + life * 0.7 + ManifestCache.refreshRetry / 2)?.refresh == false)
+        #expect(cache.readyTrack("a", now: t0 + life * 0.7 + ManifestCache.refreshRetry)?.refresh == true)
+        #expect(t0 + life * 0.7 + ManifestCache.refreshRetry < t0 + life, "the retry falls within the entry's life")
         // Not renewed: gone at the end of its life.
         #expect(cache.readyTrack("a", now: t0 + life) == nil)
         // Renewed (a refresh that found it ready, at version 2).

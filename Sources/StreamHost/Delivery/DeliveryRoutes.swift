@@ -299,7 +299,19 @@ final class ManifestCache: Sendable {
         var seen: ContinuousClock.Instant
         /// A refresh from the catalog is under way (see ``readyTrack(_:now:)``).
         var refreshing = false
+        /// When a refresh is next asked for: half-way through the entry's life, then a second
+        /// after a failed one (a catalog that fails fast is not asked once per request).
+        var refreshAfter: ContinuousClock.Instant
+
+        init(version: Int, manifest: TrackManifest, seen: ContinuousClock.Instant) {
+            self.version = version
+            self.manifest = manifest
+            self.seen = seen
+            refreshAfter = seen + ManifestCache.readyTimeToLive / 2
+        }
     }
+    /// Between two refreshes of an entry when the catalog fails.
+    static let refreshRetry: Duration = .seconds(1)
     private let ready = Mutex<[String: ReadyTrack]>([:])
     /// How long the fast path trusts the catalog's last word that a track is ready: a delete
     /// through this host is seen at once, through another host within this time, which is the
@@ -331,7 +343,7 @@ final class ManifestCache: Sendable {
         ready.withLock { ready in
             guard var entry = ready[id], now - entry.seen < Self.readyTimeToLive else { return nil }
             var refresh = false
-            if !entry.refreshing, now - entry.seen >= Self.readyTimeToLive / 2 {
+            if !entry.refreshing, now >= entry.refreshAfter {
                 entry.refreshing = true
                 ready[id] = entry
                 refresh = true
@@ -340,10 +352,13 @@ final class ManifestCache: Sendable {
         }
     }
 
-    /// A refresh of `id` ended without renewing it (the catalog failed): a later caller may try
-    /// again while the entry lasts.
-    func refreshFailed(_ id: String) {
-        ready.withLock { ready in ready[id]?.refreshing = false }
+    /// A refresh of `id` ended without renewing it (the catalog failed): a caller may try
+    /// again a second later, while the entry lasts.
+    func refreshFailed(_ id: String, now: ContinuousClock.Instant = .now) {
+        ready.withLock { ready in
+            ready[id]?.refreshing = false
+            ready[id]?.refreshAfter = now + Self.refreshRetry
+        }
     }
 
     /// The catalog no longer says `id` is ready: the fast path stops serving it.
