@@ -130,7 +130,7 @@ public final class HostMetrics: Sendable {
     func jobFinished(outcome: String, duration: Duration?) {
         registry.makeCounter(descriptor: .init(
             namespace: "veza", subsystem: "transcode", metricName: "jobs", unitName: "total",
-            helpText: "Transcode attempts finished, by outcome (published, retry, dead, cancelled)."),
+            helpText: "Transcode attempts finished, by outcome (published, retry, dead, cancelled, released: storage down)."),
             labels: [("outcome", outcome)]).increment()
         if let duration, outcome == "published" { jobDuration.record(duration) }
         if outcome == "retry" || outcome == "dead" { transcodeFailures.increment() }

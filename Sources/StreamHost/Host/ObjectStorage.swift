@@ -50,10 +50,14 @@ public protocol ObjectStorage: Sendable {
     /// A URL a client can GET the object from directly for `expires` seconds (S3 presigned
     /// URLs), or nil when the backend has none (local disk).
     func presignedURL(for key: String, expires: Int) -> String?
+    /// Whether the backend is known to be down right now (S3: its circuit breaker is open), so
+    /// that a failure says nothing about the object or the job.
+    var isUnavailable: Bool { get }
 }
 
 extension ObjectStorage {
     public func presignedURL(for key: String, expires: Int) -> String? { nil }
+    public var isUnavailable: Bool { false }
 }
 
 /// What delivery needs to know about an object before sending it.

@@ -58,6 +58,12 @@ public final class S3Storage: ObjectStorage {
         var openUntil: ContinuousClock.Instant?
     }
 
+    /// The store did not answer the last request (after its retries), or the circuit is open.
+    /// An answered error (a 404, a refused signature) resets this: the store is up.
+    public var isUnavailable: Bool {
+        breaker.withLock { $0.consecutiveFailures > 0 || ($0.openUntil.map { ContinuousClock.now < $0 } ?? false) }
+    }
+
     public init(configuration: S3Configuration, logger: Logger = Logger(label: "veza.s3")) throws(StorageError) {
         guard let url = URLComponents(string: configuration.endpoint), let host = url.host, ["http", "https"].contains(url.scheme ?? "") else {
             throw StorageError(key: "", "s3.endpoint must be an http(s) URL, not \(configuration.endpoint)")

@@ -207,6 +207,15 @@ public final class WorkerPool: Service {
             await Task { try? await catalog.release(jobID: job.id, owner: owner) }.value
             metrics?.jobFinished(outcome: "cancelled", duration: nil)
             log.info("job released")
+        case .failure(let error) where error is StorageError && pipeline.storage.isUnavailable:
+            // The object store is down: not the job's fault. It goes back without an attempt
+            // after a pause (no claim loop while the store is down), so that an outage longer
+            // than the retries does not fail uploads already accepted and stored.
+            log.warning("job released: object storage unavailable", metadata: ["error": "\(error)"])
+            try? await Task.sleep(for: .seconds(max(configuration.retryBaseSeconds, 1)))
+            let catalog = self.catalog
+            await Task { try? await catalog.release(jobID: job.id, owner: owner) }.value
+            metrics?.jobFinished(outcome: "released", duration: nil)
         case .failure(let error):
             let permanent = (error as? MediaError).map { [.unsupportedFormat, .invalidData, .noAudioStream, .unsupportedCodec, .unsupportedParameters].contains($0.code) } ?? false
             let delay = configuration.retryBaseSeconds * pow(2, Double(max(job.attempts - 1, 0)))
