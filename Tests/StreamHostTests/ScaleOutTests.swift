@@ -134,6 +134,28 @@ struct ScaleOutTests {
         host.stop()
     }
 
+    @Test("a job that meets a storage outage longer than its retries waits it out: released without spending attempts, published once the store is back")
+    func jobOutlivesOutage() throws {
+        let dir = try #require(services?["VEZA_SERVICES_DIR"])
+        let host = HostProcess(name: "outage-job")
+        try host.start()
+        let source = try Fixtures.make("scale-outage-job.flac", source: Fixtures.sourceArguments(seconds: 4), ["-c:a", "flac"])
+        let accepted = try host.upload(source, contentType: "audio/flac")
+        let id = try #require(accepted.json["id"] as? String, "\(accepted.json)")
+        // Down at once, for longer than the job's three attempts take (backoff 2 s, then 4 s).
+        try Subprocess.check(servicesScript, ["stop-s3", dir])
+        defer { _ = try? Subprocess.run(servicesScript, ["start-s3", dir]) }
+        Thread.sleep(forTimeInterval: 12)
+        let during = try host.curl([host.base + "/v1/tracks/\(id)"])
+        #expect(!during.body.contains("\"failed\""), "the track failed during the outage: \(during.body)")
+        try Subprocess.check(servicesScript, ["start-s3", dir])
+        let track = try host.waitForTrack(id, timeLimit: 300)
+        #expect(track["status"] as? String == "ready", "\(track["failureReason"] ?? "")")
+        let metrics = try host.curl([host.base + "/metrics"]).body
+        #expect(metrics.contains("veza_transcode_jobs_total{outcome=\"released\"}"), "no job was released for the outage")
+        host.stop()
+    }
+
     @Test("aws s3 ls shows the storage layout of a published track")
     func layout() throws {
         let host = HostProcess(name: "layout")
