@@ -106,14 +106,21 @@ struct ScaleOutTests {
         host.stop()
     }
 
+    /// The services' directory, a started host, a 4 s FLAC source and the id of its upload,
+    /// accepted before the outage the caller then starts.
+    private func uploadBeforeOutage(_ name: String) throws -> (dir: String, host: HostProcess, source: String, id: String) {
+        let dir = try #require(services?["VEZA_SERVICES_DIR"])
+        let host = HostProcess(name: name)
+        try host.start()
+        let source = try Fixtures.make("scale-\(name).flac", source: Fixtures.sourceArguments(seconds: 4), ["-c:a", "flac"])
+        let accepted = try host.upload(source, contentType: "audio/flac")
+        let id = try #require(accepted.json["id"] as? String, "\(accepted.json)")
+        return (dir, host, source, id)
+    }
+
     @Test("storage outage: uploads refused with 503, /readyz 503, nothing accepted is lost, everything resumes")
     func storageOutage() throws {
-        let dir = try #require(services?["VEZA_SERVICES_DIR"])
-        let host = HostProcess(name: "outage")
-        try host.start()
-        let source = try Fixtures.make("scale-outage.flac", source: Fixtures.sourceArguments(seconds: 4), ["-c:a", "flac"])
-        let before = try host.upload(source, contentType: "audio/flac")
-        let acceptedID = try #require(before.json["id"] as? String)
+        let (dir, host, source, acceptedID) = try uploadBeforeOutage("outage")
         try Subprocess.check(servicesScript, ["stop-s3", dir])
         defer { _ = try? Subprocess.run(servicesScript, ["start-s3", dir]) }
         let during = try host.upload(source, contentType: "audio/flac")
@@ -136,12 +143,7 @@ struct ScaleOutTests {
 
     @Test("a job that meets a storage outage longer than its retries waits it out: released without spending attempts, published once the store is back")
     func jobOutlivesOutage() throws {
-        let dir = try #require(services?["VEZA_SERVICES_DIR"])
-        let host = HostProcess(name: "outage-job")
-        try host.start()
-        let source = try Fixtures.make("scale-outage-job.flac", source: Fixtures.sourceArguments(seconds: 4), ["-c:a", "flac"])
-        let accepted = try host.upload(source, contentType: "audio/flac")
-        let id = try #require(accepted.json["id"] as? String, "\(accepted.json)")
+        let (dir, host, _, id) = try uploadBeforeOutage("outage-job")
         // Down at once, for longer than the job's three attempts take (backoff 2 s, then 4 s).
         try Subprocess.check(servicesScript, ["stop-s3", dir])
         defer { _ = try? Subprocess.run(servicesScript, ["start-s3", dir]) }
