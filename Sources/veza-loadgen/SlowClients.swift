@@ -90,24 +90,14 @@ enum SlowClients {
             channel.writeAndFlush(ByteBuffer(string: head + "\r\n"), promise: nil)
             // Until the server closes it or the run ends, whichever comes first (no polling:
             // 250 connections polling four times a second took more CPU than the listeners).
-            let settled = channel.eventLoop.makePromise(of: Void.self)
-            channel.closeFuture.whenComplete { _ in settled.succeed() }   // a second success is ignored
-            let timer = channel.eventLoop.scheduleTask(in: TimeAmount(end - .now)) { settled.succeed() }
-            try? await settled.futureResult.get()
-            timer.cancel()
+            await closedOrElapsed(channel, end - .now)
             // A server's close (its FIN) queues behind the bytes this connection never read, so
             // it is seen only by reading: drain for up to 3 s; the end of the stream says the
             // server had closed the connection (when exactly is unknown: reported as the end).
-            // (Waits on the event loop, not `Task.sleep`: the run's end cancels this task, and a
-            // cancelled sleep returns at once, which made this a busy loop.)
             if closed.withLock({ $0 }) == nil {
                 let drained = ContinuousClock.now
-                let done = channel.eventLoop.makePromise(of: Void.self)
-                channel.closeFuture.whenComplete { _ in done.succeed() }
-                let timer = channel.eventLoop.scheduleTask(in: .seconds(3)) { done.succeed() }
                 channel.setOption(.autoRead, value: true).whenComplete { _ in channel.read() }
-                try? await done.futureResult.get()
-                timer.cancel()
+                await closedOrElapsed(channel, .seconds(3))
                 if closed.withLock({ $0 }) != nil { return (drained - opened).seconds }
             }
         case .trickle:
@@ -126,6 +116,16 @@ enum SlowClients {
         if let at = closed.withLock({ $0 }) { return (at - opened).seconds }
         try? await channel.close()
         return .infinity
+    }
+
+    /// Returns when `channel` is closed or `limit` has passed, whichever is first. Waits on the
+    /// event loop, not with `Task.sleep`, which returns at once in a cancelled task.
+    private static func closedOrElapsed(_ channel: any Channel, _ limit: Duration) async {
+        let settled = channel.eventLoop.makePromise(of: Void.self)
+        channel.closeFuture.whenComplete { _ in settled.succeed() }   // a second success is ignored
+        let timer = channel.eventLoop.scheduleTask(in: TimeAmount(limit)) { settled.succeed() }
+        try? await settled.futureResult.get()
+        timer.cancel()
     }
 
     private final class Discard: ChannelInboundHandler, Sendable {
