@@ -315,6 +315,18 @@ struct DeliveryTests {
         #expect(reply.headers.lowercased().contains("www-authenticate: bearer"))
         #expect(reply.body.contains(#""code":"unauthorized""#))
 
+        // A deleted track's objects are gone at once, though the fast path holds them open
+        // (OpenFileCache) from the requests just before.
+        let otherToken = token(in: try signed(host, "/hls/\(otherID)/master.m3u8", ttl: "600s"))
+        let otherObjects = ["/media/\(otherID)/v1/cmaf/aac-128/seg-1.m4s?token=" + otherToken,
+                            "/media/\(otherID)/v1/progressive/aac-128.m4a?token=" + otherToken]
+        for object in otherObjects {
+            #expect(try status(object) == 200)
+            #expect(try status(object) == 200)
+        }
+        #expect(try status("/v1/tracks/\(otherID)", bearer: host.adminToken, method: "DELETE") == 204)
+        for object in otherObjects { #expect(try status(object) == 404, "\(object) after its track was deleted") }
+
         // Logs are JSON lines with request ids and never carry a token or a full client address.
         host.stop()
         let log = try String(contentsOfFile: host.logPath, encoding: .utf8)

@@ -41,6 +41,8 @@ final class PlaybackFastPath: Sendable {
     let metrics: HostMetrics
     let logger: Logger
     let serverName: String
+    /// Local disk storage, whose objects are sent with `sendfile` (nil with S3).
+    let localDisk: LocalDiskStorage?
     private let date = Mutex<(second: Int64, text: String)>((0, ""))
 
     init(delivery: DeliveryRoutes, cache: ObjectCache, manifests: ManifestCache, policy: RateLimitPolicy, metrics: HostMetrics,
@@ -52,6 +54,7 @@ final class PlaybackFastPath: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.serverName = serverName
+        localDisk = delivery.storage as? LocalDiskStorage
     }
 
     /// A complete answer: head and body (nil for HEAD and 304), or a head and a file to stream.
@@ -61,10 +64,10 @@ final class PlaybackFastPath: Sendable {
         var file: FileBody?
     }
 
-    /// Bytes of an open file (the answer owns the descriptor) sent with `sendfile`, paced for
-    /// progressive files.
+    /// Bytes of an open file (shared with the other responses sending it, see
+    /// ``OpenFileCache``) sent with `sendfile`, paced for progressive files.
     struct FileBody {
-        var descriptor: CInt
+        var file: OpenFileCache.File
         var range: Range<Int64>
         var pacing: ObjectResponder.Pacing?
         var kind: ObjectResponder.Kind
@@ -75,10 +78,14 @@ final class PlaybackFastPath: Sendable {
         var address: SocketAddress?
         /// `address`'s IP, the rate limits' key.
         var ip: String?
+        /// The connection's event loop, whose descriptors of open files it uses
+        /// (``OpenFileCache``).
+        var loop: ObjectIdentifier
 
-        init(_ address: SocketAddress?) {
+        init(_ address: SocketAddress?, loop: any EventLoop) {
             self.address = address
             ip = address?.ipAddress
+            self.loop = ObjectIdentifier(loop)
         }
     }
 
@@ -103,11 +110,6 @@ final class PlaybackFastPath: Sendable {
         var headers: HTTPFields
         var body: ByteBuffer?
         var file: FileBody?
-        /// Every way out that hands the request to the router closes the file opened for it.
-        func handOver() -> Answer? {
-            if let file { Glibc.close(file.descriptor) }
-            return nil
-        }
         let route: String
         var served: ObjectResponder.Kind?
         switch target.service {
@@ -116,15 +118,14 @@ final class PlaybackFastPath: Sendable {
             guard !delivery.configuration.redirectMedia, let kind = DeliveryRoutes.publishedObjectKind(rest) else { return nil }
             let key = "tracks/\(id)/\(rest)"
             guard kind.metricsKind != "progressive", let object = cache.object(key), let contents = object.contents else {
-                guard let opened = openFile(key: key, rest: rest, id: id, kind: kind) else { return nil }
-                file = opened.0
+                guard let opened = openFile(key: key, rest: rest, id: id, kind: kind, loop: client.loop) else { return nil }
+                file = opened
                 route = "/media/{id}/**"
-                switch ObjectResponder.plan(info: opened.1, request: request.headerFields, contentType: MediaContentType.forKey(rest),
+                switch ObjectResponder.plan(info: opened.file.info, request: request.headerFields, contentType: MediaContentType.forKey(rest),
                                             cacheControl: DeliveryRoutes.immutable) {
                 case .notModified(let fields):
                     status = .notModified
                     headers = fields
-                    _ = handOver()
                     file = nil
                 case .full(let fields):
                     headers = fields
@@ -134,7 +135,7 @@ final class PlaybackFastPath: Sendable {
                     file?.range = range.lowerBound..<(range.upperBound + 1)
                     file?.kind.isStreamStart = kind.isStreamStart && range.lowerBound == 0
                 case .multipart, .refused:
-                    return handOver()
+                    return nil
                 }
                 break
             }
@@ -182,7 +183,7 @@ final class PlaybackFastPath: Sendable {
         var verdict: RateLimitPolicy.Verdict?
         if let address = client.ip {
             verdict = policy.check(method: request.method, path: path, key: address)
-            if verdict?.retryAfter != nil { return handOver() }
+            if verdict?.retryAfter != nil { return nil }
         }
         if let verdict { RateLimitPolicy.annotate(&headers, verdict) }
         if request.headerFields[.origin] != nil {
@@ -195,13 +196,9 @@ final class PlaybackFastPath: Sendable {
         headers[.server] = serverName
         if request.method == .head {
             body = nil
-            _ = handOver()
             file = nil
         }
-        if let streamed = file, streamed.range.isEmpty {
-            Glibc.close(streamed.descriptor)
-            file = nil
-        }
+        if let streamed = file, streamed.range.isEmpty { file = nil }
 
         if let served, let body {
             metrics.bytesServed(body.readableBytes, kind: served.metricsKind)
@@ -224,16 +221,16 @@ final class PlaybackFastPath: Sendable {
     /// segment's cache entry expired, the listeners asking for it at that moment would each
     /// start the router's per-connection task (and keep its memory). nil hands the request to
     /// the router (S3, a missing object, errors).
-    private func openFile(key: String, rest: String, id: String, kind: ObjectResponder.Kind) -> (FileBody, ObjectInfo)? {
-        guard let path = delivery.storage.localPath(of: key) else { return nil }
+    private func openFile(key: String, rest: String, id: String, kind: ObjectResponder.Kind, loop: ObjectIdentifier) -> FileBody? {
+        guard let localDisk else { return nil }
         var pacing: ObjectResponder.Pacing?
         let progressive = kind.metricsKind == "progressive"
         if progressive && delivery.configuration.pacingMultiple > 0 {
             guard let (manifest, version) = readyTrack(id) else { return nil }
             pacing = delivery.pacing(manifest: manifest, version: version, path: rest)
         }
-        guard case .success(let (descriptor, info)?) = LocalDiskStorage.openFile(path, key: key) else { return nil }
-        return (FileBody(descriptor: descriptor, range: 0..<info.size, pacing: pacing, kind: kind), info)
+        guard let file = localDisk.sharedFile(key, loop: loop) else { return nil }
+        return FileBody(file: file, range: 0..<file.info.size, pacing: pacing, kind: kind)
     }
 
     /// A playback request target, split without building a URI or a query dictionary: the
@@ -373,7 +370,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// A file being sent.
     private final class Stream {
-        let handle: NIOFileHandle
+        let file: OpenFileCache.File
         var offset: Int64
         let end: Int64
         let pacing: ObjectResponder.Pacing?
@@ -386,7 +383,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
         var timer: Scheduled<Void>?
 
         init(_ body: PlaybackFastPath.FileBody, closeAfter: Bool, requestStart: ContinuousClock.Instant) {
-            handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: body.descriptor)
+            file = body.file
             offset = body.range.lowerBound
             end = body.range.upperBound
             pacing = body.pacing
@@ -426,7 +423,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     private func client(_ context: ChannelHandlerContext) -> PlaybackFastPath.Client {
         if let knownClient { return knownClient }
-        let client = PlaybackFastPath.Client(context.channel.remoteAddress)
+        let client = PlaybackFastPath.Client(context.channel.remoteAddress, loop: context.eventLoop)
         knownClient = client
         return client
     }
@@ -497,7 +494,6 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
                     pump(context)
                     return
                 }
-                if let file = answer.file { Glibc.close(file.descriptor) }
                 if let body = answer.body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
                 end(context, closeAfter: closeAfter)
                 return
@@ -569,7 +565,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
                 }
                 allowed = min(allowed, budget)
             }
-            let region = FileRegion(fileHandle: stream.handle, readerIndex: Int(stream.offset), endIndex: Int(stream.offset + allowed))
+            let region = FileRegion(fileHandle: stream.file.handle, readerIndex: Int(stream.offset), endIndex: Int(stream.offset + allowed))
             if stream.sent == 0, stream.kind.isStreamStart {
                 fastPath.metrics.streamStart.record(ContinuousClock.now - stream.requestStart)
             }
@@ -577,13 +573,14 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
             stream.sent += allowed
             codec.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.fileRegion(region))), promise: nil)
         }
-        // Sent: end the response, close the file once the last region is out, then take up any
-        // request that arrived meanwhile.
+        // Sent: end the response, let go of the file once the last region is out (it closes
+        // when no response and no cache entry has it), then take up any request that arrived
+        // meanwhile.
         guard self.stream === stream else { return }
         self.stream = nil
         finishMetrics(stream)
-        let handle = stream.handle
-        end(context, closeAfter: stream.closeAfter) { try? handle.close() }
+        let file = stream.file
+        end(context, closeAfter: stream.closeAfter) { withExtendedLifetime(file) {} }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.eventLoop.execute {
             let (handler, context) = loopBound.value
@@ -614,8 +611,9 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.stream = nil
         // Its timer, if any, fires within a second and finds the stream gone: cheaper
         // than a cancel's search of the timer heap.
+        // The writes of its regions have failed by now (the channel is inactive or the handler
+        // gone): the file may close.
         finishMetrics(stream)
-        try? stream.handle.close()
         waiting.removeAll()
     }
 }

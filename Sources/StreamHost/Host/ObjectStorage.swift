@@ -144,6 +144,9 @@ func isPlainRelativePath(_ path: some StringProtocol) -> Bool {
 public struct LocalDiskStorage: ObjectStorage {
     /// The directory holding the objects.
     public let root: String
+    /// Descriptors shared by the responses that send objects with `sendfile`; writes and
+    /// deletes here drop their entries.
+    let openFiles = OpenFileCache()
 
     /// Uses (and creates) `root`.
     public init(root: String) throws(StorageError) {
@@ -162,6 +165,7 @@ public struct LocalDiskStorage: ObjectStorage {
         let target = path(key)
         do {
             try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            defer { openFiles.forget(path: target) }
             // rename(2) is atomic and free when both paths are on one file system…
             if rename(source, target) == 0 { return }
             // …otherwise copy to a temporary name beside the target, then rename.
@@ -186,6 +190,7 @@ public struct LocalDiskStorage: ObjectStorage {
         do {
             try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try Data(bytes).write(to: URL(fileURLWithPath: target), options: .atomic)
+            openFiles.forget(path: target)
         } catch {
             throw StorageError(key: key, error.localizedDescription)
         }
@@ -219,6 +224,7 @@ public struct LocalDiskStorage: ObjectStorage {
     public func delete(prefix: String) async throws(StorageError) {
         try validateKey(prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix)
         let keys = try await list(prefix: prefix)
+        defer { openFiles.forget(prefix: path(prefix.hasSuffix("/") ? prefix : prefix + "/")) }
         for key in keys.filter({ $0.hasSuffix("/manifest.json") }) + keys.filter({ !$0.hasSuffix("/manifest.json") }) {
             if unlink(path(key)) != 0 && errno != ENOENT {
                 throw StorageError(key: key, String(cString: strerror(errno)))
@@ -229,6 +235,14 @@ public struct LocalDiskStorage: ObjectStorage {
 
     public func localPath(of key: String) -> String? {
         (try? validateKey(key)) == nil ? nil : path(key)
+    }
+
+    /// The object at `key` open for `sendfile` on the event loop `loop`, shared with the other
+    /// responses sending it there (``OpenFileCache``); nil when there is none or it cannot be
+    /// opened.
+    func sharedFile(_ key: String, loop: ObjectIdentifier) -> OpenFileCache.File? {
+        guard (try? validateKey(key)) != nil else { return nil }
+        return openFiles.file(path: path(key), key: key, loop: loop)
     }
 
     public func fetch(_ key: String, to destination: String) async throws(StorageError) {
