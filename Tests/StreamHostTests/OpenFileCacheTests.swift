@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import HTTPTypes
 import NIOCore
 import NIOPosix
 @testable import StreamHost
@@ -121,6 +122,31 @@ struct OpenFileCacheTests {
         }
         try await group.shutdownGracefully()
         #expect(sums == [140_000, 140_000])
+    }
+
+    @Test("a request without range or validators gets the file's kept 200 fields, the same as planned afresh")
+    func unconditional() throws {
+        let cache = OpenFileCache(capacity: 8, timeToLive: .seconds(10))
+        let disk = try storage()
+        let path = disk.root + "/seg.m4s"
+        try Data("0123456789".utf8).write(to: URL(fileURLWithPath: path))
+        let file = try #require(cache.file(path: path, key: "seg.m4s", loop: loop))
+        let immutable = "public, max-age=31536000, immutable"
+        func fields(_ plan: ObjectResponder.Plan) -> HTTPFields? {
+            if case .full(let fields) = plan { return fields }
+            return nil
+        }
+        let fresh = try #require(fields(ObjectResponder.plan(info: file.info, request: [:], contentType: "video/iso.segment", cacheControl: immutable)))
+        #expect(fields(file.unconditionalPlan(contentType: "video/iso.segment", cacheControl: immutable)) == fresh)
+        #expect(fields(file.unconditionalPlan(contentType: "video/iso.segment", cacheControl: immutable)) == fresh)
+        #expect(fresh[.contentLength] == "10" && fresh[.eTag] != nil && fresh[.lastModified] != nil)
+        let other = try #require(fields(file.unconditionalPlan(contentType: "audio/mp4", cacheControl: immutable)))
+        #expect(other[.contentType] == "audio/mp4")
+
+        #expect(ObjectResponder.isUnconditional([.accept: "*/*", .userAgent: "x"]))
+        for field: HTTPField.Name in [.range, .ifRange, .ifNoneMatch, .ifModifiedSince] {
+            #expect(!ObjectResponder.isUnconditional([field: "x"]), "\(field)")
+        }
     }
 
     @Test("the number of open files is bounded")

@@ -104,6 +104,13 @@ struct ObjectResponder: Sendable {
         case refused(APIError)
     }
 
+    /// Whether `request` asks for the whole object unconditionally (no range, no validator):
+    /// then ``plan(info:request:contentType:cacheControl:now:)`` is `.full`, with fields that
+    /// depend on the object alone.
+    static func isUnconditional(_ request: HTTPFields) -> Bool {
+        request[.range] == nil && request[.ifRange] == nil && request[.ifNoneMatch] == nil && request[.ifModifiedSince] == nil
+    }
+
     static func plan(info: ObjectInfo, request: HTTPFields, contentType: String, cacheControl: String, now: Date = Date()) -> Plan {
         let etag = EntityTag(opaqueTag: info.entityTag)
         let modified = Timestamp(millisecondsSince1970: Int64(info.lastModified.timeIntervalSince1970) * 1000)

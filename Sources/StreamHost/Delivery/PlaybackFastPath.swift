@@ -121,8 +121,12 @@ final class PlaybackFastPath: Sendable {
                 guard let opened = openFile(key: key, rest: rest, id: id, kind: kind, loop: client.loop) else { return nil }
                 file = opened
                 route = "/media/{id}/**"
-                switch ObjectResponder.plan(info: opened.file.info, request: request.headerFields, contentType: MediaContentType.forKey(rest),
-                                            cacheControl: DeliveryRoutes.immutable) {
+                let contentType = MediaContentType.forKey(rest)
+                let plan = ObjectResponder.isUnconditional(request.headerFields)
+                    ? opened.file.unconditionalPlan(contentType: contentType, cacheControl: DeliveryRoutes.immutable)
+                    : ObjectResponder.plan(info: opened.file.info, request: request.headerFields, contentType: contentType,
+                                           cacheControl: DeliveryRoutes.immutable)
+                switch plan {
                 case .notModified(let fields):
                     status = .notModified
                     headers = fields
@@ -663,3 +667,17 @@ struct PlaybackHTTP1Channel: ServerChildChannel {
     }
 }
 
+
+extension OpenFileCache.File {
+    /// ``ObjectResponder/plan(info:request:contentType:cacheControl:now:)`` for a request without
+    /// range or validators: a 200 whose fields (validators, dates, length) are the file's own, so
+    /// they are computed on first use and kept with the open file.
+    func unconditionalPlan(contentType: String, cacheControl: String) -> ObjectResponder.Plan {
+        if let kept = fullResponse.withLock({ $0 }), kept.contentType == contentType, kept.cacheControl == cacheControl {
+            return .full(kept.fields)
+        }
+        let plan = ObjectResponder.plan(info: info, request: [:], contentType: contentType, cacheControl: cacheControl)
+        if case .full(let fields) = plan { fullResponse.withLock { $0 = (contentType, cacheControl, fields) } }
+        return plan
+    }
+}

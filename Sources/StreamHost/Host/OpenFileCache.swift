@@ -1,4 +1,5 @@
 import Glibc
+import HTTPTypes
 import NIOCore
 import Synchronization
 
@@ -25,6 +26,10 @@ final class OpenFileCache: Sendable {
     final class File: Sendable {
         let handle: NIOFileHandle
         let info: ObjectInfo
+        /// The fields of a 200 with the whole file, computed once
+        /// (`unconditionalPlan(contentType:cacheControl:)`): most requests carry no range and no
+        /// validator.
+        let fullResponse = Mutex<(contentType: String, cacheControl: String, fields: HTTPFields)?>(nil)
 
         init(descriptor: CInt, info: ObjectInfo) {
             handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
