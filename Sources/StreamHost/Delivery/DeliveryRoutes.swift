@@ -176,45 +176,50 @@ public struct DeliveryRoutes: Sendable {
     /// (never `manifest.json` or the kept source).
     static func publishedObjectKind(_ rest: String) -> ObjectResponder.Kind? {
         guard isPlainRelativePath(rest) else { return nil }
-        // At most four segments (no array: this runs for every segment served).
-        var parts: (Substring, Substring, Substring, Substring) = ("", "", "", "")
-        var count = 0
-        var start = rest.startIndex
-        var index = rest.utf8.startIndex
-        while true {
-            let atEnd = index == rest.utf8.endIndex
-            if atEnd || rest.utf8[index] == UInt8(ascii: "/") {
+        var rest = rest
+        // Over the bytes, at most four segments (no array, no String comparison: this runs for
+        // every segment served).
+        return rest.withUTF8 { bytes -> ObjectResponder.Kind? in
+            var ends = (0, 0, 0, 0)
+            var count = 0
+            for index in 0...bytes.count where index == bytes.count || bytes[index] == UInt8(ascii: "/") {
                 guard count < 4 else { return nil }
-                let part = rest[start..<index]
                 switch count {
-                case 0: parts.0 = part
-                case 1: parts.1 = part
-                case 2: parts.2 = part
-                default: parts.3 = part
+                case 0: ends.0 = index
+                case 1: ends.1 = index
+                case 2: ends.2 = index
+                default: ends.3 = index
                 }
                 count += 1
-                if atEnd { break }
-                start = rest.utf8.index(after: index)
             }
-            index = rest.utf8.index(after: index)
-        }
-        let version = parts.0
-        guard count >= 2, version.utf8.count >= 2, version.utf8.first == UInt8(ascii: "v"),
-              version.utf8.dropFirst().allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-              Int(version.dropFirst()) != nil else { return nil }
-        switch parts.1 {
-        case "cmaf" where count == 4:
-            let file = parts.3
-            if file == "init.mp4" { return .init(metricsKind: "init", isStreamStart: false) }
-            guard file.hasPrefix("seg-"), file.hasSuffix(".m4s") else { return nil }
-            return .init(metricsKind: "segment", isStreamStart: file == "seg-1.m4s")
-        case "progressive" where count == 3:
-            return .init(metricsKind: "progressive", isStreamStart: true)
-        case "waveform.json", "waveform.dat":
-            return count == 2 ? .init(metricsKind: "waveform", isStreamStart: false) : nil
-        default:
+            guard count >= 2 else { return nil }
+            func segment(_ start: Int, _ end: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: bytes[start..<end]) }
+            let version = segment(0, ends.0)
+            guard version.count >= 2, version[0] == UInt8(ascii: "v"),
+                  version.dropFirst().allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                  version.count <= 19 || Int(String(decoding: version.dropFirst(), as: UTF8.self)) != nil
+            else { return nil }
+            let second = segment(ends.0 + 1, ends.1)
+            if Self.bytes(second, equal: "cmaf") {
+                guard count == 4 else { return nil }
+                let file = segment(ends.2 + 1, ends.3)
+                if Self.bytes(file, equal: "init.mp4") { return .init(metricsKind: "init", isStreamStart: false) }
+                guard file.count >= 8, Self.bytes(UnsafeBufferPointer(rebasing: file.prefix(4)), equal: "seg-"),
+                      Self.bytes(UnsafeBufferPointer(rebasing: file.suffix(4)), equal: ".m4s") else { return nil }
+                return .init(metricsKind: "segment", isStreamStart: Self.bytes(file, equal: "seg-1.m4s"))
+            }
+            if Self.bytes(second, equal: "progressive") {
+                return count == 3 ? .init(metricsKind: "progressive", isStreamStart: true) : nil
+            }
+            if Self.bytes(second, equal: "waveform.json") || Self.bytes(second, equal: "waveform.dat") {
+                return count == 2 ? .init(metricsKind: "waveform", isStreamStart: false) : nil
+            }
             return nil
         }
+    }
+
+    private static func bytes(_ bytes: UnsafeBufferPointer<UInt8>, equal literal: StaticString) -> Bool {
+        bytes.count == literal.utf8CodeUnitCount && (bytes.isEmpty || memcmp(bytes.baseAddress!, literal.utf8Start, bytes.count) == 0)
     }
 
     /// The published manifest of a ready track the request may play, its version, and the

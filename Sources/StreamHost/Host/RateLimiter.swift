@@ -187,16 +187,20 @@ final class RateLimitPolicy: Sendable {
         let seconds = max(1, Int((verdict.retryAfter ?? 1).rounded(.up)))
         return APIError(.tooManyRequests, code: "rate_limited", "too many \(verdict.name) requests from this \(who); retry in \(seconds) s",
                         retryAfter: seconds,
-                        headers: [HTTPField.Name("RateLimit-Limit")!: String(Int(verdict.limit.burst)),
-                                  HTTPField.Name("RateLimit-Remaining")!: "0",
+                        headers: [Self.limitField: String(Int(verdict.limit.burst)),
+                                  Self.remainingField: "0",
                                   HTTPField.Name("RateLimit-Reset")!: String(seconds)])
     }
 
     /// `RateLimit-Limit` and `RateLimit-Remaining` on an allowed response.
     static func annotate(_ headers: inout HTTPFields, _ verdict: Verdict) {
-        headers[HTTPField.Name("RateLimit-Limit")!] = String(Int(verdict.limit.burst))
-        headers[HTTPField.Name("RateLimit-Remaining")!] = String(verdict.remaining)
+        headers[limitField] = String(Int(verdict.limit.burst))
+        headers[remainingField] = String(verdict.remaining)
     }
+
+    /// Parsed once: a name is validated when it is made, and these go on every limited response.
+    static let limitField = HTTPField.Name("RateLimit-Limit")!
+    static let remainingField = HTTPField.Name("RateLimit-Remaining")!
 }
 
 /// Applies ``RateLimitPolicy`` per client address and answers 429 when a bucket is empty.
