@@ -26,6 +26,13 @@ struct OpenFileCacheTests {
         return String(decoding: bytes.prefix(count ?? 0), as: UTF8.self)
     }
 
+    /// A cache of 8 files living 10 s, and the path of a file `seg.m4s` holding `contents`.
+    private func cacheWithOneFile(_ contents: String) throws -> (OpenFileCache, String) {
+        let path = try storage().root + "/seg.m4s"
+        try Data(contents.utf8).write(to: URL(fileURLWithPath: path))
+        return (OpenFileCache(capacity: 8, timeToLive: .seconds(10)), path)
+    }
+
     /// What the descriptor `fd` of this process names now (nil: closed).
     private func target(ofDescriptor fd: CInt) -> String? {
         try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")
@@ -77,10 +84,7 @@ struct OpenFileCacheTests {
 
     @Test("a file closes when the cache and the last response let go of it")
     func closes() throws {
-        let cache = OpenFileCache(capacity: 8, timeToLive: .seconds(10))
-        let disk = try storage()
-        let path = disk.root + "/seg.m4s"
-        try Data("x".utf8).write(to: URL(fileURLWithPath: path))
+        let (cache, path) = try cacheWithOneFile("x")
         var descriptor: CInt = -1
         do {
             let file = try #require(cache.file(path: path, key: "seg.m4s", loop: loop))
@@ -126,10 +130,7 @@ struct OpenFileCacheTests {
 
     @Test("a request without range or validators gets the file's kept 200 fields, the same as planned afresh")
     func unconditional() throws {
-        let cache = OpenFileCache(capacity: 8, timeToLive: .seconds(10))
-        let disk = try storage()
-        let path = disk.root + "/seg.m4s"
-        try Data("0123456789".utf8).write(to: URL(fileURLWithPath: path))
+        let (cache, path) = try cacheWithOneFile("0123456789")
         let file = try #require(cache.file(path: path, key: "seg.m4s", loop: loop))
         let immutable = "public, max-age=31536000, immutable"
         func fields(_ plan: ObjectResponder.Plan) -> HTTPFields? {
