@@ -200,26 +200,22 @@ public struct DeliveryRoutes: Sendable {
                   version.count <= 19 || Int(String(decoding: version.dropFirst(), as: UTF8.self)) != nil
             else { return nil }
             let second = segment(ends.0 + 1, ends.1)
-            if Self.bytes(second, equal: "cmaf") {
+            if second.matches("cmaf") {
                 guard count == 4 else { return nil }
                 let file = segment(ends.2 + 1, ends.3)
-                if Self.bytes(file, equal: "init.mp4") { return .init(metricsKind: "init", isStreamStart: false) }
-                guard file.count >= 8, Self.bytes(UnsafeBufferPointer(rebasing: file.prefix(4)), equal: "seg-"),
-                      Self.bytes(UnsafeBufferPointer(rebasing: file.suffix(4)), equal: ".m4s") else { return nil }
-                return .init(metricsKind: "segment", isStreamStart: Self.bytes(file, equal: "seg-1.m4s"))
+                if file.matches("init.mp4") { return .init(metricsKind: "init", isStreamStart: false) }
+                guard file.count >= 8, file.hasPrefix("seg-"),
+                      UnsafeBufferPointer(rebasing: file.suffix(4)).matches(".m4s") else { return nil }
+                return .init(metricsKind: "segment", isStreamStart: file.matches("seg-1.m4s"))
             }
-            if Self.bytes(second, equal: "progressive") {
+            if second.matches("progressive") {
                 return count == 3 ? .init(metricsKind: "progressive", isStreamStart: true) : nil
             }
-            if Self.bytes(second, equal: "waveform.json") || Self.bytes(second, equal: "waveform.dat") {
+            if second.matches("waveform.json") || second.matches("waveform.dat") {
                 return count == 2 ? .init(metricsKind: "waveform", isStreamStart: false) : nil
             }
             return nil
         }
-    }
-
-    private static func bytes(_ bytes: UnsafeBufferPointer<UInt8>, equal literal: StaticString) -> Bool {
-        bytes.count == literal.utf8CodeUnitCount && (bytes.isEmpty || memcmp(bytes.baseAddress!, literal.utf8Start, bytes.count) == 0)
     }
 
     /// The published manifest of a ready track the request may play, its version, and the
@@ -435,5 +431,20 @@ extension String {
         var text = self
         while text.hasSuffix(suffix) { text.removeLast(suffix.count) }
         return text
+    }
+}
+
+/// Comparisons of raw bytes with string literals, for the checks run on every request (no
+/// `String` built, no Unicode comparison).
+extension UnsafeBufferPointer<UInt8> {
+    /// Whether the bytes begin with `literal`'s UTF-8.
+    func hasPrefix(_ literal: StaticString) -> Bool {
+        literal.utf8CodeUnitCount <= count
+            && (literal.utf8CodeUnitCount == 0 || memcmp(baseAddress!, literal.utf8Start, literal.utf8CodeUnitCount) == 0)
+    }
+
+    /// Whether the bytes are `literal`'s UTF-8.
+    func matches(_ literal: StaticString) -> Bool {
+        count == literal.utf8CodeUnitCount && hasPrefix(literal)
     }
 }

@@ -259,11 +259,11 @@ final class PlaybackFastPath: Sendable {
             let scanned = target.withUTF8 { bytes -> Offsets? in
                 let service: Service
                 let idStart: Int
-                if Self.bytes(bytes, startWith: "/media/") {
+                if bytes.hasPrefix("/media/") {
                     (service, idStart) = (.media, 7)
-                } else if Self.bytes(bytes, startWith: "/hls/") {
+                } else if bytes.hasPrefix("/hls/") {
                     (service, idStart) = (.hls, 5)
-                } else if Self.bytes(bytes, startWith: "/dash/") {
+                } else if bytes.hasPrefix("/dash/") {
                     (service, idStart) = (.dash, 6)
                 } else {
                     return nil
@@ -291,7 +291,7 @@ final class PlaybackFastPath: Sendable {
                         if bytes[parameterEnd] == UInt8(ascii: "#") { return nil }
                         parameterEnd += 1
                     }
-                    if token == nil, Self.bytes(UnsafeBufferPointer(rebasing: bytes[parameterStart..<parameterEnd]), startWith: Self.tokenPrefix) {
+                    if token == nil, UnsafeBufferPointer(rebasing: bytes[parameterStart..<parameterEnd]).hasPrefix(Self.tokenPrefix) {
                         let value = (parameterStart + Self.tokenPrefix.utf8CodeUnitCount)..<parameterEnd
                         // Percent-encoded or '+': the router decodes it.
                         if bytes[value].contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) { return nil }
@@ -309,11 +309,6 @@ final class PlaybackFastPath: Sendable {
             id = target[at(scanned.idStart)..<at(scanned.idEnd)]
             rest = target[at(scanned.idEnd + 1)..<at(scanned.pathEnd)]
             token = scanned.token.map { target[at($0.lowerBound)..<at($0.upperBound)] }
-        }
-
-        private static func bytes(_ bytes: UnsafeBufferPointer<UInt8>, startWith prefix: StaticString) -> Bool {
-            prefix.utf8CodeUnitCount <= bytes.count
-                && memcmp(bytes.baseAddress!, prefix.utf8Start, prefix.utf8CodeUnitCount) == 0
         }
     }
 

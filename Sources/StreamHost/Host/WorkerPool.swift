@@ -185,6 +185,12 @@ public final class WorkerPool: Service {
             return await group.next().flatMap { $0 } ?? .failure(CancellationError())
         }
         let elapsed = ContinuousClock.now - started
+        /// Gives the job back without spending an attempt, from a fresh task: this one may be
+        /// cancelled (shutdown), and the database calls honour that.
+        func releaseJob() async {
+            let catalog = self.catalog
+            await Task { try? await catalog.release(jobID: job.id, owner: owner) }.value
+        }
         switch outcome {
         case .success(let manifest):
             let recorded = (try? await catalog.complete(jobID: job.id, owner: owner, version: job.targetVersion, manifestJSON: manifest, now: Date())) ?? false
@@ -202,9 +208,7 @@ public final class WorkerPool: Service {
                 log.warning("job finished but its lease or track is gone", metadata: ["prefix": "\(prefix)"])
             }
         case .failure(let error) where error is CancellationError || Task.isCancelled:
-            // In a fresh task: this one is cancelled, and the database calls honour that.
-            let catalog = self.catalog
-            await Task { try? await catalog.release(jobID: job.id, owner: owner) }.value
+            await releaseJob()
             metrics?.jobFinished(outcome: "cancelled", duration: nil)
             log.info("job released")
         case .failure(let error) where error is StorageError && pipeline.storage.isUnavailable:
@@ -213,8 +217,7 @@ public final class WorkerPool: Service {
             // than the retries does not fail uploads already accepted and stored.
             log.warning("job released: object storage unavailable", metadata: ["error": "\(error)"])
             try? await Task.sleep(for: .seconds(max(configuration.retryBaseSeconds, 1)))
-            let catalog = self.catalog
-            await Task { try? await catalog.release(jobID: job.id, owner: owner) }.value
+            await releaseJob()
             metrics?.jobFinished(outcome: "released", duration: nil)
         case .failure(let error):
             let permanent = (error as? MediaError).map { [.unsupportedFormat, .invalidData, .noAudioStream, .unsupportedCodec, .unsupportedParameters].contains($0.code) } ?? false
