@@ -42,6 +42,7 @@
 #        SKIP_PROBABILITY=0.3  PROGRESSIVE_RENDITION=aac-128  NGINX_WORKERS=1 (or auto)
 #        PAUSE=10 (s between runs)  KEEP=1 (keep the work directory, with the JSON reports)
 #        EVENT_LOOPS=0 (the host's server.eventLoops; 0: one per core)
+#        LOADGEN_EVENT_LOOPS=0 (veza-loadgen's --event-loops, the threads its listeners run on; 0: one per core)
 #        TARGETS="nginx host" (TARGETS=host measures the host alone: no ratios)
 #
 # SCENARIO (default listeners) picks the run and its defaults:
@@ -81,6 +82,7 @@ case $SCENARIO in
 esac
 SKIP_PROBABILITY=${SKIP_PROBABILITY:-0.3}
 EVENT_LOOPS=${EVENT_LOOPS:-0}
+LOADGEN_EVENT_LOOPS=${LOADGEN_EVENT_LOOPS:-0}
 TARGETS=${TARGETS:-nginx host}
 for t in $TARGETS; do case $t in nginx|host) ;; *) die "TARGETS=$TARGETS: expected nginx and/or host";; esac; done
 PROGRESSIVE_RENDITION=${PROGRESSIVE_RENDITION:-aac-128}
@@ -378,7 +380,7 @@ run() { # run TARGET SPEED
   "$loadgen" --url "$url" --progressive-url "$prog" --progressive-fraction "$PROGRESSIVE_FRACTION" \
     --progressive-kbps "$prog_kbps" --listen-seconds "$listen_seconds" --listeners "$LISTENERS" --duration "$DURATION" \
     --ramp-seconds "$RAMP" --speed "$speed" --skip-probability "$SKIP_PROBABILITY" --server-pid "$pid" \
-    "${scenario_args[@]}" --json "$out" > "$log" 2>&1 &
+    --event-loops "$LOADGEN_EVENT_LOOPS" "${scenario_args[@]}" --json "$out" > "$log" 2>&1 &
   lg=$!
   pids+=("$lg")
   # Established connections to the server, a few seconds after the ramp.

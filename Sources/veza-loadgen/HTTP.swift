@@ -74,15 +74,16 @@ struct LoopbackURL: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The connection of one listener was lost or must be replaced.
-struct ConnectionLost: Error {
-    /// Nothing of the current response arrived and the connection had served earlier ones: the
-    /// server closed an idle keep-alive connection, which a player reopens without an error.
-    var stale: Bool
+/// Why a request got no complete response.
+enum ConnectionFailure: Error {
+    /// Nothing of the response arrived on a connection that had served earlier ones: the server
+    /// closed an idle keep-alive connection, which a player reopens without an error.
+    case stale
+    /// The connection closed before the response ended.
+    case lost
+    /// Nothing arrived for the timeout while a response part was awaited; the connection was closed.
+    case timedOut
 }
-
-/// Nothing arrived for ``HTTPConnection/timeout`` while a response was awaited; the connection was closed.
-struct RequestTimedOut: Error {}
 
 /// One response, read to the end.
 struct HTTPResponse {
@@ -96,156 +97,196 @@ struct HTTPResponse {
     var timeToFirstByte: Duration
     /// From sending the request to the end of the body.
     var duration: Duration
+    /// When the end of the body arrived.
+    var arrived: ContinuousClock.Instant
+
+    var isSuccess: Bool { (200..<300).contains(status) }
 }
 
-/// A channel carrying HTTP/1.1 client messages.
-typealias HTTPClientChannel = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-
-/// One HTTP/1.1 keep-alive connection, used for one request at a time, by one task, inside
-/// `NIOAsyncChannel.executeThenClose`. Body chunks are read only when asked for, so a slow reader
-/// holds the server back (NIOAsyncChannel stops reading the socket when its buffer is full).
-/// Every wait for a part of a response is bounded by ``timeout``, as players bound theirs.
-struct HTTPConnection {
-    private var responses: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
-    private let requests: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
-    private let channel: any Channel
-    private let hostHeader: String
-    /// How long to wait for the next part of a response before closing the connection.
-    let timeout: Duration
-    /// Responses read to the end on this connection.
-    private(set) var served = 0
-    /// Whether the last response said `Connection: close`.
-    private var closing = false
-
-    /// Opens a TCP connection to `url`'s host with the HTTP/1.1 client handlers.
-    static func open(_ url: LoopbackURL) async throws -> HTTPClientChannel {
-        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(5))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            // One read per wake-up: NIO keeps a pool of that many receive buffers (up to 64 KiB
-            // each) per channel, which is 512 MiB for 2,000 listeners at its default of 4.
-            .channelOption(.maxMessagesPerRead, value: 1)
-            .connect(host: url.host, port: url.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    // Few parts buffered: a paced reader stops the socket reads sooner, and 2,000
-                    // listeners do not hold 10 × 64 KiB each (NIO's default high watermark).
-                    return try HTTPClientChannel(
-                        wrappingChannelSynchronously: channel,
-                        configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 2)))
-                }
-            }
-    }
-
-    /// Wraps the two halves that `executeThenClose` hands over.
-    init(_ channel: HTTPClientChannel, _ inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>,
-         _ outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>, url: LoopbackURL, timeout: Duration) {
-        responses = inbound.makeAsyncIterator()
-        requests = outbound
-        self.channel = channel.channel
-        hostHeader = url.authority
-        self.timeout = timeout
-        watchdog = Watchdog(timeout: TimeAmount(timeout))
-        watchdog.start(on: channel.channel)
-    }
-
-    private let watchdog: Watchdog
-
-    /// The next part of the response, or `nil` when the connection was closed or failed; throws
-    /// ``RequestTimedOut`` (having closed the connection) when none arrives within ``timeout``.
-    private mutating func nextPart() async throws(RequestTimedOut) -> HTTPClientResponsePart? {
-        let waiting = ContinuousClock.now   // before the deadline is set: a close by the watchdog is ≥ timeout after it
-        watchdog.awaiting()
-        let part = try? await responses.next()
-        watchdog.arrived()
-        if part == nil, ContinuousClock.now - waiting >= timeout { throw RequestTimedOut() }
-        return part
-    }
-
-    /// Sends `GET path` and waits for the response head; returns it with the instant of sending.
-    mutating func start(_ path: String) async throws -> (head: HTTPResponseHead, sent: ContinuousClock.Instant) {
-        guard !closing else { throw ConnectionLost(stale: true) }
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path,
-                                   headers: ["Host": hostHeader, "User-Agent": "veza-loadgen", "Accept": "*/*"])
-        let sent = ContinuousClock.now
-        if (try? await requests.write(contentsOf: [.head(head), .end(nil)])) != nil,
-           case .head(let response)? = try await nextPart() {
-            closing = !response.isKeepAlive
-            return (response, sent)
-        }
-        throw ConnectionLost(stale: served > 0)
-    }
-
-    /// The next chunk of the body, or `nil` at its end.
-    mutating func nextChunk() async throws -> ByteBuffer? {
-        switch try await nextPart() {
-        case .body(let chunk)?: return chunk
-        case .end?:
-            served += 1
-            return nil
-        case .head?, nil: throw ConnectionLost(stale: false)
-        }
-    }
-
-    /// `GET path`, read to the end; the body is kept only when `keepBody`.
-    mutating func get(_ path: String, keepBody: Bool = false) async throws -> HTTPResponse {
-        let (head, sent) = try await start(path)
-        let firstByte = ContinuousClock.now
-        var body: ByteBuffer? = keepBody ? ByteBuffer() : nil
-        var bytes = 0
-        while var chunk = try await nextChunk() {
-            bytes += chunk.readableBytes
-            body?.writeBuffer(&chunk)
-        }
-        return HTTPResponse(status: Int(head.status.code), body: body, bytes: bytes,
-                            timeToFirstByte: firstByte - sent, duration: ContinuousClock.now - sent)
-    }
-}
-
-/// Closes a connection on which a response part has been awaited for longer than the timeout,
-/// with one timer per connection, rescheduled only when it fires.
+/// One listener's HTTP/1.1 keep-alive connection: a channel handler after NIO's HTTP/1 client
+/// codec, confined to the channel's event loop like the listener that uses it. One request at a
+/// time; its body is counted (segments) or kept (playlists) as it arrives and the listener gets
+/// the whole response at its end, or streamed to the listener part by part and read from the
+/// socket only as fast as the listener asks (``pause()``, ``resume()``: progressive).
 ///
-/// Scheduling and cancelling a timer per awaited part cost two cross-thread hops to the event
-/// loop per part (each a wake-up of its thread) and a linear search of the loop's timer heap
-/// per cancel, which holds a timer per listener: with 10,000 listeners most of the load
-/// generator's CPU went to that, on the cores the server under test shares.
-final class Watchdog: Sendable {
-    let timeout: TimeAmount
-    /// Uptime in nanoseconds by which the awaited part must arrive; 0 while none is awaited.
-    private let deadline = Atomic<UInt64>(0)
+/// Every time is taken on the event loop as the bytes arrive. Every wait for a part of a
+/// response is bounded by the timeout, as players bound theirs: one timer per connection,
+/// rescheduled only when it fires (a timer per awaited part, cancelled on arrival, would cost a
+/// linear search of the loop's timer heap per cancel, with a timer per listener in it).
+final class ListenerConnection: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
 
-    init(timeout: TimeAmount) { self.timeout = timeout }
-
-    /// Arms the timer on `channel`'s event loop; it stops once the channel is closed.
-    func start(on channel: any Channel) {
-        channel.eventLoop.execute { self.schedule(channel, at: .now() + self.timeout) }
+    /// A streamed response, part by part.
+    enum StreamEvent {
+        case head(HTTPResponseHead, timeToFirstByte: Duration)
+        case chunk(ByteBuffer)
+        case end
     }
 
-    /// A part is awaited from now on.
-    func awaiting() {
-        deadline.store((NIODeadline.now() + timeout).uptimeNanoseconds, ordering: .relaxed)
+    private enum Receiver {
+        case whole(keepBody: Bool, (HTTPResponse) -> Void)
+        case stream((StreamEvent) -> Void)
     }
 
-    /// The awaited part arrived (or the connection ended).
-    func arrived() {
-        deadline.store(0, ordering: .relaxed)
+    private let headers: HTTPHeaders
+    private let timeout: TimeAmount
+    /// Called when the connection closes while a response is awaited (not after ``close()``).
+    private let onFailure: (ConnectionFailure) -> Void
+    private var context: ChannelHandlerContext?
+    private var receiver: Receiver?
+    private var sent = ContinuousClock.now
+    private var head: HTTPResponseHead?
+    private var firstByte = ContinuousClock.now
+    private var body: ByteBuffer?
+    private var bytes = 0
+    /// Responses read to the end.
+    private var served = 0
+    /// The last response said `Connection: close`.
+    private var closing = false
+    /// By when the next part of the response must arrive (`nil`: none is awaited).
+    private var deadline: NIODeadline?
+    private var timedOut = false
+    /// Streaming: the listener does not want more bytes yet; a read NIO asked for is held.
+    private var paused = false
+    private var readHeld = false
+
+    init(host: String, timeout: TimeAmount, onFailure: @escaping (ConnectionFailure) -> Void) {
+        headers = ["Host": host, "User-Agent": "veza-loadgen", "Accept": "*/*"]
+        self.timeout = timeout
+        self.onFailure = onFailure
+    }
+
+    /// Whether a request can be sent: the connection is up and its last response did not close it.
+    var isOpen: Bool { context != nil && !closing }
+
+    /// `GET path`; `completion` gets the response once its end has arrived (its body only when `keepBody`).
+    func get(_ path: String, keepBody: Bool, _ completion: @escaping (HTTPResponse) -> Void) {
+        send(path, .whole(keepBody: keepBody, completion))
+    }
+
+    /// `GET path`; `events` gets its head, each chunk of its body and its end.
+    func stream(_ path: String, _ events: @escaping (StreamEvent) -> Void) {
+        send(path, .stream(events))
+    }
+
+    /// Streaming: no more socket reads until ``resume()`` (no timeout runs meanwhile).
+    func pause() {
+        paused = true
+        deadline = nil
+    }
+
+    /// Streaming: reads again.
+    func resume() {
+        guard paused, let context else { return }
+        paused = false
+        if receiver != nil { deadline = .now() + timeout }
+        if readHeld {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    /// Closes the connection; nothing more is reported.
+    func close() {
+        receiver = nil
+        context?.close(promise: nil)
+    }
+
+    private func send(_ path: String, _ receiver: Receiver) {
+        guard let context, self.receiver == nil else {
+            onFailure(.lost)
+            return
+        }
+        self.receiver = receiver
+        sent = .now
+        head = nil
+        body = nil
+        bytes = 0
+        deadline = .now() + timeout
+        context.write(wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        watch(at: .now() + timeout)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let receiver else {
+            // A response nobody asked for: the server is broken.
+            context.close(promise: nil)
+            return
+        }
+        if deadline != nil { deadline = .now() + timeout }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            firstByte = .now
+            switch receiver {
+            case .stream(let events): events(.head(head, timeToFirstByte: firstByte - sent))
+            case .whole(let keepBody, _): if keepBody { body = ByteBuffer() }
+            }
+        case .body(var chunk):
+            switch receiver {
+            case .stream(let events): events(.chunk(chunk))
+            case .whole:
+                bytes += chunk.readableBytes
+                body?.writeBuffer(&chunk)
+            }
+        case .end:
+            self.receiver = nil
+            deadline = nil
+            served += 1
+            closing = !(head?.isKeepAlive ?? false)
+            if closing { context.close(promise: nil) }
+            switch receiver {
+            case .stream(let events): events(.end)
+            case .whole(_, let completion):
+                let now = ContinuousClock.now
+                completion(HTTPResponse(status: Int(head?.status.code ?? 0), body: body, bytes: bytes,
+                                        timeToFirstByte: firstByte - sent, duration: now - sent, arrived: now))
+            }
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if paused {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.context = nil
+        if receiver != nil {
+            receiver = nil
+            onFailure(timedOut ? .timedOut : head == nil && served > 0 ? .stale : .lost)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 
     // The timer is always due no later than the deadline in force: it is scheduled for the
     // deadline, or for a full timeout from now when none is in force, and a deadline set
     // later is later still.
-    private func schedule(_ channel: any Channel, at due: NIODeadline) {
-        channel.eventLoop.scheduleTask(deadline: due) { self.fired(channel) }
-    }
-
-    private func fired(_ channel: any Channel) {
-        guard channel.isActive else { return }
-        let due = deadline.load(ordering: .relaxed)
-        let now = NIODeadline.now()
-        if due != 0, due <= now.uptimeNanoseconds {
-            channel.close(promise: nil)
-        } else {
-            schedule(channel, at: due != 0 ? .uptimeNanoseconds(due) : now + timeout)
+    private func watch(at due: NIODeadline) {
+        guard let context else { return }
+        context.eventLoop.assumeIsolated().scheduleTask(deadline: due) { [self] in
+            guard let context = self.context else { return }
+            let now = NIODeadline.now()
+            if let deadline, deadline <= now {
+                timedOut = true
+                context.close(promise: nil)
+            } else {
+                watch(at: deadline ?? now + timeout)
+            }
         }
     }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import NIOCore
+import NIOPosix
 
 /// `veza-loadgen`: N simulated listeners against a host on loopback, for a bounded time.
 ///
@@ -7,6 +9,8 @@ import Foundation
 /// server sees as many connections as there are listeners. HLS listeners play the signed master
 /// playlist like a player (see ``HLSPlayer``); progressive listeners read one file at real-time pace
 /// (see ``ProgressivePlayer``). Listeners start evenly over `--ramp-seconds`; all stop at `--duration`.
+/// Every listener is a state machine on one of SwiftNIO's event loops (see ``Listener``): the
+/// load generator shares the cores with the server under test, so it must cost little.
 @main
 struct LoadGen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -54,6 +58,8 @@ struct LoadGen: AsyncParsableCommand {
     var slowInterval = 1.0
     @Option(help: "Seconds to wait for a response's head or its next bytes before dropping the connection (an error).")
     var timeout = 10.0
+    @Option(help: "SwiftNIO event loops (threads) that run the listeners (0: one per core).")
+    var eventLoops = 0
     @Option(help: "A server PID to sample (CPU, RSS; with its direct children) every second; repeatable.")
     var serverPID: [Int32] = []
     @Option(help: "Write the JSON report to this file.")
@@ -65,6 +71,7 @@ struct LoadGen: AsyncParsableCommand {
         guard slowloris >= 0, slowReaders >= 0, slowInterval > 0 else {
             throw ValidationError("--slowloris and --slow-readers are counts; --slow-interval is positive")
         }
+        guard eventLoops >= 0 else { throw ValidationError("--event-loops is a count (0: one per core)") }
         guard listeners > 0, duration > 0, speed > 0, bufferSeconds > 0, listenSeconds > 0, progressiveKbps > 0, timeout > 0 else {
             throw ValidationError("--listeners, --duration, --speed, --buffer-seconds, --listen-seconds, --progressive-kbps and --timeout must be positive")
         }
@@ -88,6 +95,7 @@ struct LoadGen: AsyncParsableCommand {
         guard files >= UInt64(sockets) + 256 else {
             throw SetupError(description: "\(sockets) connections need \(sockets + 256) open files; the hard limit is \(files) (ulimit -Hn)")
         }
+        if eventLoops > 0 { NIOSingletons.groupLoopCountSuggestion = eventLoops }
         let stats = Stats()
         let start = ContinuousClock.now
         let end = start + .seconds(duration)
@@ -113,51 +121,47 @@ struct LoadGen: AsyncParsableCommand {
             return (server?.report, own.report)
         }
 
-        /// What a listener task hands back.
-        enum Outcome: Sendable { case hls, progressive(bytes: Int, seconds: Double), slow(SlowClients.Result), end }
-        var progressiveResults: [(bytes: Int, seconds: Double)] = []
+        // The listeners run on the event loops (see ``Listener``), started evenly over the ramp.
+        // Listener i is progressive when i × fraction crosses an integer: spread over the ramp.
+        let playlists = PlaylistCache()
+        var finished: [EventLoopFuture<ListenerOutcome>] = []
+        for index in 0..<listeners {
+            let startAt = start + .seconds(rampSeconds * Double(index) / Double(listeners))
+            let isProgressive = progressive[index]
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            let done = loop.makePromise(of: ListenerOutcome.self)
+            finished.append(done.futureResult)
+            loop.execute {
+                let listener: Listener
+                if isProgressive, let file {
+                    listener = ProgressivePlayer(loop: loop, url: file, settings: settings)
+                } else if let master {
+                    listener = HLSPlayer(loop: loop, master: master, settings: settings, playlists: playlists)
+                } else {
+                    return done.succeed(.hls)
+                }
+                listener.start(at: startAt, done: done)
+            }
+        }
         var slowResults: [SlowClients.Result] = []
-        await withTaskGroup(of: Outcome.self) { group in
-            let slowTarget = master ?? file
-            if let slowTarget, slowloris > 0 {
+        await withTaskGroup(of: SlowClients.Result.self) { group in
+            if let slowTarget = master ?? file, slowloris > 0 {
                 group.addTask {
-                    .slow(await SlowClients.run(.trickle, count: slowloris, url: slowTarget, interval: .seconds(slowInterval), start: start,
-                                                ramp: .seconds(rampSeconds), end: end))
+                    await SlowClients.run(.trickle, count: slowloris, url: slowTarget, interval: .seconds(slowInterval), start: start,
+                                          ramp: .seconds(rampSeconds), end: end)
                 }
             }
             if let readTarget = file ?? master, slowReaders > 0 {
                 group.addTask {
-                    .slow(await SlowClients.run(.nonReading, count: slowReaders, url: readTarget, interval: .seconds(slowInterval),
-                                                start: start, ramp: .seconds(rampSeconds), end: end))
+                    await SlowClients.run(.nonReading, count: slowReaders, url: readTarget, interval: .seconds(slowInterval),
+                                          start: start, ramp: .seconds(rampSeconds), end: end)
                 }
             }
-            group.addTask {
-                try? await Task.sleep(until: end)
-                return .end
-            }
-            for index in 0..<listeners {
-                let startAt = start + .seconds(rampSeconds * Double(index) / Double(listeners))
-                let isProgressive = progressive[index]
-                group.addTask {
-                    guard (try? await Task.sleep(until: startAt)) != nil else { return isProgressive ? .progressive(bytes: 0, seconds: 0) : .hls }
-                    if isProgressive, let file {
-                        let player = ProgressivePlayer(url: file, settings: settings)
-                        await drive(player, url: file, settings: settings)
-                        return .progressive(bytes: player.bytes, seconds: player.listened)
-                    } else if let master {
-                        await drive(HLSPlayer(master: master, settings: settings), url: master, settings: settings)
-                    }
-                    return .hls
-                }
-            }
-            for await outcome in group {
-                switch outcome {
-                case .end: group.cancelAll()
-                case .progressive(let bytes, let seconds): progressiveResults.append((bytes, seconds))
-                case .slow(let result): slowResults.append(result)
-                case .hls: break
-                }
-            }
+            for await result in group { slowResults.append(result) }
+        }
+        var progressiveResults: [(bytes: Int, seconds: Double)] = []
+        for outcome in finished {
+            if case .progressive(let bytes, let seconds)? = try? await outcome.get() { progressiveResults.append((bytes, seconds)) }
         }
         let elapsed = (ContinuousClock.now - start).seconds
         samplers.cancel()
