@@ -181,11 +181,12 @@ nginx_nofile=$files
 [ "$nginx_nofile" -ge "$worker_connections" ] || warn "nginx worker_connections $worker_connections exceeds the open-file limit $nginx_nofile"
 echo "nginx: worker_processes $NGINX_WORKERS, worker_connections $worker_connections, worker_rlimit_nofile $nginx_nofile"
 
-# Kernel counters around each run: listen queue overflows, SYNs dropped, TCP memory pressure.
+# Kernel counters around each run: listen queue overflows, SYNs dropped, TCP memory pressure,
+# segments dropped for want of receive memory, retransmission timeouts (on loopback, each a drop).
 tcpext() { # tcpext NAME…: values from /proc/net/netstat, in the order given
   awk -v names="$*" '$1 == "TcpExt:" {if (!h) {for (i = 2; i <= NF; i++) col[$i] = i; h = 1} else {n = split(names, a, " "); for (j = 1; j <= n; j++) printf "%s%s", (j > 1 ? " " : ""), (a[j] in col ? $(col[a[j]]) : 0); print ""}}' /proc/net/netstat
 }
-counters=(ListenOverflows ListenDrops TCPMemoryPressures TCPAbortOnMemory)
+counters=(ListenOverflows ListenDrops TCPMemoryPressures TCPAbortOnMemory TCPRcvQDrop TCPTimeouts)
 # The whole machine's CPU (every process and the kernel's softirq work, where loopback TCP is
 # processed): busy and softirq ticks from /proc/stat's cpu line (user…steal, less idle and iowait).
 machine_ticks() { awk '$1 == "cpu" {for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, $8; exit}' /proc/stat; }
@@ -432,14 +433,14 @@ for t in "${targets[@]}"; do
   q "$r" --arg l "$(label "$t")" '"| \($l) | \(.speed)× | \(.listeners) | \(.errorsTotal) | \(.stalls) | \(.timeToFirstByteMs.p50 * 100 | round / 100) / \(.timeToFirstByteMs.p99 * 100 | round / 100) ms | \(.timeToFirstAudioMs.p50 * 100 | round / 100) / \(.timeToFirstAudioMs.p99 * 100 | round / 100) ms | \(.server.meanCores * 100 | round / 100) | \(.server.meanCores / .listeners * 1000000 | round / 1000) | \(.server.peakRSSMiB * 10 | round / 10) MiB | \(.loadgen.meanCores * 100 | round / 100) |"'
 done
 echo
-echo "| target | speed | errors (non-2xx / connect / lost / timeout / playlist) | stall time | machine CPU busy (cores of $(nproc); softirq) | established after the ramp | accept backlog | listen overflows | TCP memory pressure | Mbit/s | requests | sessions | progressive first audio p99 | progressive kbit/s (pace) | loadgen peak RSS |"
+echo "| target | speed | errors (non-2xx / connect / lost / timeout / playlist) | stall time | machine CPU busy (cores of $(nproc); softirq) | established after the ramp | accept backlog | listen overflows | TCP memory pressure; receive drops; RTOs | Mbit/s | requests | sessions | progressive first audio p99 | progressive kbit/s (pace) | loadgen peak RSS |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for t in "${targets[@]}"; do
   r=${report[$t]}
   [ -n "$r" ] || continue
-  read -r est backlog busy softirq overflows _ pressure _ <<< "${extra[$t]}"
+  read -r est backlog busy softirq overflows _ pressure _ rcvqdrop rto <<< "${extra[$t]}"
   # shellcheck disable=SC2016 # \(…) is jq's interpolation
-  q "$r" --arg l "$(label "$t")" --arg est "$est" --arg b "$backlog" --arg o "$overflows" --arg p "$pressure" --arg busy "$busy" --arg si "$softirq" \
+  q "$r" --arg l "$(label "$t")" --arg est "$est" --arg b "$backlog" --arg o "$overflows" --arg p "$pressure; $rcvqdrop; $rto" --arg busy "$busy" --arg si "$softirq" \
     '"| \($l) | \(.speed)× | \(.errors.status) / \(.errors.connect) / \(.errors.connectionLost) / \(.errors.timeout) / \(.errors.playlist) | \(.stallSeconds * 10 | round / 10) s | \($busy); \($si) | \($est) | \($b) | \($o) | \($p) | \(.bytes * 8 / .durationSeconds / 1e6 | round) | \(.requests) | \(.sessions) | \(if .progressive then "\(.progressive.timeToFirstAudioMs.p99 * 100 | round / 100) ms" else "–" end) | \(if .progressive then "\(.progressive.meanKbps | round) (\(.progressive.paceKbps | round))" else "–" end) | \(.loadgen.peakRSSMiB | round) MiB |"'
 done
 echo
@@ -490,6 +491,8 @@ if [ "$SCENARIO" = hostile ]; then
   done
   echo
 fi
-echo "Kernel counters are deltas over each run (machine-wide): ListenOverflows (accept queue full) and"
-echo "TCPMemoryPressures (socket buffers above net.ipv4.tcp_mem's pressure threshold). Machine CPU: all"
+echo "Kernel counters are deltas over each run (machine-wide): ListenOverflows (accept queue full),"
+echo "TCPMemoryPressures (socket buffers above net.ipv4.tcp_mem's pressure threshold), TCPRcvQDrop"
+echo "(segments dropped for want of receive memory) and TCPTimeouts (retransmission timeouts, each"
+echo "at least 200 ms of silence on a connection, doubling when repeated). Machine CPU: all"
 echo "processes and the kernel over the run (from /proc/stat), of which softirq (loopback TCP)."

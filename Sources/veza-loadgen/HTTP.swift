@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -151,6 +152,10 @@ final class ListenerConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Streaming: the listener does not want more bytes yet; a read NIO asked for is held.
     private var paused = false
     private var readHeld = false
+    /// The path of the request in flight (for the timeout diagnostic).
+    private var path = ""
+    /// Timeouts described on standard error so far, over all connections (the first few only).
+    private static let timeoutsDescribed = Atomic<Int>(0)
 
     init(host: String, timeout: TimeAmount, onFailure: @escaping (ConnectionFailure) -> Void) {
         headers = ["Host": host, "User-Agent": "veza-loadgen", "Accept": "*/*"]
@@ -200,6 +205,7 @@ final class ListenerConnection: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         self.receiver = receiver
+        self.path = path
         sent = .now
         head = nil
         body = nil
@@ -230,11 +236,10 @@ final class ListenerConnection: ChannelDuplexHandler, RemovableChannelHandler {
             case .whole(let keepBody, _): if keepBody { body = ByteBuffer() }
             }
         case .body(var chunk):
+            bytes += chunk.readableBytes
             switch receiver {
             case .stream(let events): events(.chunk(chunk))
-            case .whole:
-                bytes += chunk.readableBytes
-                body?.writeBuffer(&chunk)
+            case .whole: body?.writeBuffer(&chunk)
             }
         case .end:
             self.receiver = nil
@@ -273,6 +278,18 @@ final class ListenerConnection: ChannelDuplexHandler, RemovableChannelHandler {
         context.close(promise: nil)
     }
 
+    /// Says what the first few timed-out requests were waiting for: a timeout is an error of
+    /// the run, and whether it hit a head or a body, paused or not, tells a slow server from
+    /// a client that stopped reading.
+    private func describeTimeout() {
+        guard Self.timeoutsDescribed.add(1, ordering: .relaxed).oldValue < 10 else { return }
+        let waited = (ContinuousClock.now - sent).seconds
+        let awaited = head == nil ? "the response head" : "body bytes (\(bytes) counted so far)"
+        let line = "timeout: GET \(path.prefix { $0 != "?" }) waited \(waited.formatted(.number.precision(.fractionLength(1)))) s for \(awaited); "
+            + "response \(served + 1) on its connection, paused \(paused), read held \(readHeld)\n"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
     // The timer is always due no later than the deadline in force: it is scheduled for the
     // deadline, or for a full timeout from now when none is in force, and a deadline set
     // later is later still.
@@ -283,6 +300,7 @@ final class ListenerConnection: ChannelDuplexHandler, RemovableChannelHandler {
             let now = NIODeadline.now()
             if let deadline, deadline <= now {
                 timedOut = true
+                describeTimeout()
                 context.close(promise: nil)
             } else {
                 watch(at: deadline ?? now + timeout)
