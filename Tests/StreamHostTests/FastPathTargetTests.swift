@@ -1,3 +1,6 @@
+import HTTPTypes
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
 @testable import StreamHost
 import Testing
 
@@ -116,5 +119,27 @@ struct ReadyTrackTests {
         #expect(renewed.version == 2 && !renewed.refresh)
         cache.notReady("a")
         #expect(cache.readyTrack("a", now: t0 + life) == nil)
+    }
+}
+
+/// The host's HTTP types codec must make of every request head what the library's codec makes.
+@Suite("OriginFormHTTPServerCodec: the library's conversion, without a URL parse")
+struct OriginFormCodecTests {
+    @Test("origin-form and other targets convert as HTTP1ToHTTPServerCodec converts them")
+    func sameAsTheLibrary() throws {
+        let targets = ["/", "/media/abc/v1/cmaf/aac-128/seg-3.m4s?token=AbC-_9.x&x=1", "//evil/x", "/a b", "/%zz?%", "/caf\u{E9}",
+                       "/x#frag", "http://example.com/hls/a/master.m3u8?token=t", "http://example.com", "*", "example.com:443", ""]
+        for target in targets {
+            for method in [HTTPMethod.GET, .HEAD, .OPTIONS, .RAW(value: "PURGE")] {
+                var head = HTTPRequestHead(version: .http1_1, method: method, uri: target)
+                head.headers.add(name: "Host", value: "127.0.0.1:8080")
+                head.headers.add(name: "Cookie", value: "a=1; b=2")
+                head.headers.add(name: "Range", value: "bytes=0-1")
+                let expected = try HTTPRequest(head, secure: false, splitCookie: false)
+                let converted = try OriginFormHTTPServerCodec.request(head)
+                #expect(converted == expected, "\(method) \(target)")
+                #expect(converted.path == expected.path)
+            }
+        }
     }
 }

@@ -188,6 +188,43 @@ import Testing
     }
 }
 
+@Suite struct PathNormalizerTests {
+    /// The one-pass check for plain paths must agree with the decoding path on every input:
+    /// every path of up to 5 characters over an alphabet of the characters that matter
+    /// (separators, dots, escapes, query and fragment marks, a space, a backslash, a non-ASCII
+    /// letter), each with a `/` in front and without.
+    @Test func plainPathsAgreeWithTheDecodingPath() {
+        let alphabet: [String] = ["/", ".", "a", "%", "2", "F", "?", "#", " ", "\\", "\u{E9}", "~"]
+        var paths: [String] = [""]
+        var level: [String] = [""]
+        for _ in 0..<5 {
+            level = level.flatMap { prefix in alphabet.map { prefix + $0 } }
+            paths += level
+        }
+        var plain = 0
+        for body in paths {
+            for path in [body, "/" + body] {
+                let expected = PathNormalizer.normalizeDecoding(path)
+                #expect(PathNormalizer.normalize(path) == expected, "\(path.debugDescription)")
+                if path.utf8.withContiguousStorageIfAvailable(PathNormalizer.plainLength) ?? nil != nil { plain += 1 }
+            }
+        }
+        // The fast path is taken, and not only for trivial paths.
+        #expect(plain > 10_000)
+    }
+
+    @Test func typicalPaths() {
+        #expect(PathNormalizer.normalize("/media/abc/v1/cmaf/aac-128/seg-3.m4s?token=x.y") == "/media/abc/v1/cmaf/aac-128/seg-3.m4s")
+        #expect(PathNormalizer.normalize("/hls/abc/") == "/hls/abc/")
+        #expect(PathNormalizer.normalize("/") == "/")
+        #expect(PathNormalizer.normalize("/hls/abc/../x") == nil)
+        #expect(PathNormalizer.normalize("/hls//x") == nil)
+        #expect(PathNormalizer.normalize("/hls/a%2Fb") == nil)
+        #expect(PathNormalizer.normalize("/hls/caf%C3%A9") == "/hls/caf\u{E9}")
+        #expect(PathNormalizer.normalize("hls/x") == nil)
+    }
+}
+
 @Suite struct PlaylistSigningTests {
     @Test func queryRewriting() {
         #expect(QueryRewriter.adding(name: "token", value: "abc", to: "seg-1.m4s") == "seg-1.m4s?token=abc")

@@ -415,7 +415,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        codec = try? context.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
+        codec = try? context.pipeline.syncOperations.context(handlerType: OriginFormHTTPServerCodec.self)
     }
 
     private var knownClient: PlaybackFastPath.Client?
@@ -618,8 +618,8 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
 }
 
 /// Hummingbird's HTTP/1.1 channel with ``PlaybackFastPathHandler`` added after its
-/// connection-state handler, and the router's connection loop started only when a request of
-/// the connection needs it.
+/// connection-state handler, its HTTP types codec replaced by ``OriginFormHTTPServerCodec``,
+/// and the router's connection loop started only when a request of the connection needs it.
 ///
 /// Hummingbird runs one task per connection whose async frames stay allocated for as long as
 /// the connection lives (about 11 KiB at rest). A listener whose requests are all answered by
@@ -645,6 +645,10 @@ struct PlaybackHTTP1Channel: ServerChildChannel {
                 try channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(sendBuffer))
             }
             let pipeline = channel.pipeline.syncOperations
+            // The same conversion to HTTP types, without a URL parse per request (see ``OriginFormHTTPServerCodec``).
+            let libraryCodec = try pipeline.context(handlerType: HTTP1ToHTTPServerCodec.self)
+            try pipeline.addHandler(OriginFormHTTPServerCodec(), position: .after(libraryCodec.handler))
+            pipeline.removeHandler(context: libraryCodec, promise: nil)
             let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
             let routerNeeded = channel.eventLoop.makePromise(of: Bool.self)
             try pipeline.addHandler(PlaybackFastPathHandler(fastPath: fastPath, routerNeeded: routerNeeded), position: .after(state))

@@ -244,6 +244,45 @@ public enum PathNormalizer {
     /// tricks); raw `\`; control characters (raw or encoded); invalid UTF-8 after decoding; empty
     /// segments (`//`); and `.` or `..` segments (raw or encoded). A trailing `/` is kept.
     public static func normalize(_ path: String) -> String? {
+        // Nearly every path is printable ASCII without escapes: checked in one pass over the
+        // bytes, with no copy (this runs for every signed request).
+        var path = path
+        let plain = path.withUTF8 { plainLength($0) }
+        if let plain {
+            return plain == path.utf8.count ? path : String(decoding: path.utf8.prefix(plain), as: UTF8.self)
+        }
+        return normalizeDecoding(path)
+    }
+
+    /// The length of `bytes` up to its first `?` or `#` when that part is a path ``normalize(_:)``
+    /// returns unchanged: it starts with `/`, its bytes are printable ASCII other than `%` and
+    /// `\`, and no segment is empty (but the last), `.` or `..`; `nil` for any other path,
+    /// which ``normalizeDecoding(_:)`` decides on.
+    static func plainLength(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        guard bytes.first == slash else { return nil }
+        func isDotSegment(_ start: Int, _ end: Int) -> Bool {
+            let length = end - start
+            return (length == 1 && bytes[start] == dot) || (length == 2 && bytes[start] == dot && bytes[start + 1] == dot)
+        }
+        var segmentStart = 1
+        var index = 1
+        while index < bytes.count {
+            let c = bytes[index]
+            if c == UInt8(ascii: "?") || c == UInt8(ascii: "#") { break }
+            if c == slash {
+                guard index > segmentStart, !isDotSegment(segmentStart, index) else { return nil }
+                segmentStart = index + 1
+            } else if c <= 0x20 || c >= 0x7F || c == UInt8(ascii: "%") || c == UInt8(ascii: "\\") {
+                return nil
+            }
+            index += 1
+        }
+        return isDotSegment(segmentStart, index) ? nil : index
+    }
+
+    /// ``normalize(_:)`` for any path: percent-decoded byte by byte, then checked.
+    static func normalizeDecoding(_ path: String) -> String? {
         var bytes = Array(path.utf8)
         if let cut = bytes.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
             bytes.removeSubrange(cut...)
