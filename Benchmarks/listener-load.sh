@@ -424,13 +424,13 @@ echo "including a ${RAMP} s ramp; one $((TRACK_SECONDS / 60))-minute track; each
 echo "server and veza-loadgen. CPU: user + system time of the server's processes (nginx: master +"
 echo "workers) over the run, in cores; loopback softirq work is mostly not charged to them."
 echo
-echo "| target | speed | listeners | errors | stalls | TTFB p50 / p99 | first audio p50 / p99 | server CPU (cores, mean) | CPU per 1000 listeners | server peak RSS | loadgen CPU (cores) |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| target | speed | listeners | errors | stalls | TTFB p50 / p99 | first audio p50 / p99 | server CPU (cores, mean) | CPU per 1000 listeners | steady state: server CPU per request | server peak RSS | loadgen CPU (cores) |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for t in "${targets[@]}"; do
   r=${report[$t]}
-  if [ -z "$r" ]; then echo "| $(label "$t") | ${t#*@}× | $LISTENERS | run failed | | | | | | | |"; continue; fi
+  if [ -z "$r" ]; then echo "| $(label "$t") | ${t#*@}× | $LISTENERS | run failed | | | | | | | | |"; continue; fi
   # shellcheck disable=SC2016 # \(…) is jq's interpolation
-  q "$r" --arg l "$(label "$t")" '"| \($l) | \(.speed)× | \(.listeners) | \(.errorsTotal) | \(.stalls) | \(.timeToFirstByteMs.p50 * 100 | round / 100) / \(.timeToFirstByteMs.p99 * 100 | round / 100) ms | \(.timeToFirstAudioMs.p50 * 100 | round / 100) / \(.timeToFirstAudioMs.p99 * 100 | round / 100) ms | \(.server.meanCores * 100 | round / 100) | \(.server.meanCores / .listeners * 1000000 | round / 1000) | \(.server.peakRSSMiB * 10 | round / 10) MiB | \(.loadgen.meanCores * 100 | round / 100) |"'
+  q "$r" --arg l "$(label "$t")" '"| \($l) | \(.speed)× | \(.listeners) | \(.errorsTotal) | \(.stalls) | \(.timeToFirstByteMs.p50 * 100 | round / 100) / \(.timeToFirstByteMs.p99 * 100 | round / 100) ms | \(.timeToFirstAudioMs.p50 * 100 | round / 100) / \(.timeToFirstAudioMs.p99 * 100 | round / 100) ms | \(.server.meanCores * 100 | round / 100) | \(.server.meanCores / .listeners * 1000000 | round / 1000) | \(if .steady then "\(.steady.serverMicrosecondsPerRequest * 10 | round / 10) µs" else "–" end) | \(.server.peakRSSMiB * 10 | round / 10) MiB | \(.loadgen.meanCores * 100 | round / 100) |"'
 done
 echo
 echo "| target | speed | errors (non-2xx / connect / lost / timeout / playlist) | stall time | machine CPU busy (cores of $(nproc); softirq) | established after the ramp | accept backlog | listen overflows | TCP memory pressure; receive drops; RTOs | Mbit/s | requests | sessions | progressive first audio p99 | progressive kbit/s (pace) | loadgen peak RSS |"
@@ -453,12 +453,13 @@ for speed in $SPEEDS_RATIO; do
   if [ -z "$n" ] || [ -z "$h" ]; then echo "speed $speed×: no ratio (a run failed)"; echo; continue; fi
   awk -v fa_h="$(q "$h" .timeToFirstAudioMs.p99)" -v fa_n="$(q "$n" .timeToFirstAudioMs.p99)" \
       -v c_h="$(q "$h" '.server.meanCores / .listeners')" -v c_n="$(q "$n" '.server.meanCores / .listeners')" \
+      -v p_h="$(q "$h" '.steady.serverMicrosecondsPerRequest // 0')" -v p_n="$(q "$n" '.steady.serverMicrosecondsPerRequest // 0')" \
       -v rss="$(q "$h" .server.peakRSSMiB)" -v goal="$RATIO_GOAL" -v rgoal="$RSS_GOAL_MIB" -v s="$speed" '
-    function ratio(a, b) { return b > 0 ? sprintf("%.1f×", a / b) : "n/a" }
+    function ratio(a, b) { return b > 0 ? sprintf("%.2f×", a / b) : "n/a" }
     function met(a, b) { return b > 0 && a / b <= goal ? "met" : "not met" }
     BEGIN {
-      printf "**speed %s×, host / nginx:** first audio p99 %s, CPU per listener %s (goal ≤ %d×: %s, %s); host peak RSS %.0f MiB (goal ≤ %d MiB: %s)\n\n",
-        s, ratio(fa_h, fa_n), ratio(c_h, c_n), goal, met(fa_h, fa_n), met(c_h, c_n), rss, rgoal, (rss <= rgoal ? "met" : "not met")
+      printf "**speed %s×, host / nginx:** first audio p99 %s, CPU per listener %s (goal ≤ %d×: %s, %s); host peak RSS %.0f MiB (goal ≤ %d MiB: %s); steady-state CPU per request %s\n\n",
+        s, ratio(fa_h, fa_n), ratio(c_h, c_n), goal, met(fa_h, fa_n), met(c_h, c_n), rss, rgoal, (rss <= rgoal ? "met" : "not met"), ratio(p_h, p_n)
     }'
 done
 if [ "$SCENARIO" = progressive ]; then

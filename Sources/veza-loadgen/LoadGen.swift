@@ -108,17 +108,32 @@ struct LoadGen: AsyncParsableCommand {
         let master = url.flatMap(LoopbackURL.init)
         let file = progressiveURL.flatMap(LoopbackURL.init)
 
+        // The steady state starts 5 s after the ramp (see ``Report/Steady``).
+        let steadyFrom = start + .seconds(rampSeconds + 5)
         let samplers = Task {
             var server = serverPID.isEmpty ? nil : ProcessSampler(pids: serverPID)
             var own = ProcessSampler(pids: [getpid()])
+            var steadyStart: (cpu: Double, requests: Int, at: ContinuousClock.Instant)?
             while true {
                 server?.sample()
                 own.sample()
+                if steadyStart == nil, ContinuousClock.now >= steadyFrom, let cpu = server?.cpuSeconds {
+                    steadyStart = (cpu, stats.snapshot.requests, .now)
+                }
                 guard (try? await Task.sleep(until: min(end, .now + .seconds(1)))) != nil, ContinuousClock.now < end else { break }
             }
             server?.sample()
             own.sample()
-            return (server?.report, own.report)
+            var steady: Report.Steady?
+            if let steadyStart, let cpu = server?.cpuSeconds {
+                let requests = stats.snapshot.requests - steadyStart.requests
+                let seconds = (ContinuousClock.now - steadyStart.at).seconds
+                if requests > 0, seconds > 0 {
+                    steady = Report.Steady(seconds: seconds, requests: requests, serverCPUSeconds: cpu - steadyStart.cpu,
+                                           serverMicrosecondsPerRequest: (cpu - steadyStart.cpu) / Double(requests) * 1e6)
+                }
+            }
+            return (server?.report, own.report, steady)
         }
 
         // The listeners run on the event loops (see ``Listener``), started evenly over the ramp.
@@ -165,7 +180,7 @@ struct LoadGen: AsyncParsableCommand {
         }
         let elapsed = (ContinuousClock.now - start).seconds
         samplers.cancel()
-        let (server, own) = await samplers.value
+        let (server, own, steady) = await samplers.value
 
         let counters = stats.snapshot
         let listened = progressiveResults.reduce(0) { $0 + $1.seconds }
@@ -181,7 +196,7 @@ struct LoadGen: AsyncParsableCommand {
                 listeners: progressiveResults.count, bytesPerListener: progressiveResults.map(\.bytes),
                 meanKbps: listened > 0 ? Double(progressiveResults.reduce(0) { $0 + $1.bytes }) * 8 / listened / 1000 : 0,
                 paceKbps: progressiveKbps * speed, timeToFirstAudioMs: .init(counters.progressiveFirstAudio)),
-            slow: slowResults.isEmpty ? nil : slowResults, server: server, loadgen: own)
+            slow: slowResults.isEmpty ? nil : slowResults, server: server, loadgen: own, steady: steady)
         print(report.summary)
         if let json {
             let encoder = JSONEncoder()

@@ -103,6 +103,9 @@ struct ProcessSampler {
         return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
+    /// CPU seconds at the last sample (`nil` before the first).
+    var cpuSeconds: Double? { last?.cpu }
+
     /// What was seen between the first and the last sample.
     var report: Report.ProcessUse {
         let seconds = first.flatMap { first in last.map { $0.cpu - first.cpu } } ?? 0
@@ -160,6 +163,17 @@ struct Report: Codable {
         var peakRSSMiB: Double
     }
 
+    /// The steady state: from 5 s after the ramp to the end of the run, when every listener
+    /// plays and no connection is being opened. CPU per request there is the figure least
+    /// moved by the ramp's connection setup and by how long the run lasted.
+    struct Steady: Codable {
+        var seconds: Double
+        var requests: Int
+        var serverCPUSeconds: Double
+        /// Server CPU per request, in microseconds.
+        var serverMicrosecondsPerRequest: Double
+    }
+
     /// Progressive listeners.
     struct Progressive: Codable {
         var listeners: Int
@@ -211,6 +225,8 @@ struct Report: Codable {
     var slow: [SlowClients.Result]?
     var server: ProcessUse?
     var loadgen: ProcessUse
+    /// The server's steady state (with `--server-pid`, when the run lasts past the ramp by more than 5 s).
+    var steady: Steady?
 
     /// The human summary.
     var summary: String {
@@ -239,6 +255,9 @@ struct Report: Codable {
         }
         for result in slow ?? [] { lines.append("slow clients     \(result.summary)") }
         if let server { lines.append("server CPU       \(use(server))") }
+        if let steady {
+            lines.append("steady state     \(f(steady.seconds)) s, \(steady.requests) requests, server \(f(steady.serverCPUSeconds, 2)) CPU s: \(f(steady.serverMicrosecondsPerRequest)) µs per request")
+        }
         lines.append("loadgen CPU      \(use(loadgen))")
         return lines.joined(separator: "\n")
     }
