@@ -237,11 +237,8 @@ struct Playback {
 extension Stats {
     /// Counts a stall of `duration`, if any.
     func record(stall duration: Duration?) {
-        guard let duration else { return }
-        update {
-            $0.stalls += 1
-            $0.stallSeconds += duration.seconds
-        }
+        guard duration != nil else { return }
+        update { $0.count(stall: duration) }
     }
 }
 
@@ -359,10 +356,7 @@ final class HLSPlayer: Listener {
             let firstAudio = s.playback.start == now ? (now - s.started).microseconds : nil
             self.stats.update {
                 if let firstAudio { $0.timeToFirstAudio.record(firstAudio) }
-                if let stall {
-                    $0.stalls += 1
-                    $0.stallSeconds += stall.seconds
-                }
+                $0.count(stall: stall)
                 $0.segments[variant, default: 0] += 1
             }
             s.next += 1
@@ -573,10 +567,7 @@ final class ProgressivePlayer: Listener {
             stats.update {
                 $0.bytes += chunk.readableBytes
                 if first { $0.progressiveFirstAudio.record((now - started).microseconds) }
-                if let stall {
-                    $0.stalls += 1
-                    $0.stallSeconds += stall.seconds
-                }
+                $0.count(stall: stall)
             }
             pace(connection)
         case .end:

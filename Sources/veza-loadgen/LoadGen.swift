@@ -128,9 +128,10 @@ struct LoadGen: AsyncParsableCommand {
             if let steadyStart, let cpu = server?.cpuSeconds {
                 let requests = stats.snapshot.requests - steadyStart.requests
                 let seconds = (ContinuousClock.now - steadyStart.at).seconds
+                let spent = cpu - steadyStart.cpu
                 if requests > 0, seconds > 0 {
-                    steady = Report.Steady(seconds: seconds, requests: requests, serverCPUSeconds: cpu - steadyStart.cpu,
-                                           serverMicrosecondsPerRequest: (cpu - steadyStart.cpu) / Double(requests) * 1e6)
+                    steady = Report.Steady(seconds: seconds, requests: requests, serverCPUSeconds: spent,
+                                           serverMicrosecondsPerRequest: spent / Double(requests) * 1e6)
                 }
             }
             return (server?.report, own.report, steady)

@@ -26,6 +26,13 @@ final class Stats: Sendable {
         var timeToFirstAudio = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
         /// Progressive: from the session's start to the first body bytes, in microseconds.
         var progressiveFirstAudio = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+
+        /// Counts a stall of `duration`, if any.
+        mutating func count(stall duration: Duration?) {
+            guard let duration else { return }
+            stalls += 1
+            stallSeconds += duration.seconds
+        }
     }
 
     private let counters = Mutex(Counters())
@@ -41,7 +48,7 @@ final class Stats: Sendable {
             $0.requests += 1
             $0.bytes += response.bytes
             $0.timeToFirstByte.record(response.timeToFirstByte.microseconds)
-            if !(200..<300).contains(response.status) { $0.errors.status += 1 }
+            if !response.isSuccess { $0.errors.status += 1 }
         }
     }
 
