@@ -383,7 +383,24 @@ struct DeliveryTests {
         let stuck = String(decoding: try Subprocess.run("python3", ["-c", script]).stdout, as: UTF8.self).split(separator: " ")
         #expect(stuck.first == "closed", "a client that never reads is closed by the send timeout: \(stuck)")
         #expect((Double(stuck.last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? size) < size, "and never got the whole file")
+
+        // A graceful shutdown (SIGTERM) lets a paced stream finish, then the host exits: the last
+        // 5 s of the file (2 s burst, then 3 s paced), with SIGTERM 1 s in.
+        let tailStart = Int(size - 5 * perSecond)
+        let tailOut = out + ".tail"
+        defer { try? FileManager.default.removeItem(atPath: tailOut) }
+        let download = Process()
+        download.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        download.arguments = ["-s", "--noproxy", "*", "--max-time", "30", "-H", "Range: bytes=\(tailStart)-", "-o", tailOut, url]
+        try download.run()
+        Thread.sleep(forTimeInterval: 1)
+        let stopping = Date()
         host.stop()
+        download.waitUntilExit()
+        let tail = Double((try? FileManager.default.attributesOfItem(atPath: tailOut)[.size] as? Int) ?? 0)
+        #expect(download.terminationStatus == 0 && tail == size - Double(tailStart),
+                "the stream in flight at SIGTERM completes: \(tail) of \(size - Double(tailStart)) bytes, curl \(download.terminationStatus)")
+        #expect(Date().timeIntervalSince(stopping) > 1, "the host waited for the stream")
     }
 
     @Test("/metrics is valid Prometheus text (promtool) with the request, stream and transcode metrics")

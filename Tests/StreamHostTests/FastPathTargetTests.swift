@@ -142,4 +142,33 @@ struct OriginFormCodecTests {
             }
         }
     }
+
+    @Test("the request fields the fast path reads are found in any case, and only those")
+    func requestFields() {
+        typealias Fields = PlaybackFastPath.RequestFields
+        let mixed = Fields(HTTPHeaders([("RANGE", "bytes=0-9"), ("If-None-Match", "\"e\""), ("x-request-ID", "abc"),
+                                        ("X-Request-Id", "second"), ("ORIGIN", "https://player.example"), ("Host", "x")]))
+        #expect(mixed.conditional == [.range: "bytes=0-9", .ifNoneMatch: "\"e\""])
+        #expect(mixed.requestID == "abc", "the first of several")
+        #expect(mixed.origin && !mixed.authorization)
+        #expect(Fields(HTTPHeaders([("authorization", "Bearer x")])).authorization)
+
+        // Names that only look alike are not taken.
+        let alike = Fields(HTTPHeaders([("x-range", "bytes=0-1"), ("rangE-", "1"), ("if-rangx", "2"), ("originx", "3"),
+                                        ("if-modified-sincE", "Sat, 01 Jan 2000 00:00:00 GMT")]))
+        #expect(alike.conditional == [.ifModifiedSince: "Sat, 01 Jan 2000 00:00:00 GMT"])
+        #expect(!alike.origin && alike.requestID == nil)
+
+        // Unconditional exactly when the router's conversion would find no range or validator.
+        let sets: [[(String, String)]] = [[], [("Accept", "*/*"), ("User-Agent", "x")], [("If-Range", "x")], [("range", "bytes=1-")],
+                                          [("If-Modified-Since", "x"), ("Accept", "*/*")], [("IF-NONE-MATCH", "*")]]
+        for headers in sets {
+            let nio = HTTPHeaders(headers)
+            #expect(Fields(nio).conditional.isEmpty == ObjectResponder.isUnconditional(HTTPFields(nio, splitCookie: false)), "\(headers)")
+        }
+        #expect("Content-Length".equalsASCIICaseInsensitive("content-length"))
+        #expect(!"Content-Lengt".equalsASCIICaseInsensitive("content-length"))
+        #expect(!"Content_Length".equalsASCIICaseInsensitive("content-length"))
+        #expect(!"".equalsASCIICaseInsensitive("range") && "".equalsASCIICaseInsensitive(""))
+    }
 }

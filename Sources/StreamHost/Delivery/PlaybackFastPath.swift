@@ -89,11 +89,56 @@ final class PlaybackFastPath: Sendable {
         }
     }
 
-    /// The answer to `request`, or nil to hand it to the router.
-    func answer(_ request: HTTPRequest, client: Client) -> Answer? {
-        guard request.method == .get || request.method == .head, let requestTarget = request.path,
-              request.headerFields[.authorization] == nil, let target = Target(requestTarget)
-        else { return nil }
+    /// The fields of a request head the fast path reads, picked out in one pass over NIO's
+    /// header list: the request is not converted to HTTP types (that conversion validates and
+    /// lowercases every field name, and was 4 % of the host's CPU at 10,000 listeners).
+    struct RequestFields {
+        var authorization = false
+        var origin = false
+        var requestID: String?
+        /// Range and validators (If-Range, If-None-Match, If-Modified-Since), as HTTP types'
+        /// fields for ``ObjectResponder/plan(info:request:contentType:cacheControl:now:)``;
+        /// empty for an unconditional request of the whole object.
+        var conditional = HTTPFields()
+
+        init(_ headers: HTTPHeaders) {
+            for (name, value) in headers {
+                // Hand-written: NIO's case-insensitive comparison of header names is internal.
+                switch name.utf8.count {
+                case 5 where name.equalsASCIICaseInsensitive("range"):
+                    conditional.append(HTTPField(name: .range, value: value))
+                case 6 where name.equalsASCIICaseInsensitive("origin"):
+                    origin = true
+                case 8 where name.equalsASCIICaseInsensitive("if-range"):
+                    conditional.append(HTTPField(name: .ifRange, value: value))
+                case 12 where name.equalsASCIICaseInsensitive("x-request-id"):
+                    if requestID == nil { requestID = value }
+                case 13 where name.equalsASCIICaseInsensitive("authorization"):
+                    authorization = true
+                case 13 where name.equalsASCIICaseInsensitive("if-none-match"):
+                    conditional.append(HTTPField(name: .ifNoneMatch, value: value))
+                case 17 where name.equalsASCIICaseInsensitive("if-modified-since"):
+                    conditional.append(HTTPField(name: .ifModifiedSince, value: value))
+                default:
+                    break
+                }
+            }
+        }
+    }
+
+    /// The answer to `request`, or nil to hand it to the router. Only HTTP/1.1 GET and HEAD
+    /// without `Authorization` are answered here (HTTP/1.0 and its keep-alive rules go to the
+    /// router).
+    func answer(_ request: HTTPRequestHead, client: Client) -> Answer? {
+        let method: HTTPRequest.Method
+        switch request.method {
+        case .GET: method = .get
+        case .HEAD: method = .head
+        default: return nil
+        }
+        guard request.version == .http1_1, let target = Target(request.uri) else { return nil }
+        let fields = RequestFields(request.headers)
+        guard !fields.authorization else { return nil }
         let start = ContinuousClock.now
         let path = String(target.path)
         let id = String(target.id)
@@ -122,9 +167,9 @@ final class PlaybackFastPath: Sendable {
                 file = opened
                 route = "/media/{id}/**"
                 let contentType = MediaContentType.forKey(rest)
-                let plan = ObjectResponder.isUnconditional(request.headerFields)
+                let plan = fields.conditional.isEmpty
                     ? opened.file.unconditionalPlan(contentType: contentType, cacheControl: DeliveryRoutes.immutable)
-                    : ObjectResponder.plan(info: opened.file.info, request: request.headerFields, contentType: contentType,
+                    : ObjectResponder.plan(info: opened.file.info, request: fields.conditional, contentType: contentType,
                                            cacheControl: DeliveryRoutes.immutable)
                 switch plan {
                 case .notModified(let fields):
@@ -143,7 +188,7 @@ final class PlaybackFastPath: Sendable {
                 }
                 break
             }
-            let plan = ObjectResponder.plan(info: object.info, request: request.headerFields,
+            let plan = ObjectResponder.plan(info: object.info, request: fields.conditional,
                                             contentType: MediaContentType.forKey(rest), cacheControl: DeliveryRoutes.immutable)
             switch plan {
             case .notModified(let fields):
@@ -186,19 +231,19 @@ final class PlaybackFastPath: Sendable {
         // The rate limit last, so that a request handed to the router is counted once.
         var verdict: RateLimitPolicy.Verdict?
         if let address = client.ip {
-            verdict = policy.check(method: request.method, path: path, key: address)
+            verdict = policy.check(method: method, path: path, key: address)
             if verdict?.retryAfter != nil { return nil }
         }
         if let verdict { RateLimitPolicy.annotate(&headers, verdict) }
-        if request.headerFields[.origin] != nil {
+        if fields.origin {
             headers[.accessControlAllowOrigin] = "*"
             headers[.accessControlExposeHeaders] = ExposeHeadersMiddleware<HostRequestContext>.exposed
         }
-        let requestID = request.headerFields[RequestIDs.header].flatMap(RequestIDs.sanitised) ?? RequestIDs.make()
+        let requestID = fields.requestID.flatMap(RequestIDs.sanitised) ?? RequestIDs.make()
         headers[RequestIDs.header] = requestID
         headers[.date] = httpDate()
         headers[.server] = serverName
-        if request.method == .head {
+        if method == .head {
             body = nil
             file = nil
         }
@@ -208,12 +253,12 @@ final class PlaybackFastPath: Sendable {
             metrics.bytesServed(body.readableBytes, kind: served.metricsKind)
             if served.isStreamStart { metrics.streamStart.record(ContinuousClock.now - start) }
         }
-        metrics.requestFinished(route: route, method: request.method.rawValue, status: status.code, duration: ContinuousClock.now - start)
+        metrics.requestFinished(route: route, method: method.rawValue, status: status.code, duration: ContinuousClock.now - start)
         metrics.fastPathAnswered()
         if logger.logLevel <= .debug {
             var logger = logger
             logger[metadataKey: "request_id"] = .string(requestID)
-            RequestIDs.log(logger: logger, method: request.method, route: route, path: path,
+            RequestIDs.log(logger: logger, method: method, route: route, path: path,
                                                         status: status.code, start: start, client: client.address, error: nil)
         }
         return Answer(head: HTTPResponse(status: status, headerFields: headers), body: body, file: file)
@@ -250,8 +295,9 @@ final class PlaybackFastPath: Sendable {
         /// `token=` (``HostAuth/tokenParameter``).
         static let tokenPrefix: StaticString = "token="
 
-        /// Nil for anything but a plain playback path (another prefix, an empty id, a
-        /// percent-encoded path or token, a fragment): the router decodes and decides those.
+        /// Nil for anything but a plain playback path in origin form (another prefix, an empty
+        /// id, a percent-encoded path or token, a fragment, an absolute-form target): the router
+        /// decodes and decides those.
         init?(_ target: String) {
             var target = target
             // One pass over the bytes: offsets of the id, the end of the path and the token.
@@ -338,21 +384,25 @@ final class PlaybackFastPath: Sendable {
 /// The channel handler in front of the router: hands each request head to ``PlaybackFastPath``
 /// and writes its answer, or passes the request on.
 ///
-/// It sits after Hummingbird's connection-state handler (which so sees every request and
-/// response, for its idle timeout and graceful shutdown) and before the async channel that
-/// feeds the router. Responses leave in request order: while the router has a request of this
-/// connection in hand (pipelining), every later request goes to the router too, and while a file
-/// is being streamed, later requests wait here. A client that does not read (the channel is not
-/// writable) is handed to the router, whose writer waits for the socket instead of queueing more.
+/// It works on NIO's HTTP/1 parts, right after ``ConnectionGuard`` (which so sees every request
+/// and response, for its deadlines) and before the conversion to HTTP types
+/// (``OriginFormHTTPServerCodec``), Hummingbird's connection-state handler and the async
+/// channel that feed the router: a request answered here is never converted. Responses leave in
+/// request order: while the router has a request of this connection in hand (pipelining), every
+/// later request goes to the router too, and while a file is being streamed, later requests wait
+/// here. A client that does not read (the channel is not writable) is handed to the router, whose
+/// writer waits for the socket instead of queueing more. A graceful shutdown
+/// (`ChannelShouldQuiesceEvent`) lets the file being streamed finish, then closes the
+/// connection, as the connection-state handler does for the router's responses.
 ///
-/// Files are sent as file regions (`sendfile`, written below the HTTP types codec, so no byte
-/// passes through user space), a region whenever the socket takes more and, for paced files,
-/// the budget (burst + rate × elapsed) allows it: a timer on the event loop, no task per stream.
+/// Files are sent as file regions (`sendfile`, so no byte passes through user space), a region
+/// whenever the socket takes more and, for paced files, the budget (burst + rate × elapsed)
+/// allows it: a timer on the event loop, no task per stream.
 final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     let fastPath: PlaybackFastPath
     /// Succeeds with true when the router is first needed on this connection, with false when
@@ -363,9 +413,9 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var routed = 0
     /// Dropping the rest (body, end) of a request answered here.
     private var skipping = false
-    /// The context of the HTTP types codec: file regions are written from there, in
-    /// HTTP/1 parts the encoder below passes through.
-    private var codec: ChannelHandlerContext?
+    /// A graceful shutdown asked for while a file was being streamed: the connection closes
+    /// when it is sent.
+    private var quiesceHeld = false
 
     /// A file being sent.
     private final class Stream {
@@ -414,10 +464,6 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.routerNeeded = routerNeeded
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        codec = try? context.pipeline.syncOperations.context(handlerType: OriginFormHTTPServerCodec.self)
-    }
-
     private var knownClient: PlaybackFastPath.Client?
 
     private func client(_ context: ChannelHandlerContext) -> PlaybackFastPath.Client {
@@ -464,6 +510,16 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.fireErrorCaught(error)
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The connection-state handler behind closes the connection at once when the router has
+        // no response in hand: a stream is let finish first.
+        if event is ChannelShouldQuiesceEvent, stream != nil {
+            quiesceHeld = true
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable, stream != nil { pump(context) }
         // The router's writer hears of writability only once it exists (each change otherwise
@@ -484,16 +540,16 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
             if routed == 0, context.channel.isWritable,
                let answer = fastPath.answer(request, client: client(context)) {
                 skipping = true
-                let closeAfter = request.headerFields[.connection]?.lowercased() == "close"
-                context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
-                if let file = answer.file, codec != nil {
+                let closeAfter = !request.isKeepAlive
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(answer.head))), promise: nil)
+                if let file = answer.file {
                     stream = Stream(file, closeAfter: closeAfter, requestStart: start)
                     fastPath.metrics.activeStreams.increment()
                     if file.pacing != nil { fastPath.metrics.pacedResponseStarted() }
                     pump(context)
                     return
                 }
-                if let body = answer.body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+                if let body = answer.body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
                 end(context, closeAfter: closeAfter)
                 return
             }
@@ -533,7 +589,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
         // While a paced stream waits for its budget, its timer resumes it: a writability change
         // meanwhile has nothing to send. (No cancel: NIO cancels a scheduled task by a linear
         // search of the loop's timer heap, which holds a timer per connection.)
-        guard !pumping, let stream, stream.timer == nil, let codec else { return }
+        guard !pumping, let stream, stream.timer == nil else { return }
         pumping = true
         defer { pumping = false }
         while stream.offset < stream.end {
@@ -570,7 +626,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
             }
             stream.offset += allowed
             stream.sent += allowed
-            codec.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.fileRegion(region))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
         }
         // Sent: end the response, let go of the file once the last region is out (it closes
         // when no response and no cache entry has it), then take up any request that arrived
@@ -579,7 +635,8 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.stream = nil
         finishMetrics(stream)
         let file = stream.file
-        end(context, closeAfter: stream.closeAfter) { withExtendedLifetime(file) {} }
+        // A graceful shutdown held back closes the connection once the end is written.
+        end(context, closeAfter: stream.closeAfter || quiesceHeld) { withExtendedLifetime(file) {} }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.eventLoop.execute {
             let (handler, context) = loopBound.value
@@ -617,9 +674,12 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 }
 
-/// Hummingbird's HTTP/1.1 channel with ``PlaybackFastPathHandler`` added after its
-/// connection-state handler, its HTTP types codec replaced by ``OriginFormHTTPServerCodec``,
-/// and the router's connection loop started only when a request of the connection needs it.
+/// Hummingbird's HTTP/1.1 channel with ``ConnectionGuard`` and ``PlaybackFastPathHandler``
+/// added in front of its HTTP types codec, which is replaced by ``OriginFormHTTPServerCodec``,
+/// and the router's connection loop started only when a request of the connection needs it:
+///
+///     HTTP/1 decoder and encoder → ConnectionGuard → PlaybackFastPathHandler
+///         → OriginFormHTTPServerCodec → ContinueHandler → HTTPConnectionStateHandler → router
 ///
 /// Hummingbird runs one task per connection whose async frames stay allocated for as long as
 /// the connection lives (about 11 KiB at rest). A listener whose requests are all answered by
@@ -634,11 +694,14 @@ struct PlaybackHTTP1Channel: ServerChildChannel {
 
     let http1: HTTP1Channel
     let fastPath: PlaybackFastPath
+    /// The connection's guard (deadlines, connections per address).
+    let makeGuard: @Sendable () -> ConnectionGuard
     /// SO_SNDBUF of each connection (0: the kernel's autotuning).
     let sendBuffer: Int
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let fastPath = self.fastPath
+        let makeGuard = self.makeGuard
         let sendBuffer = self.sendBuffer
         return http1.setup(channel: channel, logger: logger).flatMapThrowing { connection in
             if sendBuffer > 0 {
@@ -647,11 +710,14 @@ struct PlaybackHTTP1Channel: ServerChildChannel {
             let pipeline = channel.pipeline.syncOperations
             // The same conversion to HTTP types, without a URL parse per request (see ``OriginFormHTTPServerCodec``).
             let libraryCodec = try pipeline.context(handlerType: HTTP1ToHTTPServerCodec.self)
-            try pipeline.addHandler(OriginFormHTTPServerCodec(), position: .after(libraryCodec.handler))
+            let codec = OriginFormHTTPServerCodec()
+            try pipeline.addHandler(codec, position: .after(libraryCodec.handler))
             pipeline.removeHandler(context: libraryCodec, promise: nil)
-            let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
+            // In front of the codec: a request answered by the fast path is never converted.
             let routerNeeded = channel.eventLoop.makePromise(of: Bool.self)
-            try pipeline.addHandler(PlaybackFastPathHandler(fastPath: fastPath, routerNeeded: routerNeeded), position: .after(state))
+            let fastPathHandler = PlaybackFastPathHandler(fastPath: fastPath, routerNeeded: routerNeeded)
+            try pipeline.addHandler(fastPathHandler, position: .before(codec))
+            try pipeline.addHandler(makeGuard(), position: .before(fastPathHandler))
             return Value(connection: connection, routerNeeded: routerNeeded.futureResult)
         }
     }
@@ -678,5 +744,22 @@ extension OpenFileCache.File {
         let plan = ObjectResponder.plan(info: info, request: [:], contentType: contentType, cacheControl: cacheControl)
         if case .full(let fields) = plan { fullResponse.withLock { $0 = (contentType, cacheControl, fields) } }
         return plan
+    }
+}
+
+extension String {
+    /// Whether this header name is `lowercase` (a lowercase ASCII name) up to ASCII case,
+    /// without allocating a lowercased copy.
+    func equalsASCIICaseInsensitive(_ lowercase: StaticString) -> Bool {
+        guard utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        var index = 0
+        // `| 0x20` folds ASCII capitals onto lowercase and leaves '-' alone; the only other byte
+        // it maps onto a letter or '-' is CR onto '-', and the parser refuses CR in a name.
+        for byte in utf8 {
+            guard byte | 0x20 == expected[index] else { return false }
+            index += 1
+        }
+        return true
     }
 }

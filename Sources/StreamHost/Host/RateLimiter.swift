@@ -1,6 +1,6 @@
 import Foundation
 public import Configuration
-import NIOHTTPTypes
+import NIOHTTP1
 import Hummingbird
 import HTTPTypes
 import NIOCore
@@ -223,11 +223,14 @@ struct RateLimitMiddleware<Context: RequestContext>: RouterMiddleware {
 /// idle timeout, not this deadline), the keep-alive deadline for the next head, a stall
 /// timeout while a request body (an upload) is read, and a send timeout (a client that stops
 /// reading while a response waits on its full socket).
+///
+/// It works on NIO's HTTP/1 parts, in front of the playback fast path, so it sees the requests
+/// and responses of both the fast path and the router (see ``PlaybackHTTP1Channel``).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     /// Open connections per address, shared by every connection's guard.
     final class Counter: Sendable {
@@ -360,7 +363,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             inFlight += 1
             // A body follows: it must keep coming (uploads). Requests without one (every
             // playback request) leave the timer alone.
-            if request.headerFields[.transferEncoding] != nil || (request.headerFields[.contentLength].flatMap { Int($0) } ?? 0) > 0 {
+            if request.headers.contains(name: "transfer-encoding") || (request.headers.first(name: "content-length").flatMap { Int($0) } ?? 0) > 0 {
                 bodyDue = .now() + bodyTimeout
                 ensureTimer(context)
             }

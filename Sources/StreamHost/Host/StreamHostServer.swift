@@ -142,15 +142,16 @@ public struct StreamHostServer: Sendable {
         register(on: router)
         let connections = ConnectionGuard.Counter()
         let limits = configuration.limits
+        let uploadIdleTimeout = configuration.uploadIdleTimeout
+        let makeGuard: @Sendable () -> ConnectionGuard = {
+            ConnectionGuard(counter: connections, cap: limits.connectionsPerClient,
+                            headerTimeout: .milliseconds(Int64(limits.headerTimeout * 1000)),
+                            keepAliveTimeout: .milliseconds(Int64(limits.keepAliveTimeout * 1000)),
+                            sendTimeout: .milliseconds(Int64(limits.sendTimeout * 1000)),
+                            bodyTimeout: .milliseconds(Int64(uploadIdleTimeout * 1000)))
+        }
         let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [
-                ConnectionGuard(counter: connections, cap: limits.connectionsPerClient,
-                                headerTimeout: .milliseconds(Int64(limits.headerTimeout * 1000)),
-                                keepAliveTimeout: .milliseconds(Int64(limits.keepAliveTimeout * 1000)),
-                                sendTimeout: .milliseconds(Int64(limits.sendTimeout * 1000)),
-                                bodyTimeout: .milliseconds(Int64(configuration.uploadIdleTimeout * 1000))),
-                ContinueHandler(maxBodyBytes: configuration.maxUploadBytes),
-            ],
+            additionalChannelHandlers: [ContinueHandler(maxBodyBytes: configuration.maxUploadBytes)],
             // No idle timeout of Hummingbird's: ConnectionGuard keeps every deadline of the
             // connection (head, keep-alive, stalled body, full socket) with one timer; a second
             // timer per connection doubled the event loop's timer heap.
@@ -163,7 +164,7 @@ public struct StreamHostServer: Sendable {
             // HTTP/1.1, with hot playback requests answered on the event loop (PlaybackFastPath).
             server: HTTPServerBuilder { responder in
                 PlaybackHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1), fastPath: fastPath,
-                                     sendBuffer: limits.sendBuffer)
+                                     makeGuard: makeGuard, sendBuffer: limits.sendBuffer)
             },
             // A deep accept queue: thousands of listeners connect within seconds of a release (the
             // kernel caps it at net.core.somaxconn).
