@@ -621,12 +621,20 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
                 allowed = min(allowed, budget)
             }
             let region = FileRegion(fileHandle: stream.file.handle, readerIndex: Int(stream.offset), endIndex: Int(stream.offset + allowed))
-            if stream.sent == 0, stream.kind.isStreamStart {
+            let first = stream.sent == 0
+            if first, stream.kind.isStreamStart {
                 fastPath.metrics.streamStart.record(ContinuousClock.now - stream.requestStart)
             }
             stream.offset += allowed
             stream.sent += allowed
+            // The head (written, not yet flushed) and the first region leave in the same TCP
+            // segments: corked, the head's `write` only queues its bytes and `sendfile` fills the
+            // rest of the segment; uncorking sends the tail. Without it the head is a segment of
+            // its own, a transmit and a wakeup of the client for 300 bytes (nginx does the same
+            // with `tcp_nopush`).
+            let corked = first && setCork(context, true)
             context.writeAndFlush(wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
+            if corked { _ = setCork(context, false) }
         }
         // Sent: end the response, let go of the file once the last region is out (it closes
         // when no response and no cache entry has it), then take up any request that arrived
@@ -642,6 +650,15 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
             let (handler, context) = loopBound.value
             handler.drainWaiting(context)
         }
+    }
+
+    /// `TCP_CORK` (Linux): while set, only full segments are sent; clearing it sends the rest.
+    private static let cork = ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: CInt(TCP_CORK)))
+
+    /// Sets or clears `TCP_CORK` on the connection; false if the socket refused (closed).
+    private func setCork(_ context: ChannelHandlerContext, _ on: Bool) -> Bool {
+        guard let options = context.channel.syncOptions else { return false }
+        return (try? options.setOption(Self.cork, value: on ? 1 : 0)) != nil
     }
 
     private func drainWaiting(_ context: ChannelHandlerContext) {
