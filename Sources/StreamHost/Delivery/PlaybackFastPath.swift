@@ -603,7 +603,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     /// Sends what the socket and the pacing budget allow now, then waits for writability or
-    /// for the budget (a timer); ends the response when the range is sent.
+    /// for the budget (a ``PacingSlots`` deadline); ends the response when the range is sent.
     private func pump(_ context: ChannelHandlerContext) {
         // A flush may change writability inline and call back in here: the running loop goes on.
         // While a paced stream waits for its budget, its slot resumes it: a writability change
@@ -620,7 +620,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
             if let pacing = stream.pacing {
                 let elapsed = Double((NIODeadline.now() - stream.started).nanoseconds) / 1e9
                 let budget = Int64(Double(pacing.burstBytes) + pacing.bytesPerSecond * elapsed) - stream.sent
-                // Regions of at least a second at the paced rate (or what is left): a timer per
+                // Regions of at least a second at the paced rate (or what is left): a wake-up per
                 // second per stream. (The router's pieces are a quarter second, as they are read
                 // into memory; a file region costs no memory.) The budget caps what is sent, so
                 // the piece size changes only how often a stream wakes.
