@@ -390,8 +390,8 @@ struct DeliveryTests {
         let tailOut = out + ".tail"
         defer { try? FileManager.default.removeItem(atPath: tailOut) }
         let download = Process()
-        download.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        download.arguments = ["-s", "--noproxy", "*", "--max-time", "30", "-H", "Range: bytes=\(tailStart)-", "-o", tailOut, url]
+        download.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        download.arguments = ["curl", "-s", "--noproxy", "*", "--max-time", "30", "-H", "Range: bytes=\(tailStart)-", "-o", tailOut, url]
         try download.run()
         Thread.sleep(forTimeInterval: 1)
         let stopping = Date()

@@ -806,36 +806,36 @@ extension String {
 /// and popping from NIO's timer heap (which also holds a timer per connection, 10,000 with as
 /// many listeners) took about 3.5 % of the host's CPU (perf, 2026-12-02).
 ///
-/// Hand-written: NIO has no grouped timers. Used only on its event loop (asserted), so it needs
-/// no lock; nothing is cancelled (a resumed stream that is gone does nothing).
-final class PacingSlots: @unchecked Sendable {
+/// Hand-written: NIO has no grouped timers. Its state lives in NIO's loop-bound box, which
+/// checks that every access is on the loop, so it needs no lock; nothing is cancelled (a
+/// resumed stream that is gone does nothing).
+final class PacingSlots: Sendable {
     let loop: any EventLoop
-    private var waiting: [UInt64: [() -> Void]] = [:]
+    /// What resumes at each deadline (in `uptimeNanoseconds`).
+    private let waiting: NIOLoopBoundBox<[UInt64: [() -> Void]]>
 
     init(loop: any EventLoop) {
         self.loop = loop
+        waiting = .makeBoxSendingValue([:], eventLoop: loop)
     }
 
     /// Calls `resume` on the loop at `deadline` (or at once if it has passed).
     func schedule(at deadline: NIODeadline, _ resume: @escaping () -> Void) {
-        loop.preconditionInEventLoop()
         let key = deadline.uptimeNanoseconds
-        if waiting[key] != nil {
-            waiting[key]!.append(resume)
-            return
+        let isNew = waiting.withValue { waiting in
+            if waiting[key]?.append(resume) != nil { return false }
+            waiting[key] = [resume]
+            return true
         }
-        waiting[key] = [resume]
+        guard isNew else { return }
         loop.assumeIsolated().scheduleTask(deadline: deadline) { self.fire(key) }
     }
 
     /// Deadlines with streams waiting (for tests).
-    var pending: Int {
-        loop.preconditionInEventLoop()
-        return waiting.count
-    }
+    var pending: Int { waiting.value.count }
 
     private func fire(_ key: UInt64) {
-        guard let due = waiting.removeValue(forKey: key) else { return }
+        guard let due = waiting.withValue({ $0.removeValue(forKey: key) }) else { return }
         for resume in due { resume() }
     }
 }
