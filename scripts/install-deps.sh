@@ -37,6 +37,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# From PyPI: the m3u8 package, the third-party HLS parser whose strict mode the delivery tests
+# validator runs (Tests/scripts/hls_validate.py).
+if ! python3 -c "import m3u8" 2>/dev/null; then
+  echo "Installing (PyPI): m3u8"
+  python3 -m pip install --quiet --disable-pip-version-check "m3u8==6.0.0"
+fi
+
 if ! command -v swift >/dev/null 2>&1; then
   echo "error: the Swift 6 toolchain is not on PATH (see https://www.swift.org/install/linux/)" >&2
   exit 1

@@ -1,5 +1,6 @@
 public import MediaCore
 import Foundation
+import StreamKit
 
 /// Writes a packaging run's files under a directory (what `streamhost package` does).
 public struct DirectorySink: PackageSink {
@@ -22,7 +23,9 @@ public struct DirectorySink: PackageSink {
 }
 
 /// Packages one file to a directory with no server: every rendition, CMAF segments, HLS and
-/// DASH manifests, waveforms and `manifest.json` (written last).
+/// DASH manifests, waveforms and `manifest.json` (written last). HLS gets one multivariant
+/// playlist per switching set (`master-aac.m3u8`, `master-opus.m3u8`, `master-flac.m3u8`) and
+/// `master.m3u8`, the default set's (AAC when there is one).
 public enum OfflinePackager {
     public static func package(file: String, to directory: String, configuration: LadderConfiguration = LadderConfiguration(),
                                progress: @Sendable (Double) -> Void = { _ in }) async throws(MediaError) -> TrackManifest {
@@ -31,7 +34,12 @@ public enum OfflinePackager {
         let manifest = TrackManifest(report: report)
         do {
             if manifest.renditions.contains(where: { $0.initSegment != nil }) {
-                try await sink.write(Array(try manifest.masterPlaylist().utf8), to: "master.m3u8")
+                // One multivariant playlist per switching set, and master.m3u8 for the default one.
+                for id in [nil] + manifest.hlsSwitchingSets.map(\.id) {
+                    if let master = try manifest.masterPlaylist(switchingSet: id) {
+                        try await sink.write(Array(master.utf8), to: TrackManifest.masterPlaylistName(id))
+                    }
+                }
                 for rendition in manifest.renditions {
                     if let playlist = try manifest.mediaPlaylist(rendition: rendition.id) {
                         try await sink.write(Array(playlist.utf8), to: "\(rendition.id).m3u8")

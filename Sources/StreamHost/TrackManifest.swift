@@ -80,11 +80,36 @@ public struct TrackManifest: Sendable, Hashable, Codable {
         }
     }
 
-    /// The HLS multivariant playlist over every CMAF rendition; `query` is added to every
-    /// media playlist URI.
-    public func masterPlaylist(base: String = "", query: (name: String, value: String)? = nil,
-                               mediaPlaylistURI: (String) -> String = { "\($0).m3u8" }) throws(ManifestBuildError) -> String {
-        let master = try MasterPlaylist.make(renditions: streamKitRenditions(base: base), mediaPlaylistURI: { mediaPlaylistURI($0.id) })
+    /// The switching sets of the CMAF renditions (one per codec family in the default ladder:
+    /// `aac`, `opus`, `flac`), in ladder order. Each gets its own multivariant playlist.
+    public var hlsSwitchingSets: [SwitchingSet] {
+        SwitchingSet.partition(streamKitRenditions())
+    }
+
+    /// The switching set `master.m3u8` plays: AAC's when the track has it (the most widely
+    /// playable: every browser, Apple's players, GStreamer, ffmpeg), else the first.
+    public var defaultHLSSwitchingSet: String? {
+        let sets = hlsSwitchingSets.map(\.id)
+        return sets.first { $0 == "aac" } ?? sets.first { $0.hasPrefix("aac-") } ?? sets.first
+    }
+
+    /// The file name of the multivariant playlist of switching set `id` (`master-opus.m3u8`), or
+    /// `master.m3u8` for nil (the default set). Ladder rendition ids never start with `master`.
+    public static func masterPlaylistName(_ id: String?) -> String {
+        id.map { "master-\($0).m3u8" } ?? "master.m3u8"
+    }
+
+    /// The HLS multivariant playlist of one switching set (nil: ``defaultHLSSwitchingSet``), or nil
+    /// when the track has no such set; `query` is added to every media playlist URI. One codec per
+    /// playlist: players cannot switch codec mid-stream (see StreamKit's `SwitchingSet`).
+    public func masterPlaylist(switchingSet id: String? = nil, base: String = "", query: (name: String, value: String)? = nil,
+                               mediaPlaylistURI: (String) -> String = { "\($0).m3u8" }) throws(ManifestBuildError) -> String? {
+        let sets = SwitchingSet.partition(streamKitRenditions(base: base))
+        guard let wanted = id ?? defaultHLSSwitchingSet, let set = sets.first(where: { $0.id == wanted }) else {
+            if sets.isEmpty { throw ManifestBuildError(renditionID: nil, kind: .noRenditions) }
+            return nil
+        }
+        let master = try MasterPlaylist.make(renditions: set.renditions, mediaPlaylistURI: { mediaPlaylistURI($0.id) })
         guard let query else { return master.render() }
         return master.addingQueryItem(name: query.name, value: query.value).render()
     }

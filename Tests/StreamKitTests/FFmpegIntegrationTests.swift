@@ -82,7 +82,7 @@ import Testing
             #expect(try HLSParser().parseMedia(text).segments.count == rendition.segments.count)
             try text.write(to: directory.appendingPathComponent("\(rendition.id).m3u8"), atomically: true, encoding: .utf8)
         }
-        let master = try MasterPlaylist.make(renditions: renditions) { "\($0.id).m3u8" }
+        let master = try MasterPlaylist.make(renditions: renditions, style: .audioGroups) { "\($0.id).m3u8" }
         try master.render().write(to: directory.appendingPathComponent("master.m3u8"), atomically: true, encoding: .utf8)
         let plain = try MasterPlaylist.make(renditions: renditions, style: .streamInfOnly, firstVariantID: "aac-64") { "\($0.id).m3u8" }
         try plain.render().write(to: directory.appendingPathComponent("plain.m3u8"), atomically: true, encoding: .utf8)

@@ -49,22 +49,69 @@ import Testing
         """#)
     }
 
-    @Test func masterPlaylistWithAudioGroups() throws {
-        let master = try MasterPlaylist.make(renditions: [Fixtures.aac128, Fixtures.aac256, Fixtures.opus96]) { "\($0.id).m3u8" }
+    @Test func masterPlaylistWithAudioGroup() throws {
+        let master = try MasterPlaylist.make(renditions: [Fixtures.aac128, Fixtures.aac256], style: .audioGroups) { "\($0.id).m3u8" }
         #expect(try HLSParser().parseMaster(master.render()) == master)
         #expect(master.render() == #"""
         #EXTM3U
         #EXT-X-INDEPENDENT-SEGMENTS
         #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="mp4a.40.2",NAME="mp4a.40.2",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2"
-        #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="opus",NAME="opus",LANGUAGE="en",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2"
         #EXT-X-STREAM-INF:BANDWIDTH=256649,AVERAGE-BANDWIDTH=255476,CODECS="mp4a.40.2",AUDIO="mp4a.40.2"
         aac-256.m3u8
         #EXT-X-STREAM-INF:BANDWIDTH=128990,AVERAGE-BANDWIDTH=128022,CODECS="mp4a.40.2",AUDIO="mp4a.40.2"
         aac-128.m3u8
-        #EXT-X-STREAM-INF:BANDWIDTH=96667,AVERAGE-BANDWIDTH=96286,CODECS="opus",AUDIO="opus"
-        opus-96.m3u8
 
         """#)
+    }
+
+    /// Players cannot change codec mid-stream (Chromium: "Audio codec changes not allowed";
+    /// GStreamer: not-negotiated), so one multivariant playlist never mixes switching sets.
+    @Test func masterPlaylistRefusesRenditionsAPlayerCannotSwitchBetween() throws {
+        func refusal(_ renditions: [Rendition]) -> ManifestBuildError.Kind? {
+            do {
+                _ = try MasterPlaylist.make(renditions: renditions) { "\($0.id).m3u8" }
+                return nil
+            } catch {
+                return error.kind
+            }
+        }
+        #expect(refusal([Fixtures.aac128, Fixtures.opus96]) == .notSwitchable("codec differs from aac-128"))
+        var resampled = Fixtures.aac256
+        resampled.sampleRate = 44_100
+        #expect(refusal([Fixtures.aac128, resampled]) == .notSwitchable("sample rate differs from aac-128"))
+        var mono = Fixtures.aac256
+        mono.channelCount = 1
+        #expect(refusal([Fixtures.aac128, mono]) == .notSwitchable("channel count differs from aac-128"))
+        var shifted = Fixtures.aac256
+        shifted.segments[1].duration += 1
+        shifted.segments[2].start += 1
+        #expect(refusal([Fixtures.aac128, shifted]) == .notSwitchable("timeline at segment 2 differs from aac-128"))
+        #expect(refusal([Fixtures.aac128, Fixtures.aac256]) == nil)
+        // The same instants in another timescale are aligned.
+        var rescaled = Fixtures.aac256
+        rescaled.timescale *= 2
+        for index in rescaled.segments.indices {
+            rescaled.segments[index].start *= 2
+            rescaled.segments[index].duration *= 2
+        }
+        #expect(refusal([Fixtures.aac128, rescaled]) == nil)
+    }
+
+    @Test func switchingSetsOfALadder() {
+        var opus48k = Fixtures.opus96
+        opus48k.id = "opus-48"
+        var flac = Fixtures.aac("flac", sizes: [400_000, 400_000, 130_000])
+        flac.codec = .flac
+        flac.codecGroup = AudioCodec.flac.codecsString
+        flac.sampleRate = 44_100
+        var aacMono = Fixtures.aac("aac-mono", sizes: [50_000, 50_000, 20_000])
+        aacMono.channelCount = 1
+        aacMono.sampleRate = 44_100
+        let sets = SwitchingSet.partition([Fixtures.aac256, Fixtures.opus96, Fixtures.aac128, flac, opus48k, aacMono])
+        #expect(sets.map(\.id) == ["aac-48000", "opus", "flac", "aac-44100"])
+        #expect(sets.map { $0.renditions.map(\.id) } == [["aac-256", "aac-128"], ["opus-96", "opus-48"], ["flac"], ["aac-mono"]])
+        #expect(AudioCodec.aacLC.family == "aac" && AudioCodec.heAAC.family == "aac" && AudioCodec.mp3.family == "mp3")
+        #expect(AudioCodec(codecsString: "ac-3").family == "ac-3" && AudioCodec(codecsString: "ec+3/x").family == "ec-3-x")
     }
 
     @Test func masterPlaylistStreamInfOnlyWithChosenFirstVariant() throws {

@@ -49,7 +49,7 @@ enum Shapes {
     ]
 
     static let master: [(String, MasterPlaylist)] = [
-        ("builder-groups", try! MasterPlaylist.make(renditions: [Fixtures.aac128, Fixtures.aac256, Fixtures.opus96]) { "\($0.id)/index.m3u8" }),
+        ("builder-groups", try! MasterPlaylist.make(renditions: [Fixtures.aac128, Fixtures.aac256], style: .audioGroups) { "\($0.id)/index.m3u8" }),
         ("builder-plain", try! MasterPlaylist.make(renditions: [Fixtures.opus96], style: .streamInfOnly) { $0.id + ".m3u8" }),
         ("everything", MasterPlaylist(
             independentSegments: true,

@@ -252,7 +252,7 @@ import Testing
         let signer = try URLSigner(keys: ["k": Array("0123456789abcdef0123".utf8)], activeKeyID: "k")
         let now = Timestamp(secondsSince1970: 1_000)
         let token = try signer.sign(pathPrefix: "/hls/t1/", expires: Timestamp(secondsSince1970: 4_600))
-        let master = try MasterPlaylist.make(renditions: [Fixtures.aac128, Fixtures.opus96]) { "\($0.id).m3u8" }
+        let master = try MasterPlaylist.make(renditions: [Fixtures.aac128, Fixtures.aac256], style: .audioGroups) { "\($0.id).m3u8" }
         var withMedia = master
         withMedia.renditions.append(AlternativeRendition(type: .audio, groupID: "alt", name: "Commentary", uri: "commentary.m3u8?lang=en"))
         withMedia.renditions.append(AlternativeRendition(type: .audio, groupID: "alt", name: "Remote", uri: "https://other.example/x.m3u8"))

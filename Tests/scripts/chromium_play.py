@@ -10,11 +10,17 @@ while `state == "playing"`. With --switch R it asks the page to switch to rendit
 1 s of playback (`vezaDemo.setRendition(R)`) and then requires another --seconds of playback
 with `vezaDemo.rendition == R`.
 
+With --native, URL is an HLS playlist instead, played by Chromium's own HLS player in an
+<audio> element (at --rate) until it ends; --throttle-kbps K limits the page's download rate for
+the first --throttle-seconds, so the player's ABR starts low and switches up afterwards. The
+result then carries duration, the final currentTime and the renditions whose segments were fetched.
+
 Prints one JSON line: {ok, currentTime, rendition, state, error, consoleErrors, ...}; exits 0
 only when ok. Chromium and its temporary profile are always removed. Standard library only.
 """
 
 import argparse
+import contextlib
 import ctypes
 import fcntl
 import json
@@ -26,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy")
 POLL_INTERVAL = 0.2
@@ -36,7 +43,8 @@ STATUS_EXPRESSION = """(() => {
   if (!d) return null;
   const a = d.audio;
   return { state: d.state, error: d.error, rendition: d.rendition,
-           currentTime: a ? a.currentTime : null, paused: a ? a.paused : null,
+           currentTime: a ? a.currentTime : null, paused: a ? a.paused : null, duration: a ? a.duration : null,
+           engine: d.engine,
            ended: a ? a.ended : null, readyState: a ? a.readyState : null };
 })()"""
 
@@ -254,14 +262,19 @@ def describe_exception(params):
     return f"{text} ({where}:{details.get('lineNumber', 0) + 1})" if where else text
 
 
-def run(args, result):
-    deadline = time.monotonic() + args.timeout
+@contextlib.contextmanager
+def page(args, result, url, on_event_extra=None):
+    """A fresh headless Chromium with one page at `url`, attached over the DevTools pipe.
+    Yields (cdp, session, evaluate, process); always stops Chromium and removes its profile.
+    Console errors and exceptions go to result["consoleErrors"]; a Failure inside the block
+    ends the run with result["reason"] (and Chromium's log if it died)."""
     binary = find_chromium(args.chromium)
     become_subreaper()
     profile = tempfile.mkdtemp(prefix="veza-chromium-")
     log_path = os.path.join(profile, "chromium.log")
     process = None
     pipes = []
+    yielded = False
     try:
         with open(log_path, "wb") as log:
             process, to_browser, from_browser = launch(binary, profile, log)
@@ -279,13 +292,17 @@ def run(args, result):
                 raise Failure("the page crashed")
             elif method == "Target.detachedFromTarget":
                 raise Failure("DevTools detached from the page")
+            elif on_event_extra:
+                on_event_extra(method, params)
 
         cdp = DevToolsPipe(to_browser, from_browser, on_event)
         target = cdp.call("Target.createTarget", {"url": "about:blank"}, timeout=30)["targetId"]
         session = cdp.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         cdp.call("Runtime.enable", session=session)
         cdp.call("Page.enable", session=session)
-        navigation = cdp.call("Page.navigate", {"url": args.url}, session=session)
+        if on_event_extra:
+            cdp.call("Network.enable", session=session)
+        navigation = cdp.call("Page.navigate", {"url": url}, session=session)
         if navigation.get("errorText"):
             raise Failure(f"navigation failed: {navigation['errorText']}")
 
@@ -296,10 +313,46 @@ def run(args, result):
                 raise Failure(f"evaluating {expression!r}: {describe_exception(reply)}")
             return reply.get("result", {}).get("value")
 
+        yielded = True
+        yield cdp, session, evaluate, process
+    except Failure as failure:
+        result["reason"] = str(failure)
+        if process is not None and os.path.exists(log_path):
+            with open(log_path, "rb") as log:
+                tail = log.read()[-2000:].decode("utf-8", "replace").strip()
+            if tail and process.poll() is not None:
+                result["chromiumLog"] = tail
+        if not yielded:
+            raise
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)   # a second signal must not interrupt the cleanup
+        stop(process)
+        for fd in pipes:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait(cdp, seconds):
+    """Waits, handling DevTools events meanwhile."""
+    until = time.monotonic() + seconds
+    while (remaining := until - time.monotonic()) > 0:
+        cdp.pump(remaining)
+
+
+def run(args, result):
+    """The demo page (MSE player): enough playback, optionally after a switch."""
+    deadline = time.monotonic() + args.timeout
+    with page(args, result, args.url) as (cdp, _session, evaluate, process):
         baseline = None        # media time when the measured stretch began
         status = None
         switch_requested = False
         switched = args.switch is None
+        rate_set = False
+        seen = []
         while True:
             if time.monotonic() > deadline:
                 if status is None:
@@ -311,10 +364,22 @@ def run(args, result):
                 raise Failure(f"Chromium exited with status {process.returncode}")
             status = evaluate(STATUS_EXPRESSION)
             if status:
-                result.update({k: status[k] for k in ("currentTime", "rendition", "state", "error")})
+                result.update({k: status[k] for k in ("currentTime", "rendition", "state", "error", "duration", "engine")})
                 if status["error"] or status["state"] == "error":
                     raise Failure(f"page reported an error: {status['error']}")
                 playing = status["state"] == "playing" and status["currentTime"] is not None
+                if args.to_end:
+                    if playing and not rate_set:
+                        evaluate(f"window.vezaDemo.audio.playbackRate = {json.dumps(args.rate)}, true")
+                        rate_set = True
+                    if status["rendition"] and status["rendition"] not in seen:
+                        seen.append(status["rendition"])
+                    result["renditions"] = seen
+                    if status["ended"]:
+                        result["ok"] = True
+                        return
+                    wait(cdp, POLL_INTERVAL)
+                    continue
                 if playing and not switched:
                     if baseline is None:
                         baseline = status["currentTime"]
@@ -337,27 +402,81 @@ def run(args, result):
                         return
                 if status["ended"]:
                     raise Failure("the track ended before enough playback was seen")
-            # Wait, handling events meanwhile.
-            until = time.monotonic() + POLL_INTERVAL
-            while (remaining := until - time.monotonic()) > 0:
-                cdp.pump(remaining)
-    except Failure as failure:
-        result["reason"] = str(failure)
-        if process is not None and os.path.exists(log_path):
-            with open(log_path, "rb") as log:
-                tail = log.read()[-2000:].decode("utf-8", "replace").strip()
-            if tail and process.poll() is not None:
-                result["chromiumLog"] = tail
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)   # a second signal must not interrupt the cleanup
-        stop(process)
-        for fd in pipes:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        shutil.rmtree(profile, ignore_errors=True)
+            wait(cdp, POLL_INTERVAL)
+
+
+NATIVE_START = """(() => {
+  const a = document.createElement("audio");
+  a.muted = true;
+  window.vezaNative = { audio: a, error: null, maxTime: 0 };
+  a.addEventListener("error", () => {
+    window.vezaNative.error = a.error ? `media error ${a.error.code}: ${a.error.message}` : "media error";
+  });
+  a.addEventListener("timeupdate", () => { window.vezaNative.maxTime = Math.max(window.vezaNative.maxTime, a.currentTime); });
+  a.addEventListener("ratechange", () => {});
+  a.src = %s;
+  a.playbackRate = %s;
+  document.body ? document.body.appendChild(a) : document.documentElement.appendChild(a);
+  return a.play().then(() => true, (e) => { window.vezaNative.error = String(e); return false; });
+})()"""
+
+NATIVE_STATUS = """(() => {
+  const n = window.vezaNative, a = n.audio;
+  return { currentTime: a.currentTime, duration: a.duration, ended: a.ended, paused: a.paused,
+           readyState: a.readyState, error: n.error, maxTime: n.maxTime, playbackRate: a.playbackRate };
+})()"""
+
+
+def run_native(args, result):
+    """Chromium's own HLS player: <audio src=master.m3u8> played to its end. With --throttle-kbps
+    the page's network is throttled for the first --throttle-seconds (DevTools network
+    emulation), so the player's ABR starts low and must switch up once the link is free.
+    Reports the renditions whose segments were fetched, in order of first request."""
+    deadline = time.monotonic() + args.timeout
+    fetched = []
+
+    def on_network(method, params):
+        if method == "Network.requestWillBeSent":
+            url = params.get("request", {}).get("url", "")
+            marker = "/cmaf/"
+            if marker in url and "/seg-" in url:
+                rendition = url.split(marker, 1)[1].split("/", 1)[0]
+                if rendition not in fetched:
+                    fetched.append(rendition)
+
+    # Chromium refuses HLS in <audio> on about:blank ("no supported source"): the page is a
+    # plain one of the playlist's own origin.
+    home = urllib.parse.urljoin(args.native, "/healthz")
+    with page(args, result, home, on_event_extra=on_network) as (cdp, session, evaluate, process):
+        throttled_until = None
+        if args.throttle_kbps:
+            cdp.call("Network.emulateNetworkConditions", {
+                "offline": False, "latency": 0, "uploadThroughput": -1,
+                "downloadThroughput": args.throttle_kbps * 1000 / 8}, session=session)
+            throttled_until = time.monotonic() + args.throttle_seconds
+        if not evaluate(NATIVE_START % (json.dumps(args.native), json.dumps(args.rate))):
+            raise Failure(f"play() was refused: {evaluate('window.vezaNative.error')}")
+        status = None
+        while True:
+            now = time.monotonic()
+            if throttled_until is not None and now >= throttled_until:
+                cdp.call("Network.emulateNetworkConditions", {
+                    "offline": False, "latency": 0, "uploadThroughput": -1, "downloadThroughput": -1}, session=session)
+                throttled_until = None
+                result["throttleLiftedAt"] = status["currentTime"] if status else None
+            if now > deadline:
+                raise Failure(f"timed out after {args.timeout:.0f} s before the end (status {status})")
+            if process.poll() is not None:
+                raise Failure(f"Chromium exited with status {process.returncode}")
+            status = evaluate(NATIVE_STATUS)
+            result.update({"currentTime": status["currentTime"], "duration": status["duration"],
+                           "renditions": list(fetched)})
+            if status["error"]:
+                raise Failure(f"the player reported {status['error']}")
+            if status["ended"]:
+                result["ok"] = True
+                return
+            wait(cdp, POLL_INTERVAL)
 
 
 def main():
@@ -367,6 +486,14 @@ def main():
     parser.add_argument("--timeout", type=float, default=60.0, help="overall limit in seconds (default 60)")
     parser.add_argument("--switch", metavar="RENDITION", help="switch to this rendition after 1 s and keep playing it")
     parser.add_argument("--chromium", help="Chromium binary (default: $CHROMIUM, then chromium on PATH)")
+    parser.add_argument("--native", action="store_true",
+                        help="URL is an HLS playlist: play it in Chromium's own HLS player (<audio src>) to the end")
+    parser.add_argument("--rate", type=float, default=1.0, help="--native, --to-end: playbackRate (default 1)")
+    parser.add_argument("--to-end", action="store_true",
+                        help="demo page: play at --rate until the track ends (reports duration and the final currentTime)")
+    parser.add_argument("--throttle-kbps", type=float, default=0,
+                        help="--native: throttle the download to this many kbit/s at first (DevTools network emulation)")
+    parser.add_argument("--throttle-seconds", type=float, default=5.0, help="--native: how long the throttle lasts")
     args = parser.parse_args()
 
     def terminate(signum, _frame):
@@ -377,7 +504,11 @@ def main():
 
     result = {"ok": False, "currentTime": None, "rendition": None, "state": None, "error": None, "consoleErrors": []}
     try:
-        run(args, result)
+        if args.native:
+            args.native = args.url
+            run_native(args, result)
+        else:
+            run(args, result)
     except (Failure, Terminated) as stopped:
         result["reason"] = str(stopped)
     except Exception as unexpected:  # report, never hang or leak a browser

@@ -41,12 +41,12 @@ public struct DeliveryRoutes: Sendable {
     public func register<Context: RequestContext>(on router: Router<Context>) {
         for method in [HTTPRequest.Method.get, .head] {
             router.on("/hls/:id/master.m3u8", method: method) { request, context in
-                try await self.serve(.master, id: try context.parameters.require("id"), request: request)
+                try await self.serve(.master(nil), id: try context.parameters.require("id"), request: request)
             }
             router.on("/hls/:id/:playlist", method: method) { request, context in
                 let name = try context.parameters.require("playlist")
-                guard name.hasSuffix(".m3u8") else { throw APIError.notFound("no playlist \(name)") }
-                return try await self.serve(.media(String(name.dropLast(5))), id: try context.parameters.require("id"), request: request)
+                guard let document = Document(hlsPlaylist: name) else { throw APIError.notFound("no playlist \(name)") }
+                return try await self.serve(document, id: try context.parameters.require("id"), request: request)
             }
             router.on("/dash/:id/manifest.mpd", method: method) { request, context in
                 try await self.serve(.mpd, id: try context.parameters.require("id"), request: request)
@@ -86,17 +86,31 @@ public struct DeliveryRoutes: Sendable {
 
     /// The documents rendered per request from a published manifest.
     enum Document: Sendable {
-        /// `/hls/{id}/master.m3u8`
-        case master
+        /// `/hls/{id}/master.m3u8` (nil: the default switching set) or
+        /// `/hls/{id}/master-{set}.m3u8`: one multivariant playlist per switching set.
+        case master(String?)
         /// `/hls/{id}/{rendition}.m3u8`
         case media(String)
         /// `/dash/{id}/manifest.mpd`
         case mpd
 
+        /// The HLS playlist named `name` (`master.m3u8`, `master-opus.m3u8`, `aac-128.m3u8`).
+        init?(hlsPlaylist name: String) {
+            guard name.hasSuffix(".m3u8") else { return nil }
+            let stem = name.dropLast(5)
+            if stem == "master" {
+                self = .master(nil)
+            } else if stem.hasPrefix("master-") {
+                self = .master(String(stem.dropFirst(7)))
+            } else {
+                self = .media(String(stem))
+            }
+        }
+
         /// Which document of a version, for ``ManifestCache``'s templates.
         var templateKey: String {
             switch self {
-            case .master: "master"
+            case .master(let set): TrackManifest.masterPlaylistName(set)
             case .media(let rendition): "media/" + rendition
             case .mpd: "mpd"
             }
@@ -110,8 +124,8 @@ public struct DeliveryRoutes: Sendable {
         /// The route pattern, as metrics label it.
         var route: String {
             switch self {
-            case .master: "/hls/{id}/master.m3u8"
-            case .media: "/hls/{id}/{playlist}"
+            case .master(nil): "/hls/{id}/master.m3u8"
+            case .master, .media: "/hls/{id}/{playlist}"
             case .mpd: "/dash/{id}/manifest.mpd"
             }
         }
@@ -156,7 +170,7 @@ public struct DeliveryRoutes: Sendable {
     private func renderDirectly(_ document: Document, id: String, manifest: TrackManifest, version: Int, token: String?) throws -> String? {
         let query = token.map { (HostAuth.tokenParameter, $0) }
         switch document {
-        case .master: return try manifest.masterPlaylist(query: query)
+        case .master(let set): return try manifest.masterPlaylist(switchingSet: set, query: query)
         case .media(let rendition): return try manifest.mediaPlaylist(rendition: rendition, base: mediaBase(id, version), query: query)
         case .mpd: return try manifest.mpd(base: mediaBase(id, version), query: query)
         }

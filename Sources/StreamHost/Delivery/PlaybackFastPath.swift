@@ -226,11 +226,9 @@ final class PlaybackFastPath: Sendable {
             if target.service == .dash {
                 guard name == "manifest.mpd" else { return nil }
                 document = .mpd
-            } else if name == "master.m3u8" {
-                document = .master
             } else {
-                guard name.hasSuffix(".m3u8") else { return nil }
-                document = .media(String(name.dropLast(5)))
+                guard let playlist = DeliveryRoutes.Document(hlsPlaylist: String(name)) else { return nil }
+                document = playlist
             }
             guard let rendered = try? delivery.render(document, id: id, manifest: manifest, version: version, token: token) else {
                 return nil

@@ -5,6 +5,7 @@ public import MediaCore
 import MultipartKit
 import HTTPTypes
 import NIOCore
+import StreamKit
 
 /// What `GET /v1/tracks/{id}` (and the upload's 202) answers.
 public struct TrackResource: Codable, Sendable, ResponseEncodable {
@@ -18,6 +19,9 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
         public var segmentCount: Int
         /// Storage key of the progressive file.
         public var progressive: String?
+        /// The HLS switching set of a CMAF rendition (`aac`, `opus`, `flac`): the key of its
+        /// multivariant playlist in ``Playback/hlsByCodec``.
+        public var switchingSet: String?
     }
 
     public var id: String
@@ -50,7 +54,14 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
         }
         /// When the signed URLs stop working (absent in public mode).
         public var expires: Date?
+        /// The multivariant playlist of the default switching set (AAC when the track has it):
+        /// `/hls/{id}/master.m3u8`.
         public var hls: String
+        /// One multivariant playlist per switching set, by its id (`aac`, `opus`, `flac`):
+        /// `/hls/{id}/master-{set}.m3u8`. Each lists renditions of one codec, sample rate and
+        /// channel count, so a player's ABR can switch between all of them; changing codec means
+        /// loading another playlist.
+        public var hlsByCodec: [String: String]
         public var dash: String
         public var waveform: String
         public var progressive: [ProgressiveFile]
@@ -64,6 +75,9 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
         copy.playback = Playback(
             expires: auth.isPublic ? nil : now.addingTimeInterval(auth.playbackTTL),
             hls: auth.signedPath("/hls/\(id)/master.m3u8", track: id, now: now),
+            hlsByCodec: Dictionary(renditions.compactMap(\.switchingSet).map { set in
+                (set, auth.signedPath("/hls/\(id)/" + TrackManifest.masterPlaylistName(set), track: id, now: now))
+            }, uniquingKeysWith: { first, _ in first }),
             dash: auth.signedPath("/dash/\(id)/manifest.mpd", track: id, now: now),
             waveform: auth.signedPath("/v1/tracks/\(id)/waveform.json", track: id, now: now),
             progressive: renditions.compactMap { rendition in
@@ -90,10 +104,14 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
             loudness = manifest.loudness
             normalizedLoudness = manifest.normalizedLoudness
             gainDB = manifest.gainDB
+            var sets: [String: String] = [:]
+            for set in manifest.hlsSwitchingSets {
+                for rendition in set.renditions { sets[rendition.id] = set.id }
+            }
             renditions = manifest.renditions.map {
                 RenditionSummary(id: $0.id, codec: $0.codec, codecs: $0.codecs, sampleRate: $0.sampleRate, channelCount: $0.channelCount,
                                  targetBitrate: $0.targetBitrate, segmentCount: $0.segments.count,
-                                 progressive: $0.progressive.map { prefix + "/" + $0 })
+                                 progressive: $0.progressive.map { prefix + "/" + $0 }, switchingSet: sets[$0.id])
             }
         }
     }

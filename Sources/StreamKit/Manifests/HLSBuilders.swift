@@ -16,6 +16,9 @@ public struct ManifestBuildError: Error, Sendable, Hashable, CustomStringConvert
         case noRenditions
         /// A parameter is out of range.
         case invalidParameter(String)
+        /// Renditions put in one multivariant playlist (or switching set) cannot replace each
+        /// other mid-play: another codec, sample rate, channel count or segment timeline.
+        case notSwitchable(String)
     }
 
     /// The rendition concerned, if any.
@@ -179,47 +182,49 @@ extension MediaPlaylist {
 public enum AudioVariantStyle: Sendable, Hashable {
     /// Only EXT-X-STREAM-INF lines (BANDWIDTH, AVERAGE-BANDWIDTH, CODECS).
     case streamInfOnly
-    /// Also one EXT-X-MEDIA TYPE=AUDIO per codec group, without URI (so the audio is the variant
-    /// itself), carrying NAME, LANGUAGE and CHANNELS; each variant names its group in AUDIO.
+    /// Also one EXT-X-MEDIA TYPE=AUDIO for the switching set's codec group, without URI (so the
+    /// audio is the variant itself), carrying NAME, LANGUAGE and CHANNELS; each variant names the
+    /// group in AUDIO.
     case audioGroups
 }
 
 extension MasterPlaylist {
-    /// A multivariant playlist over the renditions, grouped by codec group.
+    /// A multivariant playlist over one switching set: renditions of one codec, sample rate and
+    /// channel count with aligned segments, so that a player's ABR can move between any two of them
+    /// (see ``SwitchingSet``; a track with several codecs gets one playlist per set). Throws
+    /// ``ManifestBuildError/Kind/notSwitchable(_:)`` for a mix.
     ///
     /// BANDWIDTH is ``Rendition/hlsPeakBitrate`` and AVERAGE-BANDWIDTH ``Rendition/averageBitrate``,
-    /// both from the real segment sizes and durations. Variants are listed by codec group (in order of
-    /// first appearance), highest bandwidth first within a group, except that `firstVariantID`
-    /// (for example from ``startingRendition(ladder:hints:policy:)``) is moved to the top:
-    /// players start with the first variant.
-    public static func make(renditions: [Rendition], style: AudioVariantStyle = .audioGroups,
+    /// both from the real segment sizes and durations. Variants are listed highest bandwidth first,
+    /// except that `firstVariantID` (for example from ``startingRendition(ladder:hints:policy:)``) is
+    /// moved to the top: players start with the first variant.
+    ///
+    /// `style` ``AudioVariantStyle/streamInfOnly`` (the default) writes only EXT-X-STREAM-INF lines:
+    /// the audio is the variant itself, so an EXT-X-MEDIA group would only repeat it.
+    /// ``AudioVariantStyle/audioGroups`` adds one EXT-X-MEDIA TYPE=AUDIO without URI carrying NAME,
+    /// LANGUAGE and CHANNELS, for clients that want those attributes.
+    public static func make(renditions: [Rendition], style: AudioVariantStyle = .streamInfOnly,
                             firstVariantID: String? = nil,
                             mediaPlaylistURI: (Rendition) -> String) throws(ManifestBuildError) -> MasterPlaylist {
-        guard !renditions.isEmpty else { throw ManifestBuildError(renditionID: nil, kind: .noRenditions) }
+        guard let representative = renditions.first else { throw ManifestBuildError(renditionID: nil, kind: .noRenditions) }
         guard Set(renditions.map(\.id)).count == renditions.count else {
             throw ManifestBuildError(renditionID: nil, kind: .duplicateRenditionID)
         }
         for rendition in renditions { try rendition.validate() }
+        try SwitchingSet(id: representative.codec.family, renditions: renditions).validate()
         var playlist = MasterPlaylist(independentSegments: true)
-        var groups: [String] = []
-        for rendition in renditions where !groups.contains(rendition.codecGroup) { groups.append(rendition.codecGroup) }
-        var variants: [(VariantStream, String)] = []
-        for group in groups {
-            let members = renditions.filter { $0.codecGroup == group }
-            if style == .audioGroups {
-                let representative = members[0]
-                playlist.renditions.append(AlternativeRendition(
-                    type: .audio, groupID: group, name: group, language: representative.language,
-                    isDefault: true, autoselect: true,
-                    channels: ChannelsAttribute(count: representative.channelCount)))
-            }
-            let built = members.map { rendition in
-                (VariantStream(uri: mediaPlaylistURI(rendition), bandwidth: rendition.hlsPeakBitrate,
-                               averageBandwidth: rendition.averageBitrate, codecs: [rendition.codec.codecsString],
-                               audioGroup: style == .audioGroups ? group : nil), rendition.id)
-            }
-            variants += built.sorted { $0.0.bandwidth > $1.0.bandwidth }
+        let group = representative.codecGroup
+        if style == .audioGroups {
+            playlist.renditions.append(AlternativeRendition(
+                type: .audio, groupID: group, name: group, language: representative.language,
+                isDefault: true, autoselect: true,
+                channels: ChannelsAttribute(count: representative.channelCount)))
         }
+        var variants = renditions.map { rendition in
+            (VariantStream(uri: mediaPlaylistURI(rendition), bandwidth: rendition.hlsPeakBitrate,
+                           averageBandwidth: rendition.averageBitrate, codecs: [rendition.codec.codecsString],
+                           audioGroup: style == .audioGroups ? group : nil), rendition.id)
+        }.sorted { $0.0.bandwidth > $1.0.bandwidth }
         if let firstVariantID, let index = variants.firstIndex(where: { $0.1 == firstVariantID }) {
             variants.insert(variants.remove(at: index), at: 0)
         }
