@@ -118,6 +118,32 @@ struct DeliveryTests {
             }
         }
 
+        // Negative control: the master this host served before issue 26, every set's variants in
+        // one playlist with an audio group each. The checks above must fail on it.
+        var mixed = ["#EXTM3U", "#EXT-X-INDEPENDENT-SEGMENTS"]
+        var mixedVariants: [String] = []
+        for (set, path) in byCodec.sorted(by: { $0.key < $1.key }) {
+            let lines = try host.curl([host.base + path], authenticated: false).body.split(separator: "\n").map(String.init)
+            let codecs = lines.first { $0.hasPrefix("#EXT-X-STREAM-INF") }?.components(separatedBy: "CODECS=").last ?? set
+            mixed.append("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\(codecs),NAME=\(codecs),DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\"")
+            for (index, line) in lines.enumerated() where line.hasPrefix("#EXT-X-STREAM-INF") && index + 1 < lines.count {
+                mixedVariants += [line + ",AUDIO=\(codecs)", host.base + "/hls/\(id)/" + lines[index + 1]]
+            }
+        }
+        let mixedPath = Fixtures.directory + "/mixed-\(UUID().uuidString).m3u8"
+        try (mixed + mixedVariants).joined(separator: "\n").appending("\n").write(toFile: mixedPath, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: mixedPath) }
+        let refused = try direct("python3", [Self.script("hls_validate.py"), "file://" + mixedPath, "--duration", String(seconds)])
+        #expect(!refused.succeeded && String(decoding: refused.stdout, as: UTF8.self).contains("master.one-codec"),
+                "the validator passed a master that mixes codecs")
+        let mixedRaw = Fixtures.directory + "/gst-mixed-\(UUID().uuidString).raw"
+        defer { try? FileManager.default.removeItem(atPath: mixedRaw) }
+        let mixedGst = try direct("gst-launch-1.0", ["-q", "uridecodebin3", "uri=file://" + mixedPath, "!", "audioconvert", "!", "audioresample",
+                                                     "!", "audio/x-raw,format=S16LE,channels=1,rate=48000", "!", "filesink", "location=" + mixedRaw], timeLimit: 90)
+        let mixedBytes = (try? FileManager.default.attributesOfItem(atPath: mixedRaw)[.size] as? Int) ?? 0
+        #expect(!mixedGst.succeeded || abs(Double(mixedBytes) / 96000 - seconds) >= 0.05,
+                "uridecodebin3 played the mixed master (\(Double(mixedBytes) / 96000) s): the check cannot fail")
+
         // DASH keeps one adaptation set per switching set in one MPD.
         let dash = host.base + (try #require(urls["dash"] as? String))
         let dashSeconds = try decodedSeconds(dash)
