@@ -20,6 +20,8 @@ packages=(
   # prometheus package) for /metrics, openssl for RS256/ES256 test keys.
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
   chromium prometheus openssl python3
+  # The reverse proxies the proxy tests put in front of the host (trusted proxies, issue 28).
+  varnish nginx-light
 )
 
 missing=()

@@ -4,6 +4,8 @@
 #
 #   scripts/services.sh start DIR               install what is missing, start PostgreSQL + SeaweedFS S3
 #   scripts/services.sh varnish DIR BACKEND_PORT (re)start Varnish in front of 127.0.0.1:BACKEND_PORT
+#   scripts/services.sh nginx DIR BACKEND_PORT   (re)start nginx as a reverse proxy in front of it
+#                                                (scripts/proxies/nginx-reverse-proxy.conf)
 #   scripts/services.sh stop-s3 DIR             stop only SeaweedFS (outage tests)
 #   scripts/services.sh start-s3 DIR            start SeaweedFS again: same data, same ports
 #   scripts/services.sh status DIR              what is running under DIR
@@ -14,6 +16,7 @@
 #   VEZA_PG_URL=postgres://veza:veza@127.0.0.1:PORT/veza
 #   VEZA_S3_ENDPOINT=http://127.0.0.1:PORT  VEZA_S3_BUCKET=veza-media  VEZA_S3_REGION=us-east-1
 #   VEZA_S3_ACCESS_KEY=veza  VEZA_S3_SECRET_KEY=...  VEZA_VARNISH_URL=http://127.0.0.1:PORT
+#   VEZA_NGINX_URL=http://127.0.0.1:PORT
 #   VEZA_S3_FORCE_PATH_STYLE=true (SeaweedFS serves path-style URLs only, /BUCKET/KEY),
 #   PG_PID, SEAWEED_PID, VARNISH_PID and each service's ports.
 #
@@ -45,7 +48,7 @@ die() { echo "services.sh: $*" >&2; exit 1; }
 say() { echo "services.sh: $*" >&2; }
 
 usage() {
-  sed -n '5,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '5,12p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -197,6 +200,11 @@ ensure_postgres() {
 ensure_varnish() {
   command -v varnishd >/dev/null || [ -x /usr/sbin/varnishd ] || apt_install varnish
   VARNISHD=$(command -v varnishd || echo /usr/sbin/varnishd)
+}
+
+ensure_nginx() {
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx-light
+  NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 }
 
 ensure_aws() {
@@ -585,12 +593,59 @@ stop_varnish() {
   rm -f "$DIR/varnish.pid"
 }
 
+nginx_running() { pid_is "$(env_get NGINX_PID)" "$DIR/nginx"; }
+
+start_nginx() {
+  local backend_port=$1 ndir=$DIR/nginx port pid i
+  if ! [[ "$backend_port" =~ ^[0-9]+$ ]] || ((backend_port < 1 || backend_port > 65535)); then
+    die "BACKEND_PORT must be a port number, not '$backend_port'"
+  fi
+  ensure_nginx
+  stop_nginx
+  mkdir -p "$ndir"
+  port=$(env_get NGINX_PORT)
+  # shellcheck disable=SC2046 # one port a line
+  if [ -z "$port" ] || ! port_free "$port"; then port=$(alloc_ports 1 $(taken_ports)); fi
+  sed -e "s|@PORT@|$port|g" -e "s|@BACKEND_PORT@|$backend_port|g" -e "s|@DIR@|$ndir|g" \
+    "$(dirname "$0")/proxies/nginx-reverse-proxy.conf" >"$DIR/nginx.conf"
+  # Workers as root only when the master is root (state under DIR may be private).
+  [ "$(id -u)" -ne 0 ] || sed -i '1i user root;' "$DIR/nginx.conf"
+  rm -f "$ndir/nginx.pid"
+  "$NGINX" -c "$DIR/nginx.conf" -e "$ndir/error.log" </dev/null >"$DIR/nginx.log" 2>&1 ||
+    { cat "$DIR/nginx.log" "$ndir/error.log" >&2 2>/dev/null; die "nginx did not start"; }
+  for ((i = 0; i < 100; i++)); do
+    [ -s "$ndir/nginx.pid" ] && break
+    sleep 0.1
+  done
+  pid=$(cat "$ndir/nginx.pid" 2>/dev/null || true)
+  env_set NGINX_PID "$pid"
+  env_set NGINX_PORT "$port"
+  env_set VEZA_NGINX_URL "http://127.0.0.1:$port"
+  for ((i = 0; i < 100; i++)); do
+    [ "$(http_code "http://127.0.0.1:$port/healthz")" = 000 ] || break
+    sleep 0.1
+  done
+  [ "$(http_code "http://127.0.0.1:$port/healthz")" != 000 ] || die "nginx does not answer on 127.0.0.1:$port"
+  say "nginx on 127.0.0.1:$port → 127.0.0.1:$backend_port (PID $pid)"
+}
+
+stop_nginx() {
+  local pid
+  pid=$(env_get NGINX_PID)
+  if [ -n "$pid" ] && pid_is "$pid" "$DIR/nginx"; then
+    stop_pid "$pid" "$DIR/nginx" 20
+    say "nginx stopped"
+  fi
+  env_unset NGINX_PID
+  rm -f "$DIR/nginx/nginx.pid"
+}
+
 # --- commands --------------------------------------------------------------------------------
 
 # Ports already recorded for DIR (and their +10000), so no two services share one.
 taken_ports() {
   local k p
-  for k in PG_PORT SEAWEED_MASTER_PORT SEAWEED_VOLUME_PORT SEAWEED_FILER_PORT S3_PORT VARNISH_PORT; do
+  for k in PG_PORT SEAWEED_MASTER_PORT SEAWEED_VOLUME_PORT SEAWEED_FILER_PORT S3_PORT VARNISH_PORT NGINX_PORT; do
     p=$(env_get "$k")
     [ -z "$p" ] || echo "$p"
   done
@@ -618,6 +673,7 @@ on_start_exit() {
 stop_all() {
   [ -d "$DIR" ] || return 0
   stop_varnish
+  stop_nginx
   stop_s3
   stop_pg
 }
@@ -626,7 +682,7 @@ main() {
   [ $# -ge 2 ] || usage
   local cmd=$1
   case $cmd in
-    start | start-s3 | varnish) mkdir -p "$2" ;;
+    start | start-s3 | varnish | nginx) mkdir -p "$2" ;;
     stop | stop-s3 | status) ;;
     *) usage ;;
   esac
@@ -645,6 +701,10 @@ main() {
     varnish)
       [ $# -ge 3 ] || usage
       start_varnish "$3"
+      ;;
+    nginx)
+      [ $# -ge 3 ] || usage
+      start_nginx "$3"
       ;;
     status) status ;;
     stop) stop_all ;;

@@ -47,6 +47,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to bind. Default 127.0.0.1.") var host: String?
     @Option(help: "Port (0: any free port). Default 8080.") var port: Int?
     @Option(help: "Largest upload in bytes. Default 1 GiB.") var maxUploadBytes: Int?
+    @Option(name: .customLong("trusted-proxy"),
+            help: "A reverse proxy, load balancer or CDN edge (address or CIDR range) whose Forwarded / X-Forwarded-For / X-Real-IP headers name the client (server.trustedProxies). Repeatable.")
+    var trustedProxies: [String] = []
     @Flag(help: "Public mode: no token needed anywhere, playback URLs unsigned (auth.public). For demos only.")
     var `public` = false
     @Option(help: "Log format: text or json (log.format, VEZA_LOG_FORMAT). Default text on a terminal, json otherwise.")
@@ -59,11 +62,15 @@ struct Serve: AsyncParsableCommand {
         if let host { extra["host"] = .string(host) }
         if let port { extra["port"] = .int(port) }
         if let maxUploadBytes { extra["upload.maxBytes"] = .int(maxUploadBytes) }
+        if !trustedProxies.isEmpty { extra["server.trustedProxies"] = .stringArray(trustedProxies) }
         if `public` { extra["auth.public"] = .bool(true) }
         if let logFormat { extra["log.format"] = .string(logFormat) }
         if let logLevel { extra["log.level"] = .string(logLevel) }
         let reader = try await options.reader(extra: extra)
         let configuration = HostConfiguration(reader: reader)
+        guard configuration.problems.isEmpty else {
+            throw ValidationError("invalid configuration:\n" + configuration.problems.joined(separator: "\n"))
+        }
         try bootstrapLogging(reader)
         let server = try await StreamHostServer(configuration: configuration)
         if configuration.auth.isPublic {

@@ -157,8 +157,12 @@ final class ListenerConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Timeouts described on standard error so far, over all connections (the first few only).
     private static let timeoutsDescribed = Atomic<Int>(0)
 
-    init(host: String, timeout: TimeAmount, onFailure: @escaping (ConnectionFailure) -> Void) {
-        headers = ["Host": host, "User-Agent": "veza-loadgen", "Accept": "*/*"]
+    /// - Parameter forwardedFor: sent as `X-Forwarded-For` on every request (a listener behind a
+    ///   proxy: the client address the server should see).
+    init(host: String, forwardedFor: String? = nil, timeout: TimeAmount, onFailure: @escaping (ConnectionFailure) -> Void) {
+        var headers: HTTPHeaders = ["Host": host, "User-Agent": "veza-loadgen", "Accept": "*/*"]
+        if let forwardedFor { headers.add(name: "X-Forwarded-For", value: forwardedFor) }
+        self.headers = headers
         self.timeout = timeout
         self.onFailure = onFailure
     }

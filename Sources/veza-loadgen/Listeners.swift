@@ -68,6 +68,8 @@ class Listener {
     let server: LoopbackURL
     let settings: ListenerSettings
     var stats: Stats { settings.stats }
+    /// The client address this listener claims in `X-Forwarded-For` (`--forwarded-for`), if any.
+    var forwardedFor: String?
     private var connection: ListenerConnection?
     private var done: EventLoopPromise<ListenerOutcome>?
     /// The run is over for this listener.
@@ -131,7 +133,8 @@ class Listener {
                 case .success(let channel) where self.ended:
                     channel.close(promise: nil)
                 case .success(let channel):
-                    let connection = ListenerConnection(host: self.server.authority, timeout: TimeAmount(self.settings.timeout)) { failure in
+                    let connection = ListenerConnection(host: self.server.authority, forwardedFor: self.forwardedFor,
+                                                        timeout: TimeAmount(self.settings.timeout)) { failure in
                         self.lost(failure)
                     }
                     do {

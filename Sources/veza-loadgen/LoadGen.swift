@@ -62,10 +62,23 @@ struct LoadGen: AsyncParsableCommand {
     var eventLoops = 0
     @Option(help: "A server PID to sample (CPU, RSS; with its direct children) every second; repeatable.")
     var serverPID: [Int32] = []
+    @Option(help: "Listeners behind a proxy: listener i sends `X-Forwarded-For: A+i` (this IPv4 address plus i), so each has its own client address.")
+    var forwardedFor: String?
     @Option(help: "Write the JSON report to this file.")
     var json: String?
     @Flag(help: "Exit with status 1 when any stall or error happened.")
     var failOnStall = false
+
+    /// A dotted IPv4 address as a number.
+    static func ipv4(_ text: String) -> UInt32? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false).map { UInt32($0) }
+        guard parts.count == 4, parts.allSatisfy({ ($0 ?? 256) < 256 }) else { return nil }
+        return parts.reduce(0) { $0 << 8 | $1! }
+    }
+
+    static func ipv4Text(_ value: UInt32) -> String {
+        (0..<4).map { String(value >> (24 - 8 * UInt32($0)) & 0xFF) }.joined(separator: ".")
+    }
 
     func validate() throws {
         guard slowloris >= 0, slowReaders >= 0, slowInterval > 0 else {
@@ -84,6 +97,7 @@ struct LoadGen: AsyncParsableCommand {
                 throw ValidationError("\(name) \(text): only http:// URLs on a loopback host (127.x.x.x, ::1, localhost)")
             }
         }
+        if let forwardedFor, Self.ipv4(forwardedFor) == nil { throw ValidationError("--forwarded-for \(forwardedFor): an IPv4 address") }
         if progressiveFraction > 0 && progressiveURL == nil { throw ValidationError("--progressive-fraction needs --progressive-url") }
         if progressiveFraction < 1 && url == nil { throw ValidationError("--url is required (unless --progressive-fraction 1)") }
     }
@@ -140,6 +154,7 @@ struct LoadGen: AsyncParsableCommand {
         // The listeners run on the event loops (see ``Listener``), started evenly over the ramp.
         // Listener i is progressive when i × fraction crosses an integer: spread over the ramp.
         let playlists = PlaylistCache()
+        let forwardedBase = forwardedFor.flatMap(Self.ipv4)
         var finished: [EventLoopFuture<ListenerOutcome>] = []
         for index in 0..<listeners {
             let startAt = start + .seconds(rampSeconds * Double(index) / Double(listeners))
@@ -156,6 +171,7 @@ struct LoadGen: AsyncParsableCommand {
                 } else {
                     return done.succeed(.hls)
                 }
+                listener.forwardedFor = forwardedBase.map { Self.ipv4Text($0 &+ UInt32(truncatingIfNeeded: index)) }
                 listener.start(at: startAt, done: done)
             }
         }

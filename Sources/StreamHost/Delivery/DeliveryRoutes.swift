@@ -41,22 +41,22 @@ public struct DeliveryRoutes: Sendable {
     public func register<Context: RequestContext>(on router: Router<Context>) {
         for method in [HTTPRequest.Method.get, .head] {
             router.on("/hls/:id/master.m3u8", method: method) { request, context in
-                try await self.serve(.master(nil), id: try context.parameters.require("id"), request: request)
+                try await self.serve(.master(nil), id: try context.parameters.require("id"), request: request, client: Self.client(context))
             }
             router.on("/hls/:id/:playlist", method: method) { request, context in
                 let name = try context.parameters.require("playlist")
                 guard let document = Document(hlsPlaylist: name) else { throw APIError.notFound("no playlist \(name)") }
-                return try await self.serve(document, id: try context.parameters.require("id"), request: request)
+                return try await self.serve(document, id: try context.parameters.require("id"), request: request, client: Self.client(context))
             }
             router.on("/dash/:id/manifest.mpd", method: method) { request, context in
-                try await self.serve(.mpd, id: try context.parameters.require("id"), request: request)
+                try await self.serve(.mpd, id: try context.parameters.require("id"), request: request, client: Self.client(context))
             }
             router.on("/media/:id/**", method: method) { request, context in
                 let start = ContinuousClock.now
                 let id = try context.parameters.require("id")
                 let rest = context.parameters.getCatchAll().joined(separator: "/")
                 guard let kind = Self.publishedObjectKind(rest) else { throw APIError.notFound("no such object") }
-                _ = try await self.auth.authorizePlayback(request, track: id, now: Date())
+                _ = try await self.auth.authorizePlayback(request, track: id, now: Date(), client: Self.client(context))
                 let key = "tracks/\(id)/\(rest)"
                 if self.configuration.redirectMedia, let url = self.storage.presignedURL(for: key, expires: 3600) {
                     return Response(status: .found, headers: [.location: url, .cacheControl: "private, max-age=60"])
@@ -68,7 +68,7 @@ public struct DeliveryRoutes: Sendable {
             }
             router.on("/v1/tracks/:id/waveform.json", method: method) { request, context in
                 let id = try context.parameters.require("id")
-                let (_, version, _) = try await self.playable(id, request)
+                let (_, version, _) = try await self.playable(id, request, client: Self.client(context))
                 return try await self.responder.respond(
                     key: IngestPipeline.versionPrefix(track: id, version: version) + "/waveform.json", request: request,
                     contentType: "application/json", cacheControl: self.playlistCacheControl(signed: !self.auth.isPublic),
@@ -131,8 +131,13 @@ public struct DeliveryRoutes: Sendable {
         }
     }
 
-    private func serve(_ document: Document, id: String, request: Request) async throws -> Response {
-        let (manifest, version, token) = try await playable(id, request)
+    /// The request's client address, when the context knows it.
+    static func client(_ context: some RequestContext) -> IPAddress? {
+        (context as? any ClientAddressRequestContext)?.clientAddress
+    }
+
+    private func serve(_ document: Document, id: String, request: Request, client: IPAddress?) async throws -> Response {
+        let (manifest, version, token) = try await playable(id, request, client: client)
         guard let text = try render(document, id: id, manifest: manifest, version: version, token: token) else {
             throw APIError.notFound("track \(id) has no such rendition")
         }
@@ -234,8 +239,8 @@ public struct DeliveryRoutes: Sendable {
 
     /// The published manifest of a ready track the request may play, its version, and the
     /// token to carry into the URIs (nil in public mode).
-    func playable(_ id: String, _ request: Request) async throws -> (TrackManifest, Int, String?) {
-        let token = try await auth.authorizePlayback(request, track: id, now: Date())
+    func playable(_ id: String, _ request: Request, client: IPAddress? = nil) async throws -> (TrackManifest, Int, String?) {
+        let token = try await auth.authorizePlayback(request, track: id, now: Date(), client: client)
         guard let record = try await catalogCall(catalog, { try await self.catalog.track(id: id) }) else {
             throw APIError.notFound("no track \(id)")
         }

@@ -38,6 +38,8 @@ final class PlaybackFastPath: Sendable {
     let cache: ObjectCache
     let manifests: ManifestCache
     let policy: RateLimitPolicy
+    /// Whose forwarding headers are believed (trusted proxies).
+    let clientAddresses: ClientAddressResolver
     let metrics: HostMetrics
     let logger: Logger
     let serverName: String
@@ -56,8 +58,9 @@ final class PlaybackFastPath: Sendable {
         }
     }
 
-    init(delivery: DeliveryRoutes, cache: ObjectCache, manifests: ManifestCache, policy: RateLimitPolicy, metrics: HostMetrics,
-         logger: Logger, serverName: String) {
+    init(delivery: DeliveryRoutes, cache: ObjectCache, manifests: ManifestCache, policy: RateLimitPolicy,
+         clientAddresses: ClientAddressResolver, metrics: HostMetrics, logger: Logger, serverName: String) {
+        self.clientAddresses = clientAddresses
         self.delivery = delivery
         self.cache = cache
         self.manifests = manifests
@@ -84,18 +87,22 @@ final class PlaybackFastPath: Sendable {
         var kind: ObjectResponder.Kind
     }
 
-    /// The client of a connection, looked up once per connection.
+    /// The peer of a connection, looked up once per connection.
     struct Client {
-        var address: SocketAddress?
-        /// `address`'s IP, the rate limits' key.
-        var ip: String?
+        /// The peer's address: the client, unless the peer is a trusted proxy.
+        var peer: IPAddress?
+        /// `peer` as the rate limits' key.
+        var key: String?
+        /// Whether the peer is a trusted proxy, whose forwarding headers name each request's client.
+        var isTrustedProxy: Bool
         /// The connection's event loop, whose descriptors of open files it uses
         /// (``OpenFileCache``).
         var loop: ObjectIdentifier
 
-        init(_ address: SocketAddress?, loop: any EventLoop) {
-            self.address = address
-            ip = address?.ipAddress
+        init(_ address: SocketAddress?, loop: any EventLoop, resolver: ClientAddressResolver) {
+            peer = address?.ipAddress.flatMap { IPAddress($0) }
+            key = peer?.description
+            isTrustedProxy = resolver.trusts(peer)
             self.loop = ObjectIdentifier(loop)
         }
     }
@@ -107,15 +114,25 @@ final class PlaybackFastPath: Sendable {
         var authorization = false
         var origin = false
         var requestID: String?
+        /// `Forwarded`, `X-Forwarded-For` and `X-Real-IP` values, read only for a trusted proxy's requests.
+        var forwarded: [String] = []
+        var xForwardedFor: [String] = []
+        var xRealIP: [String] = []
         /// Range and validators (If-Range, If-None-Match, If-Modified-Since), as HTTP types'
         /// fields for ``ObjectResponder/plan(info:request:contentType:cacheControl:now:)``;
         /// empty for an unconditional request of the whole object.
         var conditional = HTTPFields()
 
-        init(_ headers: HTTPHeaders) {
+        init(_ headers: HTTPHeaders, forwarding: Bool = false) {
             for (name, value) in headers {
                 // Hand-written: NIO's case-insensitive comparison of header names is internal.
                 switch name.utf8.count {
+                case 9 where forwarding && name.equalsASCIICaseInsensitive("forwarded"):
+                    forwarded.append(value)
+                case 9 where forwarding && name.equalsASCIICaseInsensitive("x-real-ip"):
+                    xRealIP.append(value)
+                case 15 where forwarding && name.equalsASCIICaseInsensitive("x-forwarded-for"):
+                    xForwardedFor.append(value)
                 case 5 where name.equalsASCIICaseInsensitive("range"):
                     conditional.append(HTTPField(name: .range, value: value))
                 case 6 where name.equalsASCIICaseInsensitive("origin"):
@@ -148,8 +165,18 @@ final class PlaybackFastPath: Sendable {
         default: return nil
         }
         guard request.version == .http1_1, let target = Target(request.uri) else { return nil }
-        let fields = RequestFields(request.headers)
+        let fields = RequestFields(request.headers, forwarding: client.isTrustedProxy)
         guard !fields.authorization else { return nil }
+        // Behind a trusted proxy, the client it names (limits, logs, client-bound tokens).
+        var clientAddress = client.peer
+        var clientKey = client.key
+        if client.isTrustedProxy {
+            let resolution = clientAddresses.resolve(peer: client.peer, forwarded: fields.forwarded,
+                                                     xForwardedFor: fields.xForwardedFor, xRealIP: fields.xRealIP)
+            if let header = resolution.malformed { metrics.malformedForwarding(header) }
+            clientAddress = resolution.address
+            clientKey = resolution.address?.description
+        }
         let start = ContinuousClock.now
         let path = String(target.path)
         let id = String(target.id)
@@ -157,7 +184,7 @@ final class PlaybackFastPath: Sendable {
         var token: String?
         if !delivery.auth.isPublic {
             guard let given = target.token,
-                  let valid = try? delivery.auth.verifySignedPath(path, token: String(given), now: Date())
+                  let valid = try? delivery.auth.verifySignedPath(path, token: String(given), now: Date(), client: clientAddress)
             else { return nil }
             token = valid
         }
@@ -239,8 +266,8 @@ final class PlaybackFastPath: Sendable {
 
         // The rate limit last, so that a request handed to the router is counted once.
         var verdict: RateLimitPolicy.Verdict?
-        if let address = client.ip {
-            verdict = policy.check(method: method, path: path, key: address)
+        if let clientKey {
+            verdict = policy.check(method: method, path: path, key: clientKey)
             if verdict?.retryAfter != nil { return nil }
         }
         if let verdict { RateLimitPolicy.annotate(&headers, verdict) }
@@ -268,7 +295,7 @@ final class PlaybackFastPath: Sendable {
             var logger = logger
             logger[metadataKey: "request_id"] = .string(requestID)
             RequestIDs.log(logger: logger, method: method, route: route, path: path,
-                                                        status: status.code, start: start, client: client.address, error: nil)
+                                                        status: status.code, start: start, client: clientAddress, error: nil)
         }
         return Answer(head: HTTPResponse(status: status, headerFields: headers), body: body, file: file)
     }
@@ -486,7 +513,7 @@ final class PlaybackFastPathHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     private func client(_ context: ChannelHandlerContext) -> PlaybackFastPath.Client {
         if let knownClient { return knownClient }
-        let client = PlaybackFastPath.Client(context.channel.remoteAddress, loop: context.eventLoop)
+        let client = PlaybackFastPath.Client(context.channel.remoteAddress, loop: context.eventLoop, resolver: fastPath.clientAddresses)
         knownClient = client
         return client
     }

@@ -321,11 +321,12 @@ public struct HostAuth: Sendable {
     /// Accepted: a signed URL (`?token=`) covering the request's path; or a bearer token with
     /// scope `stream` for the track, in which case a fresh playback token is minted. 401 when
     /// there is neither or the signature is expired, malformed or wrong; 403 when a valid token
-    /// does not cover this path (another track).
-    public func authorizePlayback(_ request: Request, track: String, now: Date) async throws(APIError) -> String? {
+    /// does not cover this path (another track). `client` is the request's client address (behind
+    /// a trusted proxy, the one it forwarded), checked against a token bound to a client.
+    public func authorizePlayback(_ request: Request, track: String, now: Date, client: IPAddress? = nil) async throws(APIError) -> String? {
         if isPublic { return nil }
         if let token = request.uri.queryParameters.get(Self.tokenParameter) {
-            return try verifySignedPath(request.uri.path, token: token, now: now)
+            return try verifySignedPath(request.uri.path, token: token, now: now, client: client)
         }
         if request.headers[.authorization] != nil {
             try await require(.stream, request, track: track)
@@ -340,7 +341,7 @@ public struct HostAuth: Sendable {
     /// A token's grant (its prefixes and expiry, see ``URLSigner/grant(for:)``) is kept after its
     /// MAC is checked once, so a session's further requests skip the HMAC (8 % of the host's CPU
     /// with 10,000 listeners). Keys are the token strings: a tampered token is another key.
-    func verifySignedPath(_ path: String, token: String, now: Date) throws(APIError) -> String {
+    func verifySignedPath(_ path: String, token: String, now: Date, client: IPAddress? = nil) throws(APIError) -> String {
         let stamp = Timestamp(millisecondsSince1970: Int64(now.timeIntervalSince1970 * 1000))
         let verdict: TokenVerification
         if let grant = grants.grant(token) {
@@ -350,7 +351,8 @@ public struct HostAuth: Sendable {
             case .failure(let refusal):
                 verdict = refusal.verification
             case .success(let grant) where grant.isClientBound:
-                verdict = signer.verify(path: path, token: token, now: stamp)
+                // Bound to a client identity: the client's address as the proxy chain resolved it.
+                verdict = signer.verify(path: path, token: token, now: stamp, client: client?.description)
             case .success(let grant):
                 grants.remember(token, grant)
                 verdict = grant.verify(path: path, now: stamp)

@@ -19,6 +19,16 @@ public struct HostConfiguration: Sendable {
     /// SwiftNIO's singleton group, one thread per core. Like nginx's `worker_processes`: on a
     /// machine shared with other work, fewer loops batch more events per wake-up.
     public var eventLoops: Int = 0
+    /// Reverse proxies, load balancers and CDN edges whose forwarding headers are believed
+    /// (`server.trustedProxies`: addresses and CIDR ranges, IPv4 and IPv6; in the environment
+    /// comma-separated, `VEZA_SERVER_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8`). For a connection from
+    /// one of them the client address (rate limits, connection caps, logs) comes from
+    /// `Forwarded`, else `X-Forwarded-For`, else `X-Real-IP` (see ``ClientAddressResolver``);
+    /// from any other peer those headers are ignored. Default none.
+    public var trustedProxies: [IPRange] = []
+    /// Values that could not be read (for example a `server.trustedProxies` entry that is not an
+    /// address or range). `streamhost serve` refuses to start while there is any.
+    public var problems: [String] = []
     /// Data directory (`data.directory`): `objects/` (storage), `catalog.sqlite`, `tmp/`,
     /// `staging/`. Default `./data`.
     public var dataDirectory: String = "data"
@@ -87,6 +97,15 @@ public struct HostConfiguration: Sendable {
         port = reader.int(forKey: "port", default: port)
         dataDirectory = reader.string(forKey: "data.directory", default: dataDirectory)
         eventLoops = max(0, reader.int(forKey: "server.eventLoops", default: eventLoops))
+        for entry in reader.stringArray(forKey: "server.trustedProxies", default: []) {
+            let trimmed = entry.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty else { continue }
+            if let range = IPRange(trimmed) {
+                trustedProxies.append(range)
+            } else {
+                problems.append("server.trustedProxies: '\(entry)' is not an IP address or CIDR range")
+            }
+        }
         maxUploadBytes = reader.int(forKey: "upload.maxBytes", default: maxUploadBytes)
         validateUploadsByDecoding = reader.bool(forKey: "upload.validate", default: validateUploadsByDecoding)
         uploadIdleTimeout = reader.double(forKey: "upload.idleTimeout", default: uploadIdleTimeout)

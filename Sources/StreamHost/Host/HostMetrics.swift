@@ -113,6 +113,15 @@ public final class HostMetrics: Sendable {
         }.0.increment()
     }
 
+    /// A forwarding header from a trusted proxy that could not be believed (see
+    /// ``ClientAddressResolver``): the request was then keyed on the nearest known hop.
+    func malformedForwarding(_ header: ClientAddressResolver.Source) {
+        registry.makeCounter(descriptor: .init(
+            namespace: "veza", subsystem: "http", metricName: "forwarding_header_errors", unitName: "total",
+            helpText: "Requests from a trusted proxy whose Forwarded, X-Forwarded-For or X-Real-IP value was malformed, by header."),
+            labels: [("header", header.rawValue)]).increment()
+    }
+
     func authFailure(_ reason: String) {
         registry.makeCounter(descriptor: .init(
             namespace: "veza", subsystem: "auth", metricName: "failures", unitName: "total",

@@ -7,16 +7,52 @@ import HTTPTypes
 import NIOHTTPTypes
 import CoreFoundation
 
-/// The request context of the host: Hummingbird's core context plus the peer address (for
-/// logging a truncated client address, and for per-client limits).
-public struct HostRequestContext: RequestContext, RemoteAddressRequestContext {
+/// A request context that knows the request's client address: the peer's, or the one a
+/// trusted proxy forwarded (set by ``ClientAddressMiddleware``). Rate limits, logs and signed-URL
+/// client binding use it.
+public protocol ClientAddressRequestContext: RequestContext {
+    /// The client's address (nil when the connection has none, e.g. a Unix socket).
+    var clientAddress: IPAddress? { get set }
+}
+
+/// The request context of the host: Hummingbird's core context plus the peer address and the
+/// client address (the peer's unless a trusted proxy says otherwise).
+public struct HostRequestContext: RequestContext, RemoteAddressRequestContext, ClientAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    public var clientAddress: IPAddress?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        clientAddress = remoteAddress?.ipAddress.flatMap { IPAddress($0) }
     }
+}
+
+/// Sets ``ClientAddressRequestContext/clientAddress`` from `Forwarded`, `X-Forwarded-For` or
+/// `X-Real-IP` when the peer is a trusted proxy (``ClientAddressResolver``); counts malformed
+/// values. First in the chain, so that logs and limits see the client.
+struct ClientAddressMiddleware<Context: ClientAddressRequestContext>: RouterMiddleware {
+    let resolver: ClientAddressResolver
+    let metrics: HostMetrics?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard resolver.trusts(context.clientAddress) else { return try await next(request, context) }
+        var context = context
+        let resolution = resolver.resolve(
+            peer: context.clientAddress, forwarded: request.headers[values: .forwarded],
+            xForwardedFor: request.headers[values: .xForwardedFor], xRealIP: request.headers[values: .xRealIP])
+        if let header = resolution.malformed { metrics?.malformedForwarding(header) }
+        context.clientAddress = resolution.address
+        return try await next(request, context)
+    }
+}
+
+extension HTTPField.Name {
+    /// RFC 7239.
+    static let forwarded = HTTPField.Name("Forwarded")!
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+    static let xRealIP = HTTPField.Name("X-Real-IP")!
 }
 
 /// Gives every request an id (the client's `X-Request-Id` when it is sane, else a fresh one),
@@ -48,7 +84,7 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
 
     private func log(_ request: Request, _ context: Context, status: Int, start: ContinuousClock.Instant, error: (any Error)? = nil) {
         RequestIDs.log(logger: context.logger, method: request.method, route: context.endpointPath ?? "unmatched", path: request.uri.path,
-                 status: status, start: start, client: (context as? any RemoteAddressRequestContext)?.remoteAddress, error: error)
+                 status: status, start: start, client: (context as? any ClientAddressRequestContext)?.clientAddress, error: error)
     }
 
 }
@@ -118,7 +154,7 @@ enum RequestIDs {
 
     /// The request's log line (written by ``RequestIDMiddleware`` and by the fast path, which bypasses it).
     static func log(logger: Logger, method: HTTPRequest.Method, route: String, path: String, status: Int,
-                    start: ContinuousClock.Instant, client: SocketAddress?, error: (any Error)?) {
+                    start: ContinuousClock.Instant, client: IPAddress?, error: (any Error)?) {
         let level: Logger.Level = (status < 400 && (method == .get || method == .head)) ? .debug : .info
         guard logger.logLevel <= level else { return }
         var metadata: Logger.Metadata = [
@@ -128,7 +164,7 @@ enum RequestIDs {
             "status": .stringConvertible(status),
             "duration_ms": .stringConvertible(((ContinuousClock.now - start) / .microseconds(1)).rounded() / 1000),
         ]
-        if let client = client.flatMap(networkPrefix) { metadata["client"] = .string(client) }
+        if let client { metadata["client"] = .string(client.networkPrefix) }
         if let error = error as? APIError { metadata["error"] = .string(error.code) }
         logger.log(level: level, "request", metadata: metadata)
     }
@@ -144,30 +180,6 @@ enum RequestIDs {
               value.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 46 || $0 == 95 })
         else { return nil }
         return value
-    }
-
-    /// `203.0.113.0/24` or `2001:db8:1::/48`: enough to tell networks apart, not people.
-    static func networkPrefix(_ address: SocketAddress) -> String? {
-        guard let ip = address.ipAddress else { return nil }
-        switch address.protocol {
-        case .inet:
-            let octets = ip.split(separator: ".")
-            guard octets.count == 4 else { return nil }
-            return octets.prefix(3).joined(separator: ".") + ".0/24"
-        case .inet6:
-            if ip.hasPrefix("::ffff:"), ip.contains(".") {
-                let octets = ip.dropFirst(7).split(separator: ".")
-                return octets.prefix(3).joined(separator: ".") + ".0/24"
-            }
-            guard let parsed = try? SocketAddress(ipAddress: ip, port: 0), case .v6(let v6) = parsed else { return nil }
-            var raw = v6.address.sin6_addr
-            let groups = withUnsafeBytes(of: &raw) { bytes in
-                (0..<3).map { String(UInt16(bytes[$0 * 2]) << 8 | UInt16(bytes[$0 * 2 + 1]), radix: 16) }
-            }
-            return groups.joined(separator: ":") + "::/48"
-        default:
-            return nil
-        }
     }
 
     static let prefix: String = {

@@ -203,13 +203,14 @@ final class RateLimitPolicy: Sendable {
     static let remainingField = HTTPField.Name("RateLimit-Remaining")!
 }
 
-/// Applies ``RateLimitPolicy`` per client address and answers 429 when a bucket is empty.
+/// Applies ``RateLimitPolicy`` per client address (behind a trusted proxy, the client it
+/// forwarded: see ``ClientAddressMiddleware``) and answers 429 when a bucket is empty.
 struct RateLimitMiddleware<Context: RequestContext>: RouterMiddleware {
     let policy: RateLimitPolicy
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let address = (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress,
-              let verdict = policy.check(method: request.method, path: request.uri.path, key: address)
+        guard let address = (context as? any ClientAddressRequestContext)?.clientAddress,
+              let verdict = policy.check(method: request.method, path: request.uri.path, key: address.description)
         else { return try await next(request, context) }
         if verdict.retryAfter != nil { throw policy.refusal(verdict, who: "client") }
         var response = try await next(request, context)
@@ -255,11 +256,16 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     let counter: Counter
     let cap: Int
+    /// A trusted proxy's connections are not capped per address: its clients are limited by
+    /// their own addresses, request by request.
+    let clientAddresses: ClientAddressResolver
     let headerTimeout: TimeAmount
     let keepAliveTimeout: TimeAmount
     let sendTimeout: TimeAmount
     let bodyTimeout: TimeAmount
+    /// The address counted against the cap (nil for a trusted proxy's connection).
     private var address: String?
+    private var started = false
     /// When the connection is closed unless the request body being read moves on (nil: no
     /// body awaited).
     private var bodyDue: NIODeadline?
@@ -281,10 +287,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     ///   - keepAliveTimeout: from the end of a response to the next complete request head.
     ///   - sendTimeout: how long the socket may stay full before the connection is closed.
     ///   - bodyTimeout: how long a request body (an upload) may stall between two parts.
-    init(counter: Counter, cap: Int, headerTimeout: TimeAmount, keepAliveTimeout: TimeAmount, sendTimeout: TimeAmount,
-         bodyTimeout: TimeAmount) {
+    init(counter: Counter, cap: Int, clientAddresses: ClientAddressResolver, headerTimeout: TimeAmount, keepAliveTimeout: TimeAmount,
+         sendTimeout: TimeAmount, bodyTimeout: TimeAmount) {
         self.counter = counter
         self.cap = cap
+        self.clientAddresses = clientAddresses
         self.headerTimeout = headerTimeout
         self.keepAliveTimeout = keepAliveTimeout
         self.sendTimeout = sendTimeout
@@ -311,13 +318,16 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func start(_ context: ChannelHandlerContext) {
-        guard address == nil else { return }
-        let ip = context.channel.remoteAddress?.ipAddress ?? "unknown"
-        guard counter.open(ip, cap: cap) else {
-            context.close(promise: nil)
-            return
+        guard !started else { return }
+        started = true
+        let ip = context.channel.remoteAddress?.ipAddress
+        if !clientAddresses.trusts(ip.flatMap { IPAddress($0) }) {
+            guard counter.open(ip ?? "unknown", cap: cap) else {
+                context.close(promise: nil)
+                return
+            }
+            address = ip ?? "unknown"
         }
-        address = ip
         headDue = .now() + headerTimeout
         ensureTimer(context)
     }

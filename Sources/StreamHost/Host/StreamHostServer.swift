@@ -127,6 +127,8 @@ public struct StreamHostServer: Sendable {
     ///   connections (useful with port 0).
     public func application(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router(context: HostRequestContext.self)
+        let clientAddresses = ClientAddressResolver(trustedProxies: configuration.trustedProxies)
+        router.add(middleware: ClientAddressMiddleware(resolver: clientAddresses, metrics: metrics))
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: RateLimitMiddleware(policy: rateLimits))
@@ -144,7 +146,7 @@ public struct StreamHostServer: Sendable {
         let limits = configuration.limits
         let uploadIdleTimeout = configuration.uploadIdleTimeout
         let makeGuard: @Sendable () -> ConnectionGuard = {
-            ConnectionGuard(counter: connections, cap: limits.connectionsPerClient,
+            ConnectionGuard(counter: connections, cap: limits.connectionsPerClient, clientAddresses: clientAddresses,
                             headerTimeout: .milliseconds(Int64(limits.headerTimeout * 1000)),
                             keepAliveTimeout: .milliseconds(Int64(limits.keepAliveTimeout * 1000)),
                             sendTimeout: .milliseconds(Int64(limits.sendTimeout * 1000)),
@@ -158,7 +160,7 @@ public struct StreamHostServer: Sendable {
             idleTimeout: nil)
         let serverName = "veza-stream"
         let fastPath = PlaybackFastPath(delivery: deliveryRoutes(), cache: objectCache, manifests: manifests, policy: rateLimits,
-                                        metrics: metrics, logger: logger, serverName: serverName)
+                                        clientAddresses: clientAddresses, metrics: metrics, logger: logger, serverName: serverName)
         return Application(
             router: router,
             // HTTP/1.1, with hot playback requests answered on the event loop (PlaybackFastPath).
