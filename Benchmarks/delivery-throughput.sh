@@ -28,6 +28,9 @@
 # Knobs: STREAMHOST=path  DURATION=20s  WARMUP=3s  ROUNDS=2  THREADS=2  CONNECTIONS=64
 #        TTFB_N=200  NGINX_AUTO=1  AUTH=signed|public  KEEP=1 (keep the work directory)
 #        SKIP_HOST=1 (nginx only: checks the harness against a host without /media and /hls)
+#        PROXY=1 (default): also the host behind nginx as a reverse proxy (issue 28), with the
+#        host's DEFAULT limits and server.trustedProxies=127.0.0.1; every wrk request carries
+#        its own X-Forwarded-For (65,536 client addresses), as a CDN's or balancer's audience would
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=Benchmarks/lib.sh
@@ -43,6 +46,8 @@ NGINX_AUTO=${NGINX_AUTO:-1}
 AUTH=${AUTH:-signed}
 KEEP=${KEEP:-0}
 SKIP_HOST=${SKIP_HOST:-0}
+PROXY=${PROXY:-1}
+[ "$SKIP_HOST" != 1 ] || PROXY=0
 MIN_BYTES=$((64 * 1024))
 MAX_BYTES=$((200 * 1024))
 
@@ -69,6 +74,7 @@ work=$(mktemp -d /tmp/veza-delivery-bench.XXXXXX)
 pids=()
 cleanup() {
   local p
+  [ ! -d "$work/proxy" ] || scripts/services.sh stop "$work/proxy" >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if [ "$KEEP" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
@@ -169,6 +175,7 @@ echo "== $count segments ($renditions), $seg_min–$seg_max KiB"
 # Object key (relative to <data>/objects) → URL path on each server.
 nginx_path() { echo "/$1"; }
 host_path() { echo "/media/${1#tracks/}$query"; }
+proxy_path() { host_path "$@"; }
 
 # wrk script: cycles through the segment paths; each thread starts at its own offset.
 make_lua() { # make_lua server out
@@ -187,9 +194,20 @@ local i = 0
 function init(args)
   i = math.floor((tid or 0) * #paths / math.max(#threads, 1))
 end
+local n = 0
 function request()
   i = i % #paths + 1
-  return wrk.format("GET", paths[i])
+LUA
+    if [ "${3:-}" = xff ]; then
+      # A client address per request, 65,536 of them per thread (a proxy's audience).
+      cat <<'LUA'
+  n = n + 1
+  return wrk.format("GET", paths[i], {["X-Forwarded-For"] = string.format("10.%d.%d.%d", (tid or 0) % 256, math.floor(n / 256) % 256, n % 256)})
+LUA
+    else
+      echo '  return wrk.format("GET", paths[i])'
+    fi
+    cat <<'LUA'
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -271,6 +289,24 @@ if [ "$SKIP_HOST" != 1 ]; then
   make_lua host "$work/host.lua"
   lua[host]=$work/host.lua
 fi
+if [ "$PROXY" = 1 ]; then
+  # A second host on the same data (no workers) with the default limits, trusting nginx.
+  log=$work/serve-proxied.log
+  VEZA_SERVER_TRUSTED_PROXIES=127.0.0.1 "$bin" serve --port 0 --data-directory "$data" --workers 0 > "$log" 2>&1 &
+  proxied_host=$!
+  pids+=("$proxied_host")
+  direct_base=$base
+  wait_listening "$log" "$proxied_host"
+  proxied_port=${base##*:}
+  base=$direct_base
+  scripts/services.sh nginx "$work/proxy" "$proxied_port" >/dev/null
+  url[proxy]=$(sed -n 's/^VEZA_NGINX_URL=//p' "$work/proxy/services.env" | tr -d "\"'")
+  [ -n "${url[proxy]}" ] || die "nginx (reverse proxy) did not start"
+  cpupids[proxy]=$(sed -n 's/^NGINX_PID=//p' "$work/proxy/services.env" | tr -d "\"'")
+  servers+=(proxy)
+  make_lua proxy "$work/proxy.lua" xff
+  lua[proxy]=$work/proxy.lua
+fi
 
 # --- preflight: every server returns 200 and the stored bytes -------------------------------------
 first=$(head -1 "$work/segments" | cut -d' ' -f2)
@@ -279,7 +315,7 @@ seg1=aac-128/seg-1.m4s
 declare -A playlist segment
 for s in "${servers[@]}"; do
   kind=${s%%-*}
-  if [ "$kind" = host ]; then playlist[$s]=/hls/$id/master.m3u8$query; else playlist[$s]=$(nginx_path "tracks/$id/v1/master.m3u8"); fi
+  if [ "$kind" = host ] || [ "$kind" = proxy ]; then playlist[$s]=/hls/$id/master.m3u8$query; else playlist[$s]=$(nginx_path "tracks/$id/v1/master.m3u8"); fi
   segment[$s]=$("${kind}_path" "tracks/$id/v1/cmaf/$seg1")
   for rel in "$first" "$seg1"; do
     p=$("${kind}_path" "tracks/$id/v1/cmaf/$rel")
@@ -298,7 +334,13 @@ for s in "${servers[@]}"; do
 done
 
 # --- throughput: interleaved rounds ---------------------------------------------------------------
-cpu_of() { if [ "$1" = host ]; then echo "$host"; else tree "${cpupids[$1]}"; fi; }
+cpu_of() {
+  case $1 in
+    host) echo "$host" ;;
+    proxy) echo "$proxied_host"; tree "${cpupids[proxy]}" ;; # the host behind it and nginx
+    *) tree "${cpupids[$1]}" ;;
+  esac
+}
 declare -A runs
 run_wrk() { # run_wrk server duration out
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2" --latency -s "${lua[$1]}" "${url[$1]}" > "$3" 2>&1 || { cat "$3" >&2; die "wrk failed against $1"; }
@@ -358,7 +400,8 @@ for s in "${servers[@]}"; do
 done
 
 # --- summary --------------------------------------------------------------------------------------
-label() { case $1 in nginx-1) echo "nginx $("$nginx_bin" -v 2>&1 | sed -n 's/.*nginx\///p'), worker_processes 1";; nginx-auto) echo "nginx, worker_processes auto ($nginx_auto_workers)";; host) echo "streamhost serve ($( [ "$AUTH" = signed ] && echo "signed URLs" || echo public))";; esac; }
+label() { case $1 in nginx-1) echo "nginx $("$nginx_bin" -v 2>&1 | sed -n 's/.*nginx\///p'), worker_processes 1";; nginx-auto) echo "nginx, worker_processes auto ($nginx_auto_workers)";; host) echo "streamhost serve ($( [ "$AUTH" = signed ] && echo "signed URLs" || echo public), limits off)";;
+  proxy) echo "streamhost behind nginx (reverse proxy, trusted; default limits, a client address per request)";; esac; }
 echo
 echo "## Segment delivery: streamhost vs nginx (same files, same run)"
 echo
@@ -375,10 +418,14 @@ done
 echo
 if [ "$SKIP_HOST" != 1 ]; then
   for s in "${servers[@]}"; do
-    [ "$s" = host ] && continue
+    [ "$s" = host ] || [ "$s" = proxy ] && continue
     awk -v h="$(mean host 1)" -v n="$(mean "$s" 1)" -v l="$(label "$s")" \
       'BEGIN {r = h / n; printf "**host / %s: %.2f** (req/s; goal ≥ 0.8: %s)\n\n", l, r, (r >= 0.8 ? "met" : "not met")}'
   done
+fi
+if [ "$PROXY" = 1 ]; then
+  awk -v p="$(mean proxy 1)" -v h="$(mean host 1)" \
+    'BEGIN {printf "**behind nginx with the default limits / direct with limits off: %.2f** (req/s; every response 2xx: no client was refused)\n\n", p / h}'
 fi
 echo "Server CPU: user + system time of the server's processes over the run, in cores; the loopback"
 echo "network stack's softirq work is mostly not charged to them (nginx's sendfile path is nearly all kernel)."
@@ -389,7 +436,7 @@ echo "| server | master playlist p50 | p99 | first segment (aac-128 seg-1) p50 |
 echo "| --- | ---: | ---: | ---: | ---: |"
 for s in "${servers[@]}"; do
   read -r a b c d <<< "${tt[$s]}"
-  what=$( [ "$s" = host ] && echo "/hls/{id}/master.m3u8${query:+?token=…}" || echo "stored master.m3u8")
+  what=$( [ "$s" = host ] || [ "$s" = proxy ] && echo "/hls/{id}/master.m3u8${query:+?token=…}" || echo "stored master.m3u8")
   echo "| $(label "$s") | $a ms ($what) | $b ms | $c ms | $d ms |"
 done
 echo

@@ -221,13 +221,10 @@ struct Ingest: AsyncParsableCommand {
                 let record = try await intake.accept(file: copy, byteCount: size, idempotencyKey: nil, priority: .interactive)
                 ids[index] = record.id
                 display.update(index, fraction: 0, status: "queued")
-            } catch let error as APIError {
-                try? FileManager.default.removeItem(atPath: copy)
-                display.update(index, fraction: 0, status: "refused: \(error.message)", done: true)
-                failures += 1
             } catch {
+                // The same domain errors the API maps to statuses (IntakeError, CatalogError, …).
                 try? FileManager.default.removeItem(atPath: copy)
-                display.update(index, fraction: 0, status: "error: \(error.localizedDescription)", done: true)
+                display.update(index, fraction: 0, status: "refused: \(errorMessage(error))", done: true)
                 failures += 1
             }
         }

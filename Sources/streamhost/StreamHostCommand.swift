@@ -12,20 +12,6 @@ struct StreamHostCommand: AsyncParsableCommand {
     )
 }
 
-/// Exit codes: 0 success, 2 usage, 3 unsupported or invalid media, 4 I/O, 5 timed out.
-func exitCode(for error: MediaError) -> ExitCode {
-    switch error.code {
-    case .fileNotFound, .ioError: ExitCode(4)
-    case .timedOut: ExitCode(5)
-    default: ExitCode(3)
-    }
-}
-
-func fail(_ error: MediaError) -> ExitCode {
-    FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
-    return exitCode(for: error)
-}
-
 struct Probe: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print what a media file is, as JSON.")
 

@@ -5,6 +5,13 @@ import TestSupport
 /// The short version of the listener load run (issue 9), in every `make test`: 200 simulated
 /// players against the real host with its default limits, at 4× real time, must see no stall
 /// and no error.
+/// The suites that load the machine with hundreds of simulated listeners: they run one after
+/// the other (each measures zero stalls, which two such runs side by side on two cores would not
+/// give), while the other suites run beside them.
+@Suite("Listener load suites, one at a time", .serialized)
+enum LoadSuites {}
+
+extension LoadSuites {
 @Suite("Listener load, short run")
 struct LoadTests {
     @Test("200 listeners (HLS with ABR and skips, 10 % paced progressive) at 4× for 30 s: zero stalls, zero errors")
@@ -68,4 +75,5 @@ struct LoadTests {
         #expect(json["requests"] as? Int == 0)
         #expect(elapsed < .seconds(30), "the run did not end on time: \(elapsed)")
     }
+}
 }

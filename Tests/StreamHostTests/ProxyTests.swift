@@ -38,12 +38,13 @@ private func hammer(_ base: String, path: String, count: Int, source: String = "
 /// Issue 28: behind a CDN or a load balancer every listener shares the proxy's address. With
 /// `server.trustedProxies`, a trusted peer's `Forwarded` / `X-Forwarded-For` / `X-Real-IP` name
 /// the client, for the rate limits, the connection cap and the logs; nobody else's do.
+extension LoadSuites {
 @Suite("Behind a reverse proxy or CDN: trusted proxies and the real client address", .serialized)
 struct ProxyTests {
     /// The host's default limits (HostProcess turns them off for the other suites).
     static let defaultLimits = ["VEZA_LIMITS_API_RATE": "50", "VEZA_LIMITS_UPLOAD_RATE": "2", "VEZA_LIMITS_MEDIA_RATE": "500"]
 
-    @Test("1,000 listeners through Varnish and through nginx, each with its own X-Forwarded-For, play with the default limits: 0 errors, 0 stalls; one abusive client behind the same proxy is refused (429) by its own address while the others are not")
+    @Test("1,000 listeners through Varnish and through nginx (real time, 30 s), each with its own X-Forwarded-For, play with the default limits: 0 errors, 0 stalls; one abusive client behind the same proxy is refused (429) by its own address while the others are not")
     func listenersBehindProxies() throws {
         let state = Fixtures.directory + "/proxies-\(UUID().uuidString.prefix(6))"
         var environment = Self.defaultLimits
@@ -97,7 +98,7 @@ struct ProxyTests {
             let result = try Subprocess.run(try Fixtures.builtProduct("veza-loadgen"), [
                 "--url", base + master, "--progressive-url", base + progressive, "--progressive-fraction", "0.1",
                 "--progressive-kbps", "320", "--listen-seconds", "15",
-                "--listeners", "1000", "--duration", "30", "--ramp-seconds", "10", "--speed", "2", "--skip-probability", "0.2",
+                "--listeners", "1000", "--duration", "30", "--ramp-seconds", "10", "--speed", "1", "--skip-probability", "0.2",
                 "--forwarded-for", "10.20.0.1", "--server-pid", String(host.pid), "--json", report, "--fail-on-stall",
             ], timeLimit: 150)
             abuse.waitUntilExit()
@@ -106,7 +107,7 @@ struct ProxyTests {
             #expect(result.succeeded, "\(proxy): loadgen: \(output.suffix(1500)) \(result.stderr.suffix(500))")
             #expect(json["stalls"] as? Int == 0, "\(proxy)")
             #expect(json["errorsTotal"] as? Int == 0, "\(proxy): \(json["errors"] ?? "")")
-            #expect((json["requests"] as? Int ?? 0) > 3000, "\(proxy): the run did real work: \(json["requests"] ?? "?") requests")
+            #expect((json["requests"] as? Int ?? 0) > 2000, "\(proxy): the run did real work: \(json["requests"] ?? "?") requests")
             #expect((json["sessions"] as? Int ?? 0) >= 1000)
 
             let abused = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: abuseOut)))) as? [String: Any] ?? [:]
@@ -163,4 +164,5 @@ struct ProxyTests {
         #expect(!bad.succeeded)
         #expect(bad.stderr.contains("server.trustedProxies: 'proxy.local' is not an IP address or CIDR range"), "\(bad.stderr)")
     }
+}
 }

@@ -1,72 +1,8 @@
 import Foundation
 public import Logging
-public import MediaCore
+import MediaCore
 public import ServiceLifecycle
 import Synchronization
-
-/// Packages one track: the source from storage → ``OfflinePackager`` into a private staging
-/// directory → every object into storage under `tracks/{id}/v{n}/`, `manifest.json` last.
-///
-/// Idempotent: a retry (after a crash, a lost lease, a failure) first removes whatever an
-/// earlier attempt left under the same version, so a track is never published in part.
-public struct IngestPipeline: Sendable {
-    public let storage: any ObjectStorage
-    public let stagingDirectory: String
-    public let ladder: LadderConfiguration
-
-    public init(storage: any ObjectStorage, stagingDirectory: String, ladder: LadderConfiguration) {
-        self.storage = storage
-        self.stagingDirectory = stagingDirectory
-        self.ladder = ladder
-    }
-
-    /// The storage prefix of a published version.
-    public static func versionPrefix(track: String, version: Int) -> String { "tracks/\(track)/v\(version)" }
-
-    /// Runs `job` for `track`, returning the published `manifest.json` text.
-    public func run(job: JobRecord, track: TrackRecord, progress: @escaping @Sendable (Double) -> Void) async throws -> String {
-        let staging = stagingDirectory + "/" + job.id
-        try? FileManager.default.removeItem(atPath: staging)
-        defer { try? FileManager.default.removeItem(atPath: staging) }
-        try FileManager.default.createDirectory(atPath: staging + "/out", withIntermediateDirectories: true)
-
-        var source = storage.localPath(of: track.sourceKey)
-        if source == nil {
-            let local = staging + "/source"
-            try await storage.fetch(track.sourceKey, to: local)
-            source = local
-        }
-        _ = try await OfflinePackager.package(file: source!, to: staging + "/out", configuration: ladder) { fraction in
-            progress(fraction * 95)
-        }
-        try Task.checkCancellation()
-
-        let prefix = Self.versionPrefix(track: track.id, version: job.targetVersion)
-        try await storage.delete(prefix: prefix)
-        let root = staging + "/out"
-        let files = (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { relative in
-            var isDirectory: ObjCBool = false
-            return FileManager.default.fileExists(atPath: root + "/" + relative, isDirectory: &isDirectory) && !isDirectory.boolValue
-        }.sorted()
-        guard files.contains("manifest.json") else { throw MediaError(.internalFailure, "the packager wrote no manifest.json") }
-        let manifest = try String(contentsOfFile: root + "/manifest.json", encoding: .utf8)
-        for (index, relative) in files.enumerated() where relative != "manifest.json" {
-            try Task.checkCancellation()
-            try await storage.put(fileAt: root + "/" + relative, key: prefix + "/" + relative)
-            progress(95 + 5 * Double(index) / Double(files.count))
-        }
-        // Last: the object that makes the version visible.
-        try await storage.put(Array(manifest.utf8), key: prefix + "/manifest.json")
-        return manifest
-    }
-}
-
-/// Progress of one job, shared between the packager's callback and the heartbeat.
-final class ProgressBox: Sendable {
-    private let value = Mutex<Double>(0)
-    func set(_ newValue: Double) { value.withLock { $0 = newValue } }
-    func get() -> Double { value.withLock { $0 } }
-}
 
 /// The worker pool: `workerCount` loops that lease jobs from the ``Catalog``, run the
 /// ``IngestPipeline`` with a heartbeat that extends the lease and persists progress, and
@@ -199,11 +135,12 @@ public final class WorkerPool: Service {
                 log.info("job done", metadata: ["seconds": "\(elapsed.components.seconds)"])
             } else {
                 // Deleted meanwhile, or the lease was lost: take back what was published.
-                let prefix = IngestPipeline.versionPrefix(track: job.trackID, version: job.targetVersion)
+                let layout = TrackLayout(track: job.trackID)
+                let prefix = layout.version(job.targetVersion).prefix
                 // Only when the catalog says the track is gone; an unreadable catalog deletes nothing.
                 let exists: Bool? = try? await catalog.track(id: job.trackID) != nil   // nil: catalog unreadable
                 if exists == false {
-                    try? await pipeline.storage.delete(prefix: "tracks/\(job.trackID)")
+                    try? await pipeline.storage.delete(prefix: layout.prefix)
                 }
                 log.warning("job finished but its lease or track is gone", metadata: ["prefix": "\(prefix)"])
             }

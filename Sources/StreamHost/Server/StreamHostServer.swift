@@ -83,8 +83,11 @@ public struct StreamHostServer: Sendable {
         workers = WorkerPool(catalog: catalog, pipeline: pipeline, configuration: configuration, logger: logger, metrics: metrics)
     }
 
-    /// Adds every route of the host to `router`.
-    public func register<Context: RequestContext>(on router: Router<Context>) {
+    /// Adds every route of the host to `router` (a `Router` or a group of one, in another
+    /// Hummingbird application too). The routes answer the host's domain errors through its one
+    /// error mapping (``APIError/init(mapping:)``), whatever middleware the router has.
+    public func register<Context: RequestContext>(on parent: some RouterMethods<Context>) {
+        let router = parent.group().add(middleware: ErrorMappingMiddleware<Context>())
         let workers = self.workers
         let cache = objectCache
         let manifests = self.manifests
@@ -190,19 +193,5 @@ public struct StreamHostServer: Sendable {
     /// accepting, in-flight requests finish, running jobs give their leases back.
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         try await application(onListening: onListening).runService()
-    }
-}
-
-/// `Access-Control-Expose-Headers` on actual cross-origin responses (Fetch standard §3.2.3):
-/// Hummingbird's `CORSMiddleware` sends it only on preflight answers, where browsers ignore it,
-/// so a player on another origin could not read `Content-Range` or `ETag` without this.
-struct ExposeHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
-    static var exposed: String { "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified, Location, Retry-After, X-Request-Id" }
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.headers[.origin] != nil, request.method != .options else { return try await next(request, context) }
-        var response = try await next(request, context)
-        response.headers[.accessControlExposeHeaders] = Self.exposed
-        return response
     }
 }

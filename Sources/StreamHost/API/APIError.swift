@@ -1,6 +1,5 @@
 public import Hummingbird
 import Foundation
-import MediaCore
 
 /// An error the API answers with: a status, a stable code and a message, rendered as
 /// `{"error": {"code": …, "message": …}}` (DESIGN.md §4), with `Retry-After` when set.
@@ -45,16 +44,6 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
 
     /// 403: authenticated, but not allowed to do this.
     static func forbidden(_ message: String) -> APIError { APIError(.forbidden, code: "forbidden", message) }
-
-    /// The status for a media error found while validating an upload: 415 when the bytes are
-    /// not a supported format, 422 when they are but cannot be used.
-    static func upload(_ error: MediaError) -> APIError {
-        switch error.code {
-        case .unsupportedFormat: APIError(.unsupportedMediaType, code: "unsupported_media_type", error.message)
-        case .ioError, .fileNotFound, .internalFailure: APIError(.internalServerError, code: "internal_error", error.message)
-        default: APIError(.unprocessableContent, code: "unprocessable_media", error.message)
-        }
-    }
 }
 
 /// The JSON shape of every API error.

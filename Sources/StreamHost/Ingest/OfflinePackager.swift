@@ -52,7 +52,7 @@ public enum OfflinePackager {
         } catch {
             throw MediaError(.internalFailure, "cannot build the manifests: \(error)")
         }
-        try await sink.write(Array(MediaTools.encode(manifest).utf8), to: "manifest.json")
+        try await sink.write(Array(MediaTools.encode(manifest).utf8), to: TrackLayout.manifestName)
         return manifest
     }
 }

@@ -75,7 +75,7 @@ public struct TrackManifest: Sendable, Hashable, Codable {
             return StreamKit.Rendition(
                 id: r.id, codec: AudioCodec(codecsString: r.codecs), sampleRate: r.sampleRate, channelCount: r.channelCount,
                 timescale: Int32(r.timescale),
-                addressing: .template(initialization: uri(initSegment), media: uri("cmaf/$RepresentationID$/seg-$Number$.m4s")),
+                addressing: .template(initialization: uri(initSegment), media: uri(TrackLayout.segmentTemplate)),
                 segments: r.segments.map { SegmentInfo(number: Int64($0.number), start: $0.start, duration: Int64($0.duration), byteSize: Int64($0.byteSize)) })
         }
     }

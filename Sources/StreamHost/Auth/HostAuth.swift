@@ -1,124 +1,9 @@
 public import Foundation
 public import Hummingbird
 import Crypto
-public import JWTKit
+import JWTKit
 import StreamKit
 import Synchronization
-
-/// What a bearer token may do (the JWT's space-separated `scope` claim, RFC 8693 §4.2).
-public enum AccessScope: String, Sendable, Hashable, CaseIterable, Codable {
-    /// `POST /v1/tracks`.
-    case upload
-    /// Status, listing, waveform and playback.
-    case stream
-    /// Everything, including `DELETE /v1/tracks/{id}` and token revocation.
-    case admin
-}
-
-/// The claims of an access token `streamhost token` mints and the API accepts.
-///
-/// `exp`, `aud` and `jti` are required; `nbf` is checked when present; `trk` restricts the
-/// token to one track.
-public struct AccessClaims: JWTPayload, Equatable {
-    public var sub: SubjectClaim
-    public var aud: AudienceClaim
-    public var exp: ExpirationClaim
-    public var nbf: NotBeforeClaim?
-    public var iat: IssuedAtClaim?
-    /// Token id: the handle for revocation.
-    public var jti: IDClaim
-    /// Space-separated scopes (`upload stream`).
-    public var scope: String
-    /// When set, the token only opens this track.
-    public var trk: String?
-
-    public init(subject: String, audience: String, scopes: [AccessScope], issuedAt: Date, expires: Date,
-                notBefore: Date? = nil, id: String = UUID().uuidString.lowercased(), track: String? = nil) {
-        sub = SubjectClaim(value: subject)
-        aud = AudienceClaim(value: [audience])
-        exp = ExpirationClaim(value: expires)
-        nbf = notBefore.map { NotBeforeClaim(value: $0) }
-        iat = IssuedAtClaim(value: issuedAt)
-        jti = IDClaim(value: id)
-        scope = scopes.map(\.rawValue).joined(separator: " ")
-        trk = track
-    }
-
-    public func verify(using algorithm: some JWTAlgorithm) async throws {
-        try exp.verifyNotExpired()
-        try nbf?.verifyNotBefore()
-    }
-
-    /// The token id (`jti`).
-    public var tokenID: String { jti.value }
-    /// The expiry (`exp`).
-    public var expiresAt: Date { exp.value }
-
-    /// The scopes this token grants (unknown words are ignored).
-    public var scopes: Set<AccessScope> {
-        Set(scope.split(separator: " ").compactMap { AccessScope(rawValue: String($0)) })
-    }
-}
-
-/// Who is calling, once a request is authenticated.
-public struct Principal: Sendable, Hashable {
-    /// The token's `sub`, or `public` in public mode.
-    public var subject: String
-    public var scopes: Set<AccessScope>
-    /// When set, only this track may be opened.
-    public var track: String?
-    public var tokenID: String?
-
-    /// Whether the principal may use `scope` (admin may use every scope) on `track`.
-    public func allows(_ scope: AccessScope, track requested: String? = nil) -> Bool {
-        guard scopes.contains(scope) || scopes.contains(.admin) else { return false }
-        if let track, let requested { return track == requested }
-        return track == nil || requested != nil
-    }
-
-    static let everyone = Principal(subject: "public", scopes: Set(AccessScope.allCases), track: nil, tokenID: nil)
-}
-
-/// Secrets the embedded default generates once and keeps in `{data}/secrets.json` (mode 0600),
-/// so that tokens and signed URLs survive restarts and `streamhost token` mints with the same
-/// key as the host. Configured secrets (`auth.hs256Secret`, `auth.urlSigningSecret`) win.
-public struct HostSecrets: Codable, Sendable {
-    /// HS256 key for access tokens (base64).
-    public var jwtHS256: String
-    /// HMAC-SHA256 key for signed playback URLs (base64).
-    public var urlSigning: String
-
-    /// Reads `{dataDirectory}/secrets.json`, creating it with fresh random keys if missing.
-    public static func loadOrCreate(dataDirectory: String) throws -> HostSecrets {
-        let path = dataDirectory + "/secrets.json"
-        if let data = FileManager.default.contents(atPath: path) {
-            return try JSONDecoder().decode(HostSecrets.self, from: data)
-        }
-        func random() -> String {
-            var generator = SystemRandomNumberGenerator()
-            return Data((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }).base64EncodedString()
-        }
-        let secrets = HostSecrets(jwtHS256: random(), urlSigning: random())
-        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        let temporary = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: try JSONEncoder().encode(secrets),
-                                             attributes: [.posixPermissions: 0o600]) else {
-            throw StorageError(key: path, "cannot write the secrets file")
-        }
-        // link(2) fails when the file exists: of processes starting together, exactly one
-        // secrets file wins and every process reads that one.
-        let linked = link(temporary, path) == 0 || errno == EEXIST
-        unlink(temporary)
-        guard linked else { throw StorageError(key: path, "cannot write the secrets file") }
-        return try loadOrCreate(dataDirectory: dataDirectory)
-    }
-}
-
-/// A failure to set up authentication (a bad key file, a secret too short).
-public struct AuthSetupError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
-}
 
 /// Authentication and authorisation for the host: JWT bearer tokens (jwt-kit; HS256 and, with
 /// configured keys, ES256 and RS256) for the API, signed URLs (StreamKit's ``URLSigner``) for
@@ -370,23 +255,5 @@ public struct HostAuth: Sendable {
     private struct HeaderFields: Decodable {
         var alg: String?
         var kid: String?
-    }
-}
-
-/// Grants of signed playback tokens whose MAC has been checked, by token (bounded: emptied when
-/// full; an entry is only a saved HMAC, its expiry is checked on every use).
-final class VerifiedGrants: Sendable {
-    private let entries = Mutex<[String: URLSigner.Grant]>([:])
-    static let capacity = 16_384
-
-    func grant(_ token: String) -> URLSigner.Grant? {
-        entries.withLock { $0[token] }
-    }
-
-    func remember(_ token: String, _ grant: URLSigner.Grant) {
-        entries.withLock { entries in
-            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
-            entries[token] = grant
-        }
     }
 }

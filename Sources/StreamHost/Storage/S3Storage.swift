@@ -280,7 +280,7 @@ public final class S3Storage: ObjectStorage {
     public func delete(prefix: String) async throws(StorageError) {
         try validateKey(prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix)
         let keys = try await list(prefix: prefix)
-        for key in keys.filter({ $0.hasSuffix("/manifest.json") }) + keys.filter({ !$0.hasSuffix("/manifest.json") }) {
+        for key in keys.filter(TrackLayout.isManifest) + keys.filter({ !TrackLayout.isManifest($0) }) {
             try await perform(key, "DELETE") {
                 _ = try await self.send(try self.request(.DELETE, key: key), accept: [200, 204, 404])
             }

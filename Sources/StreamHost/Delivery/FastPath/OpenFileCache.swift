@@ -113,3 +113,17 @@ final class OpenFileCache: Sendable {
     /// Files open in the cache now.
     var count: Int { state.withLock { $0.entries.count } }
 }
+
+extension OpenFileCache.File {
+    /// ``ObjectResponder/plan(info:request:contentType:cacheControl:now:)`` for a request without
+    /// range or validators: a 200 whose fields (validators, dates, length) are the file's own, so
+    /// they are computed on first use and kept with the open file.
+    func unconditionalPlan(contentType: String, cacheControl: String) -> ObjectResponder.Plan {
+        if let kept = fullResponse.withLock({ $0 }), kept.contentType == contentType, kept.cacheControl == cacheControl {
+            return .full(kept.fields)
+        }
+        let plan = ObjectResponder.plan(info: info, request: [:], contentType: contentType, cacheControl: cacheControl)
+        if case .full(let fields) = plan { fullResponse.withLock { $0 = (contentType, cacheControl, fields) } }
+        return plan
+    }
+}
