@@ -7,7 +7,7 @@ SWIFT_FLAGS ?= -Xswiftc -warnings-as-errors
 # build folder: with other flags in .build, `make test` and `make demo` would rebuild each other.
 TEST_FLAGS ?= -c release -Xswiftc -enable-testing --scratch-path .build-test
 
-.PHONY: demo test test-scale deps build coverage bench bench-host bench-delivery bench-listeners clean
+.PHONY: demo test test-scale deps build examples coverage bench bench-host bench-delivery bench-listeners clean
 
 deps:
 	scripts/install-deps.sh
@@ -18,9 +18,19 @@ demo:
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS)
 
-test: deps
+test: deps examples
 	$(SWIFT) build --build-tests $(TEST_FLAGS) $(SWIFT_FLAGS)
 	$(SWIFT) test $(TEST_FLAGS) --skip-build
+
+# Examples/ (issue 20): a package that depends on this one by path, built in debug (the
+# configuration users build: the libraries compile there with warnings as errors too), then run:
+# the StreamKit-only program must link no FFmpeg, the embedded host must answer both its routes.
+examples: deps
+	cd Examples && $(SWIFT) build $(SWIFT_FLAGS)
+	@if ldd Examples/.build/debug/ManifestOnly | grep -E 'libav|libswresample|libopus|libmp3lame|libFLAC'; then \
+	  echo "error: ManifestOnly (StreamKit only) links a media library" >&2; exit 1; fi
+	Examples/.build/debug/ManifestOnly > /dev/null
+	cd Examples && rm -rf example-data && .build/debug/EmbedInHummingbird --check && rm -rf example-data
 
 # The same host suites against S3 (SeaweedFS) + PostgreSQL, plus multi-node, outage and CDN
 # tests; the servers are started and stopped by scripts/services.sh. CI runs it after `test`.
@@ -56,4 +66,4 @@ bench-listeners: deps
 	SCENARIO=hostile STREAMHOST=.build/release/streamhost LOADGEN=.build/release/veza-loadgen Benchmarks/listener-load.sh
 
 clean:
-	rm -rf .build .build-test Benchmarks/.build
+	rm -rf .build .build-test Benchmarks/.build Examples/.build

@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        // `swift package generate-documentation` (make docs): a command plugin only, nothing is linked.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // MARK: C libraries (Debian 12: FFmpeg 5.1, opus 1.3, LAME 3.100, FLAC 1.4)
@@ -109,6 +111,11 @@ let package = Package(
                 "StreamHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
+                // `ingest --server`: the API's typed client.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ]
         ),
 
@@ -137,7 +144,15 @@ let package = Package(
             ]
         ),
         // Depends on the executable so that `swift test` builds it: tests run it as a subprocess.
-        .testTarget(name: "StreamHostTests", dependencies: ["StreamHost", "MediaCore", "TestSupport", "streamhost", "veza-loadgen"]),
+        .testTarget(
+            name: "StreamHostTests",
+            dependencies: [
+                "StreamHost", "MediaCore", "StreamKit", "TestSupport", "streamhost", "veza-loadgen",
+                // In-process route tests (app.test(.router)).
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

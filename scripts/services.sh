@@ -542,20 +542,54 @@ sub vcl_deliver {
 EOF
 }
 
+# --- proxies in front of a host (Varnish, nginx) ---------------------------------------------
+
+# Dies unless $1 is a port number.
+check_backend_port() {
+  if ! [[ "$1" =~ ^[0-9]+$ ]] || (($1 < 1 || $1 > 65535)); then
+    die "BACKEND_PORT must be a port number, not '$1'"
+  fi
+}
+
+# The port recorded under $1 when it is still free, else a newly allocated one.
+service_port() {
+  local port
+  port=$(env_get "$1")
+  # shellcheck disable=SC2046 # one port a line
+  if [ -z "$port" ] || ! port_free "$port"; then port=$(alloc_ports 1 $(taken_ports)); fi
+  echo "$port"
+}
+
+# Waits up to 10 s for the PID file $1 to be written; echoes its PID (empty if none came).
+wait_pidfile() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [ -s "$1" ] && break
+    sleep 0.1
+  done
+  cat "$1" 2>/dev/null || true
+}
+
+# Waits up to 10 s for any HTTP answer from $1; dies naming $2 otherwise.
+wait_answering() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [ "$(http_code "$1")" = 000 ] || return 0
+    sleep 0.1
+  done
+  die "$2 does not answer at $1"
+}
+
 varnish_running() { pid_is "$(env_get VARNISH_PID)" "$DIR/varnish"; }
 
 start_varnish() {
-  local backend_port=$1 vdir=$DIR/varnish port pid i
-  if ! [[ "$backend_port" =~ ^[0-9]+$ ]] || ((backend_port < 1 || backend_port > 65535)); then
-    die "BACKEND_PORT must be a port number, not '$backend_port'"
-  fi
+  local backend_port=$1 vdir=$DIR/varnish port pid
+  check_backend_port "$backend_port"
   ensure_varnish
   stop_varnish
   mkdir -p "$vdir"
   write_vcl "$backend_port" >"$DIR/varnish.vcl"
-  port=$(env_get VARNISH_PORT)
-  # shellcheck disable=SC2046 # one port a line
-  if [ -z "$port" ] || ! port_free "$port"; then port=$(alloc_ports 1 $(taken_ports)); fi
+  port=$(service_port VARNISH_PORT)
   rm -f "$DIR/varnish.pid"
   # -j none: no privilege separation, so it runs as whoever runs this (root is fine then).
   # default_grace=0: nothing is served past its max-age unless the backend sends
@@ -564,21 +598,13 @@ start_varnish() {
     -s malloc,64m -P "$DIR/varnish.pid" -p thread_pool_min=10 -p thread_pools=1 -p default_grace=0 \
     </dev/null >"$DIR/varnish.log" 2>&1 ||
     { cat "$DIR/varnish.log" >&2; die "varnishd did not start"; }
-  for ((i = 0; i < 100; i++)); do
-    [ -s "$DIR/varnish.pid" ] && break
-    sleep 0.1
-  done
-  pid=$(cat "$DIR/varnish.pid" 2>/dev/null || true)
+  pid=$(wait_pidfile "$DIR/varnish.pid")
   env_set VARNISH_PID "$pid"
   env_set VARNISH_PORT "$port"
   env_set VARNISH_BACKEND_PORT "$backend_port"
   env_set VEZA_VARNISH_URL "http://127.0.0.1:$port"
   # Any HTTP answer will do (503 while the backend is down).
-  for ((i = 0; i < 100; i++)); do
-    [ "$(http_code "http://127.0.0.1:$port/")" = 000 ] || break
-    sleep 0.1
-  done
-  [ "$(http_code "http://127.0.0.1:$port/")" != 000 ] || die "Varnish does not answer on 127.0.0.1:$port"
+  wait_answering "http://127.0.0.1:$port/" Varnish
   say "Varnish $("$VARNISHD" -V 2>&1 | head -n 1 | sed 's/.*(varnish-\([^ ]*\).*/\1/') on 127.0.0.1:$port → 127.0.0.1:$backend_port (PID $pid)"
 }
 
@@ -596,16 +622,12 @@ stop_varnish() {
 nginx_running() { pid_is "$(env_get NGINX_PID)" "$DIR/nginx"; }
 
 start_nginx() {
-  local backend_port=$1 ndir=$DIR/nginx port pid i
-  if ! [[ "$backend_port" =~ ^[0-9]+$ ]] || ((backend_port < 1 || backend_port > 65535)); then
-    die "BACKEND_PORT must be a port number, not '$backend_port'"
-  fi
+  local backend_port=$1 ndir=$DIR/nginx port pid
+  check_backend_port "$backend_port"
   ensure_nginx
   stop_nginx
   mkdir -p "$ndir"
-  port=$(env_get NGINX_PORT)
-  # shellcheck disable=SC2046 # one port a line
-  if [ -z "$port" ] || ! port_free "$port"; then port=$(alloc_ports 1 $(taken_ports)); fi
+  port=$(service_port NGINX_PORT)
   sed -e "s|@PORT@|$port|g" -e "s|@BACKEND_PORT@|$backend_port|g" -e "s|@DIR@|$ndir|g" \
     "$(dirname "$0")/proxies/nginx-reverse-proxy.conf" >"$DIR/nginx.conf"
   # Workers as root only when the master is root (state under DIR may be private).
@@ -613,19 +635,11 @@ start_nginx() {
   rm -f "$ndir/nginx.pid"
   "$NGINX" -c "$DIR/nginx.conf" -e "$ndir/error.log" </dev/null >"$DIR/nginx.log" 2>&1 ||
     { cat "$DIR/nginx.log" "$ndir/error.log" >&2 2>/dev/null; die "nginx did not start"; }
-  for ((i = 0; i < 100; i++)); do
-    [ -s "$ndir/nginx.pid" ] && break
-    sleep 0.1
-  done
-  pid=$(cat "$ndir/nginx.pid" 2>/dev/null || true)
+  pid=$(wait_pidfile "$ndir/nginx.pid")
   env_set NGINX_PID "$pid"
   env_set NGINX_PORT "$port"
   env_set VEZA_NGINX_URL "http://127.0.0.1:$port"
-  for ((i = 0; i < 100; i++)); do
-    [ "$(http_code "http://127.0.0.1:$port/healthz")" = 000 ] || break
-    sleep 0.1
-  done
-  [ "$(http_code "http://127.0.0.1:$port/healthz")" != 000 ] || die "nginx does not answer on 127.0.0.1:$port"
+  wait_answering "http://127.0.0.1:$port/healthz" nginx
   say "nginx on 127.0.0.1:$port → 127.0.0.1:$backend_port (PID $pid)"
 }
 
@@ -653,8 +667,9 @@ taken_ports() {
 
 status() {
   local name pid alive
-  for name in PG VARNISH SEAWEED; do
+  for name in PG VARNISH NGINX SEAWEED; do
     case $name in
+      NGINX) pid=$(env_get NGINX_PID); nginx_running && alive=running || alive=stopped ;;
       PG) pid=$(head -n 1 "$DIR/pg/data/postmaster.pid" 2>/dev/null || true); pg_running && alive=running || alive=stopped ;;
       SEAWEED) pid=$(env_get SEAWEED_PID); seaweed_running && alive=running || alive=stopped ;;
       VARNISH) pid=$(env_get VARNISH_PID); varnish_running && alive=running || alive=stopped ;;

@@ -1,9 +1,7 @@
+import AsyncHTTPClient
 import ArgumentParser
 import Configuration
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Logging
 import StreamHost
 import StreamKit
@@ -140,7 +138,7 @@ struct Ingest: AsyncParsableCommand {
     @OptionGroup var options: HostOptions
 
     func run() async throws {
-        let display = MultiProgress(labels: files.map { ($0 as NSString).lastPathComponent })
+        let display = ProgressDisplay(labels: files.map { ($0 as NSString).lastPathComponent })
         let failures: Int
         if let server {
             failures = try await remote(server: server, display: display)
@@ -150,54 +148,46 @@ struct Ingest: AsyncParsableCommand {
         if failures > 0 { throw ExitCode(3) }
     }
 
-    /// Uploads each file, then polls the tracks until each is ready or failed.
-    private func remote(server: String, display: MultiProgress) async throws -> Int {
-        guard let base = URL(string: server) else { throw ValidationError("--server must be a URL") }
-        let token = token ?? ProcessInfo.processInfo.environment["VEZA_TOKEN"]
-        func authorized(_ url: URL) -> URLRequest {
-            var request = URLRequest(url: url)
-            if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-            return request
+    /// Uploads each file (streamed from disk), then polls the tracks until each is ready or failed.
+    private func remote(server: String, display: ProgressDisplay) async throws -> Int {
+        guard URL(string: server)?.host != nil else { throw ValidationError("--server must be a URL such as http://127.0.0.1:8080") }
+        let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+        do {
+            let failures = try await remote(client: APIClient(base: server, token: token ?? ProcessInfo.processInfo.environment["VEZA_TOKEN"], http: http),
+                                            display: display)
+            try await http.shutdown()
+            return failures
+        } catch {
+            try? await http.shutdown()
+            throw error
         }
+    }
+
+    private func remote(client: APIClient, display: ProgressDisplay) async throws -> Int {
         var ids: [Int: String] = [:]
         for (index, file) in files.enumerated() {
-            var request = authorized(base.appendingPathComponent("v1/tracks"))
-            request.httpMethod = "POST"
-            request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
             do {
-                let body = try Data(contentsOf: URL(fileURLWithPath: file))
-                let (data, response) = try await URLSession.shared.upload(for: request, from: body)
-                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-                let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-                if status == 202, let id = json?["id"] as? String {
-                    ids[index] = id
-                    display.update(index, fraction: 0, status: "queued")
-                } else {
-                    let message = ((json?["error"] as? [String: Any])?["message"] as? String) ?? "HTTP \(status)"
-                    display.update(index, fraction: 0, status: "refused: \(message)", done: true)
-                }
+                ids[index] = try await client.upload(file: file).id
+                display.update(index, fraction: 0, status: "queued")
             } catch {
-                display.update(index, fraction: 0, status: "error: \(error.localizedDescription)", done: true)
+                display.update(index, fraction: 0, status: "refused: \(error)", done: true)
             }
         }
         var failures = files.count - ids.count
         while !ids.isEmpty {
             try await Task.sleep(for: .milliseconds(500))
             for (index, id) in ids {
-                guard let (data, _) = try? await URLSession.shared.data(for: authorized(base.appendingPathComponent("v1/tracks/\(id)"))),
-                      let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                      let status = json["status"] as? String else { continue }
-                let progress = (json["progress"] as? Double ?? 0) / 100
-                switch status {
-                case "ready":
+                guard let track = try? await client.track(id) else { continue }
+                switch track.status {
+                case .ready:
                     display.update(index, fraction: 1, status: "ready \(id)", done: true)
                     ids[index] = nil
-                case "failed":
-                    display.update(index, fraction: progress, status: "failed: \(json["failureReason"] as? String ?? "")", done: true)
+                case .failed:
+                    display.update(index, fraction: track.progress / 100, status: "failed: \(track.failureReason ?? "")", done: true)
                     ids[index] = nil
                     failures += 1
                 default:
-                    display.update(index, fraction: progress, status: status)
+                    display.update(index, fraction: track.progress / 100, status: track.status.rawValue)
                 }
             }
         }
@@ -206,7 +196,7 @@ struct Ingest: AsyncParsableCommand {
 
     /// Opens the data directory, accepts each file, and runs the worker pool until every one
     /// of them is ready or failed.
-    private func local(display: MultiProgress) async throws -> Int {
+    private func local(display: ProgressDisplay) async throws -> Int {
         let configuration = try await options.load()
         let host = try await StreamHostServer(configuration: configuration)
         let intake = TrackIntake(catalog: host.catalog, storage: host.storage, configuration: configuration, onEnqueue: { host.workers.notify() })
@@ -250,52 +240,6 @@ struct Ingest: AsyncParsableCommand {
         workers.cancel()
         _ = await workers.result
         return failures
-    }
-}
-
-/// One progress line per file; redrawn in place on a terminal, printed once per file
-/// (when it finishes) otherwise.
-final class MultiProgress: Sendable {
-    private struct Line {
-        var label: String
-        var fraction: Double
-        var status: String
-        var done: Bool
-    }
-
-    private struct State {
-        var lines: [Line]
-        var drawn = false
-    }
-
-    private let state: Mutex<State>
-    private let terminal = isatty(1) != 0
-
-    init(labels: [String]) { state = Mutex(State(lines: labels.map { Line(label: $0, fraction: 0, status: "waiting", done: false) })) }
-
-    func update(_ index: Int, fraction: Double, status: String, done: Bool = false) {
-        state.withLock { state in
-            let wasDone = state.lines[index].done
-            state.lines[index] = Line(label: state.lines[index].label, fraction: min(max(fraction, 0), 1), status: status, done: done)
-            if terminal {
-                Self.redraw(&state)
-            } else if done && !wasDone {
-                print("\(state.lines[index].label): \(status)")
-            }
-        }
-    }
-
-    private static func redraw(_ state: inout State) {
-        var out = state.drawn ? "\u{1B}[\(state.lines.count)A" : ""
-        for line in state.lines {
-            let width = 30
-            let filled = Int(line.fraction * Double(width))
-            let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-            let label = line.label.count > 24 ? String(line.label.prefix(23)) + "…" : line.label.padding(toLength: 24, withPad: " ", startingAt: 0)
-            out += "\u{1B}[2K\(label) \(bar) \(String(format: "%3d", Int(line.fraction * 100)))% \(line.status)\n"
-        }
-        state.drawn = true
-        FileHandle.standardOutput.write(Data(out.utf8))
     }
 }
 

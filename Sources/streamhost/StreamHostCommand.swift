@@ -180,10 +180,13 @@ struct Package: AsyncParsableCommand {
         guard segmentDuration >= 1, segmentDuration <= 30 else { throw ValidationError("--segment-duration must be within 1…30 s") }
         configuration.segmentDuration = segmentDuration
         configuration.normalization = NormalizationConfiguration(targetLoudness: target, ceiling: -1, policy: policy)
-        let bar = ProgressBar(label: (file as NSString).lastPathComponent)
+        // Progress on standard error: standard output carries the report.
+        let bar = ProgressDisplay(labels: [(file as NSString).lastPathComponent], output: .standardError)
         do {
-            let manifest = try await OfflinePackager.package(file: file, to: out, configuration: configuration) { bar.update($0) }
-            bar.finish()
+            let manifest = try await OfflinePackager.package(file: file, to: out, configuration: configuration) {
+                bar.update(0, fraction: $0, status: "packaging")
+            }
+            bar.update(0, fraction: 1, status: "done", done: true)
             print("Packaged \(manifest.renditions.count) renditions, \(String(format: "%.2f", manifest.durationSeconds)) s, into \(out)")
             print(String(format: "Loudness %.1f LUFS → %.1f LUFS (gain %+.1f dB), true peak %.1f dBTP",
                          manifest.loudness.integratedLoudness, manifest.normalizedLoudness.integratedLoudness,
@@ -193,36 +196,9 @@ struct Package: AsyncParsableCommand {
                 print("  \(r.id.padding(toLength: 9, withPad: " ", startingAt: 0)) \(r.codecs.padding(toLength: 10, withPad: " ", startingAt: 0)) \(r.segments.count) segments, \(size / 1024) KiB")
             }
         } catch {
-            bar.finish()
+            bar.update(0, fraction: 0, status: "failed", done: true)
             throw fail(error)
         }
-    }
-}
-
-/// A one-line progress bar on a terminal (nothing when stderr is not a terminal).
-final class ProgressBar: @unchecked Sendable {
-    // Safe: updates come from one task at a time (the packager's producer); the lock guards the rest.
-    private let label: String
-    private let lock = NSLock()
-    private var last = -1
-    private let enabled = isatty(2) != 0
-
-    init(label: String) { self.label = label }
-
-    func update(_ fraction: Double) {
-        guard enabled else { return }
-        let percent = Int((fraction * 100).rounded(.down))
-        lock.lock()
-        defer { lock.unlock() }
-        guard percent != last else { return }
-        last = percent
-        let filled = percent * 30 / 100
-        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: 30 - filled)
-        FileHandle.standardError.write(Data("\r\(label) \(bar) \(percent)%".utf8))
-    }
-
-    func finish() {
-        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }
 

@@ -18,6 +18,35 @@ struct CLITests {
         #expect(probe.tags.trackNumber == 3)
     }
 
+    @Test("ingest --server streams files to a running host (typed client) and waits for them; a refused file exits 3 with the API's message; local ingest packages in process")
+    func ingest() throws {
+        let host = HostProcess(name: "ingest")
+        try host.start(workers: 1)
+        defer { host.stop() }
+        let token = try host.mint(["--scope", "upload", "stream"])
+        let good = try Fixtures.make("ingest-3.flac", source: Fixtures.sourceArguments(seconds: 3), ["-c:a", "flac"])
+        let bad = Fixtures.directory + "/ingest-not-audio.txt"
+        try Data(String(repeating: "not audio at all ", count: 40).utf8).write(to: URL(fileURLWithPath: bad))
+        let streamhost = try Fixtures.builtProduct("streamhost")
+        let remote = try Subprocess.run("env", ["-u", "http_proxy", "-u", "HTTP_PROXY", streamhost, "ingest", "--server", host.base, "--token", token, good],
+                                        timeLimit: 120)
+        let remoteOutput = String(decoding: remote.stdout, as: UTF8.self)
+        #expect(remote.status == 0, "\(remoteOutput) \(remote.stderr)")
+        #expect(remoteOutput.contains("ingest-3.flac: ready "), "\(remoteOutput)")
+        let refused = try Subprocess.run("env", ["-u", "http_proxy", "-u", "HTTP_PROXY", streamhost, "ingest", "--server", host.base, "--token", token, bad],
+                                         timeLimit: 60)
+        let refusedOutput = String(decoding: refused.stdout, as: UTF8.self)
+        #expect(refused.status == 3)
+        #expect(refusedOutput.contains("refused: unsupported_media_type:"), "\(refusedOutput)")
+
+        let data = Fixtures.directory + "/ingest-local-\(UUID().uuidString.prefix(6))"
+        let local = try Subprocess.run(streamhost, ["ingest", "--data-directory", data, good, bad], timeLimit: 180)
+        let localOutput = String(decoding: local.stdout, as: UTF8.self)
+        #expect(local.status == 3, "one of two files refused: \(localOutput) \(local.stderr)")
+        #expect(localOutput.contains("ingest-3.flac: ready"), "\(localOutput)")
+        #expect(localOutput.contains("ingest-not-audio.txt: refused:"), "\(localOutput)")
+    }
+
     @Test("probe of non-audio exits 3 with the detected type")
     func probeRefuses() throws {
         let path = Fixtures.directory + "/not-audio.pdf"

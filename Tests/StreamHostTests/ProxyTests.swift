@@ -44,17 +44,25 @@ struct ProxyTests {
     /// The host's default limits (HostProcess turns them off for the other suites).
     static let defaultLimits = ["VEZA_LIMITS_API_RATE": "50", "VEZA_LIMITS_UPLOAD_RATE": "2", "VEZA_LIMITS_MEDIA_RATE": "500"]
 
+    /// A host with its default limits that trusts 127.0.0.1 (where the proxies connect from),
+    /// and the state directory for the proxies that `services.sh` starts in front of it.
+    static func trustingHost(_ name: String, workers: Int) throws -> (HostProcess, String) {
+        var environment = defaultLimits
+        environment["VEZA_SERVER_TRUSTED_PROXIES"] = "127.0.0.1"
+        let host = HostProcess(name: name, environment: environment)
+        try host.start(workers: workers)
+        return (host, Fixtures.directory + "/\(name)-proxies-\(UUID().uuidString.prefix(6))")
+    }
+
+    static func stop(_ host: HostProcess, _ state: String) {
+        _ = try? Subprocess.run(scripts.appendingPathComponent("services.sh").path, ["stop", state])
+        host.stop()
+    }
+
     @Test("1,000 listeners through Varnish and through nginx (real time, 30 s), each with its own X-Forwarded-For, play with the default limits: 0 errors, 0 stalls; one abusive client behind the same proxy is refused (429) by its own address while the others are not")
     func listenersBehindProxies() throws {
-        let state = Fixtures.directory + "/proxies-\(UUID().uuidString.prefix(6))"
-        var environment = Self.defaultLimits
-        environment["VEZA_SERVER_TRUSTED_PROXIES"] = "127.0.0.1"
-        let host = HostProcess(name: "proxied", environment: environment)
-        try host.start(workers: 2)
-        defer {
-            _ = try? Subprocess.run(scripts.appendingPathComponent("services.sh").path, ["stop", state])
-            host.stop()
-        }
+        let (host, state) = try Self.trustingHost("proxied", workers: 2)
+        defer { Self.stop(host, state) }
         let source = try Fixtures.make("load-60.flac", source: Fixtures.sourceArguments(seconds: 60), ["-c:a", "flac"])
         let id = try #require(try host.upload(source, contentType: "audio/flac").json["id"] as? String)
         let track = try host.waitForTrack(id)
@@ -121,15 +129,8 @@ struct ProxyTests {
 
     @Test("direct clients' X-Forwarded-For, Forwarded and X-Real-IP change nothing; a trusted peer's do; through a trusted proxy a spoofed X-Forwarded-For only moves the hops left of the real one; a bad server.trustedProxies entry stops start-up")
     func spoofing() throws {
-        let state = Fixtures.directory + "/spoof-\(UUID().uuidString.prefix(6))"
-        var environment = Self.defaultLimits
-        environment["VEZA_SERVER_TRUSTED_PROXIES"] = "127.0.0.1"
-        let host = HostProcess(name: "spoof", environment: environment)
-        try host.start(workers: 1)
-        defer {
-            _ = try? Subprocess.run(scripts.appendingPathComponent("services.sh").path, ["stop", state])
-            host.stop()
-        }
+        let (host, state) = try Self.trustingHost("spoof", workers: 1)
+        defer { Self.stop(host, state) }
         // 150 API requests (burst 100 at 50/s), each naming another client; without a token, so
         // that only the address's bucket counts (answered 401 until it is empty, then 429).
         let path = "/v1/tracks"

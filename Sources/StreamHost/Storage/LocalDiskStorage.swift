@@ -3,6 +3,7 @@ import Glibc
 import CoreFoundation
 import NIOCore
 import NIOPosix
+import SystemPackage
 
 /// Objects as files under a root directory, the key being the relative path.
 ///
@@ -140,15 +141,20 @@ public struct LocalDiskStorage: ObjectStorage {
         guard fd >= 0 else {
             return errno == ENOENT || errno == ENOTDIR ? .success(nil) : .failure(StorageError(key: key, String(cString: strerror(errno))))
         }
-        var status = stat()
-        guard fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+        // swift-system's Stat: reading the C struct's fields here directly fails to compile in
+        // debug builds (Swift attributes `struct stat` to NIO's CNIOLinux module there).
+        guard let status = try? FileDescriptor(rawValue: fd).stat(), status.type == .regular else {
             Glibc.close(fd)
             return .success(nil)
         }
-        let size = Int64(status.st_size)
-        let modified = Date(timeIntervalSince1970: Double(status.st_mtim.tv_sec) + Double(status.st_mtim.tv_nsec) / 1e9)
+        let size = status.size
+        // timespec is {time_t tv_sec; long tv_nsec} (two words) on Linux; read as such for the same reason.
+        let (seconds, nanoseconds) = withUnsafeBytes(of: status.st_mtim) { raw in
+            (Int64(raw.load(as: Int.self)), Int64(raw.load(fromByteOffset: MemoryLayout<Int>.size, as: Int.self)))
+        }
+        let modified = Date(timeIntervalSince1970: Double(seconds) + Double(nanoseconds) / 1e9)
         // Like nginx: size and modification time, in hex (objects are written once, by rename).
-        let tag = String(status.st_mtim.tv_sec, radix: 16) + String(status.st_mtim.tv_nsec / 1000, radix: 16) + "-" + String(size, radix: 16)
+        let tag = String(seconds, radix: 16) + String(nanoseconds / 1000, radix: 16) + "-" + String(size, radix: 16)
         return .success((fd, ObjectInfo(size: size, lastModified: modified, entityTag: tag)))
     }
 
