@@ -7,7 +7,7 @@ SWIFT_FLAGS ?= -Xswiftc -warnings-as-errors
 # build folder: with other flags in .build, `make test` and `make demo` would rebuild each other.
 TEST_FLAGS ?= -c release -Xswiftc -enable-testing --scratch-path .build-test
 
-.PHONY: demo test test-scale deps build examples coverage bench bench-host bench-delivery bench-listeners clean
+.PHONY: demo test test-scale deps build examples docs coverage bench bench-host bench-delivery bench-listeners clean
 
 deps:
 	scripts/install-deps.sh
@@ -30,13 +30,20 @@ examples: deps
 	@if ldd Examples/.build/debug/ManifestOnly | grep -E 'libav|libswresample|libopus|libmp3lame|libFLAC'; then \
 	  echo "error: ManifestOnly (StreamKit only) links a media library" >&2; exit 1; fi
 	Examples/.build/debug/ManifestOnly > /dev/null
-	cd Examples && rm -rf example-data && .build/debug/EmbedInHummingbird --check && rm -rf example-data
+	cd Examples && rm -rf example-data && env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u all_proxy .build/debug/EmbedInHummingbird --check && rm -rf example-data
 
 # The same host suites against S3 (SeaweedFS) + PostgreSQL, plus multi-node, outage and CDN
 # tests; the servers are started and stopped by scripts/services.sh. CI runs it after `test`.
 test-scale: deps
 	$(SWIFT) build --build-tests $(TEST_FLAGS) $(SWIFT_FLAGS)
 	TEST_FLAGS="$(TEST_FLAGS)" scripts/test-scale.sh
+
+# Documentation (DocC/ links the three catalogs): built with warnings as errors, and no public
+# symbol left out of a catalog's Topics (scripts/check-docs.py reads the archives). CI runs it.
+DOCS_OUT = .build/plugins/Swift-DocC/outputs
+docs: deps
+	$(SWIFT) package generate-documentation --target MediaCore --target StreamKit --target StreamHost --warnings-as-errors
+	python3 scripts/check-docs.py $(DOCS_OUT)/MediaCore.doccarchive $(DOCS_OUT)/StreamKit.doccarchive $(DOCS_OUT)/StreamHost.doccarchive
 
 coverage: deps
 	$(SWIFT) test --enable-code-coverage

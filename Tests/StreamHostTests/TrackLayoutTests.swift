@@ -41,3 +41,17 @@ struct TrackLayoutTests {
         #expect(try await disk.list(prefix: "tracks/") == [keys[2]])
     }
 }
+
+@Suite("JSON log lines")
+struct JSONLogTimestampTests {
+    @Test("timestamps are ISO 8601 UTC with milliseconds, as Foundation formats them")
+    func timestamps() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        for seconds in [0.0, 951_782_400.5, 1_796_418_279.125, 4_102_444_799.875, 1_709_164_800.0, -86_400.25] {
+            let date = Date(timeIntervalSince1970: seconds)
+            #expect(JSONLogHandler.timestamp(date) == formatter.string(from: date), "\(seconds)")
+        }
+    }
+}

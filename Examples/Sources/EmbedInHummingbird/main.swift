@@ -5,6 +5,9 @@
 //   swift run EmbedInHummingbird            serves on 127.0.0.1:8090 until Ctrl-C
 //   swift run EmbedInHummingbird --check    starts on a free port, asks both kinds of route, stops
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Hummingbird
 import StreamHost
 
@@ -26,11 +29,22 @@ let app = Application(
         let port = channel.localAddress?.port ?? 0
         print("listening on http://127.0.0.1:\(port)")
         guard check else { return }
-        // Ask one route of ours and one of the host's, then stop.
-        for path in ["/hello", "/healthz"] {
-            let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-            print("\(path): \((response as? HTTPURLResponse)?.statusCode ?? 0) \(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+        // Ask one route of ours and one of the host's, then stop (exit 1 unless both answer 200).
+        // In a task of its own: the server starts answering once this closure has returned.
+        Task {
+            var statuses: [Int] = []
+            for path in ["/hello", "/healthz"] {
+                do {
+                    let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+                    let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                    statuses.append(status)
+                    print("\(path): \(status) \(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+                } catch {
+                    print("\(path): \(error)")
+                    statuses.append(0)
+                }
+            }
+            exit(statuses.allSatisfy { $0 == 200 } ? 0 : 1)
         }
-        exit(0)
     })
 try await app.runService()
