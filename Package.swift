@@ -50,8 +50,6 @@ let package = Package(
         // LAME ships no pkg-config file upstream: the module map links mp3lame itself.
         .systemLibrary(name: "CLame", providers: [.apt(["libmp3lame-dev"])]),
         .systemLibrary(name: "CFLAC", pkgConfig: "flac", providers: [.apt(["libflac-dev"])]),
-        // libebur128: only the reference the tests measure MediaCore's loudness meter against.
-        .systemLibrary(name: "CEbur128", pkgConfig: "libebur128", providers: [.apt(["libebur128-dev"])]),
 
         // MARK: Libraries
         .target(
@@ -135,6 +133,8 @@ let package = Package(
 
         // MARK: Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // libebur128, the reference loudness meter the MediaCore tests compare with (test-only).
+        .systemLibrary(name: "CEbur128", path: "Tests/CEbur128", pkgConfig: "libebur128", providers: [.apt(["libebur128-dev"])]),
         .testTarget(name: "MediaCoreTests", dependencies: ["MediaCore", "TestSupport", "CEbur128"]),
         .testTarget(
             name: "StreamKitTests",
