@@ -60,8 +60,10 @@ extension MediaProbe {
 
     /// Sniffs and probes a file.
     ///
-    /// - Parameter timeLimit: bound on the time spent reading (default 30 s); a file that takes
-    ///   longer gives ``MediaError/Code/timedOut``.
+    /// - Parameters:
+    ///   - path: the file.
+    ///   - timeLimit: bound on the time spent reading (default 30 s); a file that takes
+    ///     longer gives ``MediaError/Code/timedOut``.
     /// - Throws: ``MediaError`` with ``MediaError/Code/unsupportedFormat`` for non-audio,
     ///   ``MediaError/Code/invalidData`` / ``MediaError/Code/unsupportedParameters`` for broken audio.
     public static func probe(fileAt path: String, timeLimit: Duration = .seconds(30)) throws(MediaError) -> MediaProbe {

@@ -115,7 +115,10 @@ public struct LoudnessMeter: Sendable {
         }
     }
 
-    /// - Parameter channelWeights: one weight per channel; default ``defaultWeights(channelCount:)``.
+    /// - Parameters:
+    ///   - sampleRate: the input's rate in Hz (16 Hz to 768 kHz).
+    ///   - channelCount: interleaved channels of the input.
+    ///   - channelWeights: one weight per channel; default ``defaultWeights(channelCount:)``.
     public init(sampleRate: Int, channelCount: Int, channelWeights: [Double]? = nil) throws(MediaError) {
         guard sampleRate >= 16, sampleRate <= 768_000 else {
             throw MediaError(.unsupportedParameters, "loudness needs a sample rate in 16…768000 Hz, not \(sampleRate)")

@@ -102,7 +102,11 @@ public struct LoudnessNormalizer: Sendable {
     private var realFrames: Int64 = 0
     public private(set) var statistics: NormalizationStatistics
 
-    /// - Parameter gain: gain in dB to apply before limiting (see ``NormalizationConfiguration/gain(forIntegratedLoudness:)``).
+    /// - Parameters:
+    ///   - sampleRate: the input's rate in Hz.
+    ///   - channelCount: interleaved channels of the input.
+    ///   - gain: gain in dB to apply before limiting (see ``NormalizationConfiguration/gain(forIntegratedLoudness:)``).
+    ///   - configuration: the target, the true-peak ceiling and the policy.
     public init(sampleRate: Int, channelCount: Int, gain: Double, configuration: NormalizationConfiguration = .init()) throws(MediaError) {
         guard sampleRate > 0, channelCount > 0 else {
             throw MediaError(.unsupportedParameters, "normaliser needs a positive sample rate and channel count")

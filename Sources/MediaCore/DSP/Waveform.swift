@@ -86,7 +86,10 @@ public struct WaveformBuilder: Sendable {
     private var filled = 0
 
     /// - Parameters:
+    ///   - sampleRate: the input's rate in Hz.
+    ///   - channelCount: interleaved channels of the input.
     ///   - samplesPerPixel: zoom levels; each must be a whole multiple of the smallest.
+    ///   - bits: 8- or 16-bit peaks (audiowaveform's `--bits`).
     ///   - splitChannels: keep each channel's peaks (else one mixed channel).
     public init(sampleRate: Int, channelCount: Int, samplesPerPixel: [Int], bits: WaveformBits = .eight, splitChannels: Bool = false) throws(MediaError) {
         let levels = Array(Set(samplesPerPixel)).sorted()

@@ -14,7 +14,10 @@ public final class OpusEncoder: AudioEncoder {
     private var encodedFrames: Int64 = 0
     private var output = [UInt8](repeating: 0, count: 4000)
 
-    /// - Parameter sampleRate: must be 48000 (resample first).
+    /// - Parameters:
+    ///   - sampleRate: must be 48000 (resample first).
+    ///   - channelCount: 1 or 2.
+    ///   - bitrate: the target bit rate.
     public init(sampleRate: Int, channelCount: Int, bitrate: AudioBitrate) throws(MediaError) {
         guard sampleRate == 48_000 else {
             throw MediaError(.unsupportedParameters, "Opus is encoded from 48 kHz PCM, not \(sampleRate) Hz")

@@ -3,7 +3,9 @@
 public enum FLACFileWriter {
     /// - Parameters:
     ///   - streamInfo: the encoder's final 34-byte STREAMINFO (``EncodedFormat/codecConfiguration``).
+    ///   - sampleRate: the stream's rate in Hz (the seek table's unit).
     ///   - packets: FLAC frames in order.
+    ///   - metadata: tags, ReplayGain and cover.
     public static func file(streamInfo: [UInt8], sampleRate: Int, packets: [EncodedPacket], metadata: ProgressiveMetadata) -> [UInt8] {
         var blocks: [(type: UInt8, body: [UInt8])] = [(0, streamInfo)]
         // Seek points: first sample of the frame at or after every 10 s; offsets from the first frame.

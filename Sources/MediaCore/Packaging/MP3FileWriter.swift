@@ -5,6 +5,7 @@ public enum MP3FileWriter {
     /// - Parameters:
     ///   - packets: the encoder's packets, the first being its Info-frame placeholder.
     ///   - lameTag: the encoder's final LAME tag frame (``EncodedFormat/codecConfiguration`` after finish).
+    ///   - metadata: tags, ReplayGain and cover (the ID3v2.4 tag).
     public static func file(packets: [EncodedPacket], lameTag: [UInt8], metadata: ProgressiveMetadata) -> [UInt8] {
         var out = id3v2(metadata)
         var rest = packets[...]

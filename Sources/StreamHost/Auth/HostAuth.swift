@@ -6,7 +6,7 @@ import StreamKit
 import Synchronization
 
 /// Authentication and authorisation for the host: JWT bearer tokens (jwt-kit; HS256 and, with
-/// configured keys, ES256 and RS256) for the API, signed URLs (StreamKit's ``URLSigner``) for
+/// configured keys, ES256 and RS256) for the API, signed URLs (StreamKit's `URLSigner`) for
 /// playback, and a revocation list by `jti` kept in the catalog.
 ///
 /// A token's header must name a configured key (`kid`, or the only key) and exactly that key's

@@ -69,7 +69,7 @@ final class RateLimitPolicy: Sendable {
 }
 
 /// Applies ``RateLimitPolicy`` per client address (behind a trusted proxy, the client it
-/// forwarded: see ``ClientAddressMiddleware``) and answers 429 when a bucket is empty.
+/// forwarded: see `ClientAddressMiddleware`) and answers 429 when a bucket is empty.
 struct RateLimitMiddleware<Context: RequestContext>: RouterMiddleware {
     let policy: RateLimitPolicy
 

@@ -45,7 +45,10 @@ public final class RateLimiter: Sendable {
     private let shards: [ShardBox]
     let capacityPerShard: Int
 
-    /// - Parameter capacity: the most keys remembered at once (default 65,536: a few MiB).
+    /// - Parameters:
+    ///   - capacity: the most keys remembered at once (default 65,536: a few MiB).
+    ///   - shards: independently locked parts of the table (default 16), so that requests on
+    ///     several event loops rarely wait for one lock.
     public init(capacity: Int = 65_536, shards: Int = 16) {
         self.shards = (0..<max(1, shards)).map { _ in ShardBox() }
         capacityPerShard = max(16, capacity / max(1, shards))

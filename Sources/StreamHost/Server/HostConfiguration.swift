@@ -6,7 +6,7 @@ import SystemPackage
 /// Everything a host needs to start: where it listens, where it keeps data, and the limits
 /// that protect it.
 ///
-/// Built from a ``ConfigReader`` (``init(reader:)``) so that `streamhost serve` layers a
+/// Built from a `ConfigReader` (``init(reader:)``) so that `streamhost serve` layers a
 /// JSON file, then `VEZA_…` environment variables, then flags (see ``HostConfiguration/reader(file:flags:environment:)``).
 /// Every key has a default, so an empty configuration is the embedded default: `./data` on
 /// local disk with SQLite.

@@ -8,7 +8,7 @@ import NIOHTTPTypes
 import CoreFoundation
 
 /// A request context that knows the request's client address: the peer's, or the one a
-/// trusted proxy forwarded (set by ``ClientAddressMiddleware``). Rate limits, logs and signed-URL
+/// trusted proxy forwarded (set by `ClientAddressMiddleware`). Rate limits, logs and signed-URL
 /// client binding use it.
 public protocol ClientAddressRequestContext: RequestContext {
     /// The client's address (nil when the connection has none, e.g. a Unix socket).

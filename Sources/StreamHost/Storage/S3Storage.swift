@@ -35,7 +35,7 @@ public struct S3Configuration: Sendable {
 }
 
 /// ``ObjectStorage`` on an S3-compatible store (AWS S3, MinIO, SeaweedFS, …): path-style
-/// requests signed with StreamKit's ``AWSSignatureV4`` and sent with async-http-client (no S3
+/// requests signed with StreamKit's `AWSSignatureV4` and sent with async-http-client (no S3
 /// SDK exists for Swift on Linux here; the signer is small and tested against AWS's vectors).
 ///
 /// Files are streamed (PUT with an unsigned payload, multipart above
