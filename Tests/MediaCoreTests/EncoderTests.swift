@@ -96,7 +96,7 @@ struct EncoderTests {
         let packets = try encodeAll(encoder, pcm)
         var metadata = sampleMetadata
         metadata.cover = (Array(try Data(contentsOf: URL(fileURLWithPath: try Fixtures.cover()))), "image/png")
-        let path = try write(MP3FileWriter.file(packets: packets, lameTag: encoder.format.codecConfiguration, metadata: metadata), "out.mp3")
+        let path = try write(MP3FileWriter.file(packets: packets, lameTag: encoder.format.codecConfiguration, metadata: metadata), "out-\(UUID().uuidString.prefix(8)).mp3")
         let decoded = try Fixtures.ffmpegPCM(path)
         #expect(decoded.count == pcm.samples.count, "ffmpeg decodes \(decoded.count / 2) frames for \(pcm.frameCount)")
         #expect(snr(pcm.samples, decoded) > 15, "SNR \(snr(pcm.samples, decoded)) dB")

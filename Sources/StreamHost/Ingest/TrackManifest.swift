@@ -5,31 +5,8 @@ public import StreamKit
 /// a track is visible only when every object it names exists. Manifests and playlists are
 /// rendered from it.
 public struct TrackManifest: Sendable, Hashable, Codable {
-    public struct Segment: Sendable, Hashable, Codable {
-        public var number: Int
-        public var start: Int64
-        public var duration: Int
-        public var byteSize: Int
-        public var path: String
-    }
-
-    public struct Rendition: Sendable, Hashable, Codable {
-        public var id: String
-        public var codec: String
-        /// RFC 6381 codecs string.
-        public var codecs: String
-        public var sampleRate: Int
-        public var channelCount: Int
-        public var timescale: Int
-        public var bitsPerSample: Int
-        public var targetBitrate: Int?
-        public var initSegment: String?
-        public var initSegmentByteSize: Int?
-        public var segments: [Segment]
-        public var progressive: String?
-        public var progressiveByteSize: Int?
-        public var progressiveMimeType: String?
-    }
+    /// One CMAF media segment: the packager's own shape (MediaCore's `PackagedSegment`), stored as is.
+    public typealias Segment = PackagedSegment
 
     public var version: Int = 1
     public var durationSeconds: Double
@@ -39,7 +16,7 @@ public struct TrackManifest: Sendable, Hashable, Codable {
     public var normalizedLoudness: LoudnessReport
     public var gainDB: Double
     public var limiterMaximumGainReductionDB: Double
-    public var renditions: [Rendition]
+    public var renditions: [PublishedRendition]
     public var waveforms: [String]
 
     public init(report: PackageReport) {
@@ -52,11 +29,11 @@ public struct TrackManifest: Sendable, Hashable, Codable {
         limiterMaximumGainReductionDB = report.normalization.maximumGainReduction
         waveforms = report.waveformPaths
         renditions = report.renditions.map { r in
-            Rendition(id: r.id, codec: r.codec.rawValue, codecs: r.codecString, sampleRate: r.sampleRate,
+            PublishedRendition(id: r.id, codec: r.codec.rawValue, codecs: r.codecString, sampleRate: r.sampleRate,
                       channelCount: r.channelCount, timescale: r.timescale, bitsPerSample: r.bitsPerSample,
                       targetBitrate: r.targetBitrate?.bitsPerSecond, initSegment: r.initSegment?.path,
                       initSegmentByteSize: r.initSegment?.byteSize,
-                      segments: r.segments.map { Segment(number: $0.number, start: $0.start, duration: $0.duration, byteSize: $0.byteSize, path: $0.path) },
+                      segments: r.segments,
                       progressive: r.progressive?.path, progressiveByteSize: r.progressive?.byteSize,
                       progressiveMimeType: r.progressive?.mimeType)
         }
@@ -127,4 +104,31 @@ public struct TrackManifest: Sendable, Hashable, Codable {
     public func mpd(base: String = "", query: (name: String, value: String)? = nil) throws(ManifestBuildError) -> String {
         try MPD.vod(renditions: streamKitRenditions(base: base, query: query)).render()
     }
+}
+
+/// One rendition as `manifest.json` records it once published: the packager's
+/// MediaCore's `PackagedRendition` in a stable JSON shape (paths relative to the version folder,
+/// codec strings, sizes). The other rendition types: MediaCore's `LadderRendition` (what to
+/// encode) and `PackagedRendition` (what was made), StreamKit's `Rendition` (the manifest model
+/// built from this one by ``TrackManifest/streamKitRenditions(base:query:)``).
+public struct PublishedRendition: Sendable, Hashable, Codable {
+    public var id: String
+    /// The codec (`aac`, `opus`, `mp3`, `flac`).
+    public var codec: String
+    /// RFC 6381 codecs string.
+    public var codecs: String
+    public var sampleRate: Int
+    public var channelCount: Int
+    /// Units per second of segment starts and durations.
+    public var timescale: Int
+    public var bitsPerSample: Int
+    public var targetBitrate: Int?
+    /// `cmaf/{id}/init.mp4`, when CMAF was made.
+    public var initSegment: String?
+    public var initSegmentByteSize: Int?
+    public var segments: [TrackManifest.Segment]
+    /// `progressive/{id}.{ext}`, when a progressive file was made.
+    public var progressive: String?
+    public var progressiveByteSize: Int?
+    public var progressiveMimeType: String?
 }

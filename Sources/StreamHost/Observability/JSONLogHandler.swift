@@ -1,6 +1,7 @@
 import Hummingbird
 public import Logging
 import Foundation
+import StreamKit
 import NIOCore
 import Synchronization
 import HTTPTypes
@@ -54,24 +55,10 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
-    /// `2026-12-04T15:04:05.123Z`, from the wall clock, in plain arithmetic (civil date from days
-    /// since 1970, Hinnant's algorithm): reading C's `timespec` and `tm` fields breaks debug builds
-    /// that see those structs through NIO's CNIOLinux module, and a date formatter costs more.
+    /// `2026-12-04T15:04:05.123Z`, from the wall clock, by StreamKit's calendar arithmetic:
+    /// reading C's `timespec` and `tm` fields breaks debug builds that see those structs through
+    /// NIO's CNIOLinux module, and a date formatter costs more.
     static func timestamp(_ now: Date = Date()) -> String {
-        let milliseconds = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
-        let (days, millisecondOfDay) = milliseconds.quotientAndRemainder(dividingBy: 86_400_000)
-        let day = millisecondOfDay < 0 ? days - 1 : days
-        let inDay = millisecondOfDay < 0 ? millisecondOfDay + 86_400_000 : millisecondOfDay
-        let z = day + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let dayOfMonth = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(year), Int(month), Int(dayOfMonth),
-                      Int(inDay / 3_600_000), Int(inDay / 60_000 % 60), Int(inDay / 1000 % 60), Int(inDay % 1000))
+        Timestamp(millisecondsSince1970: Int64((now.timeIntervalSince1970 * 1000).rounded(.down))).iso8601WithMilliseconds
     }
 }

@@ -73,11 +73,17 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
 
     /// ISO 8601 / xs:dateTime in UTC, with milliseconds only when non-zero:
     /// `2026-11-25T12:00:00Z` or `2026-11-25T12:00:00.250Z`.
-    public var iso8601: String {
+    public var iso8601: String { iso8601(alwaysMilliseconds: false) }
+
+    /// ISO 8601 in UTC with milliseconds always written (`2026-11-25T12:00:00.000Z`): fixed-width,
+    /// as log lines want it.
+    public var iso8601WithMilliseconds: String { iso8601(alwaysMilliseconds: true) }
+
+    private func iso8601(alwaysMilliseconds: Bool) -> String {
         let civil = CivilTime(self)
         var text = "\(Self.pad(civil.year, 4))-\(Self.pad(civil.month, 2))-\(Self.pad(civil.day, 2))"
         text += "T\(Self.pad(civil.hour, 2)):\(Self.pad(civil.minute, 2)):\(Self.pad(civil.second, 2))"
-        if civil.millisecond != 0 { text += "." + Self.pad(civil.millisecond, 3) }
+        if alwaysMilliseconds || civil.millisecond != 0 { text += "." + Self.pad(civil.millisecond, 3) }
         return text + "Z"
     }
 
