@@ -608,16 +608,20 @@ start_varnish() {
   say "Varnish $("$VARNISHD" -V 2>&1 | head -n 1 | sed 's/.*(varnish-\([^ ]*\).*/\1/') on 127.0.0.1:$port → 127.0.0.1:$backend_port (PID $pid)"
 }
 
-stop_varnish() {
+# Stops the daemon whose PID is recorded under $1 (if its command line still names $2), forgets
+# it and removes its PID file $3; says "$4 stopped".
+stop_daemon() {
   local pid
-  pid=$(env_get VARNISH_PID)
-  if [ -n "$pid" ] && pid_is "$pid" "$DIR/varnish"; then
-    stop_pid "$pid" "$DIR/varnish" 20
-    say "Varnish stopped"
+  pid=$(env_get "$1")
+  if [ -n "$pid" ] && pid_is "$pid" "$2"; then
+    stop_pid "$pid" "$2" 20
+    say "$4 stopped"
   fi
-  env_unset VARNISH_PID
-  rm -f "$DIR/varnish.pid"
+  env_unset "$1"
+  rm -f "$3"
 }
+
+stop_varnish() { stop_daemon VARNISH_PID "$DIR/varnish" "$DIR/varnish.pid" Varnish; }
 
 nginx_running() { pid_is "$(env_get NGINX_PID)" "$DIR/nginx"; }
 
@@ -643,16 +647,7 @@ start_nginx() {
   say "nginx on 127.0.0.1:$port → 127.0.0.1:$backend_port (PID $pid)"
 }
 
-stop_nginx() {
-  local pid
-  pid=$(env_get NGINX_PID)
-  if [ -n "$pid" ] && pid_is "$pid" "$DIR/nginx"; then
-    stop_pid "$pid" "$DIR/nginx" 20
-    say "nginx stopped"
-  fi
-  env_unset NGINX_PID
-  rm -f "$DIR/nginx/nginx.pid"
-}
+stop_nginx() { stop_daemon NGINX_PID "$DIR/nginx" "$DIR/nginx/nginx.pid" nginx; }
 
 # --- commands --------------------------------------------------------------------------------
 
