@@ -7,7 +7,7 @@ SWIFT_FLAGS ?= -Xswiftc -warnings-as-errors
 # build folder: with other flags in .build, `make test` and `make demo` would rebuild each other.
 TEST_FLAGS ?= -c release -Xswiftc -enable-testing --scratch-path .build-test
 
-.PHONY: demo test test-scale deps build examples docs coverage bench bench-host bench-delivery bench-listeners clean
+.PHONY: demo test test-scale deps build examples docs coverage bench bench-check bench-thresholds bench-host bench-delivery bench-listeners clean
 
 deps:
 	scripts/install-deps.sh
@@ -52,6 +52,19 @@ coverage: deps
 bench: deps
 	$(SWIFT) build -c release --product streamhost
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+
+# The benchmark gate CI runs (issue 20): the StreamKit and loudness benchmarks against the figures
+# in Benchmarks/Thresholds/ with the tolerances written beside each benchmark (allocations, and
+# the loudness meter's speed relative to libebur128 in the same run). Exit 2 is a regression;
+# exit 4 (only improvements) passes with a reminder to record the new figures.
+BENCH_GATED = --target StreamKitBenchmarks --target DSPBenchmarks
+bench-check: deps
+	@cd Benchmarks && { $(SWIFT) package benchmark thresholds check $(BENCH_GATED) --no-progress; rc=$$?; \
+	  if [ $$rc -eq 4 ]; then echo "benchmarks improved: record the figures with make bench-thresholds"; rc=0; fi; exit $$rc; }
+
+# Records the current figures as the thresholds (after an intended change; commit the files).
+bench-thresholds: deps
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark thresholds update $(BENCH_GATED) --no-progress
 
 # The host end to end over HTTP (issue 6): upload → ready, jobs per minute.
 bench-host: deps

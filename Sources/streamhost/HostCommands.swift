@@ -199,47 +199,47 @@ struct Ingest: AsyncParsableCommand {
     private func local(display: ProgressDisplay) async throws -> Int {
         let configuration = try await options.load()
         let host = try await StreamHostServer(configuration: configuration)
-        let intake = TrackIntake(catalog: host.catalog, storage: host.storage, configuration: configuration, onEnqueue: { host.workers.notify() })
-        var ids: [Int: String] = [:]
-        var failures = 0
-        for (index, file) in files.enumerated() {
-            // Intake consumes its file: hand it a copy.
-            let copy = configuration.dataDirectory + "/tmp/ingest-\(UUID().uuidString)"
-            do {
-                try FileManager.default.copyItem(atPath: file, toPath: copy)
-                let size = (try FileManager.default.attributesOfItem(atPath: copy)[.size] as? Int) ?? 0
-                let record = try await intake.accept(file: copy, byteCount: size, idempotencyKey: nil, priority: .interactive)
-                ids[index] = record.id
-                display.update(index, fraction: 0, status: "queued")
-            } catch {
-                // The same domain errors the API maps to statuses (IntakeError, CatalogError, …).
-                try? FileManager.default.removeItem(atPath: copy)
-                display.update(index, fraction: 0, status: "refused: \(errorMessage(error))", done: true)
-                failures += 1
-            }
-        }
-        guard !ids.isEmpty else { return failures }
-        let workers = Task { try await host.workers.run() }
-        while !ids.isEmpty {
-            try await Task.sleep(for: .milliseconds(250))
-            for (index, id) in ids {
-                guard let record = try? await host.catalog.track(id: id) else { continue }
-                switch record.status {
-                case .ready:
-                    display.update(index, fraction: 1, status: "ready \(id)", done: true)
-                    ids[index] = nil
-                case .failed:
-                    display.update(index, fraction: record.progress / 100, status: "failed: \(record.failureReason ?? "")", done: true)
-                    ids[index] = nil
+        // The catalog (PostgreSQL runs as a service) and the workers run while the files are
+        // accepted and packaged, and stop gracefully afterwards.
+        return try await host.withServices {
+            let intake = TrackIntake(catalog: host.catalog, storage: host.storage, configuration: configuration, onEnqueue: { host.workers.notify() })
+            var ids: [Int: String] = [:]
+            var failures = 0
+            for (index, file) in files.enumerated() {
+                // Intake consumes its file: hand it a copy.
+                let copy = configuration.dataDirectory + "/tmp/ingest-\(UUID().uuidString)"
+                do {
+                    try FileManager.default.copyItem(atPath: file, toPath: copy)
+                    let size = (try FileManager.default.attributesOfItem(atPath: copy)[.size] as? Int) ?? 0
+                    let record = try await intake.accept(file: copy, byteCount: size, idempotencyKey: nil, priority: .interactive)
+                    ids[index] = record.id
+                    display.update(index, fraction: 0, status: "queued")
+                } catch {
+                    // The same domain errors the API maps to statuses (IntakeError, CatalogError, …).
+                    try? FileManager.default.removeItem(atPath: copy)
+                    display.update(index, fraction: 0, status: "refused: \(errorMessage(error))", done: true)
                     failures += 1
-                default:
-                    display.update(index, fraction: record.progress / 100, status: record.status.rawValue)
                 }
             }
+            while !ids.isEmpty {
+                try await Task.sleep(for: .milliseconds(250))
+                for (index, id) in ids {
+                    guard let record = try? await host.catalog.track(id: id) else { continue }
+                    switch record.status {
+                    case .ready:
+                        display.update(index, fraction: 1, status: "ready \(id)", done: true)
+                        ids[index] = nil
+                    case .failed:
+                        display.update(index, fraction: record.progress / 100, status: "failed: \(record.failureReason ?? "")", done: true)
+                        ids[index] = nil
+                        failures += 1
+                    default:
+                        display.update(index, fraction: record.progress / 100, status: record.status.rawValue)
+                    }
+                }
+            }
+            return failures
         }
-        workers.cancel()
-        _ = await workers.result
-        return failures
     }
 }
 

@@ -20,14 +20,14 @@ struct RouteTests {
         let directory: String
         var tokens: [AccessScope: String] = [:]
 
-        init(maxUploadBytes: Int = 1 << 30) async throws {
+        init(maxUploadBytes: Int = 1 << 30, apiLimit: RateLimit = RateLimit(rate: 0, burst: 0)) async throws {
             directory = Fixtures.directory + "/routes-\(UUID().uuidString.prefix(8))"
             var configuration = HostConfiguration()
             configuration.dataDirectory = directory
             configuration.maxUploadBytes = maxUploadBytes
             configuration.workerCount = 1
             // One test client at full speed is not a real client.
-            configuration.limits.api = RateLimit(rate: 0, burst: 0)
+            configuration.limits.api = apiLimit
             configuration.limits.upload = RateLimit(rate: 0, burst: 0)
             configuration.limits.media = RateLimit(rate: 0, burst: 0)
             server = try await StreamHostServer(configuration: configuration)
@@ -159,6 +159,37 @@ struct RouteTests {
                     #expect(codecs.count == 1, "\(set): \(text)")
                 }
             }
+            // DASH, the waveform, and a progressive file: ranges, validators, HEAD.
+            try await client.execute(uri: playback["dash"] as? String ?? "", method: .get) { response in
+                #expect(response.status == .ok && String(buffer: response.body).contains("<MPD"))
+            }
+            try await client.execute(uri: playback["waveform"] as? String ?? "", method: .get) { response in
+                #expect(response.status == .ok && Self.json(response)["data"] != nil, "\(String(buffer: response.body).prefix(200))")
+            }
+            let progressive = (playback["progressive"] as? [[String: Any]] ?? []).first { $0["rendition"] as? String == "mp3-320" }
+            let file = progressive?["url"] as? String ?? ""
+            #expect(!file.isEmpty, "\(playback)")
+            let (etag, length) = try await client.execute(uri: file, method: .get) { response in
+                #expect(response.status == .ok && response.headers[.acceptRanges] == "bytes")
+                return (response.headers[.eTag] ?? "", response.body.readableBytes)
+            }
+            #expect(length > 10_000)
+            try await client.execute(uri: file, method: .get, headers: [.range: "bytes=100-199"]) { response in
+                #expect(response.status == .partialContent && response.body.readableBytes == 100)
+                #expect(response.headers[.contentRange] == "bytes 100-199/\(length)")
+            }
+            try await client.execute(uri: file, method: .get, headers: [.range: "bytes=\(length)-"]) { response in
+                #expect(response.status == .rangeNotSatisfiable && response.headers[.contentRange] == "bytes */\(length)")
+            }
+            try await client.execute(uri: file, method: .get, headers: [.ifNoneMatch: etag]) { response in
+                #expect(response.status == .notModified && response.body.readableBytes == 0)
+            }
+            try await client.execute(uri: file, method: .head) { response in
+                #expect(response.status == .ok && response.body.readableBytes == 0 && response.headers[.contentLength] == "\(length)")
+            }
+            try await client.execute(uri: file.components(separatedBy: "?").first ?? "", method: .get) { response in
+                #expect(response.status == .unauthorized, "a media object without its signature")
+            }
             let token = (playback["hls"] as? String)?.components(separatedBy: "token=").last ?? ""
             try await client.execute(uri: "/hls/\(id)/master-vorbis.m3u8?token=\(token)", method: .get) { response in
                 #expect(response.status == .notFound && Self.errorCode(response) == "not_found")
@@ -170,6 +201,80 @@ struct RouteTests {
             try await client.execute(uri: "/v1/tracks/\(id)", method: .get, headers: setup.bearer(.admin)) { #expect($0.status == .notFound) }
         }
         #expect(try await setup.server.storage.list(prefix: "tracks/").isEmpty)
+    }
+
+    /// The claims of a JWT (its middle part), for the tests that need its `jti`.
+    static func claims(_ token: String) -> [String: Any] {
+        let parts = token.split(separator: ".")
+        guard parts.count == 3 else { return [:] }
+        var base64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64) else { return [:] }
+        return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+    }
+
+    @Test("listing pages with a cursor; a revoked token is refused at once; the API limit answers 429 with Retry-After; metrics, demo and root answer")
+    func listingRevocationAndLimits() async throws {
+        let setup = try await Setup(apiLimit: RateLimit(rate: 0.5, burst: 12))
+        let source = try Fixtures.make("routes-1.wav", source: Fixtures.sourceArguments(seconds: 1), ["-c:a", "pcm_s16le"])
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: source))
+        try await setup.server.application().test(.router) { client in
+            var ids: [String] = []
+            for _ in 0..<2 {
+                try await client.execute(uri: "/v1/tracks", method: .post, headers: setup.bearer(.upload), body: ByteBuffer(bytes: bytes)) { response in
+                    #expect(response.status == .accepted)
+                    ids.append(Self.json(response)["id"] as? String ?? "")
+                }
+            }
+            // Two pages of one, newest first, then the end.
+            let first = try await client.execute(uri: "/v1/tracks?limit=1", method: .get, headers: setup.bearer(.admin)) { Self.json($0) }
+            let firstIDs = (first["tracks"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            let cursor = first["next"] as? String ?? ""
+            #expect(firstIDs == [ids[1]] && cursor == ids[1], "\(first)")
+            let second = try await client.execute(uri: "/v1/tracks?limit=1&after=\(cursor)", method: .get, headers: setup.bearer(.admin)) { Self.json($0) }
+            #expect((second["tracks"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String } == [ids[0]], "\(second)")
+            #expect(second["next"] == nil || second["next"] is NSNull, "\(second)")
+
+            // Revocation: the stream token works, is revoked by an admin, then is refused.
+            let stream = setup.tokens[.stream] ?? ""
+            let jti = Self.claims(stream)["jti"] as? String ?? ""
+            #expect(!jti.isEmpty)
+            try await client.execute(uri: "/v1/tracks/\(ids[0])", method: .get, headers: setup.bearer(.stream)) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/tokens/revoke", method: .post, headers: setup.bearer(.stream),
+                                     body: ByteBuffer(string: #"{"jti":"\#(jti)"}"#)) { #expect($0.status == .forbidden, "revoking needs admin") }
+            var adminJSON = setup.bearer(.admin)
+            adminJSON[.contentType] = "application/json"
+            try await client.execute(uri: "/v1/tokens/revoke", method: .post, headers: adminJSON,
+                                     body: ByteBuffer(string: #"{"jti":"\#(jti)"}"#)) { #expect($0.status == .noContent) }
+            try await client.execute(uri: "/v1/tracks/\(ids[0])", method: .get, headers: setup.bearer(.stream)) { response in
+                #expect(response.status == .unauthorized && Self.errorCode(response) == "unauthorized", "\(String(buffer: response.body))")
+            }
+
+            // The API limit is per token subject, 12 at once then one per 2 s (uploads count
+            // against the upload limit instead): 14 requests in a row meet a 429.
+            var statuses: [HTTPResponse.Status] = []
+            var refused: TestResponse?
+            for _ in 0..<14 {
+                try await client.execute(uri: "/v1/tracks/\(ids[0])", method: .get, headers: setup.bearer(.upload)) { response in
+                    statuses.append(response.status)
+                    if response.status == .tooManyRequests { refused = response }
+                }
+            }
+            #expect(statuses.prefix(12).allSatisfy { $0 == .ok } && statuses.last == .tooManyRequests, "\(statuses)")
+            if let refused {
+                #expect(Self.errorCode(refused) == "rate_limited" && refused.headers[.retryAfter].flatMap { Int($0) } ?? 0 >= 1)
+            }
+            // Another subject has its own allowance.
+            try await client.execute(uri: "/v1/tracks/\(ids[0])", method: .get, headers: setup.bearer(.admin)) { #expect($0.status == .ok) }
+
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .ok && String(buffer: response.body).contains("veza_rate_limited_total"))
+            }
+            try await client.execute(uri: "/demo", method: .get) { response in
+                #expect(response.status == .ok && response.headers[.contentType]?.hasPrefix("text/html") == true)
+            }
+            try await client.execute(uri: "/", method: .get) { #expect([.ok, .found, .seeOther, .temporaryRedirect].contains($0.status)) }
+        }
     }
 
     @Test("the one error mapping: each domain error's status and code")

@@ -27,48 +27,87 @@ enum Signal {
     static let block = 4096 * 2
 }
 
+/// MediaCore's meter over all of `samples`, in 4096-frame blocks.
+func meterWithMediaCore(_ samples: [Float]) -> LoudnessReport {
+    var meter = try! LoudnessMeter(sampleRate: Signal.rate, channelCount: 2)
+    samples.withUnsafeBufferPointer { all in
+        var start = 0
+        while start < all.count {
+            let end = min(all.count, start + Signal.block)
+            meter.process(UnsafeBufferPointer(rebasing: all[start..<end]))
+            start = end
+        }
+    }
+    return meter.report
+}
+
+/// libebur128 over all of `samples` with the same modes: integrated + range + true peak.
+func meterWithLibebur128(_ samples: [Float]) -> Double {
+    let mode = Int32(EBUR128_MODE_I.rawValue | EBUR128_MODE_LRA.rawValue | EBUR128_MODE_TRUE_PEAK.rawValue)
+    var state: UnsafeMutablePointer<ebur128_state>? = ebur128_init(2, UInt(Signal.rate), mode)
+    samples.withUnsafeBufferPointer { all in
+        var start = 0
+        while start < all.count {
+            let end = min(all.count, start + Signal.block)
+            _ = ebur128_add_frames_float(state, all.baseAddress! + start, (end - start) / 2)
+            start = end
+        }
+    }
+    var integrated = 0.0, range = 0.0, peak = 0.0
+    ebur128_loudness_global(state, &integrated)
+    ebur128_loudness_range(state, &range)
+    ebur128_true_peak(state, 0, &peak)
+    ebur128_destroy(&state)
+    return integrated + range + peak
+}
+
+/// The CPU time of this thread in nanoseconds (steadier than wall time on a shared machine).
+func threadCPUNanoseconds() -> Int {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return time.tv_sec * 1_000_000_000 + time.tv_nsec
+}
+
+/// The figure the CI gate holds: how many times faster MediaCore's meter is than libebur128
+/// (×100), both timed in each iteration of one run, so a slower machine moves both alike.
+let speedVersusLibebur128 = BenchmarkMetric.custom("speed vs libebur128 (x100)", polarity: .prefersLarger, useScalingFactor: false)
+
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .cpuTotal],
+        metrics: [.wallClock, .cpuTotal, .mallocCountTotal],
         warmupIterations: 1,
         maxDuration: .seconds(20),
-        maxIterations: 8
+        maxIterations: 8,
+        // The CI gate (make bench-check): allocations may not grow, the loudness meter's speed
+        // against libebur128 may not fall by more than a third (Benchmarks/Thresholds/).
+        thresholds: [
+            .mallocCountTotal: .init(relative: [.p90: 5], absolute: [.p90: 4]),
+            speedVersusLibebur128: .init(relative: [.p90: 33]),
+        ]
     )
     let samples = Signal.samples
 
     Benchmark("Loudness I+LRA+TP 10 min stereo 48 kHz: MediaCore") { benchmark in
         for _ in benchmark.scaledIterations {
-            var meter = try LoudnessMeter(sampleRate: Signal.rate, channelCount: 2)
-            samples.withUnsafeBufferPointer { all in
-                var start = 0
-                while start < all.count {
-                    let end = min(all.count, start + Signal.block)
-                    meter.process(UnsafeBufferPointer(rebasing: all[start..<end]))
-                    start = end
-                }
-            }
-            blackHole(meter.report)
+            blackHole(meterWithMediaCore(samples))
         }
     }
 
     Benchmark("Loudness I+LRA+TP 10 min stereo 48 kHz: libebur128 (reference)") { benchmark in
-        let mode = Int32(EBUR128_MODE_I.rawValue | EBUR128_MODE_LRA.rawValue | EBUR128_MODE_TRUE_PEAK.rawValue)
         for _ in benchmark.scaledIterations {
-            var state: UnsafeMutablePointer<ebur128_state>? = ebur128_init(2, UInt(Signal.rate), mode)
-            samples.withUnsafeBufferPointer { all in
-                var start = 0
-                while start < all.count {
-                    let end = min(all.count, start + Signal.block)
-                    _ = ebur128_add_frames_float(state, all.baseAddress! + start, (end - start) / 2)
-                    start = end
-                }
-            }
-            var integrated = 0.0, range = 0.0, peak = 0.0
-            ebur128_loudness_global(state, &integrated)
-            ebur128_loudness_range(state, &range)
-            ebur128_true_peak(state, 0, &peak)
-            blackHole(integrated + range + peak)
-            ebur128_destroy(&state)
+            blackHole(meterWithLibebur128(samples))
+        }
+    }
+
+    Benchmark("Loudness: MediaCore's speed relative to libebur128",
+              configuration: .init(metrics: [speedVersusLibebur128], warmupIterations: 1, maxDuration: .seconds(30), maxIterations: 6)) { benchmark in
+        for _ in benchmark.scaledIterations {
+            let start = threadCPUNanoseconds()
+            blackHole(meterWithMediaCore(samples))
+            let middle = threadCPUNanoseconds()
+            blackHole(meterWithLibebur128(samples))
+            let end = threadCPUNanoseconds()
+            benchmark.measurement(speedVersusLibebur128, (end - middle) * 100 / max(1, middle - start))
         }
     }
 }

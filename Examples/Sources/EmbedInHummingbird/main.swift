@@ -24,7 +24,7 @@ let check = CommandLine.arguments.contains("--check")
 let app = Application(
     router: router,
     configuration: .init(address: .hostname("127.0.0.1", port: check ? 0 : 8090)),
-    services: [host.workers],
+    services: host.services,
     onServerRunning: { channel in
         let port = channel.localAddress?.port ?? 0
         print("listening on http://127.0.0.1:\(port)")

@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
 import PostgresNIO
+public import ServiceLifecycle
 import Synchronization
 
 /// The ``Catalog`` for many hosts and workers: tracks and the job queue in PostgreSQL
@@ -13,19 +14,20 @@ import Synchronization
 /// versioned migrations (table `veza_schema_migrations`), serialised by an advisory lock so that
 /// hosts starting together do not race. Times are seconds since 1970 (`DOUBLE PRECISION`), as in
 /// ``SQLiteCatalog``, so both stores answer the same questions the same way.
-public final class PostgresCatalog: Catalog {
+public final class PostgresCatalog: Catalog, Service {
     private let client: PostgresClient
-    private let runner: Task<Void, Never>
     private let logger: Logger
+    private let startup = StartupGate(what: "the PostgreSQL catalog")
     private let listeners = Mutex<[@Sendable () -> Void]>([])
-    private let listening = Atomic<Bool>(false)
 
     /// The NOTIFY channel of the job queue.
     static let channel = "veza_jobs"
 
-    /// Connects to `url` (`postgres://user:password@host:port/database`), runs the migrations,
-    /// and returns the catalog. The pool runs until the catalog is released.
-    public static func connect(url: String, logger: Logger = Logger(label: "veza.postgres")) async throws(CatalogError) -> PostgresCatalog {
+    /// Configures the pool for `url` (`postgres://user:password@host:port/database`); nothing
+    /// connects yet. ``run()`` (a ServiceLifecycle `Service`, run by the host's service group)
+    /// runs the pool, applies the migrations and listens for job notifications; queries made
+    /// before the migrations are applied wait for them.
+    public init(url: String, logger: Logger = Logger(label: "veza.postgres")) throws(CatalogError) {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
               let host = components.host, let user = components.user else {
             throw CatalogError(.database, "postgres.url must look like postgres://user:password@host:port/database")
@@ -35,22 +37,32 @@ public final class PostgresCatalog: Catalog {
             host: host, port: components.port ?? 5432, username: user, password: components.password,
             database: database.isEmpty ? nil : database, tls: .disable)
         configuration.options.maximumConnections = 8
-        let catalog = PostgresCatalog(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
-        do {
-            try await catalog.migrate()
-        } catch {
-            throw CatalogError(.database, "cannot open the PostgreSQL catalog at \(host): \(String(reflecting: error))")
-        }
-        return catalog
-    }
-
-    private init(client: PostgresClient, logger: Logger) {
-        self.client = client
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
-        runner = Task { await client.run() }
     }
 
-    deinit { runner.cancel() }
+    /// Runs the connection pool, applies the migrations (queries wait until they are), then
+    /// listens for job notifications until graceful shutdown. Put it before the services that
+    /// use the catalog in a `ServiceGroup` (``StreamHostServer/services`` does) so that it stops
+    /// after them. Throws when the database cannot be reached or migrated at start-up.
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            do {
+                try await migrate()
+            } catch {
+                let failure = CatalogError(.database, "cannot open the PostgreSQL catalog: \(String(reflecting: error))")
+                startup.fail(failure)
+                throw failure
+            }
+            startup.open()
+            group.addTask { await self.relayJobNotifications() }
+            // Stop when the group shuts down gracefully (the services that use the catalog are
+            // stopped first) or is cancelled.
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+    }
 
     // MARK: Migrations
 
@@ -118,7 +130,9 @@ public final class PostgresCatalog: Catalog {
 
     // MARK: Helpers
 
-    private func run<T: Sendable>(_ body: () async throws -> T) async throws(CatalogError) -> T {
+    /// Runs one database call once the catalog is migrated, as the catalog's typed error.
+    private func perform<T: Sendable>(_ body: () async throws -> T) async throws(CatalogError) -> T {
+        try await startup.wait()
         do {
             return try await body()
         } catch let error as CatalogError {
@@ -173,7 +187,7 @@ public final class PostgresCatalog: Catalog {
 
     public func insert(track: TrackRecord, job: JobRecord, idempotencyKey: String?, maxQueueDepth: Int) async throws(CatalogError) -> InsertOutcome {
         let logger = self.logger
-        return try await run {
+        return try await perform {
             try await client.withTransaction(logger: logger) { connection -> InsertOutcome in
                 // Serialise enqueues so the depth limit and the idempotency key hold across hosts.
                 try await connection.query("SELECT pg_advisory_xact_lock(7446012)", logger: logger)
@@ -204,20 +218,20 @@ public final class PostgresCatalog: Catalog {
     }
 
     public func track(idempotencyKey: String) async throws(CatalogError) -> TrackRecord? {
-        try await run {
+        try await perform {
             try await Self.first(try await client.query(
                 "SELECT \(unescaped: Self.trackColumns) FROM track WHERE idempotency_key = \(idempotencyKey)", logger: logger), Self.track)
         }
     }
 
     public func track(id: String) async throws(CatalogError) -> TrackRecord? {
-        try await run {
+        try await perform {
             try await Self.first(try await client.query("SELECT \(unescaped: Self.trackColumns) FROM track WHERE id = \(id)", logger: logger), Self.track)
         }
     }
 
     public func tracks(limit: Int, after cursor: String?) async throws(CatalogError) -> [TrackRecord] {
-        try await run {
+        try await perform {
             if let cursor {
                 return try await Self.all(try await client.query("""
                     SELECT \(unescaped: Self.trackColumns) FROM track t
@@ -233,7 +247,7 @@ public final class PostgresCatalog: Catalog {
 
     public func deleteTrack(id: String) async throws(CatalogError) -> Bool {
         let logger = self.logger
-        return try await run {
+        return try await perform {
             try await client.withTransaction(logger: logger) { connection -> Bool in
                 try await connection.query("DELETE FROM job WHERE track_id = \(id)", logger: logger)
                 let deleted = try await Self.first(try await connection.query(
@@ -244,14 +258,14 @@ public final class PostgresCatalog: Catalog {
     }
 
     public func activeJobCount() async throws(CatalogError) -> Int {
-        try await run {
+        try await perform {
             try await Self.first(try await client.query(
                 "SELECT COUNT(*)::BIGINT FROM job WHERE state IN ('queued', 'running')", logger: logger)) { try $0.decode(Int.self) } ?? 0
         }
     }
 
     public func job(id: String) async throws(CatalogError) -> JobRecord? {
-        try await run {
+        try await perform {
             try await Self.first(try await client.query("SELECT \(unescaped: Self.jobColumns) FROM job WHERE id = \(id)", logger: logger), Self.job)
         }
     }
@@ -259,7 +273,7 @@ public final class PostgresCatalog: Catalog {
     public func claimJob(owner: String, leaseSeconds: Double, now: Date) async throws(CatalogError) -> JobRecord? {
         let t = now.timeIntervalSince1970
         let logger = self.logger
-        return try await run {
+        return try await perform {
             try await client.withTransaction(logger: logger) { connection -> JobRecord? in
                 guard let job = try await Self.first(try await connection.query("""
                     WITH next AS (
@@ -284,7 +298,7 @@ public final class PostgresCatalog: Catalog {
         let t = now.timeIntervalSince1970
         let clamped = min(max(progress, 0), 100)
         let logger = self.logger
-        return try await run {
+        return try await perform {
             try await client.withTransaction(logger: logger) { connection -> Bool in
                 let held = try await Self.first(try await connection.query("""
                     UPDATE job SET lease_expires_at = \(t + leaseSeconds) WHERE id = \(jobID) AND lease_owner = \(owner) AND state = 'running'
@@ -302,7 +316,7 @@ public final class PostgresCatalog: Catalog {
     public func complete(jobID: String, owner: String, version: Int, manifestJSON: String, now: Date) async throws(CatalogError) -> Bool {
         let t = now.timeIntervalSince1970
         let logger = self.logger
-        return try await run {
+        return try await perform {
             try await client.withTransaction(logger: logger) { connection -> Bool in
                 let done = try await Self.first(try await connection.query("""
                     UPDATE job SET state = 'done', lease_owner = NULL, lease_expires_at = NULL
@@ -321,7 +335,7 @@ public final class PostgresCatalog: Catalog {
     public func fail(jobID: String, owner: String, error: String, retryAt: Date?, now: Date) async throws(CatalogError) -> JobState {
         let t = now.timeIntervalSince1970
         let logger = self.logger
-        return try await run {
+        return try await perform {
             try await client.withTransaction(logger: logger) { connection -> JobState in
                 guard let job = try await Self.first(try await connection.query(
                     "SELECT \(unescaped: Self.jobColumns) FROM job WHERE id = \(jobID) AND lease_owner = \(owner) FOR UPDATE", logger: logger), Self.job)
@@ -348,7 +362,7 @@ public final class PostgresCatalog: Catalog {
 
     public func release(jobID: String, owner: String) async throws(CatalogError) {
         let logger = self.logger
-        try await run {
+        try await perform {
             try await client.withTransaction(logger: logger) { connection in
                 let released = try await Self.first(try await connection.query("""
                     UPDATE job SET state = 'queued', attempts = GREATEST(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL
@@ -363,14 +377,14 @@ public final class PostgresCatalog: Catalog {
     }
 
     public func check() async throws(CatalogError) {
-        _ = try await run { try await Self.first(try await client.query("SELECT 1::BIGINT", logger: logger)) { try $0.decode(Int.self) } }
+        _ = try await perform { try await Self.first(try await client.query("SELECT 1::BIGINT", logger: logger)) { try $0.decode(Int.self) } }
     }
 
     public func revoke(tokenID: String, expiresAt: Date) async throws(CatalogError) {
         let expires = expiresAt.timeIntervalSince1970
         let now = Date().timeIntervalSince1970
         let logger = self.logger
-        try await run {
+        try await perform {
             try await client.withTransaction(logger: logger) { connection in
                 try await connection.query("DELETE FROM revoked_token WHERE expires_at < \(now)", logger: logger)
                 try await connection.query("""
@@ -382,34 +396,34 @@ public final class PostgresCatalog: Catalog {
     }
 
     public func isRevoked(tokenID: String) async throws(CatalogError) -> Bool {
-        try await run {
+        try await perform {
             try await Self.first(try await client.query("SELECT 1::BIGINT FROM revoked_token WHERE jti = \(tokenID)", logger: logger)) { _ in true } ?? false
         }
     }
 
-    /// Calls `handler` whenever a job is enqueued or released anywhere (`LISTEN veza_jobs`);
-    /// the listening connection is re-established after a failure.
+    /// Calls `handler` whenever a job is enqueued or released anywhere (`LISTEN veza_jobs`,
+    /// relayed while the catalog runs).
     public func onJobAvailable(_ handler: @escaping @Sendable () -> Void) {
         listeners.withLock { $0.append(handler) }
-        guard !listening.exchange(true, ordering: .relaxed) else { return }
-        let client = self.client
-        let logger = self.logger
-        Task { [weak self] in
-            while !Task.isCancelled, self != nil {
-                do {
-                    try await client.withConnection { connection in
-                        try await connection.listen(on: Self.channel) { notifications in
-                            for try await _ in notifications {
-                                guard let self else { return }
-                                for listener in self.listeners.withLock({ $0 }) { listener() }
-                            }
+    }
+
+    /// Holds one connection listening on ``channel`` and calls the handlers on each
+    /// notification; re-established a second after a failure, until cancelled.
+    private func relayJobNotifications() async {
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: Self.channel) { notifications in
+                        for try await _ in notifications {
+                            for listener in self.listeners.withLock({ $0 }) { listener() }
                         }
                     }
-                } catch {
-                    logger.warning("job notifications interrupted; reconnecting", metadata: ["error": "\(error)"])
                 }
-                try? await Task.sleep(for: .seconds(1))
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("job notifications interrupted; reconnecting", metadata: ["error": "\(error)"])
             }
+            try? await Task.sleep(for: .seconds(1))
         }
     }
 }

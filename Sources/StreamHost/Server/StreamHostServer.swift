@@ -6,7 +6,7 @@ import NIOCore
 import NIOPosix
 import HTTPTypes
 import Prometheus
-import ServiceLifecycle
+public import ServiceLifecycle
 import UnixSignals
 
 /// The embedded host: local-disk storage and a SQLite catalog under the data directory, the
@@ -18,7 +18,7 @@ import UnixSignals
 /// ```
 ///
 /// To embed the API in another Hummingbird app, call ``register(on:)`` on its router and add
-/// ``workers`` to its services.
+/// ``services`` to its services.
 public struct StreamHostServer: Sendable {
     public let configuration: HostConfiguration
     public let storage: any ObjectStorage
@@ -54,7 +54,7 @@ public struct StreamHostServer: Sendable {
         let storage: any ObjectStorage = try configuration.s3.map { try S3Storage(configuration: $0) }
             ?? LocalDiskStorage(root: data + "/objects")
         let catalog: any Catalog = if let url = configuration.postgresURL {
-            try await PostgresCatalog.connect(url: url, logger: logger)
+            try PostgresCatalog(url: url, logger: logger)
         } else {
             try SQLiteCatalog(path: data + "/catalog.sqlite")
         }
@@ -81,6 +81,31 @@ public struct StreamHostServer: Sendable {
         self.temporaryDirectory = temporaryDirectory
         let pipeline = IngestPipeline(storage: storage, stagingDirectory: stagingDirectory, ladder: configuration.ladder)
         workers = WorkerPool(catalog: catalog, pipeline: pipeline, configuration: configuration, logger: logger, metrics: metrics)
+    }
+
+    /// What runs beside the listener, in start-up order (a `ServiceGroup` stops them in
+    /// reverse): the catalog when it is a service (``PostgresCatalog`` runs its pool, migrations
+    /// and job notifications), then the ``workers``.
+    public var services: [any Service] {
+        var services: [any Service] = []
+        if let catalog = catalog as? any Service { services.append(catalog) }
+        services.append(workers)
+        return services
+    }
+
+    /// Runs ``services`` (without a listener) while `body` runs, then shuts them down gracefully
+    /// (running jobs give their leases back): for jobs and tools that use the host's catalog and
+    /// workers in process, such as `streamhost ingest` without `--server`.
+    public func withServices<T>(_ body: () async throws -> T) async throws -> T {
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return try result.get()
+        }
     }
 
     /// Adds every route of the host to `router` (a `Router` or a group of one, in another
@@ -174,7 +199,7 @@ public struct StreamHostServer: Sendable {
             // A deep accept queue: thousands of listeners connect within seconds of a release (the
             // kernel caps it at net.core.somaxconn).
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName, backlog: 4096),
-            services: [workers],
+            services: services,
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             eventLoopGroupProvider: configuration.eventLoops > 0
                 ? .shared(MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)) : .singleton,
@@ -182,10 +207,10 @@ public struct StreamHostServer: Sendable {
         )
     }
 
-    /// Runs only the worker pool (no listener) until SIGTERM or SIGINT, which give running jobs
-    /// back to the queue: the body of `streamhost worker`.
+    /// Runs ``services`` (the worker pool and the catalog, no listener) until SIGTERM or SIGINT,
+    /// which give running jobs back to the queue: the body of `streamhost worker`.
     public func runWorkers() async throws {
-        let group = ServiceGroup(configuration: .init(services: [workers], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 

@@ -1,0 +1,1 @@
+../Examples/Sources/EmbedInHummingbird/main.swift

@@ -1,0 +1,1 @@
+../Examples/Sources/ManifestOnly/main.swift

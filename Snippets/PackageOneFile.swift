@@ -1,0 +1,1 @@
+../Examples/Sources/PackageOneFile/main.swift
