@@ -65,6 +65,7 @@ bench-check: deps
 # Records the current figures as the thresholds (after an intended change; commit the files).
 bench-thresholds: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark thresholds update $(BENCH_GATED) --no-progress
+	python3 scripts/bench-thresholds.py Benchmarks/Thresholds
 
 # The host end to end over HTTP (issue 6): upload → ready, jobs per minute.
 bench-host: deps
