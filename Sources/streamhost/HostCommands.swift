@@ -249,7 +249,7 @@ struct Token: AsyncParsableCommand {
         discussion: "Uses the configuration (--config, VEZA_…) and the data directory's secrets.json, like `serve`. Prints the token on standard output and its claims on standard error."
     )
 
-    @Option(parsing: .upToNextOption, help: "Scopes: upload, stream, admin. Default stream.") var scope: [String] = ["stream"]
+    @Option(parsing: .upToNextOption, help: "Scopes: upload, stream, admin, live. Default stream.") var scope: [String] = ["stream"]
     @Option(help: "Lifetime, e.g. 90s, 15m, 1h, 7d. Default 1h.") var ttl: String = "1h"
     @Option(help: "Subject (sub). Default: operator.") var subject: String = "operator"
     @Option(help: "Restrict the token to one track (trk claim).") var track: String?
@@ -263,7 +263,7 @@ struct Token: AsyncParsableCommand {
         let auth = try await HostAuth(configuration: configuration.auth,
                                       secrets: try HostSecrets.loadOrCreate(dataDirectory: configuration.dataDirectory), catalog: nil)
         let scopes = try scope.map { word in
-            guard let scope = AccessScope(rawValue: word) else { throw ValidationError("unknown scope \(word): use upload, stream or admin") }
+            guard let scope = AccessScope(rawValue: word) else { throw ValidationError("unknown scope \(word): use upload, stream, admin or live") }
             return scope
         }
         let now = Date()

@@ -23,10 +23,15 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
 
     public var description: String { "\(status.code) \(code): \(message)" }
 
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
+    /// The JSON body: `{"error":{"code":…,"message":…}}`.
+    var jsonBody: Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let data = (try? encoder.encode(ErrorBody(error: .init(code: code, message: message)))) ?? Data("{}".utf8)
+        return (try? encoder.encode(ErrorBody(error: .init(code: code, message: message)))) ?? Data("{}".utf8)
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let data = jsonBody
         var headers = self.headers
         headers[.contentType] = "application/json; charset=utf-8"
         headers[.cacheControl] = "no-store"

@@ -13,6 +13,8 @@ public enum AccessScope: String, Sendable, Hashable, CaseIterable, Codable {
     case stream
     /// Everything, including `DELETE /v1/tracks/{id}` and token revocation.
     case admin
+    /// A live source: `PUT /live/{mount}` (or `SOURCE`) and its metadata updates.
+    case live
 }
 
 /// The claims of an access token `streamhost token` mints and the API accepts.

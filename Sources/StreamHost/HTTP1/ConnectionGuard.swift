@@ -186,6 +186,23 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(data, promise: promise)
     }
 
+    /// A handler in front took the connection over for something other than HTTP requests (a
+    /// live source, ``LiveSourceHandler``), which keeps deadlines of its own: the request
+    /// deadlines stop; the connection still counts against its address's cap.
+    struct TakenOver {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is TakenOver {
+            timer?.cancel()
+            timer = nil
+            timerAt = nil
+            headDue = nil
+            sendDue = nil
+            bodyDue = nil
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil

@@ -16,7 +16,8 @@ import Synchronization
 /// added in front of its HTTP types codec, which is replaced by ``OriginFormHTTPServerCodec``,
 /// and the router's connection loop started only when a request of the connection needs it:
 ///
-///     HTTP/1 decoder and encoder → ConnectionGuard → PlaybackFastPathHandler
+///     LiveSourceHandler (until the first bytes show an HTTP request, not a live source)
+///         → HTTP/1 decoder and encoder → ConnectionGuard → PlaybackFastPathHandler
 ///         → OriginFormHTTPServerCodec → ContinueHandler → HTTPConnectionStateHandler → router
 ///
 /// Hummingbird runs one task per connection whose async frames stay allocated for as long as
@@ -36,11 +37,15 @@ struct PlaybackHTTP1Channel: ServerChildChannel {
     let makeGuard: @Sendable () -> ConnectionGuard
     /// SO_SNDBUF of each connection (0: the kernel's autotuning).
     let sendBuffer: Int
+    /// What a live source's connection needs (``LiveSourceHandler`` looks at every connection's
+    /// first bytes, in front of the HTTP decoder).
+    let liveSources: LiveSourceHandler.Dependencies
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let fastPath = self.fastPath
         let makeGuard = self.makeGuard
         let sendBuffer = self.sendBuffer
+        let liveSources = self.liveSources
         return http1.setup(channel: channel, logger: logger).flatMapThrowing { connection in
             if sendBuffer > 0 {
                 try channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(sendBuffer))
@@ -56,6 +61,7 @@ struct PlaybackHTTP1Channel: ServerChildChannel {
             let fastPathHandler = PlaybackFastPathHandler(fastPath: fastPath, routerNeeded: routerNeeded)
             try pipeline.addHandler(fastPathHandler, position: .before(codec))
             try pipeline.addHandler(makeGuard(), position: .before(fastPathHandler))
+            try pipeline.addHandler(LiveSourceHandler(dependencies: liveSources), position: .first)
             return Value(connection: connection, routerNeeded: routerNeeded.futureResult)
         }
     }

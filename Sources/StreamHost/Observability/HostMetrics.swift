@@ -19,6 +19,11 @@ public final class HostMetrics: Sendable {
     let streamStart: DurationHistogram
     let jobDuration: DurationHistogram
     let transcodeFailures: Counter
+    let liveSources: Gauge
+    let liveListeners: Gauge
+    let liveBytesInTotal: Counter
+    let liveBytesOutTotal: Counter
+    let liveListenersDropped: Counter
     private let requestBuckets: [Duration] = [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
                                               .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
                                               .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
@@ -43,10 +48,30 @@ public final class HostMetrics: Sendable {
         transcodeFailures = registry.makeCounter(descriptor: .init(
             namespace: "veza", subsystem: "transcode", metricName: "failures", unitName: "total",
             helpText: "Transcode attempts that failed (retried or dead-lettered)."))
+        liveSources = registry.makeGauge(descriptor: .init(
+            namespace: "veza", subsystem: "live", metricName: "sources", unitName: "",
+            helpText: "Live sources connected now."))
+        liveListeners = registry.makeGauge(descriptor: .init(
+            namespace: "veza", subsystem: "live", metricName: "listeners", unitName: "",
+            helpText: "Live listeners connected now (ICY mounts)."), labels: [("protocol", "icy")])
+        liveBytesInTotal = registry.makeCounter(descriptor: .init(
+            namespace: "veza", subsystem: "live", metricName: "bytes_in", unitName: "total",
+            helpText: "Bytes received from live sources."))
+        liveBytesOutTotal = registry.makeCounter(descriptor: .init(
+            namespace: "veza", subsystem: "live", metricName: "bytes_out", unitName: "total",
+            helpText: "Bytes of live audio written to listeners."))
+        liveListenersDropped = registry.makeCounter(descriptor: .init(
+            namespace: "veza", subsystem: "live", metricName: "listeners_dropped", unitName: "total",
+            helpText: "Live listeners disconnected because they fell too far behind the live edge."))
     }
 
     /// Labelled handles already made (the registry would rebuild names and labels on each call).
     private let handles = Mutex<[String: (Counter, DurationHistogram?)]>([:])
+
+    /// A labelled counter made once per `kind` and `label`.
+    func labelled(_ kind: String, _ label: String, make: () -> Counter) -> Counter {
+        handle("\(kind)\u{0}\(label)") { (make(), nil) }.0
+    }
 
     private func handle(_ key: String, make: () -> (Counter, DurationHistogram?)) -> (Counter, DurationHistogram?) {
         if let found = handles.withLock({ $0[key] }) { return found }

@@ -60,6 +60,8 @@ public struct HostConfiguration: Sendable {
     public var auth = AuthConfiguration()
     /// Rate limits, connection caps and header deadlines.
     public var limits = LimitsConfiguration()
+    /// Live mounts: sources, listeners (`live.…`).
+    public var live = LiveConfiguration()
     /// Object storage (`storage.backend`: `local` (default, under the data directory) or `s3`
     /// with the `s3.*` keys).
     public var s3: S3Configuration?
@@ -123,6 +125,8 @@ public struct HostConfiguration: Sendable {
         pacingBurstSeconds = max(0, reader.double(forKey: "delivery.pacing.burstSeconds", default: pacingBurstSeconds))
         auth = AuthConfiguration(reader: reader)
         limits = LimitsConfiguration(reader: reader)
+        live = LiveConfiguration(reader: reader)
+        problems += live.problems
         if reader.string(forKey: "storage.backend", default: "local") == "s3" {
             var s3 = S3Configuration(
                 endpoint: reader.string(forKey: "s3.endpoint", default: "https://s3.amazonaws.com"),

@@ -36,6 +36,8 @@ public struct StreamHostServer: Sendable {
     let manifests: ManifestCache
     /// Per-address and per-subject rate limits.
     let rateLimits: RateLimitPolicy
+    /// Live mounts: their sources and listeners.
+    let live: LiveMounts
 
     /// Opens the configured backends (the embedded default: `objects/` and `catalog.sqlite` under
     /// `configuration.dataDirectory`; S3 and PostgreSQL when configured) with `tmp/` (uploads
@@ -75,6 +77,7 @@ public struct StreamHostServer: Sendable {
         self.metrics = metrics
         objectCache = ObjectCache(capacityBytes: configuration.objectCacheBytes)
         manifests = ManifestCache()
+        live = LiveMounts(configuration: configuration.live)
         self.storage = storage
         self.catalog = catalog
         self.logger = logger
@@ -113,6 +116,7 @@ public struct StreamHostServer: Sendable {
     /// error mapping (``APIError/init(mapping:)``), whatever middleware the router has.
     public func register<Context: RequestContext>(on parent: some RouterMethods<Context>) {
         let router = parent.group().add(middleware: ErrorMappingMiddleware<Context>())
+        LiveRoutes(mounts: live, auth: auth, metrics: metrics).register(on: router)
         let workers = self.workers
         let cache = objectCache
         let manifests = self.manifests
@@ -187,6 +191,7 @@ public struct StreamHostServer: Sendable {
             // timer per connection doubled the event loop's timer heap.
             idleTimeout: nil)
         let serverName = "veza-stream"
+        let liveSources = LiveSourceHandler.Dependencies(mounts: live, auth: auth, metrics: metrics, logger: logger)
         let fastPath = PlaybackFastPath(delivery: deliveryRoutes(), cache: objectCache, manifests: manifests, policy: rateLimits,
                                         clientAddresses: clientAddresses, metrics: metrics, logger: logger, serverName: serverName)
         return Application(
@@ -194,7 +199,7 @@ public struct StreamHostServer: Sendable {
             // HTTP/1.1, with hot playback requests answered on the event loop (PlaybackFastPath).
             server: HTTPServerBuilder { responder in
                 PlaybackHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1), fastPath: fastPath,
-                                     makeGuard: makeGuard, sendBuffer: limits.sendBuffer)
+                                     makeGuard: makeGuard, sendBuffer: limits.sendBuffer, liveSources: liveSources)
             },
             // A deep accept queue: thousands of listeners connect within seconds of a release (the
             // kernel caps it at net.core.somaxconn).

@@ -1,0 +1,82 @@
+public import Configuration
+
+/// One live mount: where a source client connects (`PUT /live/{name}`, or Icecast's legacy
+/// `SOURCE /{name}`) and listeners listen (`GET /live/{name}`).
+public struct LiveMountConfiguration: Sendable, Hashable, Codable {
+    /// The mount's name: letters, digits, `-`, `_` and `.`, 1–64 characters.
+    public var name: String
+    /// The password a source gives with HTTP basic auth (any user name, as Icecast: usually
+    /// `source`). Empty: only a bearer token with the `live` scope opens the mount.
+    public var sourcePassword: String
+    /// Whether a second source takes the mount over (the first is disconnected) instead of
+    /// being refused with 409.
+    public var takeover: Bool
+
+    public init(name: String, sourcePassword: String, takeover: Bool = false) {
+        self.name = name
+        self.sourcePassword = sourcePassword
+        self.takeover = takeover
+    }
+
+    /// Whether `name` is a usable mount name.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64
+            && name.utf8.allSatisfy { $0.isASCIIAlphanumeric || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }
+            && !name.hasPrefix(".")
+    }
+}
+
+/// Live ingest and listener mounts (`live.…` keys).
+public struct LiveConfiguration: Sendable, Hashable {
+    /// The mounts known at start-up (`live.mounts`: `name:password` entries, `name:password:takeover`
+    /// for a mount a new source takes over; `VEZA_LIVE_MOUNTS="radio:secret,talk:other"`).
+    public var mounts: [LiveMountConfiguration] = []
+    /// Bytes of the most recent audio sent to a listener at once on connect, so that playback
+    /// starts without waiting (Icecast's `burst-size`, 64 KiB by default).
+    public var burstBytes: Int = 64 << 10
+    /// How far a listener may fall behind the live edge, in bytes queued for it, before it is
+    /// disconnected (never buffered without bound).
+    public var listenerLagBytes: Int = 512 << 10
+    /// How far ahead of real time a source may send, in seconds of audio, before it is slowed by
+    /// back-pressure (the socket is not read until real time catches up).
+    public var sourceBurstSeconds: Double = 4
+    /// A source that sends nothing for this long is disconnected (Icecast's `source-timeout`).
+    public var sourceTimeout: Double = 10
+    /// Bytes of audio between two ICY metadata blocks for listeners who ask for them.
+    public var icyMetaInterval: Int = 16_000
+    /// Most bytes a source may send before its first whole frame is found: past it, the stream
+    /// is refused as not being the declared format.
+    public var maxUnsyncedBytes: Int = 64 << 10
+
+    /// Whether a source holding a token with the `live` scope creates an unknown mount by
+    /// connecting to it (`live.createMountsOnConnect`); otherwise it gets 404.
+    public var createMountsOnConnect = false
+
+    /// Entries of `live.mounts` that could not be read.
+    public var problems: [String] = []
+
+    public init() {}
+
+    public init(reader: ConfigReader) {
+        for entry in reader.stringArray(forKey: "live.mounts", default: []) {
+            let parts = entry.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+            guard parts.count >= 2, LiveMountConfiguration.isValidName(parts[0]) else {
+                problems.append("live.mounts: '\(entry.prefix(80))' is not name:password (name of letters, digits, - _ .)")
+                continue
+            }
+            mounts.append(LiveMountConfiguration(name: parts[0], sourcePassword: parts[1], takeover: parts.count == 3 && parts[2] == "takeover"))
+        }
+        createMountsOnConnect = reader.bool(forKey: "live.createMountsOnConnect", default: createMountsOnConnect)
+        burstBytes = max(0, reader.int(forKey: "live.burstBytes", default: burstBytes))
+        listenerLagBytes = max(16 << 10, reader.int(forKey: "live.listenerLagBytes", default: listenerLagBytes))
+        sourceBurstSeconds = max(0.5, reader.double(forKey: "live.sourceBurstSeconds", default: sourceBurstSeconds))
+        sourceTimeout = max(1, reader.double(forKey: "live.sourceTimeout", default: sourceTimeout))
+        icyMetaInterval = min(max(256, reader.int(forKey: "live.icyMetaInterval", default: icyMetaInterval)), 65_536)
+    }
+}
+
+extension UInt8 {
+    var isASCIIAlphanumeric: Bool {
+        (0x30...0x39).contains(self) || (0x41...0x5A).contains(self) || (0x61...0x7A).contains(self)
+    }
+}

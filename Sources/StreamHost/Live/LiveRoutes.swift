@@ -1,0 +1,212 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MediaCore
+import NIOCore
+import StreamKit
+
+/// The live routes the router serves (sources arrive before the router: ``LiveSourceHandler``):
+///
+/// - `GET /live/{mount}` (or `{mount}.mp3|.aac|.ogg` matching the source): an ICY listener
+///   mount, as Icecast serves it: one continuous body in the source's format, the burst of
+///   recent audio first, `icy-metaint` and `StreamTitle` blocks for clients that send
+///   `Icy-MetaData: 1`, `icy-name`/`icy-genre`/`icy-description`/`icy-pub`/`icy-br`.
+/// - `GET /admin/metadata?mount=/{mount}&mode=updinfo&song=…`: Icecast's title update, with the
+///   mount's source credentials (basic auth) or a `live`-scope token.
+/// - `GET /v1/live`, `GET /v1/live/{mount}`: mounts and their state; `POST /v1/live` creates a
+///   mount and `DELETE /v1/live/{mount}` ends one (admin).
+struct LiveRoutes: Sendable {
+    let mounts: LiveMounts
+    let auth: HostAuth
+    let metrics: HostMetrics
+
+    func register<Context: RequestContext>(on router: some RouterMethods<Context>) {
+        router.get("/live/:mount") { request, context in
+            try self.listen(request, name: context.parameters.get("mount") ?? "")
+        }
+        router.get("/admin/metadata") { request, _ in
+            try await self.updateMetadata(request)
+        }
+        router.get("/v1/live") { request, _ in
+            try await auth.requireAny([.stream, .live], request)
+            return MountList(mounts: mounts.all.map { MountResource($0) })
+        }
+        router.get("/v1/live/:mount") { request, context in
+            try await auth.requireAny([.stream, .live], request)
+            guard let mount = mounts.mount(context.parameters.get("mount") ?? "") else { throw APIError.notFound("no live mount") }
+            return MountResource(mount)
+        }
+        router.post("/v1/live") { request, context in
+            try await auth.require(.admin, request)
+            let body = try await request.decode(as: NewMount.self, context: context)
+            guard LiveMountConfiguration.isValidName(body.name) else {
+                throw APIError(.badRequest, code: "bad_request", "a mount name is 1–64 letters, digits, - _ or .")
+            }
+            guard body.sourcePassword.utf8.count >= 8 || body.sourcePassword.isEmpty else {
+                throw APIError(.badRequest, code: "bad_request", "a source password has at least 8 characters (or none: token sources only)")
+            }
+            do {
+                let mount = try mounts.create(LiveMountConfiguration(name: body.name, sourcePassword: body.sourcePassword, takeover: body.takeover ?? false))
+                return EditedResponse(status: .created, headers: [.location: "/v1/live/\(mount.name)"], response: MountResource(mount))
+            } catch {
+                throw APIError(.conflict, code: "mount_exists", "a mount named \(body.name) exists")
+            }
+        }
+        router.delete("/v1/live/:mount") { request, context in
+            try await auth.require(.admin, request)
+            guard mounts.remove(context.parameters.get("mount") ?? "") else { throw APIError.notFound("no live mount") }
+            return Response(status: .noContent)
+        }
+    }
+
+    // MARK: Listening
+
+    private func listen(_ request: Request, name: String) throws -> Response {
+        var mountName = name
+        var wanted: LiveStreamFormat?
+        for (suffix, format) in [(".mp3", LiveStreamFormat.mpegAudio), (".aac", .adts), (".ogg", .ogg), (".opus", .ogg)] where name.hasSuffix(suffix) {
+            mountName = String(name.dropLast(suffix.count))
+            wanted = format
+        }
+        guard let mount = mounts.mount(mountName) else { throw APIError.notFound("no live mount \(mountName.prefix(64))") }
+        guard let (listener, source) = mount.addListener() else {
+            throw APIError(.notFound, code: "not_live", "mount \(mount.name) has no source now")
+        }
+        if let wanted, wanted != source.format {
+            mount.removeListener(listener)
+            throw APIError.notFound("mount \(mount.name) is \(source.format.contentType), not \(wanted.contentType)")
+        }
+        let interval = request.headers[HTTPField.Name("Icy-MetaData")!] == "1" ? mounts.configuration.icyMetaInterval : nil
+        var headers: HTTPFields = [.contentType: source.format.contentType, .cacheControl: "no-cache, no-store"]
+        func set(_ name: String, _ value: String?) {
+            if let value, !value.isEmpty, let field = HTTPField.Name(name) {
+                headers[field] = String(value.unicodeScalars.filter { $0.isASCII && $0.value >= 0x20 }.prefix(200).map(Character.init))
+            }
+        }
+        set("icy-name", source.name ?? mount.name)
+        set("icy-genre", source.genre)
+        set("icy-description", source.description)
+        set("icy-pub", source.isPublic ? "1" : "0")
+        set("icy-br", source.bitrate?.split(separator: ";").first { $0.hasPrefix("bitrate=") || $0.allSatisfy(\.isNumber) }
+            .map { String($0.split(separator: "=").last ?? "") })
+        if let interval { set("icy-metaint", String(interval)) }
+        let metrics = self.metrics
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            metrics.liveListenerJoined()
+            var interleaver = interval.map { ICYMetadataInterleaver(interval: $0) }
+            do {
+                for await buffer in listener.buffers {
+                    listener.consumed(buffer.readableBytes)
+                    if var icy = interleaver {
+                        for piece in icy.interleave(count: buffer.readableBytes, title: mount.title) {
+                            switch piece {
+                            case .audio(let range):
+                                try await writer.write(buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count)!)
+                            case .metadata(let block):
+                                try await writer.write(ByteBuffer(bytes: block))
+                            }
+                        }
+                        interleaver = icy
+                    } else {
+                        try await writer.write(buffer)
+                    }
+                    metrics.liveBytesOut(buffer.readableBytes)
+                }
+            } catch {
+                // The listener went away.
+            }
+            mount.removeListener(listener)
+            metrics.liveListenerLeft(dropped: listener.wasDropped)
+            try? await writer.finish(nil)
+        })
+    }
+
+    // MARK: Icecast's admin metadata
+
+    private func updateMetadata(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        let name = String((query.get("mount") ?? "").drop { $0 == "/" })
+        let mountName = name.hasPrefix("live/") ? String(name.dropFirst(5)) : name
+        guard let mount = mounts.mount(mountName) else { throw APIError.notFound("no live mount \(mountName.prefix(64))") }
+        try await authoriseSource(request, mount: mount)
+        guard query.get("mode") == "updinfo" else {
+            throw APIError(.badRequest, code: "bad_request", "only mode=updinfo is supported")
+        }
+        guard let song = query.get("song"), !song.isEmpty, song.utf8.count <= 1024 else {
+            throw APIError(.badRequest, code: "bad_request", "song must be 1–1024 bytes")
+        }
+        mount.setTitle(song)
+        let xml = "<?xml version=\"1.0\"?>\n<iceresponse><message>Metadata update successful</message><return>1</return></iceresponse>\n"
+        return Response(status: .ok, headers: [.contentType: "text/xml; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: xml)))
+    }
+
+    /// The mount's source password (basic auth) or a token with the `live` scope.
+    private func authoriseSource(_ request: Request, mount: LiveMount) async throws {
+        if let field = request.headers[.authorization], field.lowercased().hasPrefix("basic ") {
+            let head = SourceRequestHead(method: .put, path: "/", version: "HTTP/1.1", fields: [("authorization", field)])
+            guard case .basic(_, let password)? = head.credentials, !mount.configuration.sourcePassword.isEmpty,
+                  constantTimeEqual(Array(password.utf8), Array(mount.configuration.sourcePassword.utf8)) else {
+                throw LiveSourceHandler.unauthorised("wrong source credentials for \(mount.name)")
+            }
+            return
+        }
+        guard try await auth.authenticate(request)?.allows(.live) == true else {
+            throw LiveSourceHandler.unauthorised("updating a mount's metadata needs its source credentials or a live token")
+        }
+    }
+}
+
+/// `POST /v1/live`'s body.
+struct NewMount: Decodable, Sendable {
+    var name: String
+    var sourcePassword: String
+    var takeover: Bool?
+}
+
+/// A live mount as the API shows it (never its source password).
+struct MountResource: ResponseEncodable, Sendable {
+    struct Source: Codable, Sendable {
+        var format: String
+        var contentType: String
+        var name: String?
+        var genre: String?
+        var description: String?
+        var isPublic: Bool
+        var userAgent: String?
+        var connectedAt: Date
+    }
+
+    var name: String
+    /// `live` while a source is connected, else `idle`.
+    var state: String
+    var source: Source?
+    var title: String?
+    var listeners: [String: Int]
+    var droppedListeners: Int
+    var bytesIn: Int
+    var mediaSeconds: Double
+    var takeover: Bool
+    /// Where listeners listen.
+    var urls: [String: String]
+
+    init(_ mount: LiveMount) {
+        let status = mount.status
+        name = mount.name
+        state = status.source == nil ? "idle" : "live"
+        source = status.source.map {
+            Source(format: $0.format.rawValue, contentType: $0.format.contentType, name: $0.name, genre: $0.genre,
+                   description: $0.description, isPublic: $0.isPublic, userAgent: $0.userAgent, connectedAt: $0.connectedAt)
+        }
+        title = status.title
+        listeners = ["icy": status.listeners]
+        droppedListeners = status.droppedListeners
+        bytesIn = status.bytesIn
+        mediaSeconds = (status.mediaSeconds * 1000).rounded() / 1000
+        takeover = mount.configuration.takeover
+        urls = ["icy": "/live/\(mount.name)"]
+    }
+}
+
+struct MountList: ResponseEncodable, Sendable {
+    var mounts: [MountResource]
+}

@@ -1,0 +1,36 @@
+import Prometheus
+
+/// The live path's metrics: `veza_live_sources`, `veza_live_listeners{protocol}`,
+/// `veza_live_bytes_in_total`, `veza_live_bytes_out_total`, `veza_live_listeners_dropped_total`,
+/// `veza_live_source_connections_total{format}` and `veza_live_source_refusals_total{code}`.
+extension HostMetrics {
+    func liveSourceConnected(mount: String, format: String) {
+        liveSources.increment()
+        labelled("live-connect", format) {
+            registry.makeCounter(descriptor: .init(
+                namespace: "veza", subsystem: "live", metricName: "source_connections", unitName: "total",
+                helpText: "Live sources accepted, by stream format (reconnects count again)."), labels: [("format", format)])
+        }.increment()
+    }
+
+    func liveSourceDisconnected(mount: String) {
+        liveSources.decrement()
+    }
+
+    func liveSourceRefused(_ code: String) {
+        labelled("live-refuse", code) {
+            registry.makeCounter(descriptor: .init(
+                namespace: "veza", subsystem: "live", metricName: "source_refusals", unitName: "total",
+                helpText: "Live source connections refused, by error code (unauthorized, not_found, mount_busy, unsupported_media_type, …)."),
+                labels: [("code", code)])
+        }.increment()
+    }
+
+    func liveBytesIn(_ count: Int) { liveBytesInTotal.increment(by: Int64(count)) }
+    func liveBytesOut(_ count: Int) { liveBytesOutTotal.increment(by: Int64(count)) }
+    func liveListenerJoined() { liveListeners.increment() }
+    func liveListenerLeft(dropped: Bool) {
+        liveListeners.decrement()
+        if dropped { liveListenersDropped.increment() }
+    }
+}

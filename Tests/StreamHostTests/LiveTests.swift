@@ -1,0 +1,229 @@
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+/// The live path end to end: `streamhost serve` with mounts from the environment, ffmpeg and
+/// curl as Icecast source clients, and an ICY listener (Tests/scripts/icy_listen.py) whose
+/// audio ffmpeg decodes.
+@Suite("Live: Icecast-compatible sources and ICY listener mounts", .serialized)
+struct LiveTests {
+    static let mounts = "radio:radio-pw-1,aac:aac-pw-12,opus:opus-pw-12,legacy:legacy-pw-1,busy:busy-pw-12,paced:paced-pw-12,junk:junk-pw-12"
+
+    static func startHost() throws -> HostProcess {
+        let host = HostProcess(name: "live", environment: [
+            "VEZA_LIVE_MOUNTS": mounts, "VEZA_LIVE_CREATE_MOUNTS_ON_CONNECT": "true",
+        ])
+        try host.start(workers: 1)
+        return host
+    }
+
+    /// A process left running (a source client); its output goes to a log file.
+    static func background(_ tool: String, _ arguments: [String], stdin: String? = nil) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Subprocess.locate(tool))
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        for key in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"] { environment[key] = nil }
+        process.environment = environment
+        let log = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardOutput = log
+        process.standardError = log
+        if let stdin { process.standardInput = FileHandle(forReadingAtPath: stdin) }
+        try process.run()
+        return process
+    }
+
+    /// Stops a source client at once (SIGKILL: a source that drops, as a crashed encoder does).
+    static func kill(_ process: Process) {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    static func mount(_ host: HostProcess, _ name: String) throws -> [String: Any] {
+        let response = try host.curl(["\(host.base)/v1/live/\(name)"])
+        return (try? JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    /// Waits until the mount is `state` (live or idle).
+    static func wait(_ host: HostProcess, _ name: String, state: String, seconds: Double = 15) throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(seconds)
+        var last: [String: Any] = [:]
+        while Date() < deadline {
+            last = try mount(host, name)
+            if last["state"] as? String == state { return last }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        Issue.record("mount \(name) never became \(state): \(last)")
+        return last
+    }
+
+    /// Listens for `seconds` and returns the listener's JSON report and the audio file.
+    static func listen(_ url: String, seconds: Double) throws -> ([String: Any], String) {
+        let out = Fixtures.directory + "/icy-\(UUID().uuidString.prefix(8))"
+        let script = DeliveryTests.script("icy_listen.py")
+        let result = try Subprocess.run("python3", [script, url, String(seconds), out], timeLimit: seconds + 30)
+        let report = (try? JSONSerialization.jsonObject(with: result.stdout) as? [String: Any]) ?? [:]
+        return (report, out)
+    }
+
+    /// The audio's length and main frequency, decoded by ffmpeg (zero crossings of mono 44.1 kHz).
+    static func decode(_ file: String) throws -> (seconds: Double, frequency: Double) {
+        let result = try Subprocess.run("ffmpeg", ["-v", "error", "-i", file, "-ac", "1", "-ar", "44100", "-f", "s16le", "-"])
+        let samples = result.stdout.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+        guard samples.count > 44_100 else { return (Double(samples.count) / 44_100, 0) }
+        // Skip the first half second (decoder priming, the burst's first frame).
+        let body = samples[22_050...]
+        var crossings = 0
+        var previous = body.first ?? 0
+        for sample in body.dropFirst() {
+            if (previous < 0) != (sample < 0) { crossings += 1 }
+            previous = sample
+        }
+        return (Double(samples.count) / 44_100, Double(crossings) / 2 / (Double(body.count) / 44_100))
+    }
+
+    static func source(_ host: HostProcess, mount: String, password: String, _ codec: [String], legacy: Bool = false, seconds: Int = 40) throws -> Process {
+        try background("ffmpeg", ["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "sine=frequency=523:sample_rate=44100",
+                                  "-t", String(seconds)] + codec + (legacy ? ["-legacy_icecast", "1"] : [])
+                       + ["-ice_name", "Test \(mount)", "-ice_genre", "Tones",
+                          "icecast://source:\(password)@127.0.0.1:\(host.port)/live/\(mount)"])
+    }
+
+    @Test("ffmpeg as an Icecast source (PUT: MP3, ADTS AAC, Ogg Opus; legacy SOURCE) reaches ICY listeners: the tone decodes, icy headers, titles by updinfo and in-band Ogg comments")
+    func sourcesReachListeners() throws {
+        let host = try Self.startHost()
+        defer { host.stop() }
+        let cases: [(mount: String, password: String, codec: [String], contentType: String, legacy: Bool, title: String?)] = [
+            ("radio", "radio-pw-1", ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"], "audio/mpeg", false, nil),
+            ("aac", "aac-pw-12", ["-c:a", "aac", "-b:a", "96k", "-content_type", "audio/aac", "-f", "adts"], "audio/aac", false, nil),
+            ("opus", "opus-pw-12", ["-c:a", "libopus", "-b:a", "64k", "-metadata", "title=Ogg Title", "-content_type", "audio/ogg", "-f", "ogg"],
+             "audio/ogg", false, "Ogg Title"),
+            ("legacy", "legacy-pw-1", ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"], "audio/mpeg", true, nil),
+        ]
+        for item in cases {
+            let source = try Self.source(host, mount: item.mount, password: item.password, item.codec, legacy: item.legacy)
+            defer { Self.kill(source) }
+            let state = try Self.wait(host, item.mount, state: "live")
+            #expect((state["source"] as? [String: Any])?["name"] as? String == "Test \(item.mount)", "\(state)")
+            // Two seconds in, so that the burst has audio in it.
+            Thread.sleep(forTimeInterval: 2)
+            var expectedTitle = item.title
+            if item.title == nil {
+                let song = "Artist - \(item.mount) song"
+                let update = try host.curl(["-u", "source:\(item.password)",
+                                            "\(host.base)/admin/metadata?mount=/\(item.mount)&mode=updinfo&song=\(song.replacingOccurrences(of: " ", with: "%20"))"],
+                                           authenticated: false)
+                #expect(update.status == 200 && update.body.contains("Metadata update successful"), "\(update.body)")
+                expectedTitle = song
+            }
+            let (report, audio) = try Self.listen("\(host.base)/live/\(item.mount)", seconds: 6)
+            let headers = report["headers"] as? [String: Any] ?? [:]
+            #expect(report["status"] as? Int == 200, "\(item.mount): \(report)")
+            #expect(headers["content-type"] as? String == item.contentType)
+            #expect(headers["icy-metaint"] as? String == "16000")
+            #expect(headers["icy-name"] as? String == "Test \(item.mount)" && headers["icy-genre"] as? String == "Tones")
+            #expect(report["malformedBlocks"] as? Int == 0)
+            #expect((report["titles"] as? [String] ?? []).contains(expectedTitle ?? ""), "\(item.mount): \(report)")
+            let decoded = try Self.decode(audio)
+            // 6 s of listening plus the burst, at real time.
+            #expect(decoded.seconds > 5.5 && decoded.seconds < 12, "\(item.mount): \(decoded)")
+            #expect(abs(decoded.frequency - 523) < 8, "\(item.mount): \(decoded)")
+            #expect(try Self.mount(host, item.mount)["title"] as? String == expectedTitle)
+        }
+        // Every source gone: the mounts are idle, a listener gets 404 not_live.
+        for item in cases { _ = try Self.wait(host, item.mount, state: "idle") }
+        let idle = try host.curl(["\(host.base)/live/radio"], authenticated: false)
+        #expect(idle.status == 404 && idle.body.contains("not_live"))
+        let metrics = try host.curl(["\(host.base)/metrics"], authenticated: false).body
+        #expect(metrics.contains(#"veza_live_source_connections_total{format="ogg"} 1"#))
+        #expect(metrics.contains("veza_live_sources 0"))
+    }
+
+    @Test("bad sources get clear answers: 401, 404, 415, 409 on a busy mount, 422 for data that is not the declared format, 403 without the live scope; a live token creates a mount and a chunked body is read")
+    func refusals() throws {
+        let host = try Self.startHost()
+        defer { host.stop() }
+        let mp3 = try Fixtures.make("live-3.mp3", source: Fixtures.sourceArguments(seconds: 3), ["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"])
+        func put(_ mount: String, _ extra: [String], file: String = mp3) throws -> (status: Int, body: String, headers: String) {
+            try host.curl(["-X", "PUT", "-T", file] + extra + ["\(host.base)/live/\(mount)"], authenticated: false)
+        }
+        let wrong = try put("radio", ["-u", "source:nope", "-H", "Content-Type: audio/mpeg"])
+        #expect(wrong.status == 401 && wrong.headers.lowercased().contains("www-authenticate: basic"), "\(wrong)")
+        let anonymous = try put("radio", ["-H", "Content-Type: audio/mpeg"])
+        #expect(anonymous.status == 401)
+        let unknown = try put("nosuch", ["-u", "source:radio-pw-1", "-H", "Content-Type: audio/mpeg"])
+        #expect(unknown.status == 404 && unknown.body.contains("not_found"))
+        let untyped = try put("radio", ["-u", "source:radio-pw-1"])
+        #expect(untyped.status == 415 && untyped.body.contains("Content-Type"), "\(untyped)")
+        let video = try put("radio", ["-u", "source:radio-pw-1", "-H", "Content-Type: video/mp4"])
+        #expect(video.status == 415)
+
+        // A second source on a busy mount.
+        let first = try Self.source(host, mount: "busy", password: "busy-pw-12", ["-c:a", "libmp3lame", "-content_type", "audio/mpeg", "-f", "mp3"])
+        defer { Self.kill(first) }
+        _ = try Self.wait(host, "busy", state: "live")
+        let second = try put("busy", ["-u", "source:busy-pw-12", "-H", "Content-Type: audio/mpeg"])
+        #expect(second.status == 409 && second.body.contains("mount_busy"), "\(second)")
+
+        // 100 KB of noise declared as MP3: refused once 64 KiB hold no frame.
+        let noise = Fixtures.directory + "/live-noise.bin"
+        var generator = SystemRandomNumberGenerator()
+        try Data((0..<100_000).map { _ in UInt8.random(in: 0...255, using: &generator) }).write(to: URL(fileURLWithPath: noise))
+        let junk = try put("junk", ["-u", "source:junk-pw-12", "-H", "Content-Type: audio/mpeg"], file: noise)
+        #expect(junk.status == 422 || junk.status == 0, "\(junk)")
+        let metrics = try host.curl(["\(host.base)/metrics"], authenticated: false).body
+        #expect(metrics.contains(#"veza_live_source_refusals_total{code="unprocessable_media"} 1"#), "\(metrics.split(separator: "\n").filter { $0.contains("live") })")
+
+        // Tokens: stream scope 403; live scope opens (and here creates) a mount, chunked from stdin.
+        let stream = try host.mint(["--scope", "stream"])
+        let forbidden = try put("created", ["-H", "Authorization: Bearer \(stream)", "-H", "Content-Type: audio/mpeg"])
+        #expect(forbidden.status == 403, "\(forbidden)")
+        let live = try host.mint(["--scope", "live"])
+        let created = try host.curl(["-X", "PUT", "--data-binary", "@" + mp3, "-H", "Transfer-Encoding: chunked", "-H", "Authorization: Bearer \(live)",
+                                     "-H", "Content-Type: audio/mpeg", "-H", "Expect: 100-continue", "\(host.base)/live/created"], authenticated: false)
+        #expect(created.status == 200 && created.headers.lowercased().contains("transfer-encoding") == false, "\(created)")
+        let made = try Self.mount(host, "created")
+        #expect(made["name"] as? String == "created" && (made["mediaSeconds"] as? Double ?? 0) > 2.5, "\(made)")
+    }
+
+    @Test("a source sending a file faster than real time is read at real time plus its allowance (back-pressure), not buffered")
+    func backPressure() throws {
+        let host = try Self.startHost()
+        defer { host.stop() }
+        let long = try Fixtures.make("live-60.mp3", source: Fixtures.sourceArguments(seconds: 60), ["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"])
+        let start = Date()
+        let curl = try Self.background("curl", ["-sS", "--noproxy", "*", "-X", "PUT", "-T", long, "-u", "source:paced-pw-12",
+                                                "-H", "Content-Type: audio/mpeg", "\(host.base)/live/paced"])
+        defer { Self.kill(curl) }
+        _ = try Self.wait(host, "paced", state: "live")
+        Thread.sleep(forTimeInterval: 4)
+        let elapsed = Date().timeIntervalSince(start)
+        let seconds = try Self.mount(host, "paced")["mediaSeconds"] as? Double ?? -1
+        // Allowance 4 s ahead of real time (plus one read's worth of frames).
+        #expect(seconds > 4 && seconds < elapsed + 4 + 1.5, "read \(seconds) s of audio in \(elapsed) s")
+        #expect(curl.isRunning, "the client is still sending: the host did not swallow the file")
+        // SIGTERM with a source connected: the source's session ends, the host exits promptly.
+        let stopping = Date()
+        host.stop()
+        #expect(Date().timeIntervalSince(stopping) < 10, "graceful shutdown waited \(Date().timeIntervalSince(stopping)) s for the source")
+    }
+
+    @Test("mounts through the API: create (admin), list, refuse a duplicate, delete")
+    func mountAPI() throws {
+        let host = try Self.startHost()
+        defer { host.stop() }
+        let created = try host.curl(["-X", "POST", "-H", "Content-Type: application/json", "-d", #"{"name":"talk","sourcePassword":"talk-pw-123"}"#,
+                                     "\(host.base)/v1/live"])
+        #expect(created.status == 201 && created.body.contains(#""state":"idle""#) && !created.body.contains("talk-pw-123"), "\(created)")
+        let duplicate = try host.curl(["-X", "POST", "-H", "Content-Type: application/json", "-d", #"{"name":"talk","sourcePassword":"talk-pw-123"}"#,
+                                       "\(host.base)/v1/live"])
+        #expect(duplicate.status == 409)
+        let list = try host.curl(["\(host.base)/v1/live"])
+        #expect(list.status == 200 && list.body.contains(#""name":"talk""#) && list.body.contains(#""name":"radio""#))
+        let anonymous = try host.curl(["-X", "POST", "-d", "{}", "\(host.base)/v1/live"], authenticated: false)
+        #expect(anonymous.status == 401)
+        #expect(try host.curl(["-X", "DELETE", "\(host.base)/v1/live/talk"]).status == 204)
+        #expect(try host.curl(["\(host.base)/v1/live/talk"]).status == 404)
+    }
+}
