@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Line coverage per library after `swift test --enable-code-coverage` (debug build).
+# Line coverage per library after `swift test $COVERAGE_FLAGS --enable-code-coverage` (make coverage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=$(swift build --show-bin-path)
+# shellcheck disable=SC2086
+bin=$(swift build ${COVERAGE_FLAGS:-} --show-bin-path)
 profdata="$bin/codecov/default.profdata"
 tests="$bin/veza-streamPackageTests.xctest"
 llvm_cov=$(command -v llvm-cov || echo /opt/swift/usr/bin/llvm-cov)
