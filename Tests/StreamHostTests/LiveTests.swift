@@ -209,6 +209,69 @@ struct LiveTests {
         #expect(Date().timeIntervalSince(stopping) < 10, "graceful shutdown waited \(Date().timeIntervalSince(stopping)) s for the source")
     }
 
+    @Test("the real-time ladder as LL-HLS: parts, blocking reload, preload hints and rendition reports; ffmpeg plays the AAC and Opus masters live; ENDLIST when the source leaves")
+    func lowLatencyHLS() throws {
+        let host = try Self.startHost()
+        defer { host.stop() }
+        let source = try Self.source(host, mount: "radio", password: "radio-pw-1",
+                                     ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"], seconds: 60)
+        defer { Self.kill(source) }
+        _ = try Self.wait(host, "radio", state: "live")
+        let base = "\(host.base)/live/radio"
+        let master = try host.curl(["\(base)/master.m3u8"], authenticated: false)
+        #expect(master.status == 200 && master.body.contains("aac-128/index.m3u8") && master.body.contains("aac-64/index.m3u8")
+                && master.body.contains(#"CODECS="mp4a.40.2""#) && !master.body.contains("opus"), "\(master.body)")
+        let opusMaster = try host.curl(["\(base)/master-opus.m3u8"], authenticated: false)
+        #expect(opusMaster.status == 200 && opusMaster.body.contains("opus-96/index.m3u8"))
+
+        // The first request waits for the first segment; then the playlist is LL-HLS.
+        let first = try host.curl(["\(base)/aac-128/index.m3u8"], authenticated: false)
+        let text = first.body
+        #expect(first.status == 200, "\(first)")
+        for tag in ["#EXT-X-PART-INF:PART-TARGET=0.96", "CAN-BLOCK-RELOAD=YES", "PART-HOLD-BACK=2.88", "#EXT-X-PRELOAD-HINT:TYPE=PART",
+                    "#EXT-X-RENDITION-REPORT:URI=\"../aac-64/index.m3u8\"", "#EXT-X-MAP:URI=\"init.mp4\"", "#EXT-X-PROGRAM-DATE-TIME:", "#EXT-X-PART:"] {
+            #expect(text.contains(tag), "missing \(tag) in:\n\(text)")
+        }
+        #expect(!text.contains("#EXT-X-ENDLIST"))
+        // Blocking reload for the hinted part: answered once it exists, within about a part.
+        guard let hint = text.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="part-(\d+)\.(\d)\.m4s"/) else {
+            Issue.record("no preload hint: \(text)")
+            return
+        }
+        let started = Date()
+        let blocked = try host.curl(["\(base)/aac-128/index.m3u8?_HLS_msn=\(hint.1)&_HLS_part=\(hint.2)"], authenticated: false)
+        let waited = Date().timeIntervalSince(started)
+        #expect(blocked.status == 200 && blocked.body.contains("part-\(hint.1).\(hint.2).m4s"), "\(blocked.body)")
+        #expect(waited < 2.5, "blocked \(waited) s for one 0.96 s part")
+        // The hinted part itself, requested before it exists, is held and then served.
+        let next = blocked.body.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d\.m4s)"/).map { String($0.1) } ?? ""
+        let part = try host.curl(["\(base)/aac-128/\(next)"], authenticated: false)
+        #expect(part.status == 200 && part.headers.lowercased().contains("content-type: audio/mp4"), "\(next): \(part.status) \(part.headers)")
+        let tooFar = try host.curl(["\(base)/aac-128/index.m3u8?_HLS_msn=\(Int(hint.1)! + 50)"], authenticated: false)
+        #expect(tooFar.status == 400)
+        let partOnly = try host.curl(["\(base)/aac-128/index.m3u8?_HLS_part=1"], authenticated: false)
+        #expect(partOnly.status == 400)
+
+        // ffmpeg plays both masters live: 8 s of the (transcoded) tone.
+        for url in ["\(base)/master.m3u8", "\(base)/master-opus.m3u8"] {
+            let played = try Subprocess.run("ffmpeg", ["-v", "error", "-i", url, "-t", "8", "-ac", "1", "-ar", "44100", "-f", "s16le", "-"], timeLimit: 60)
+            let samples = played.stdout.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+            let seconds = Double(samples.count) / 44_100
+            #expect(seconds > 7.5, "\(url): \(seconds) s, \(played.stderr)")
+            var crossings = 0
+            for index in 1..<samples.count where (samples[index - 1] < 0) != (samples[index] < 0) { crossings += 1 }
+            let frequency = Double(crossings) / 2 / max(seconds, 0.001)
+            #expect(abs(frequency - 523) < 10, "\(url): \(frequency) Hz")
+        }
+
+        // The source leaves: the playlist ends.
+        Self.kill(source)
+        _ = try Self.wait(host, "radio", state: "idle")
+        Thread.sleep(forTimeInterval: 0.5)
+        let ended = try host.curl(["\(base)/aac-128/index.m3u8"], authenticated: false)
+        #expect(ended.status == 200 && ended.body.contains("#EXT-X-ENDLIST") && !ended.body.contains("PRELOAD-HINT"), "\(ended.body)")
+    }
+
     @Test("mounts through the API: create (admin), list, refuse a duplicate, delete")
     func mountAPI() throws {
         let host = try Self.startHost()

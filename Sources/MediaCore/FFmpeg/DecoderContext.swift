@@ -22,6 +22,35 @@ final class DecoderContext {
         context = ctx
     }
 
+    /// Opens `codec` without a container: from the codec's own header bytes (`extradata`: an
+    /// OpusHead packet, Xiph-laced Vorbis headers) or from the packets themselves (MP3, ADTS).
+    init(codec: UnsafePointer<AVCodec>, extradata: [UInt8]?, sampleRate: Int32, channels: Int32) throws(MediaError) {
+        guard let ctx = avcodec_alloc_context3(codec) else {
+            throw MediaError(.internalFailure, "cannot allocate a decoder context")
+        }
+        var owned: UnsafeMutablePointer<AVCodecContext>? = ctx
+        do throws(MediaError) {
+            if let extradata, !extradata.isEmpty {
+                // libavcodec frees extradata with the context; it must come from av_malloc, padded.
+                let padding = 64
+                guard let buffer = av_mallocz(extradata.count + padding)?.assumingMemoryBound(to: UInt8.self) else {
+                    throw MediaError(.internalFailure, "cannot allocate codec headers")
+                }
+                extradata.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: $0.count) }
+                ctx.pointee.extradata = buffer
+                ctx.pointee.extradata_size = Int32(extradata.count)
+            }
+            if sampleRate > 0 { ctx.pointee.sample_rate = sampleRate }
+            if channels > 0 { av_channel_layout_default(&ctx.pointee.ch_layout, channels) }
+            ctx.pointee.thread_count = 1
+            try avcodec_open2(ctx, codec, nil).check("cannot open the \(String(cString: codec.pointee.name)) decoder", default: .unsupportedCodec)
+        } catch {
+            avcodec_free_context(&owned)
+            throw error
+        }
+        context = ctx
+    }
+
     deinit {
         var ctx: UnsafeMutablePointer<AVCodecContext>? = context
         avcodec_free_context(&ctx)

@@ -52,6 +52,13 @@ public struct LiveConfiguration: Sendable, Hashable {
     /// connecting to it (`live.createMountsOnConnect`); otherwise it gets 404.
     public var createMountsOnConnect = false
 
+    /// Whether each source is transcoded to the live ladder (AAC 128 and 64 kb/s, Opus 96 kb/s)
+    /// and served as LL-HLS (`live.ladder`).
+    public var ladderEnabled = true
+    /// Seconds of the ladder kept for players (the DVR window, in memory: about 36 KiB per
+    /// second for the default ladder, so 10 minutes ≈ 21 MiB per mount).
+    public var dvrSeconds: Double = 600
+
     /// Entries of `live.mounts` that could not be read.
     public var problems: [String] = []
 
@@ -66,6 +73,8 @@ public struct LiveConfiguration: Sendable, Hashable {
             }
             mounts.append(LiveMountConfiguration(name: parts[0], sourcePassword: parts[1], takeover: parts.count == 3 && parts[2] == "takeover"))
         }
+        ladderEnabled = reader.bool(forKey: "live.ladder", default: ladderEnabled)
+        dvrSeconds = min(max(30, reader.double(forKey: "live.dvrSeconds", default: dvrSeconds)), 4 * 3600)
         createMountsOnConnect = reader.bool(forKey: "live.createMountsOnConnect", default: createMountsOnConnect)
         burstBytes = max(0, reader.int(forKey: "live.burstBytes", default: burstBytes))
         listenerLagBytes = max(16 << 10, reader.int(forKey: "live.listenerLagBytes", default: listenerLagBytes))

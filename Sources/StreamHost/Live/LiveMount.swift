@@ -45,6 +45,11 @@ final class LiveMount: Sendable {
         var droppedListeners = 0
         /// Called to disconnect the current source (a takeover, or the mount being ended).
         var disconnectSource: (@Sendable () -> Void)?
+        /// The live ladder of the current (or last) source, as LL-HLS.
+        var hls: LiveHLS?
+        /// Units on their way to the ladder's task.
+        var ladderInput: AsyncStream<LiveFrame>.Continuation?
+        var ladderError: String?
     }
 
     init(configuration: LiveMountConfiguration, live: LiveConfiguration) {
@@ -67,6 +72,8 @@ final class LiveMount: Sendable {
             if state.source != nil, !configuration.takeover { throw .busy }
             let previous = state.disconnectSource
             let listeners = Array(state.listeners.values)
+            state.ladderInput?.finish()
+            state.ladderInput = nil
             state.generation += 1
             state.source = info
             state.disconnectSource = disconnect
@@ -80,7 +87,43 @@ final class LiveMount: Sendable {
         }
         previous?()
         for listener in listeners { listener.finish() }
+        startLadder(format: info.format, generation: generation)
         return generation
+    }
+
+    /// Starts the source's real-time ladder: a task that decodes its units (``LiveDecoder``),
+    /// encodes every rung (``LiveLadder``) and publishes the parts as LL-HLS (``LiveHLS``).
+    /// The units reach it through a bounded queue: a ladder that falls more than about a minute
+    /// behind loses the oldest units rather than memory.
+    private func startLadder(format: LiveStreamFormat, generation: UInt64) {
+        guard live.ladderEnabled else { return }
+        let ladder: LiveLadder
+        do {
+            ladder = try LiveLadder()
+        } catch {
+            state.withLock { $0.ladderError = error.message }
+            return
+        }
+        let hls = LiveHLS(ladder: ladder, windowSeconds: live.dvrSeconds, startedAt: Date())
+        let (units, input) = AsyncStream.makeStream(of: LiveFrame.self, bufferingPolicy: .bufferingNewest(3000))
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            state.hls = hls
+            state.ladderInput = input
+            state.ladderError = nil
+        }
+        Task { [weak self] in
+            do throws(MediaError) {
+                let decoder = try LiveDecoder(format: format, outputRate: ladder.sampleRate, outputChannels: ladder.channelCount)
+                for await unit in units {
+                    let samples = try decoder.decode(unit)
+                    if !samples.isEmpty { hls.append(try ladder.push(samples)) }
+                }
+            } catch {
+                self?.state.withLock { $0.ladderError = error.message }
+            }
+            hls.end()
+        }
     }
 
     /// Ends the source of `generation` (if it is still the mount's): its listeners' streams end.
@@ -89,6 +132,8 @@ final class LiveMount: Sendable {
             guard state.generation == generation, state.source != nil else { return nil }
             state.source = nil
             state.disconnectSource = nil
+            state.ladderInput?.finish()
+            state.ladderInput = nil
             let listeners = Array(state.listeners.values)
             state.listeners = [:]
             state.recent.removeAll()
@@ -113,6 +158,7 @@ final class LiveMount: Sendable {
         let burst = live.burstBytes
         let listeners: [LiveListener]? = state.withLock { state in
             guard state.generation == generation, state.source != nil else { return nil }
+            state.ladderInput?.yield(frame)
             state.bytesIn += buffer.readableBytes
             state.mediaSeconds += frame.duration
             if let title = frame.title { state.title = title }
@@ -175,16 +221,20 @@ final class LiveMount: Sendable {
         var droppedListeners: Int
         var bytesIn: Int
         var mediaSeconds: Double
+        var ladderError: String?
     }
 
     var status: Status {
         state.withLock { state in
             Status(source: state.source, title: state.title, listeners: state.listeners.count, droppedListeners: state.droppedListeners,
-                   bytesIn: state.bytesIn, mediaSeconds: state.mediaSeconds)
+                   bytesIn: state.bytesIn, mediaSeconds: state.mediaSeconds, ladderError: state.ladderError)
         }
     }
 
     var title: String? { state.withLock { $0.title } }
+
+    /// The LL-HLS view of the current source's ladder (or the last one's, ended).
+    var hls: LiveHLS? { state.withLock { $0.hls } }
 }
 
 /// One listener's queue: the buffers not yet written to its connection, counted in bytes.

@@ -24,6 +24,13 @@ struct LiveRoutes: Sendable {
         router.get("/live/:mount") { request, context in
             try self.listen(request, name: context.parameters.get("mount") ?? "")
         }
+        router.get("/live/:mount/:file") { request, context in
+            try self.multivariant(mount: context.parameters.get("mount") ?? "", file: context.parameters.get("file") ?? "")
+        }
+        router.get("/live/:mount/:rung/:file") { request, context in
+            try await self.llhls(request, mount: context.parameters.get("mount") ?? "", rung: context.parameters.get("rung") ?? "",
+                                 file: context.parameters.get("file") ?? "")
+        }
         router.get("/admin/metadata") { request, _ in
             try await self.updateMetadata(request)
         }
@@ -121,6 +128,82 @@ struct LiveRoutes: Sendable {
         })
     }
 
+    // MARK: LL-HLS
+
+    private static let playlistType = "application/vnd.apple.mpegurl"
+
+    private func liveHLS(_ name: String) throws -> LiveHLS {
+        guard let mount = mounts.mount(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
+        guard let hls = mount.hls else { throw APIError(.notFound, code: "not_live", "mount \(mount.name) has no live ladder now") }
+        return hls
+    }
+
+    /// `master.m3u8` (the AAC set) or `master-{family}.m3u8`.
+    private func multivariant(mount: String, file: String) throws -> Response {
+        let family: String
+        if file == "master.m3u8" {
+            family = "aac"
+        } else if file.hasPrefix("master-"), file.hasSuffix(".m3u8") {
+            family = String(file.dropFirst(7).dropLast(5))
+        } else {
+            throw APIError.notFound("no live object \(file.prefix(64))")
+        }
+        guard let text = try liveHLS(mount).multivariantPlaylist(family: family) else { throw APIError.notFound("no \(family.prefix(16)) rungs") }
+        return Response(status: .ok, headers: [.contentType: Self.playlistType, .cacheControl: "no-cache"],
+                        body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// A rung's media playlist (with blocking reload), init segment, segments and parts.
+    private func llhls(_ request: Request, mount: String, rung: String, file: String) async throws -> Response {
+        let hls = try liveHLS(mount)
+        guard hls.rung(rung) != nil else { throw APIError.notFound("no rung \(rung.prefix(32))") }
+        let per = LiveHLS.partsPerSegment
+        let hold = Duration.seconds(3 * hls.partSeconds * Double(per))
+        func media(_ bytes: [UInt8], maxAge: Int) -> Response {
+            Response(status: .ok, headers: [.contentType: "audio/mp4", .cacheControl: "public, max-age=\(maxAge)"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        switch file {
+        case "index.m3u8":
+            let query = request.uri.queryParameters
+            let msn = query.get("_HLS_msn").map { Int($0) }
+            let part = query.get("_HLS_part").map { Int($0) }
+            if case .some(nil) = msn { throw APIError(.badRequest, code: "bad_request", "_HLS_msn must be an integer") }
+            if case .some(nil) = part { throw APIError(.badRequest, code: "bad_request", "_HLS_part must be an integer") }
+            if part != nil, msn == nil { throw APIError(.badRequest, code: "bad_request", "_HLS_part needs _HLS_msn") }
+            // The first segment's completion, then the requested part (RFC 8216bis §6.2.5.2).
+            var wanted = per - 1
+            if let msn = msn ?? nil {
+                let next = hls.nextPartIndex(rung) / per
+                guard msn <= next + 2 else { throw APIError(.badRequest, code: "bad_request", "_HLS_msn \(msn) is more than two segments ahead") }
+                wanted = max(wanted, msn * per + ((part ?? nil) ?? (per - 1)))
+            }
+            guard await hls.waitFor(rung: rung, index: wanted, timeout: hold) else {
+                throw APIError(.serviceUnavailable, code: "part_not_ready", "the requested part did not arrive in time", retryAfter: 1)
+            }
+            guard let text = hls.mediaPlaylist(rung: rung) else { throw APIError.notFound("no rung") }
+            return Response(status: .ok, headers: [.contentType: Self.playlistType, .cacheControl: "no-cache"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        case "init.mp4":
+            return media(hls.rung(rung)?.initSegment ?? [], maxAge: 3600)
+        default:
+            if let name = file.wholeMatch(of: /seg-(\d{1,9})\.m4s/), let sequence = Int(name.1) {
+                guard let bytes = hls.segment(rung: rung, sequence: sequence) else { throw APIError.notFound("segment \(sequence) is not in the window") }
+                return media(bytes, maxAge: 600)
+            }
+            if let name = file.wholeMatch(of: /part-(\d{1,9})\.(\d)\.m4s/), let sequence = Int(name.1), let index = Int(name.2), index < per {
+                let absolute = sequence * per + index
+                // A part one or two ahead (the preload hint) is held until it exists.
+                if hls.part(rung: rung, index: absolute) == nil, absolute <= hls.nextPartIndex(rung) + 1 {
+                    _ = await hls.waitFor(rung: rung, index: absolute, timeout: .seconds(3 * hls.partSeconds))
+                }
+                guard let part = hls.part(rung: rung, index: absolute) else { throw APIError.notFound("part \(sequence).\(index) is not in the window") }
+                return media(part.bytes, maxAge: 600)
+            }
+            throw APIError.notFound("no live object \(file.prefix(64))")
+        }
+    }
+
     // MARK: Icecast's admin metadata
 
     private func updateMetadata(_ request: Request) async throws -> Response {
@@ -188,6 +271,8 @@ struct MountResource: ResponseEncodable, Sendable {
     var takeover: Bool
     /// Where listeners listen.
     var urls: [String: String]
+    /// Why the live ladder (LL-HLS) is not running for this source, when it is not.
+    var ladderError: String?
 
     init(_ mount: LiveMount) {
         let status = mount.status
@@ -203,7 +288,8 @@ struct MountResource: ResponseEncodable, Sendable {
         bytesIn = status.bytesIn
         mediaSeconds = (status.mediaSeconds * 1000).rounded() / 1000
         takeover = mount.configuration.takeover
-        urls = ["icy": "/live/\(mount.name)"]
+        urls = ["icy": "/live/\(mount.name)", "hls": "/live/\(mount.name)/master.m3u8", "hlsOpus": "/live/\(mount.name)/master-opus.m3u8"]
+        ladderError = status.ladderError
     }
 }
 

@@ -1,0 +1,211 @@
+import DequeModule
+import Foundation
+import MediaCore
+import StreamKit
+import Synchronization
+
+/// A live mount's ladder as LL-HLS (RFC 8216bis): each rung's CMAF parts over a DVR window,
+/// segments of ``partsPerSegment`` parts, and the requests waiting for a part that is not
+/// encoded yet (blocking playlist reload, `_HLS_msn` / `_HLS_part`).
+///
+/// Part `p` of media sequence number `m` is the stream's part `m × partsPerSegment + p`;
+/// every rung has the same part boundaries (``LiveLadder`` aligns them), so a player that
+/// switches rungs lands on the same instant.
+final class LiveHLS: Sendable {
+    struct Rung: Sendable {
+        var id: String
+        var codecs: String
+        var bandwidth: Int
+        var initSegment: [UInt8]
+        /// The switching set: rungs of one codec family share a multivariant playlist.
+        var family: String
+    }
+
+    static let partsPerSegment = 4
+
+    let rungs: [Rung]
+    /// Part duration in samples at `timescale`.
+    let partFrames: Int
+    let timescale: Int
+    /// Parts kept per rung (the DVR window).
+    let windowParts: Int
+    /// The wall-clock instant of the stream's first sample (EXT-X-PROGRAM-DATE-TIME).
+    let startedAt: Date
+
+    private struct Waiter {
+        var rung: String
+        var index: Int
+        var continuation: CheckedContinuation<Bool, Never>
+    }
+
+    private struct State {
+        var parts: [String: Deque<LivePart>] = [:]
+        var ended = false
+        var waiters: [UInt64: Waiter] = [:]
+        var nextWaiter: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    init(ladder: LiveLadder, windowSeconds: Double, startedAt: Date) {
+        rungs = ladder.rungs.map { rung in
+            let bitrate: Int = switch rung.settings {
+            case .aac(let bitrate), .opus(let bitrate): bitrate.bitsPerSecond
+            default: 128_000
+            }
+            return Rung(id: rung.id, codecs: ladder.codecStrings[rung.id] ?? "", bandwidth: bitrate * 11 / 10 + 8_000,
+                        initSegment: ladder.initSegments[rung.id] ?? [], family: rung.settings.codec.rawValue)
+        }
+        partFrames = ladder.partFrames
+        timescale = ladder.sampleRate
+        windowParts = max(Self.partsPerSegment * 3, Int(windowSeconds / ladder.partSeconds))
+        self.startedAt = startedAt
+    }
+
+    var partSeconds: Double { Double(partFrames) / Double(timescale) }
+    var families: [String] { rungs.map(\.family).reduce(into: []) { if !$0.contains($1) { $0.append($1) } } }
+
+    func rung(_ id: String) -> Rung? { rungs.first { $0.id == id } }
+
+    // MARK: Parts in
+
+    func append(_ parts: [LivePart]) {
+        guard !parts.isEmpty else { return }
+        let woken: [CheckedContinuation<Bool, Never>] = state.withLock { state in
+            for part in parts {
+                state.parts[part.rung, default: []].append(part)
+                while (state.parts[part.rung]?.count ?? 0) > windowParts { state.parts[part.rung]?.removeFirst() }
+            }
+            var ready: [CheckedContinuation<Bool, Never>] = []
+            for (id, waiter) in state.waiters where (state.parts[waiter.rung]?.last?.index ?? -1) >= waiter.index {
+                ready.append(waiter.continuation)
+                state.waiters[id] = nil
+            }
+            return ready
+        }
+        for continuation in woken { continuation.resume(returning: true) }
+    }
+
+    /// The source is gone: playlists get `EXT-X-ENDLIST`, waiting requests are answered.
+    func end() {
+        let woken: [CheckedContinuation<Bool, Never>] = state.withLock { state in
+            state.ended = true
+            let all = state.waiters.values.map(\.continuation)
+            state.waiters = [:]
+            return all
+        }
+        for continuation in woken { continuation.resume(returning: true) }
+    }
+
+    var isEnded: Bool { state.withLock { $0.ended } }
+
+    // MARK: Blocking reload
+
+    /// Waits until part `index` of `rung` exists (or the stream ends): false after `timeout`.
+    func waitFor(rung: String, index: Int, timeout: Duration) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let id: UInt64? = state.withLock { state in
+                if state.ended || (state.parts[rung]?.last?.index ?? -1) >= index { return nil }
+                let id = state.nextWaiter
+                state.nextWaiter += 1
+                state.waiters[id] = Waiter(rung: rung, index: index, continuation: continuation)
+                return id
+            }
+            guard let id else {
+                continuation.resume(returning: true)
+                return
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                let expired = self.state.withLock { $0.waiters.removeValue(forKey: id) }
+                expired?.continuation.resume(returning: false)
+            }
+        }
+    }
+
+    /// The index of the next part `rung` will have.
+    func nextPartIndex(_ rung: String) -> Int {
+        state.withLock { ($0.parts[rung]?.last?.index ?? -1) + 1 }
+    }
+
+    // MARK: Objects out
+
+    func part(rung: String, index: Int) -> LivePart? {
+        state.withLock { state in
+            guard let parts = state.parts[rung], let first = parts.first, index >= first.index, index - first.index < parts.count else { return nil }
+            return parts[index - first.index]
+        }
+    }
+
+    /// A whole segment: its parts, concatenated (nil until its last part exists).
+    func segment(rung: String, sequence: Int) -> [UInt8]? {
+        let first = sequence * Self.partsPerSegment
+        var bytes: [UInt8] = []
+        for index in first..<(first + Self.partsPerSegment) {
+            guard let part = part(rung: rung, index: index) else { return nil }
+            bytes += part.bytes
+        }
+        return bytes
+    }
+
+    // MARK: Playlists
+
+    /// The media playlist of `rung` as it stands, once its first segment is complete (the
+    /// routes wait for that: the map comes with the first segment) (relative URIs: `init.mp4`, `seg-M.m4s`,
+    /// `part-M.P.m4s`; other rungs of the set reported as `../{rung}/index.m3u8`).
+    func mediaPlaylist(rung id: String) -> String? {
+        guard rung(id) != nil else { return nil }
+        let (parts, ended, lastByRung) = state.withLock { state in
+            (state.parts[id] ?? [], state.ended, state.parts.mapValues { $0.last?.index ?? -1 })
+        }
+        let per = Self.partsPerSegment
+        let partTime = MediaTime(value: Int64(partFrames), timescale: Int32(timescale))
+        let segmentTime = MediaTime(value: Int64(partFrames * per), timescale: Int32(timescale))
+        let lastIndex = parts.last?.index ?? -1
+        let firstIndex = parts.first?.index ?? 0
+        let firstSegment = (firstIndex + per - 1) / per
+        let completeSegments = (lastIndex + 1) / per
+        var segments: [MediaSegment] = []
+        if completeSegments > firstSegment {
+            for sequence in firstSegment..<completeSegments {
+                let start = startedAt.addingTimeInterval(Double(sequence * per) * partSeconds)
+                var segment = MediaSegment(uri: "seg-\(sequence).m4s", duration: segmentTime,
+                                           programDateTime: Timestamp(millisecondsSince1970: Int64((start.timeIntervalSince1970 * 1000).rounded())))
+                if sequence == firstSegment { segment.map = MediaInitialization(uri: "init.mp4") }
+                // Parts are listed for the last three segments (RFC 8216bis §4.4.4.9).
+                if sequence >= completeSegments - 3 {
+                    segment.parts = (0..<per).map { PartialSegment(uri: "part-\(sequence).\($0).m4s", duration: partTime, independent: true) }
+                }
+                segments.append(segment)
+            }
+        }
+        let trailingStart = max(completeSegments * per, firstIndex)
+        let trailing = trailingStart <= lastIndex
+            ? (trailingStart...lastIndex).map { PartialSegment(uri: "part-\($0 / per).\($0 % per).m4s", duration: partTime, independent: true) }
+            : []
+        let next = lastIndex + 1
+        let family = rung(id)?.family
+        let playlist = MediaPlaylist(
+            targetDuration: Int64(ceil(segmentTime.seconds)), mediaSequence: Int64(firstSegment),
+            independentSegments: true, partTarget: partTime,
+            serverControl: ServerControl(partHoldBack: MediaTime(value: Int64(partFrames * 3), timescale: Int32(timescale)), canBlockReload: true),
+            segments: segments, trailingParts: trailing,
+            preloadHints: ended ? [] : [PreloadHint(type: .part, uri: "part-\(next / per).\(next % per).m4s")],
+            renditionReports: rungs.filter { $0.id != id && $0.family == family }.map { other in
+                let last = lastByRung[other.id] ?? -1
+                return RenditionReport(uri: "../\(other.id)/index.m3u8", lastMediaSequenceNumber: Int64(max(0, last) / per), lastPart: max(0, last) % per)
+            },
+            endList: ended)
+        return playlist.render()
+    }
+
+    /// The multivariant playlist of one codec family (`aac`, `opus`).
+    func multivariantPlaylist(family: String) -> String? {
+        let members = rungs.filter { $0.family == family }
+        guard !members.isEmpty else { return nil }
+        let playlist = MasterPlaylist(independentSegments: true, variants: members.map {
+            VariantStream(uri: "\($0.id)/index.m3u8", bandwidth: Bitrate(bitsPerSecond: Int64($0.bandwidth)), codecs: [$0.codecs])
+        })
+        return playlist.render()
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import MediaCore
+import Testing
+import TestSupport
+
+@Suite("Live decoding and the live ladder: network units → 48 kHz PCM → aligned CMAF parts")
+struct LiveLadderTests {
+    /// A file ffmpeg made from a 523 Hz tone, as a source would send it.
+    static func source(_ name: String, seconds: Double, _ arguments: [String]) throws -> [UInt8] {
+        let path = try Fixtures.make(name, source: ["-f", "lavfi", "-i", "sine=frequency=523:sample_rate=44100:duration=\(seconds)"], arguments)
+        return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    /// Framer → decoder, in network-sized pieces.
+    static func decode(_ format: LiveStreamFormat, _ bytes: [UInt8]) throws -> (samples: [Float], decoder: LiveDecoder) {
+        var framer = StreamFramer(format: format)
+        let decoder = try LiveDecoder(format: format)
+        var samples: [Float] = []
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + 1400)
+            for unit in framer.push(bytes[offset..<end]) { samples += try decoder.decode(unit) }
+            offset = end
+        }
+        return (samples, decoder)
+    }
+
+    /// Main frequency of interleaved stereo by zero crossings of the left channel (first 0.2 s skipped).
+    static func frequency(_ samples: [Float], rate: Double = 48_000) -> Double {
+        let left = stride(from: 0, to: samples.count, by: 2).map { samples[$0] }.dropFirst(Int(rate / 5))
+        var crossings = 0
+        var previous = left.first ?? 0
+        for sample in left.dropFirst() {
+            if (previous < 0) != (sample < 0) { crossings += 1 }
+            previous = sample
+        }
+        return Double(crossings) / 2 / (Double(left.count) / rate)
+    }
+
+    @Test("MP3, ADTS AAC and chained Ogg (Opus then Vorbis) decode from network pieces to 48 kHz stereo: the right length and the tone")
+    func decodesEveryFormat() throws {
+        let cases: [(LiveStreamFormat, [UInt8], Double)] = [
+            (.mpegAudio, try Self.source("live-dec.mp3", seconds: 5, ["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"]), 5),
+            (.adts, try Self.source("live-dec.aac", seconds: 5, ["-c:a", "aac", "-b:a", "96k", "-f", "adts"]), 5),
+            (.ogg, try Self.source("live-dec.opus", seconds: 3, ["-c:a", "libopus", "-f", "ogg"])
+                + Self.source("live-dec.ogg", seconds: 2, ["-c:a", "libvorbis", "-f", "ogg"]), 5),
+        ]
+        for (format, bytes, seconds) in cases {
+            let (samples, decoder) = try Self.decode(format, bytes)
+            let decoded = Double(samples.count / 2) / 48_000
+            #expect(abs(decoded - seconds) < 0.12, "\(format): \(decoded) s")
+            #expect(abs(Self.frequency(samples) - 523) < 4, "\(format): \(Self.frequency(samples)) Hz")
+            #expect(decoder.corruptUnits == 0, "\(format)")
+        }
+    }
+
+    @Test("a corrupt stretch costs a few units, never an error, and decoding goes on")
+    func survivesCorruption() throws {
+        var bytes = try Self.source("live-dec.mp3", seconds: 5, ["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"])
+        for index in stride(from: 30_000, to: 34_000, by: 7) { bytes[index] ^= 0x5A }
+        let (samples, _) = try Self.decode(.mpegAudio, bytes)
+        #expect(Double(samples.count / 2) / 48_000 > 4.5)
+    }
+
+    @Test("the ladder cuts every rung into 0.96 s parts at the same instants; init + parts play in ffmpeg for their full length")
+    func alignedParts() throws {
+        let (samples, _) = try Self.decode(.mpegAudio, try Self.source("live-ladder.mp3", seconds: 12, ["-c:a", "libmp3lame", "-b:a", "192k", "-f", "mp3"]))
+        let ladder = try LiveLadder()
+        var parts: [LivePart] = []
+        var offset = 0
+        while offset < samples.count {
+            // Blocks of about 26 ms, as a source's frames arrive.
+            let end = min(samples.count, offset + 2 * 1152)
+            parts += try ladder.push(Array(samples[offset..<end]))
+            offset = end
+        }
+        #expect(ladder.partFrames == 46_080)
+        for rung in ladder.rungs.map(\.id) {
+            let mine = parts.filter { $0.rung == rung }
+            #expect(mine.count >= 11, "\(rung): \(mine.count) parts")
+            #expect(mine.allSatisfy { $0.duration == 46_080 }, "\(rung)")
+            #expect(mine.enumerated().allSatisfy { $0.element.index == $0.offset && $0.element.startTime == Int64($0.offset) * 46_080 }, "\(rung)")
+            let file = Fixtures.directory + "/live-\(rung).mp4"
+            var bytes = ladder.initSegments[rung] ?? []
+            for part in mine { bytes += part.bytes }
+            try Data(bytes).write(to: URL(fileURLWithPath: file))
+            let check = try Subprocess.run("ffmpeg", ["-v", "error", "-i", file, "-f", "null", "-"])
+            #expect(check.status == 0 && check.stderr.isEmpty, "\(rung): \(check.stderr)")
+            let probe = try Subprocess.run("ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", file])
+            let duration = Double(String(decoding: probe.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            #expect(abs(duration - Double(mine.count) * 0.96) < 0.1, "\(rung): \(duration) s for \(mine.count) parts")
+        }
+        #expect(ladder.codecStrings["aac-128"] == "mp4a.40.2" && ladder.codecStrings["opus-96"] == "opus")
+    }
+}
