@@ -26,6 +26,9 @@ test: deps examples
 # configuration users build: the libraries compile there with warnings as errors too), then run:
 # the StreamKit-only program must link no FFmpeg, the embedded host must answer both its routes.
 examples: deps
+	@# SwiftPM keeps a path dependency's source list in its build plan: a file added to this
+	@# package later would be missing from Examples/.build, so the plan is made afresh.
+	rm -f Examples/.build/debug.yaml
 	cd Examples && $(SWIFT) build $(SWIFT_FLAGS)
 	@if ldd Examples/.build/debug/ManifestOnly | grep -E 'libav|libswresample|libopus|libmp3lame|libFLAC'; then \
 	  echo "error: ManifestOnly (StreamKit only) links a media library" >&2; exit 1; fi

@@ -31,6 +31,10 @@ public final class LiveDecoder {
     private var oggCodec: AVCodecID?
     private var oggHeaderCount = 0
 
+    /// - Parameters:
+    ///   - format: the source's bitstream, as its `Content-Type` declared it.
+    ///   - outputRate: the rate of every block returned (8–192 kHz).
+    ///   - outputChannels: 1 or 2.
     public init(format: LiveStreamFormat, outputRate: Int = 48_000, outputChannels: Int = 2) throws(MediaError) {
         guard (8_000...192_000).contains(outputRate), (1...2).contains(outputChannels) else {
             throw MediaError(.unsupportedParameters, "a live decoder outputs 8–192 kHz, mono or stereo")

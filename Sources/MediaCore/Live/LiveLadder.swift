@@ -61,6 +61,9 @@ public final class LiveLadder {
     private var decodeTime: [Int64]
 
     /// - Parameters:
+    ///   - rungs: the encodings, AAC or Opus, with distinct ids.
+    ///   - sampleRate: the input's rate, which must be 48 kHz (``LiveDecoder`` resamples to it).
+    ///   - channelCount: the input's channels (1 or 2).
     ///   - partBlocks: 0.32 s blocks per part (3: 0.96 s parts, a good LL-HLS part target).
     public init(rungs: [LiveRung] = LiveRung.defaults, sampleRate: Int = 48_000, channelCount: Int = 2, partBlocks: Int = 3) throws(MediaError) {
         guard sampleRate == 48_000 else {

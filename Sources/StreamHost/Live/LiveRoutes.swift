@@ -24,8 +24,10 @@ struct LiveRoutes: Sendable {
         router.get("/live/:mount") { request, context in
             try self.listen(request, name: context.parameters.get("mount") ?? "")
         }
-        router.get("/live/:mount/:file") { request, context in
-            try self.multivariant(mount: context.parameters.get("mount") ?? "", file: context.parameters.get("file") ?? "")
+        // One parameter name per path position: Hummingbird's router refuses `{file}` here
+        // beside `{rung}` in the route below (the second component is a file name here).
+        router.get("/live/:mount/:rung") { _, context in
+            try self.multivariant(mount: context.parameters.get("mount") ?? "", file: context.parameters.get("rung") ?? "")
         }
         router.get("/live/:mount/:rung/:file") { request, context in
             try await self.llhls(request, mount: context.parameters.get("mount") ?? "", rung: context.parameters.get("rung") ?? "",
