@@ -220,24 +220,7 @@ public final class AudioDecoder {
                 try SampleConverter(frame: frame, outputLayout: layout, outputRate: Int32(sampleRate))
             }
         }
-        let converter = converter!
-        let channels = Int(outputLayout.nb_channels)
-        let capacity = converter.outputCapacity(for: frame.pointee.nb_samples)
-        guard capacity > 0 else { return nil }
-        var failure: MediaError?
-        let samples = [Float](unsafeUninitializedCapacity: Int(capacity) * channels) { buffer, initialized in
-            do {
-                let written = try converter.convert(frame, into: buffer.baseAddress!, capacity: capacity)
-                initialized = Int(written) * channels
-            } catch let error as MediaError {
-                failure = error
-                initialized = 0
-            } catch {
-                failure = MediaError(.internalFailure, "\(error)")
-                initialized = 0
-            }
-        }
-        if let failure { throw failure }
+        let samples = try converter!.samples(from: frame, channels: Int(outputLayout.nb_channels))
         return samples.isEmpty ? nil : emit(samples)
     }
 

@@ -136,6 +136,26 @@ final class SampleConverter {
         return try written.check("sample conversion failed", default: .internalFailure)
     }
 
+    /// `frame` converted, as an array of `channels`-wide interleaved samples.
+    func samples(from frame: UnsafePointer<AVFrame>, channels: Int) throws(MediaError) -> [Float] {
+        let capacity = outputCapacity(for: frame.pointee.nb_samples)
+        guard capacity > 0 else { return [] }
+        var failure: MediaError?
+        let samples = [Float](unsafeUninitializedCapacity: Int(capacity) * channels) { buffer, initialized in
+            do {
+                initialized = Int(try convert(frame, into: buffer.baseAddress!, capacity: capacity)) * channels
+            } catch let error as MediaError {
+                failure = error
+                initialized = 0
+            } catch {
+                failure = MediaError(.internalFailure, "\(error)")
+                initialized = 0
+            }
+        }
+        if let failure { throw failure }
+        return samples
+    }
+
     /// Flushes what a rate change left buffered; returns frames written.
     func flush(into output: UnsafeMutablePointer<Float>, capacity: Int32) -> Int32 {
         var out: UnsafeMutablePointer<UInt8>? = UnsafeMutableRawPointer(output).assumingMemoryBound(to: UInt8.self)

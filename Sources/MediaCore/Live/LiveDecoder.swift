@@ -168,23 +168,8 @@ public final class LiveDecoder {
                 try SampleConverter(frame: frame, outputLayout: layout, outputRate: Int32(outputRate))
             }
         }
-        let converter = converter!
-        let capacity = converter.outputCapacity(for: frame.pointee.nb_samples)
-        guard capacity > 0 else { return flushed }
-        var failure: MediaError?
         let channels = outputChannels
-        let samples = [Float](unsafeUninitializedCapacity: Int(capacity) * channels) { buffer, initialized in
-            do {
-                initialized = Int(try converter.convert(frame, into: buffer.baseAddress!, capacity: capacity)) * channels
-            } catch let error as MediaError {
-                failure = error
-                initialized = 0
-            } catch {
-                failure = MediaError(.internalFailure, "\(error)")
-                initialized = 0
-            }
-        }
-        if let failure { throw failure }
+        let samples = try converter!.samples(from: frame, channels: channels)
         framesDecoded += Int64((flushed.count + samples.count) / channels)
         return flushed + samples
     }

@@ -192,24 +192,22 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     struct TakenOver {}
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is TakenOver {
-            timer?.cancel()
-            timer = nil
-            timerAt = nil
-            headDue = nil
-            sendDue = nil
-            bodyDue = nil
-        }
+        if event is TakenOver { stopDeadlines() }
         context.fireUserInboundEventTriggered(event)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    /// Cancels the timer and forgets every deadline.
+    private func stopDeadlines() {
         timer?.cancel()
         timer = nil
         timerAt = nil
         headDue = nil
         sendDue = nil
         bodyDue = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stopDeadlines()
         if let address { counter.close(address) }
         address = nil
         context.fireChannelInactive()
