@@ -10,16 +10,20 @@ import TestSupport
 struct LiveTests {
     static let mounts = "radio:radio-pw-1,aac:aac-pw-12,opus:opus-pw-12,legacy:legacy-pw-1,busy:busy-pw-12,paced:paced-pw-12,junk:junk-pw-12"
 
-    static func startHost() throws -> HostProcess {
-        let host = HostProcess(name: "live", environment: [
-            "VEZA_LIVE_MOUNTS": mounts, "VEZA_LIVE_CREATE_MOUNTS_ON_CONNECT": "true",
-        ])
+    /// A host whose shows end 2 s after their source leaves and are not recorded, unless
+    /// `environment` says otherwise.
+    static func startHost(_ environment: [String: String] = [:]) throws -> HostProcess {
+        var variables = ["VEZA_LIVE_MOUNTS": mounts, "VEZA_LIVE_CREATE_MOUNTS_ON_CONNECT": "true",
+                         "VEZA_LIVE_GRACE_SECONDS": "2", "VEZA_LIVE_RECORD": "false"]
+        for (key, value) in environment { variables[key] = value }
+        let host = HostProcess(name: "live", environment: variables)
         try host.start(workers: 1)
         return host
     }
 
-    /// A process left running (a source client); its output goes to a log file.
-    static func background(_ tool: String, _ arguments: [String], stdin: String? = nil) throws -> Process {
+    /// A process left running (a source client, a listener); its standard output goes to
+    /// `stdout` when given.
+    static func background(_ tool: String, _ arguments: [String], stdin: String? = nil, stdout: String? = nil, stderr: String? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Subprocess.locate(tool))
         process.arguments = arguments
@@ -27,8 +31,18 @@ struct LiveTests {
         for key in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"] { environment[key] = nil }
         process.environment = environment
         let log = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardOutput = log
-        process.standardError = log
+        if let stdout {
+            _ = FileManager.default.createFile(atPath: stdout, contents: nil)
+            process.standardOutput = FileHandle(forWritingAtPath: stdout)
+        } else {
+            process.standardOutput = log
+        }
+        if let stderr {
+            _ = FileManager.default.createFile(atPath: stderr, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: stderr)
+        } else {
+            process.standardError = log
+        }
         if let stdin { process.standardInput = FileHandle(forReadingAtPath: stdin) }
         try process.run()
         return process
@@ -83,8 +97,38 @@ struct LiveTests {
         return (Double(samples.count) / 44_100, Double(crossings) / 2 / (Double(body.count) / 44_100))
     }
 
-    static func source(_ host: HostProcess, mount: String, password: String, _ codec: [String], legacy: Bool = false, seconds: Int = 40) throws -> Process {
-        try background("ffmpeg", ["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "sine=frequency=523:sample_rate=44100",
+    /// Mono 44.1 kHz samples of `file` (raw s16le when it ends in `.raw`), decoded by ffmpeg.
+    static func samples(_ file: String) throws -> [Int16] {
+        if file.hasSuffix(".raw") {
+            return try Data(contentsOf: URL(fileURLWithPath: file)).withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+        }
+        let result = try Subprocess.run("ffmpeg", ["-v", "error", "-i", file, "-ac", "1", "-ar", "44100", "-f", "s16le", "-"])
+        return result.stdout.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+    }
+
+    /// The main frequency of each second of `samples` (for messages).
+    static func profile(_ samples: [Int16]) -> String {
+        (0..<(samples.count / 44_100)).map { String(Int(frequency(samples, seconds: Double($0)..<Double($0 + 1)).rounded())) }.joined(separator: " ")
+    }
+
+    /// The main frequency of `samples[range]` (zero crossings), 0 for silence.
+    static func frequency(_ samples: [Int16], seconds range: Range<Double>) -> Double {
+        let lower = max(0, Int(range.lowerBound * 44_100)), upper = min(samples.count, Int(range.upperBound * 44_100))
+        guard upper - lower > 4410 else { return 0 }
+        let body = samples[lower..<upper]
+        guard body.contains(where: { abs(Int($0)) > 300 }) else { return 0 }
+        var crossings = 0
+        var previous = body.first ?? 0
+        for sample in body.dropFirst() {
+            if (previous < 0) != (sample < 0) { crossings += 1 }
+            previous = sample
+        }
+        return Double(crossings) / 2 / (Double(body.count) / 44_100)
+    }
+
+    static func source(_ host: HostProcess, mount: String, password: String, _ codec: [String], legacy: Bool = false, seconds: Int = 40,
+                       frequency: Int = 523) throws -> Process {
+        try background("ffmpeg", ["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "sine=frequency=\(frequency):sample_rate=44100",
                                   "-t", String(seconds)] + codec + (legacy ? ["-legacy_icecast", "1"] : [])
                        + ["-ice_name", "Test \(mount)", "-ice_genre", "Tones",
                           "icecast://source:\(password)@127.0.0.1:\(host.port)/live/\(mount)"])
@@ -264,6 +308,32 @@ struct LiveTests {
             #expect(abs(frequency - 523) < 10, "\(url): \(frequency) Hz")
         }
 
+        // Live DASH: a dynamic MPD with a SegmentTimeline, chunked low-latency availability and
+        // a clock; ffmpeg plays it.
+        let mpd = try host.curl(["\(base)/manifest.mpd"], authenticated: false)
+        for text in [#"type="dynamic""#, "availabilityStartTime=", "timeShiftBufferDepth=", "<SegmentTimeline>", #"availabilityTimeComplete="false""#,
+                     "availabilityTimeOffset=\"2.88\"", "urn:mpeg:dash:utc:direct:2014", #"media="$RepresentationID$/seg-$Number$.m4s""#,
+                     #"<Representation id="opus-48""#, "<Latency target=\"2880\""] {
+            #expect(mpd.body.contains(text), "missing \(text) in:\n\(mpd.body)")
+        }
+        #expect(mpd.headers.lowercased().contains("content-type: application/dash+xml"))
+        let dash = try Subprocess.run("ffmpeg", ["-v", "error", "-i", "\(base)/manifest.mpd", "-t", "8", "-ac", "1", "-ar", "44100", "-f", "s16le", "-"],
+                                      timeLimit: 60)
+        let dashSamples = dash.stdout.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+        #expect(Double(dashSamples.count) / 44_100 > 7.5, "DASH: \(Double(dashSamples.count) / 44_100) s, \(dash.stderr)")
+        #expect(abs(Self.frequency(dashSamples, seconds: 1..<8) - 523) < 10, "DASH: \(Self.frequency(dashSamples, seconds: 1..<8)) Hz")
+
+        // Each rung as an ICY stream: ADTS for AAC, Ogg for Opus, with titles.
+        for (rung, type) in [("aac-64.aac", "audio/aac"), ("opus-96.opus", "audio/ogg")] {
+            let (report, audio) = try Self.listen("\(base)/\(rung)", seconds: 5)
+            #expect(report["status"] as? Int == 200 && (report["headers"] as? [String: Any])?["content-type"] as? String == type, "\(rung): \(report)")
+            #expect(report["malformedBlocks"] as? Int == 0)
+            let decoded = try Self.decode(audio)
+            #expect(decoded.seconds > 4.5 && abs(decoded.frequency - 523) < 10, "\(rung): \(decoded)")
+        }
+        let wrongRung = try host.curl(["\(base)/aac-999.aac"], authenticated: false)
+        #expect(wrongRung.status == 404 && wrongRung.body.contains("aac-128.aac"), "\(wrongRung.body)")
+
         // The source leaves: the playlist ends.
         Self.kill(source)
         _ = try Self.wait(host, "radio", state: "idle")
@@ -289,4 +359,111 @@ struct LiveTests {
         #expect(try host.curl(["-X", "DELETE", "\(host.base)/v1/live/talk"]).status == 204)
         #expect(try host.curl(["\(host.base)/v1/live/talk"]).status == 404)
     }
+
+    @Test("source failover: kill -9 of the source mid-show; LL-HLS, DASH and ICY ladder listeners keep playing through the fallback and return to the new source (another format); the show becomes a track")
+    func failoverAndArchive() throws {
+        let host = try Self.startHost(["VEZA_LIVE_GRACE_SECONDS": "8", "VEZA_LIVE_RECORD": "true"])
+        defer { host.stop() }
+        let first = try Self.source(host, mount: "radio", password: "radio-pw-1",
+                                    ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"], seconds: 60)
+        defer { Self.kill(first) }
+        _ = try Self.wait(host, "radio", state: "live")
+        let base = "\(host.base)/live/radio"
+        // The first segment exists (the playlist request waits for it).
+        #expect(try host.curl(["\(base)/aac-128/index.m3u8"], authenticated: false).status == 200)
+        let seconds = 20
+        let directory = Fixtures.directory + "/failover-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let hls = try Self.background("ffmpeg", ["-nostdin", "-v", "error", "-i", "\(base)/master.m3u8", "-t", String(seconds), "-ac", "1", "-ar", "44100",
+                                                 "-f", "s16le", "-y", directory + "/hls.raw"])
+        let dash = try Self.background("ffmpeg", ["-nostdin", "-v", "verbose", "-i", "\(base)/manifest.mpd", "-t", String(seconds), "-ac", "1", "-ar", "44100",
+                                                  "-f", "s16le", "-y", directory + "/dash.raw"], stderr: directory + "/dash.log")
+        let icy = try Self.background("python3", [DeliveryTests.script("icy_listen.py"), "\(base)/aac-128.aac", String(seconds), directory + "/icy.aac"],
+                                      stdout: directory + "/icy.json")
+        let listeners = [hls, dash, icy]
+        defer { for process in listeners { Self.kill(process) } }
+        Thread.sleep(forTimeInterval: 5)
+        // The encoder crashes: the show goes on with the fallback.
+        Self.kill(first)
+        let waiting = try Self.wait(host, "radio", state: "fallback", seconds: 5)
+        #expect((waiting["show"] as? [String: Any])?["ended"] as? Bool == false, "\(waiting)")
+        Thread.sleep(forTimeInterval: 3)
+        // It comes back within the grace period, as Ogg Opus at another pitch.
+        let second = try Self.source(host, mount: "radio", password: "radio-pw-1",
+                                     ["-c:a", "libopus", "-b:a", "96k", "-content_type", "audio/ogg", "-f", "ogg"], seconds: 60, frequency: 880)
+        defer { Self.kill(second) }
+        _ = try Self.wait(host, "radio", state: "live")
+        for process in listeners { process.waitUntilExit() }
+        try? FileManager.default.copyItem(atPath: host.logPath, toPath: directory + "/host.log")
+        for (name, file) in [("hls", directory + "/hls.raw"), ("dash", directory + "/dash.raw"), ("icy", directory + "/icy.aac")] {
+            let samples = try Self.samples(file)
+            let length = Double(samples.count) / 44_100
+            // Every listener got its whole time: the stream never ended or stalled for long.
+            let log = (try? String(contentsOfFile: directory + "/\(name).log", encoding: .utf8))?.split(separator: "\n").suffix(30).joined(separator: "\n") ?? ""
+            #expect(length > Double(seconds) - 1, "\(name): \(length) s: \(Self.profile(samples))\n\(log)")
+            #expect(abs(Self.frequency(samples, seconds: 0.5..<3) - 523) < 10, "\(name) starts on the first source: \(Self.frequency(samples, seconds: 0.5..<3)) Hz")
+            let end = length - 3
+            #expect(abs(Self.frequency(samples, seconds: end..<(end + 2.5)) - 880) < 12,
+                    "\(name) ends on the second source: \(Self.profile(samples))")
+        }
+        let icyReport = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/icy.json"))) as? [String: Any]) ?? [:]
+        #expect(icyReport["status"] as? Int == 200, "\(icyReport)")
+        let state = try Self.mount(host, "radio")
+        let show = state["show"] as? [String: Any] ?? [:]
+        #expect(show["sourceReconnects"] as? Int == 1 && (show["fallbackSeconds"] as? Double ?? 0) >= 2.5, "\(state)")
+        let metrics = try host.curl(["\(host.base)/metrics"], authenticated: false).body
+        #expect(metrics.contains("veza_live_source_reconnects_total 1"), "\(metrics.split(separator: "\n").filter { $0.contains("live") })")
+        #expect(metrics.contains("veza_live_part_publish_seconds_count"))
+
+        // The show ends (no source for the grace period) and its recording becomes a track.
+        Self.kill(second)
+        _ = try Self.wait(host, "radio", state: "idle", seconds: 20)
+        var trackID: String?
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, trackID == nil {
+            trackID = (try Self.mount(host, "radio")["show"] as? [String: Any])?["recordingTrack"] as? String
+            if trackID == nil { Thread.sleep(forTimeInterval: 0.5) }
+        }
+        let final = try Self.mount(host, "radio")
+        let id = try #require(trackID, "\(final)")
+        let track = try host.waitForTrack(id)
+        #expect(track["status"] as? String == "ready", "\(track)")
+        let metadata = track["metadata"] as? [String: Any] ?? [:]
+        let duration = Double(metadata["sampleCount"] as? Int ?? 0) / Double(metadata["sampleRate"] as? Int ?? 1)
+        // From the first source's start to the second's end: ~5 s + the gap + ~20 s, not the
+        // fallback after the show.
+        #expect(duration > 20 && duration < 45, "archived \(duration) s: \(metadata)")
+    }
+
+    @Test("a host killed mid-show: its recording up to the crash becomes a track at the next start, and the mount resumes when the source reconnects")
+    func crashKeepsTheRecording() throws {
+        let host = try Self.startHost(["VEZA_LIVE_RECORD": "true"])
+        defer { host.stop() }
+        let source = try Self.source(host, mount: "radio", password: "radio-pw-1",
+                                     ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"], seconds: 60)
+        _ = try Self.wait(host, "radio", state: "live")
+        Thread.sleep(forTimeInterval: 8)
+        host.kill9()
+        Self.kill(source)
+        try host.start(workers: 1)
+        var tracks: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, tracks.isEmpty {
+            let list = try host.curl(["\(host.base)/v1/tracks"])
+            tracks = ((try? JSONSerialization.jsonObject(with: Data(list.body.utf8)) as? [String: Any])?["tracks"] as? [[String: Any]]) ?? []
+            if tracks.isEmpty { Thread.sleep(forTimeInterval: 0.5) }
+        }
+        let id = try #require(tracks.first?["id"] as? String, "no track from the recording")
+        let track = try host.waitForTrack(id)
+        let metadata = track["metadata"] as? [String: Any] ?? [:]
+        let duration = Double(metadata["sampleCount"] as? Int ?? 0) / Double(metadata["sampleRate"] as? Int ?? 1)
+        #expect(track["status"] as? String == "ready" && duration > 5 && duration < 20, "\(duration) s: \(track)")
+        let again = try Self.source(host, mount: "radio", password: "radio-pw-1",
+                                    ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"], seconds: 30)
+        defer { Self.kill(again) }
+        _ = try Self.wait(host, "radio", state: "live")
+        #expect(try host.curl(["\(Self.base(host))/aac-128/index.m3u8"], authenticated: false).status == 200)
+    }
+
+    static func base(_ host: HostProcess) -> String { "\(host.base)/live/radio" }
 }

@@ -73,7 +73,7 @@ public struct LoudnessNormalizer: Sendable {
     public let sampleRate: Int
     public let channelCount: Int
     public let configuration: NormalizationConfiguration
-    private let linearGain: Float
+    private var linearGain: Float
     private let ceilingLinear: Float
     private let lookahead: Int
     private let releaseCoefficient: Float
@@ -135,6 +135,16 @@ public struct LoudnessNormalizer: Sendable {
         // gain curve can already be ramping down when the track starts on a peak.
         minimumDeque = [(index: Int64(lookahead - 1), value: 1)]
         statistics = NormalizationStatistics(gain: gain, maximumGainReduction: 0, limitedFrames: 0, frameCount: 0)
+    }
+
+    /// Changes the gain (dB, before the limiter) from the next frame processed: for a live
+    /// stage that moves it slowly as the programme's loudness changes.
+    ///
+    /// - Parameter decibels: the new gain; ignored when not finite.
+    public mutating func setGain(_ decibels: Double) {
+        guard decibels.isFinite else { return }
+        linearGain = Float(pow(10, decibels / 20))
+        statistics.gain = decibels
     }
 
     /// Internal delay in frames (compensated: callers see aligned output).

@@ -8,12 +8,25 @@ public struct LiveRung: Sendable, Hashable {
         self.settings = settings
     }
 
-    /// AAC at 128 and 64 kb/s and Opus at 96 kb/s: the rungs LL-HLS and DASH players switch
-    /// between (one switching set per codec).
+    /// A rung named `codec-kbps` (`aac-128`, `opus-48`): AAC-LC 16–320 kb/s or Opus 6–510 kb/s.
+    public init?(name: String) {
+        let parts = name.split(separator: "-")
+        guard parts.count == 2, let kbps = Int(parts[1]) else { return nil }
+        switch parts[0] {
+        case "aac" where (16...320).contains(kbps): settings = .aac(bitrate: .kbps(kbps))
+        case "opus" where (6...510).contains(kbps): settings = .opus(bitrate: .kbps(kbps))
+        default: return nil
+        }
+        id = name
+    }
+
+    /// AAC-LC at 128 and 64 kb/s and Opus at 96 and 48 kb/s: the rungs LL-HLS and DASH players
+    /// switch between (one switching set per codec).
     public static let defaults: [LiveRung] = [
         LiveRung(id: "aac-128", settings: .aac(bitrate: .kbps(128))),
         LiveRung(id: "aac-64", settings: .aac(bitrate: .kbps(64))),
         LiveRung(id: "opus-96", settings: .opus(bitrate: .kbps(96))),
+        LiveRung(id: "opus-48", settings: .opus(bitrate: .kbps(48))),
     ]
 }
 
@@ -28,7 +41,11 @@ public struct LivePart: Sendable, Hashable {
     public var startTime: Int64
     /// Its duration in the track's timescale.
     public var duration: Int
+    /// The fragment: `moof` + `mdat`.
     public var bytes: [UInt8]
+    /// The encoded packets it carries, for outputs other than CMAF (ADTS or Ogg for ICY
+    /// listeners). Empty once a part is kept only for LL-HLS and DASH.
+    public var packets: [EncodedPacket]
 }
 
 /// Encodes live PCM into every rung at once and cuts each rung into CMAF parts of exactly the
@@ -143,7 +160,7 @@ public final class LiveLadder {
         let index = nextIndex[slot]
         let bytes = CMAFWriter.mediaSegment(track: tracks[rung]!, sequenceNumber: UInt32(index + 1),
                                             baseMediaDecodeTime: UInt64(decodeTime[slot]), packets: packets)
-        let part = LivePart(rung: rung, index: index, startTime: decodeTime[slot], duration: frames, bytes: bytes)
+        let part = LivePart(rung: rung, index: index, startTime: decodeTime[slot], duration: frames, bytes: bytes, packets: packets)
         nextIndex[slot] += 1
         decodeTime[slot] += Int64(frames)
         return part

@@ -1,4 +1,5 @@
 public import Configuration
+public import MediaCore
 
 /// One live mount: where a source client connects (`PUT /live/{name}`, or Icecast's legacy
 /// `SOURCE /{name}`) and listeners listen (`GET /live/{name}`).
@@ -11,11 +12,19 @@ public struct LiveMountConfiguration: Sendable, Hashable, Codable {
     /// Whether a second source takes the mount over (the first is disconnected) instead of
     /// being refused with 409.
     public var takeover: Bool
+    /// Whether each show is recorded and becomes a track when it ends.
+    public var record: Bool
 
-    public init(name: String, sourcePassword: String, takeover: Bool = false) {
+    /// - Parameters:
+    ///   - name: the mount's name (see ``isValidName(_:)``).
+    ///   - sourcePassword: the source's basic-auth password; empty for token sources only.
+    ///   - takeover: whether a second source takes over instead of being refused.
+    ///   - record: whether shows are recorded and archived as tracks.
+    public init(name: String, sourcePassword: String, takeover: Bool = false, record: Bool = true) {
         self.name = name
         self.sourcePassword = sourcePassword
         self.takeover = takeover
+        self.record = record
     }
 
     /// Whether `name` is a usable mount name.
@@ -59,6 +68,21 @@ public struct LiveConfiguration: Sendable, Hashable {
     /// second for the default ladder, so 10 minutes ≈ 21 MiB per mount).
     public var dvrSeconds: Double = 600
 
+    /// The live ladder (`live.rungs`: `aac-128,aac-64,opus-96,opus-48`, codec and kb/s each).
+    public var rungs: [LiveRung] = LiveRung.defaults
+    /// The live loudness stage's target in LUFS (`live.loudnessTarget`), or nil (the default) for
+    /// sources that are already mastered: no gain, no limiter.
+    public var loudnessTarget: Double?
+    /// How long a show goes on with the fallback (silence, in real time) after its source
+    /// leaves, waiting for it to come back (`live.graceSeconds`). Listeners keep playing; past
+    /// it, the show ends (playlists get `EXT-X-ENDLIST`) and its recording is archived.
+    public var graceSeconds: Double = 30
+    /// A connected source that sends nothing for this long is bridged with silence in the
+    /// ladder so that players do not stall (`live.stallSeconds`); its late audio follows.
+    public var stallSeconds: Double = 3
+    /// Whether mounts record their shows by default (`live.record`).
+    public var record = true
+
     /// Entries of `live.mounts` that could not be read.
     public var problems: [String] = []
 
@@ -73,6 +97,21 @@ public struct LiveConfiguration: Sendable, Hashable {
             }
             mounts.append(LiveMountConfiguration(name: parts[0], sourcePassword: parts[1], takeover: parts.count == 3 && parts[2] == "takeover"))
         }
+        record = reader.bool(forKey: "live.record", default: record)
+        for index in mounts.indices { mounts[index].record = record }
+        let rungNames = reader.stringArray(forKey: "live.rungs", default: [])
+        if !rungNames.isEmpty {
+            var parsed: [LiveRung] = []
+            for name in rungNames {
+                if let rung = LiveRung(name: name) { parsed.append(rung) } else {
+                    problems.append("live.rungs: '\(name.prefix(40))' is not aac-KBPS or opus-KBPS")
+                }
+            }
+            if !parsed.isEmpty { rungs = parsed }
+        }
+        loudnessTarget = reader.double(forKey: "live.loudnessTarget").map { min(max($0, -40), -5) }
+        graceSeconds = min(max(0, reader.double(forKey: "live.graceSeconds", default: graceSeconds)), 3600)
+        stallSeconds = min(max(1, reader.double(forKey: "live.stallSeconds", default: stallSeconds)), 60)
         ladderEnabled = reader.bool(forKey: "live.ladder", default: ladderEnabled)
         dvrSeconds = min(max(30, reader.double(forKey: "live.dvrSeconds", default: dvrSeconds)), 4 * 3600)
         createMountsOnConnect = reader.bool(forKey: "live.createMountsOnConnect", default: createMountsOnConnect)

@@ -1,19 +1,23 @@
-import DequeModule
 import Foundation
 import MediaCore
 import NIOCore
 import Synchronization
 
-/// One live mount: the source on it, the recent audio a joining listener gets at once, the
-/// listeners, and the now-playing title.
+/// One live mount: the source on it, its listeners as Icecast serves them (the source's own
+/// bytes, relayed), and the show (``LiveSession``) that transcodes it to the live ladder.
 ///
 /// Each unit the source sends (a frame or an Ogg page) becomes one `ByteBuffer` that every
-/// listener's queue holds by reference (no copy per listener). A listener whose queue grows
-/// past ``LiveConfiguration/listenerLagBytes`` is disconnected: nobody is buffered without bound.
+/// relay listener's queue holds by reference (``LiveFanout``). When the source leaves, the
+/// show goes on with the fallback for ``LiveConfiguration/graceSeconds``: relay listeners stay
+/// connected (and continue when a source of the same format returns), ladder listeners keep
+/// playing.
 final class LiveMount: Sendable {
     let configuration: LiveMountConfiguration
     private let live: LiveConfiguration
+    private let context: LiveSession.Context?
     private let state = Mutex(State())
+    /// The source's bytes as they are, for `GET /live/{mount}`.
+    let relay: LiveFanout
 
     /// What a source told about itself when it connected (the `ice-*` headers).
     struct SourceInfo: Sendable, Hashable {
@@ -30,31 +34,29 @@ final class LiveMount: Sendable {
 
     struct State {
         var source: SourceInfo?
+        /// The format relay listeners are receiving (that of the last source).
+        var relayFormat: LiveStreamFormat?
+        var lastSource: SourceInfo?
         /// Increases with each source, so that a source taken over cannot touch its successor.
         var generation: UInt64 = 0
-        var recent = Deque<ByteBuffer>()
-        var recentBytes = 0
-        /// Ogg: the header pages of the current chain, sent to each listener before audio.
-        var streamHeaders: [ByteBuffer] = []
-        var headersComplete = true
-        var listeners: [UInt64: LiveListener] = [:]
-        var nextListener: UInt64 = 0
         var title: String?
         var bytesIn = 0
         var mediaSeconds = 0.0
-        var droppedListeners = 0
         /// Called to disconnect the current source (a takeover, or the mount being ended).
         var disconnectSource: (@Sendable () -> Void)?
-        /// The live ladder of the current (or last) source, as LL-HLS.
-        var hls: LiveHLS?
-        /// Units on their way to the ladder's task.
-        var ladderInput: AsyncStream<LiveFrame>.Continuation?
+        /// The show running now, if any.
+        var session: LiveSession?
+        /// The last show, ended (its playlists carry `EXT-X-ENDLIST`; its recording's track).
+        var lastSession: LiveSession?
         var ladderError: String?
     }
 
-    init(configuration: LiveMountConfiguration, live: LiveConfiguration) {
+    /// - Parameter context: what a show needs from the host; nil runs the mount as a relay only.
+    init(configuration: LiveMountConfiguration, live: LiveConfiguration, context: LiveSession.Context?) {
         self.configuration = configuration
         self.live = live
+        self.context = context
+        relay = LiveFanout(burstBytes: live.burstBytes, lagBytes: live.listenerLagBytes)
     }
 
     var name: String { configuration.name }
@@ -68,123 +70,93 @@ final class LiveMount: Sendable {
     /// Makes `info` the mount's source and returns its generation, or refuses a second source
     /// (unless the mount is taken over: the current source is then disconnected).
     func claim(_ info: SourceInfo, disconnect: @escaping @Sendable () -> Void) throws(ClaimRefusal) -> UInt64 {
-        let (generation, previous, listeners) = try state.withLock { state throws(ClaimRefusal) -> (UInt64, (@Sendable () -> Void)?, [LiveListener]) in
+        let (generation, previous, formatChanged, session) = try state.withLock { state throws(ClaimRefusal) in
             if state.source != nil, !configuration.takeover { throw .busy }
             let previous = state.disconnectSource
-            let listeners = Array(state.listeners.values)
-            state.ladderInput?.finish()
-            state.ladderInput = nil
+            if let session = state.session, state.source != nil { session.sourceEnded(generation: state.generation) }
             state.generation += 1
             state.source = info
+            state.lastSource = info
             state.disconnectSource = disconnect
-            state.recent.removeAll()
-            state.recentBytes = 0
-            state.streamHeaders = []
-            state.headersComplete = info.format != .ogg
-            state.listeners = [:]
+            let formatChanged = state.relayFormat != info.format
+            state.relayFormat = info.format
             state.mediaSeconds = 0
-            return (state.generation, previous, listeners)
+            return (state.generation, previous, formatChanged, state.session)
         }
         previous?()
-        for listener in listeners { listener.finish() }
-        startLadder(format: info.format, generation: generation)
+        if formatChanged { relay.reset() }
+        if let session {
+            session.sourceStarted(info.format, generation: generation)
+        } else {
+            startSession(format: info.format, generation: generation)
+        }
         return generation
     }
 
-    /// Starts the source's real-time ladder: a task that decodes its units (``LiveDecoder``),
-    /// encodes every rung (``LiveLadder``) and publishes the parts as LL-HLS (``LiveHLS``).
-    /// The units reach it through a bounded queue: a ladder that falls more than about a minute
-    /// behind loses the oldest units rather than memory.
-    private func startLadder(format: LiveStreamFormat, generation: UInt64) {
-        guard live.ladderEnabled else { return }
-        let ladder: LiveLadder
+    /// Starts a show for the source of `generation`.
+    private func startSession(format: LiveStreamFormat, generation: UInt64) {
+        guard var context, live.ladderEnabled else { return }
+        if !configuration.record { context.recordingDirectory = nil }
+        let onEnd = context.onEnd
+        context.onEnd = { [weak self] session in
+            self?.sessionEnded(session)
+            onEnd(session)
+        }
         do {
-            ladder = try LiveLadder()
+            let session = try LiveSession(mountName: name, format: format, generation: generation, context: context)
+            state.withLock { state in
+                state.session = session
+                state.lastSession = session
+                state.ladderError = nil
+            }
         } catch {
             state.withLock { $0.ladderError = error.message }
-            return
-        }
-        let hls = LiveHLS(ladder: ladder, windowSeconds: live.dvrSeconds, startedAt: Date())
-        let (units, input) = AsyncStream.makeStream(of: LiveFrame.self, bufferingPolicy: .bufferingNewest(3000))
-        state.withLock { state in
-            guard state.generation == generation else { return }
-            state.hls = hls
-            state.ladderInput = input
-            state.ladderError = nil
-        }
-        Task { [weak self] in
-            do throws(MediaError) {
-                let decoder = try LiveDecoder(format: format, outputRate: ladder.sampleRate, outputChannels: ladder.channelCount)
-                for await unit in units {
-                    let samples = try decoder.decode(unit)
-                    if !samples.isEmpty { hls.append(try ladder.push(samples)) }
-                }
-            } catch {
-                self?.state.withLock { $0.ladderError = error.message }
-            }
-            hls.end()
         }
     }
 
-    /// Ends the source of `generation` (if it is still the mount's): its listeners' streams end.
+    private func sessionEnded(_ session: LiveSession) {
+        let relayEnds = state.withLock { state -> Bool in
+            guard state.session === session else { return false }
+            state.session = nil
+            return state.source == nil
+        }
+        if relayEnds { relay.reset() }
+    }
+
+    /// Ends the source of `generation` (if it is still the mount's). Without a show to go on,
+    /// its relay listeners' streams end.
     func release(generation: UInt64) {
-        let listeners: [LiveListener]? = state.withLock { state in
+        let outcome: (LiveSession?, Bool)? = state.withLock { state in
             guard state.generation == generation, state.source != nil else { return nil }
             state.source = nil
             state.disconnectSource = nil
-            state.ladderInput?.finish()
-            state.ladderInput = nil
-            let listeners = Array(state.listeners.values)
-            state.listeners = [:]
-            state.recent.removeAll()
-            state.recentBytes = 0
-            state.streamHeaders = []
-            return listeners
+            return (state.session, state.session == nil)
         }
-        for listener in listeners ?? [] { listener.finish() }
+        guard let (session, relayEnds) = outcome else { return }
+        session?.sourceEnded(generation: generation)
+        if relayEnds { relay.reset() }
     }
 
-    /// Disconnects the current source, if any (the mount is being ended).
-    func disconnect() {
-        let disconnect = state.withLock { $0.disconnectSource }
+    /// Disconnects the current source, if any, and ends the show (the mount is being ended).
+    func end() {
+        let (disconnect, session) = state.withLock { ($0.disconnectSource, $0.session) }
         disconnect?()
+        session?.end()
+        relay.reset()
     }
 
-    /// Relays one unit from the source of `generation` to every listener.
+    /// Relays one unit from the source of `generation` to every listener and to the show.
     func publish(_ frame: LiveFrame, generation: UInt64) {
-        var buffer = ByteBuffer()
-        buffer.writeBytes(frame.bytes)
-        let lag = live.listenerLagBytes
-        let burst = live.burstBytes
-        let listeners: [LiveListener]? = state.withLock { state in
-            guard state.generation == generation, state.source != nil else { return nil }
-            state.ladderInput?.yield(frame)
-            state.bytesIn += buffer.readableBytes
+        let session: LiveSession?? = state.withLock { state in
+            guard state.generation == generation, state.source != nil else { return .none }
+            state.bytesIn += frame.bytes.count
             state.mediaSeconds += frame.duration
             if let title = frame.title { state.title = title }
-            if frame.isStreamHeader {
-                // A new chain's first page replaces the previous chain's headers.
-                if state.headersComplete { state.streamHeaders = [] }
-                state.headersComplete = false
-                state.streamHeaders.append(buffer)
-            } else {
-                state.headersComplete = true
-                state.recent.append(buffer)
-                state.recentBytes += buffer.readableBytes
-                while state.recentBytes - (state.recent.first?.readableBytes ?? 0) >= burst, let first = state.recent.popFirst() {
-                    state.recentBytes -= first.readableBytes
-                }
-            }
-            return Array(state.listeners.values)
+            return .some(state.session)
         }
-        guard let listeners else { return }
-        var dropped: [UInt64] = []
-        for listener in listeners where !listener.offer(buffer, lagLimit: lag) { dropped.append(listener.id) }
-        if !dropped.isEmpty {
-            state.withLock { state in
-                for id in dropped where state.listeners.removeValue(forKey: id) != nil { state.droppedListeners += 1 }
-            }
-        }
+        guard case .some(let session) = session else { return }
+        session?.push(frame, generation: generation)
+        relay.publish(ByteBuffer(bytes: frame.bytes), isHeader: frame.isStreamHeader)
     }
 
     /// Sets the now-playing title (Icecast's `updinfo`).
@@ -194,23 +166,11 @@ final class LiveMount: Sendable {
 
     // MARK: Listeners
 
-    /// Adds a listener: its queue starts with the current chain's headers and the burst of
-    /// recent audio. Nil when the mount has no source.
+    /// A relay listener, with what its response headers describe; nil when the mount has
+    /// neither a source nor a show going on.
     func addListener() -> (LiveListener, SourceInfo)? {
-        state.withLock { state in
-            guard let source = state.source else { return nil }
-            let listener = LiveListener(id: state.nextListener)
-            state.nextListener += 1
-            for buffer in state.streamHeaders { _ = listener.offer(buffer, lagLimit: .max) }
-            for buffer in state.recent { _ = listener.offer(buffer, lagLimit: .max) }
-            state.listeners[listener.id] = listener
-            return (listener, source)
-        }
-    }
-
-    func removeListener(_ listener: LiveListener) {
-        state.withLock { _ = $0.listeners.removeValue(forKey: listener.id) }
-        listener.finish()
+        guard let info = state.withLock({ state in state.source ?? (state.session != nil ? state.lastSource : nil) }) else { return nil }
+        return (relay.addListener(), info)
     }
 
     /// A snapshot for the API and metrics.
@@ -222,55 +182,22 @@ final class LiveMount: Sendable {
         var bytesIn: Int
         var mediaSeconds: Double
         var ladderError: String?
+        var session: LiveSession.Status?
     }
 
     var status: Status {
-        state.withLock { state in
-            Status(source: state.source, title: state.title, listeners: state.listeners.count, droppedListeners: state.droppedListeners,
-                   bytesIn: state.bytesIn, mediaSeconds: state.mediaSeconds, ladderError: state.ladderError)
+        let (source, title, bytesIn, mediaSeconds, ladderError, session) = state.withLock { state in
+            (state.source, state.title, state.bytesIn, state.mediaSeconds, state.ladderError, state.session ?? state.lastSession)
         }
+        return Status(source: source, title: title, listeners: relay.listenerCount, droppedListeners: relay.droppedCount,
+                      bytesIn: bytesIn, mediaSeconds: mediaSeconds, ladderError: ladderError, session: session?.status)
     }
 
     var title: String? { state.withLock { $0.title } }
 
-    /// The LL-HLS view of the current source's ladder (or the last one's, ended).
-    var hls: LiveHLS? { state.withLock { $0.hls } }
-}
+    /// The show now, or the last one (ended).
+    var session: LiveSession? { state.withLock { $0.session ?? $0.lastSession } }
 
-/// One listener's queue: the buffers not yet written to its connection, counted in bytes.
-final class LiveListener: Sendable {
-    let id: UInt64
-    let buffers: AsyncStream<ByteBuffer>
-    private let continuation: AsyncStream<ByteBuffer>.Continuation
-    private let queued = Atomic<Int>(0)
-    private let dropped = Atomic<Bool>(false)
-
-    /// Whether the listener was disconnected for falling behind.
-    var wasDropped: Bool { dropped.load(ordering: .relaxed) }
-
-    init(id: UInt64) {
-        self.id = id
-        (buffers, continuation) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .unbounded)
-    }
-
-    /// Queues `buffer`, or ends the stream and returns false when the listener already has
-    /// `lagLimit` bytes waiting (it cannot keep up).
-    func offer(_ buffer: ByteBuffer, lagLimit: Int) -> Bool {
-        let size = buffer.readableBytes
-        let waiting = queued.add(size, ordering: .relaxed).newValue
-        guard waiting - size <= lagLimit else {
-            dropped.store(true, ordering: .relaxed)
-            continuation.finish()
-            return false
-        }
-        if case .terminated = continuation.yield(buffer) { return false }
-        return true
-    }
-
-    /// The connection wrote `bytes` of the queue.
-    func consumed(_ bytes: Int) {
-        queued.subtract(bytes, ordering: .relaxed)
-    }
-
-    func finish() { continuation.finish() }
+    /// The LL-HLS view of the show (or the last one's, ended).
+    var hls: LivePresentation? { session?.hls }
 }

@@ -1,16 +1,25 @@
+import Foundation
+import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// The host's live mounts by name: those of the configuration, and those created since
 /// (`POST /v1/live`, or by a source with a `live` token when ``LiveConfiguration`` allows it).
 /// Mounts made at run time live in memory: a restarted host knows only the configured ones.
-final class LiveMounts: Sendable {
+///
+/// As a service it archives, at start-up, the recordings of shows that a previous run of the
+/// host left unfinished (a crash), and ends every show when the host stops.
+final class LiveMounts: Sendable, Service {
     let configuration: LiveConfiguration
+    private let context: LiveSession.Context?
     private let mounts: Mutex<[String: LiveMount]>
 
-    init(configuration: LiveConfiguration) {
+    /// - Parameter context: what shows need from the host (nil: relay only, no ladder).
+    init(configuration: LiveConfiguration, context: LiveSession.Context?) {
         self.configuration = configuration
+        self.context = context
         var mounts: [String: LiveMount] = [:]
-        for mount in configuration.mounts { mounts[mount.name] = LiveMount(configuration: mount, live: configuration) }
+        for mount in configuration.mounts { mounts[mount.name] = LiveMount(configuration: mount, live: configuration, context: context) }
         self.mounts = Mutex(mounts)
     }
 
@@ -29,18 +38,49 @@ final class LiveMounts: Sendable {
     /// Adds a mount; refuses a name in use.
     func create(_ configuration: LiveMountConfiguration) throws(CreateRefusal) -> LiveMount {
         let live = self.configuration
+        let context = self.context
         return try mounts.withLock { mounts throws(CreateRefusal) -> LiveMount in
             guard mounts[configuration.name] == nil else { throw .exists }
-            let mount = LiveMount(configuration: configuration, live: live)
+            let mount = LiveMount(configuration: configuration, live: live, context: context)
             mounts[configuration.name] = mount
             return mount
         }
     }
 
-    /// Ends a mount: its source is disconnected, its listeners' streams end, the name is free.
+    /// Ends a mount: its source is disconnected, its show ends, the name is free.
     func remove(_ name: String) -> Bool {
         guard let mount = mounts.withLock({ $0.removeValue(forKey: name) }) else { return false }
-        mount.disconnect()
+        mount.end()
         return true
+    }
+
+    // MARK: Service
+
+    func run() async throws {
+        await archiveLeftovers()
+        try? await gracefulShutdown()
+        for mount in all { mount.end() }
+    }
+
+    /// Archives the recordings a crashed run left in the recording directory (their headers
+    /// rewritten from their sizes): the show up to the crash becomes a track.
+    func archiveLeftovers() async {
+        guard let context, let directory = context.recordingDirectory, let archive = context.archive,
+              let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names.sorted() where name.hasSuffix(".wav") {
+            let path = directory + "/" + name
+            do {
+                let frames = try LiveRecording.repair(path: path)
+                guard frames > 0 else {
+                    try? FileManager.default.removeItem(atPath: path)
+                    continue
+                }
+                let key = String(name.dropLast(4).split(separator: "~").last ?? "")
+                let track = try await archive(path, key)
+                context.logger.info("archived an unfinished live recording", metadata: ["file": "\(name)", "track": "\(track)", "frames": "\(frames)"])
+            } catch {
+                context.logger.error("cannot archive an unfinished live recording", metadata: ["file": "\(name)", "error": "\(error)"])
+            }
+        }
     }
 }

@@ -26,8 +26,8 @@ struct LiveRoutes: Sendable {
         }
         // One parameter name per path position: Hummingbird's router refuses `{file}` here
         // beside `{rung}` in the route below (the second component is a file name here).
-        router.get("/live/:mount/:rung") { _, context in
-            try self.multivariant(mount: context.parameters.get("mount") ?? "", file: context.parameters.get("rung") ?? "")
+        router.get("/live/:mount/:rung") { request, context in
+            try await self.multivariant(request, mount: context.parameters.get("mount") ?? "", file: context.parameters.get("rung") ?? "")
         }
         router.get("/live/:mount/:rung/:file") { request, context in
             try await self.llhls(request, mount: context.parameters.get("mount") ?? "", rung: context.parameters.get("rung") ?? "",
@@ -55,7 +55,8 @@ struct LiveRoutes: Sendable {
                 throw APIError(.badRequest, code: "bad_request", "a source password has at least 8 characters (or none: token sources only)")
             }
             do {
-                let mount = try mounts.create(LiveMountConfiguration(name: body.name, sourcePassword: body.sourcePassword, takeover: body.takeover ?? false))
+                let mount = try mounts.create(LiveMountConfiguration(name: body.name, sourcePassword: body.sourcePassword, takeover: body.takeover ?? false,
+                                                                     record: body.record ?? mounts.configuration.record))
                 return EditedResponse(status: .created, headers: [.location: "/v1/live/\(mount.name)"], response: MountResource(mount))
             } catch {
                 throw APIError(.conflict, code: "mount_exists", "a mount named \(body.name) exists")
@@ -82,22 +83,46 @@ struct LiveRoutes: Sendable {
             throw APIError(.notFound, code: "not_live", "mount \(mount.name) has no source now")
         }
         if let wanted, wanted != source.format {
-            mount.removeListener(listener)
-            throw APIError.notFound("mount \(mount.name) is \(source.format.contentType), not \(wanted.contentType)")
+            mount.relay.removeListener(listener)
+            throw APIError.notFound("mount \(mount.name) is \(source.format.contentType), not \(wanted.contentType): its ladder is at /live/\(mount.name)/{rung}.aac|.opus")
         }
+        let bitrate = source.bitrate?.split(separator: ";").first { $0.hasPrefix("bitrate=") || $0.allSatisfy(\.isNumber) }
+            .map { String($0.split(separator: "=").last ?? "") }
+        return icyResponse(request, mount: mount, listener: listener, fanout: mount.relay, contentType: source.format.contentType,
+                           name: source.name, genre: source.genre, description: source.description, isPublic: source.isPublic, bitrate: bitrate)
+    }
+
+    /// One rung of the ladder as an ICY stream (`/live/{mount}/{rung}.aac` as ADTS,
+    /// `/live/{mount}/{rung}.opus` as Ogg Opus): it goes on through the fallback while the
+    /// source is away.
+    private func listenToRung(_ request: Request, mount: LiveMount, file: String) throws -> Response {
+        guard let session = mount.session, !session.isEnded else { throw APIError(.notFound, code: "not_live", "mount \(mount.name) has no show now") }
+        let stem = file.split(separator: ".").dropLast().joined(separator: ".")
+        guard let stream = session.rungStreams[stem], file == "\(stem).\(stream.fileExtension)" else {
+            throw APIError.notFound("no rung stream \(file.prefix(64)): the rungs are \(session.rungStreams.values.map { "\($0.rung).\($0.fileExtension)" }.sorted().joined(separator: ", "))")
+        }
+        let info = mount.status.source
+        return icyResponse(request, mount: mount, listener: stream.fanout.addListener(), fanout: stream.fanout, contentType: stream.contentType,
+                           name: info?.name, genre: info?.genre, description: info?.description, isPublic: info?.isPublic ?? false,
+                           bitrate: String(stream.bitrate / 1000))
+    }
+
+    /// An ICY response: Icecast's headers, then the listener's queue as one continuous body,
+    /// with `StreamTitle` blocks every `icy-metaint` bytes for clients that sent `Icy-MetaData: 1`.
+    private func icyResponse(_ request: Request, mount: LiveMount, listener: LiveListener, fanout: LiveFanout, contentType: String,
+                             name: String?, genre: String?, description: String?, isPublic: Bool, bitrate: String?) -> Response {
         let interval = request.headers[HTTPField.Name("Icy-MetaData")!] == "1" ? mounts.configuration.icyMetaInterval : nil
-        var headers: HTTPFields = [.contentType: source.format.contentType, .cacheControl: "no-cache, no-store"]
+        var headers: HTTPFields = [.contentType: contentType, .cacheControl: "no-cache, no-store"]
         func set(_ name: String, _ value: String?) {
             if let value, !value.isEmpty, let field = HTTPField.Name(name) {
                 headers[field] = String(value.unicodeScalars.filter { $0.isASCII && $0.value >= 0x20 }.prefix(200).map(Character.init))
             }
         }
-        set("icy-name", source.name ?? mount.name)
-        set("icy-genre", source.genre)
-        set("icy-description", source.description)
-        set("icy-pub", source.isPublic ? "1" : "0")
-        set("icy-br", source.bitrate?.split(separator: ";").first { $0.hasPrefix("bitrate=") || $0.allSatisfy(\.isNumber) }
-            .map { String($0.split(separator: "=").last ?? "") })
+        set("icy-name", name ?? mount.name)
+        set("icy-genre", genre)
+        set("icy-description", description)
+        set("icy-pub", isPublic ? "1" : "0")
+        set("icy-br", bitrate)
         if let interval { set("icy-metaint", String(interval)) }
         let metrics = self.metrics
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
@@ -124,7 +149,7 @@ struct LiveRoutes: Sendable {
             } catch {
                 // The listener went away.
             }
-            mount.removeListener(listener)
+            fanout.removeListener(listener)
             metrics.liveListenerLeft(dropped: listener.wasDropped)
             try? await writer.finish(nil)
         })
@@ -134,14 +159,33 @@ struct LiveRoutes: Sendable {
 
     private static let playlistType = "application/vnd.apple.mpegurl"
 
-    private func liveHLS(_ name: String) throws -> LiveHLS {
+    private func liveHLS(_ name: String) throws -> LivePresentation {
         guard let mount = mounts.mount(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
         guard let hls = mount.hls else { throw APIError(.notFound, code: "not_live", "mount \(mount.name) has no live ladder now") }
         return hls
     }
 
-    /// `master.m3u8` (the AAC set) or `master-{family}.m3u8`.
-    private func multivariant(mount: String, file: String) throws -> Response {
+    /// `master.m3u8` (the AAC set), `master-{family}.m3u8`, `manifest.mpd` (live DASH), or a
+    /// rung as an ICY stream (`{rung}.aac`, `{rung}.opus`).
+    private func multivariant(_ request: Request, mount name: String, file: String) async throws -> Response {
+        if file == "manifest.mpd" {
+            let presentation = try liveHLS(name)
+            // The first whole segment of every rung, then the MPD as it stands.
+            for rung in presentation.rungs {
+                _ = await presentation.waitFor(rung: rung.id, index: LivePresentation.partsPerSegment - 1,
+                                               timeout: .seconds(3 * presentation.partSeconds * Double(LivePresentation.partsPerSegment)))
+            }
+            guard let text = presentation.mpd(now: Date()) else {
+                throw APIError(.serviceUnavailable, code: "part_not_ready", "the show's first segment is not encoded yet", retryAfter: 1)
+            }
+            return Response(status: .ok, headers: [.contentType: "application/dash+xml", .cacheControl: "no-cache"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        if file.hasSuffix(".aac") || file.hasSuffix(".opus") {
+            guard let mount = mounts.mount(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
+            return try listenToRung(request, mount: mount, file: file)
+        }
+        let mount = name
         let family: String
         if file == "master.m3u8" {
             family = "aac"
@@ -159,7 +203,7 @@ struct LiveRoutes: Sendable {
     private func llhls(_ request: Request, mount: String, rung: String, file: String) async throws -> Response {
         let hls = try liveHLS(mount)
         guard hls.rung(rung) != nil else { throw APIError.notFound("no rung \(rung.prefix(32))") }
-        let per = LiveHLS.partsPerSegment
+        let per = LivePresentation.partsPerSegment
         let hold = Duration.seconds(3 * hls.partSeconds * Double(per))
         func media(_ bytes: [UInt8], maxAge: Int) -> Response {
             Response(status: .ok, headers: [.contentType: "audio/mp4", .cacheControl: "public, max-age=\(maxAge)"],
@@ -190,8 +234,16 @@ struct LiveRoutes: Sendable {
             return media(hls.rung(rung)?.initSegment ?? [], maxAge: 3600)
         default:
             if let name = file.wholeMatch(of: /seg-(\d{1,9})\.m4s/), let sequence = Int(name.1) {
-                guard let bytes = hls.segment(rung: rung, sequence: sequence) else { throw APIError.notFound("segment \(sequence) is not in the window") }
-                return media(bytes, maxAge: 600)
+                if let bytes = hls.segment(rung: rung, sequence: sequence) { return media(bytes, maxAge: 600) }
+                // Low-latency DASH asks for a segment once its first part exists: it is sent in
+                // chunks, part by part, as the encoder completes them.
+                guard let parts = hls.segmentParts(rung: rung, sequence: sequence) else {
+                    throw APIError.notFound("segment \(sequence) is not in the window")
+                }
+                return Response(status: .ok, headers: [.contentType: "audio/mp4", .cacheControl: "no-cache"], body: ResponseBody { writer in
+                    for await bytes in parts { try await writer.write(ByteBuffer(bytes: bytes)) }
+                    try await writer.finish(nil)
+                })
             }
             if let name = file.wholeMatch(of: /part-(\d{1,9})\.(\d)\.m4s/), let sequence = Int(name.1), let index = Int(name.2), index < per {
                 let absolute = sequence * per + index
@@ -246,6 +298,7 @@ struct NewMount: Decodable, Sendable {
     var name: String
     var sourcePassword: String
     var takeover: Bool?
+    var record: Bool?
 }
 
 /// A live mount as the API shows it (never its source password).
@@ -261,8 +314,24 @@ struct MountResource: ResponseEncodable, Sendable {
         var connectedAt: Date
     }
 
+    /// The show: from the first source's connection until no source came back within the grace period.
+    struct Show: Codable, Sendable {
+        var id: String
+        var startedAt: Date
+        var ended: Bool
+        /// Seconds of fallback audio (silence) played while the source was away or stalled.
+        var fallbackSeconds: Double
+        var sourceReconnects: Int
+        /// The live loudness stage's gain now (dB), when the stage runs.
+        var loudnessGain: Double?
+        /// The track the show's recording became, once the show has ended.
+        var recordingTrack: String?
+        var recordingError: String?
+    }
+
     var name: String
-    /// `live` while a source is connected, else `idle`.
+    /// `live` while a source is connected, `fallback` while the show waits for its source to
+    /// come back, else `idle`.
     var state: String
     var source: Source?
     var title: String?
@@ -271,6 +340,9 @@ struct MountResource: ResponseEncodable, Sendable {
     var bytesIn: Int
     var mediaSeconds: Double
     var takeover: Bool
+    var record: Bool
+    /// The show now, or the last one.
+    var show: Show?
     /// Where listeners listen.
     var urls: [String: String]
     /// Why the live ladder (LL-HLS) is not running for this source, when it is not.
@@ -279,18 +351,28 @@ struct MountResource: ResponseEncodable, Sendable {
     init(_ mount: LiveMount) {
         let status = mount.status
         name = mount.name
-        state = status.source == nil ? "idle" : "live"
+        let show = status.session
+        state = status.source != nil ? "live" : (show.map { !$0.ended } ?? false) ? "fallback" : "idle"
+        self.show = show.map {
+            Show(id: $0.id, startedAt: $0.startedAt, ended: $0.ended, fallbackSeconds: $0.fallbackSeconds, sourceReconnects: $0.reconnects,
+                 loudnessGain: $0.loudnessGain, recordingTrack: $0.recordingTrack, recordingError: $0.recordingError)
+        }
+        record = mount.configuration.record
         source = status.source.map {
             Source(format: $0.format.rawValue, contentType: $0.format.contentType, name: $0.name, genre: $0.genre,
                    description: $0.description, isPublic: $0.isPublic, userAgent: $0.userAgent, connectedAt: $0.connectedAt)
         }
         title = status.title
-        listeners = ["icy": status.listeners]
+        listeners = ["icy": status.listeners, "icyLadder": show?.rungListeners ?? 0]
         droppedListeners = status.droppedListeners
         bytesIn = status.bytesIn
         mediaSeconds = (status.mediaSeconds * 1000).rounded() / 1000
         takeover = mount.configuration.takeover
-        urls = ["icy": "/live/\(mount.name)", "hls": "/live/\(mount.name)/master.m3u8", "hlsOpus": "/live/\(mount.name)/master-opus.m3u8"]
+        urls = ["icy": "/live/\(mount.name)", "hls": "/live/\(mount.name)/master.m3u8", "hlsOpus": "/live/\(mount.name)/master-opus.m3u8",
+                "dash": "/live/\(mount.name)/manifest.mpd"]
+        for stream in mount.session?.rungStreams.values.sorted(by: { $0.rung < $1.rung }) ?? [] {
+            urls["icy:" + stream.rung] = "/live/\(mount.name)/\(stream.rung).\(stream.fileExtension)"
+        }
         ladderError = status.ladderError
     }
 }

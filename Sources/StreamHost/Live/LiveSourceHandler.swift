@@ -107,6 +107,11 @@ final class LiveSourceHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if event is ChannelShouldQuiesceEvent, case .streaming = state {
             endSession(context: context, reason: "host shutting down", respond: true)
         }
+        // The listener allows half-closure: a source that exits (or is killed) shows up as the
+        // end of its input, not as an inactive channel, and ends its session at once.
+        if case ChannelEvent.inputClosed = event, case .streaming = state {
+            endSession(context: context, reason: "source closed its connection", respond: true)
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

@@ -2,7 +2,9 @@ import Prometheus
 
 /// The live path's metrics: `veza_live_sources`, `veza_live_listeners{protocol}`,
 /// `veza_live_bytes_in_total`, `veza_live_bytes_out_total`, `veza_live_listeners_dropped_total`,
-/// `veza_live_source_connections_total{format}` and `veza_live_source_refusals_total{code}`.
+/// `veza_live_source_connections_total{format}`, `veza_live_source_refusals_total{code}`,
+/// `veza_live_source_reconnects_total`, `veza_live_fallback_seconds_total`,
+/// `veza_live_part_publish_seconds` and `veza_live_part_deadline_misses_total`.
 extension HostMetrics {
     func liveSourceConnected(mount: String, format: String) {
         liveSources.increment()
@@ -32,5 +34,15 @@ extension HostMetrics {
     func liveListenerLeft(dropped: Bool) {
         liveListeners.decrement()
         if dropped { liveListenersDropped.increment() }
+    }
+
+    func liveSourceReconnected() { liveReconnects.increment() }
+    func liveFallbackSeconds(_ seconds: Double) { liveFallback.increment(by: seconds) }
+
+    /// `count` parts (one per rung each) were published `latency` after the audio completing
+    /// them arrived; `missed` when that is more than a part's duration.
+    func livePartPublished(latency: Duration, missed: Bool, count: Int) {
+        livePartPublish.record(latency)
+        if missed { liveDeadlineMisses.increment(by: Int64(count)) }
     }
 }

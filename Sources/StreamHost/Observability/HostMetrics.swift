@@ -24,6 +24,10 @@ public final class HostMetrics: Sendable {
     let liveBytesInTotal: Counter
     let liveBytesOutTotal: Counter
     let liveListenersDropped: Counter
+    let liveReconnects: Counter
+    let liveFallback: Counter
+    let livePartPublish: DurationHistogram
+    let liveDeadlineMisses: Counter
     private let requestBuckets: [Duration] = [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
                                               .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
                                               .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
@@ -63,6 +67,20 @@ public final class HostMetrics: Sendable {
         liveListenersDropped = registry.makeCounter(descriptor: .init(
             namespace: "veza", subsystem: "live", metricName: "listeners_dropped", unitName: "total",
             helpText: "Live listeners disconnected because they fell too far behind the live edge."))
+        liveReconnects = registry.makeCounter(descriptor: .init(
+            namespace: "veza", subsystem: "live", metricName: "source_reconnects", unitName: "total",
+            helpText: "Sources that connected to a mount whose show was going on (after a drop, or a takeover)."))
+        liveFallback = registry.makeCounter(descriptor: .init(
+            namespace: "veza", subsystem: "live", metricName: "fallback", unitName: "seconds_total",
+            helpText: "Seconds of fallback audio (silence) fed to live ladders while their source was gone or stalled."))
+        livePartPublish = registry.makeDurationHistogram(descriptor: .init(
+            namespace: "veza", subsystem: "live", metricName: "part_publish", unitName: "seconds",
+            helpText: "Time from the arrival of the audio that completes a live part to its publication (decode, encode, package)."),
+            buckets: [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+                      .milliseconds(500), .seconds(1), .seconds(2), .seconds(5)])
+        liveDeadlineMisses = registry.makeCounter(descriptor: .init(
+            namespace: "veza", subsystem: "live", metricName: "part_deadline_misses", unitName: "total",
+            helpText: "Live parts published more than one part duration after their audio arrived."))
     }
 
     /// Labelled handles already made (the registry would rebuild names and labels on each call).

@@ -77,22 +77,37 @@ public struct StreamHostServer: Sendable {
         self.metrics = metrics
         objectCache = ObjectCache(capacityBytes: configuration.objectCacheBytes)
         manifests = ManifestCache()
-        live = LiveMounts(configuration: configuration.live)
         self.storage = storage
         self.catalog = catalog
         self.logger = logger
         self.temporaryDirectory = temporaryDirectory
         let pipeline = IngestPipeline(storage: storage, stagingDirectory: stagingDirectory, ladder: configuration.ladder)
-        workers = WorkerPool(catalog: catalog, pipeline: pipeline, configuration: configuration, logger: logger, metrics: metrics)
+        let workers = WorkerPool(catalog: catalog, pipeline: pipeline, configuration: configuration, logger: logger, metrics: metrics)
+        self.workers = workers
+        // A live show's recording becomes a track through the same intake as an upload.
+        let intake = TrackIntake(catalog: catalog, storage: storage, configuration: configuration, onEnqueue: { workers.notify() })
+        live = LiveMounts(configuration: configuration.live, context: LiveSession.Context(
+            live: configuration.live, metrics: metrics, logger: logger,
+            recordingDirectory: configuration.live.record || configuration.live.mounts.contains(where: \.record)
+                ? configuration.dataDirectory + "/live/recordings" : nil,
+            archive: { path, key in
+                let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
+                let track = try await intake.accept(file: path, byteCount: size, idempotencyKey: "live-" + key, priority: .interactive)
+                try? FileManager.default.removeItem(atPath: path)
+                return track.id
+            },
+            onEnd: { _ in }))
     }
 
     /// What runs beside the listener, in start-up order (a `ServiceGroup` stops them in
     /// reverse): the catalog when it is a service (``PostgresCatalog`` runs its pool, migrations
-    /// and job notifications), then the ``workers``.
+    /// and job notifications), then the ``workers``, then the live mounts (which archive the
+    /// recordings a crash left behind, and end every show when the host stops).
     public var services: [any Service] {
         var services: [any Service] = []
         if let catalog = catalog as? any Service { services.append(catalog) }
         services.append(workers)
+        services.append(live)
         return services
     }
 

@@ -51,16 +51,20 @@ public struct MPD: Sendable, Hashable {
     public var periods: [Period]
     /// `UTCTiming` elements for dynamic presentations (clients synchronise their clock with them).
     public var utcTimings: [Descriptor]
+    /// `ServiceDescription/Latency@target`: the live latency players should keep (low-latency
+    /// DASH), if any.
+    public var targetLatency: MediaTime?
 
     /// Creates an MPD.
     public init(type: PresentationType, profiles: [String] = MPD.liveAndCMAFProfiles, minBufferTime: MediaTime,
-                baseURL: String? = nil, periods: [Period], utcTimings: [Descriptor] = []) {
+                baseURL: String? = nil, periods: [Period], utcTimings: [Descriptor] = [], targetLatency: MediaTime? = nil) {
         self.type = type
         self.profiles = profiles
         self.minBufferTime = minBufferTime
         self.baseURL = baseURL
         self.periods = periods
         self.utcTimings = utcTimings
+        self.targetLatency = targetLatency
     }
 }
 
@@ -80,6 +84,12 @@ public struct Descriptor: Sendable, Hashable {
     /// AudioChannelConfiguration with the 23009-1 scheme (`value` = channel count).
     public static func channelCount(_ count: Int) -> Descriptor {
         Descriptor(schemeIdURI: "urn:mpeg:dash:23003:3:audio_channel_configuration:2011", value: String(count))
+    }
+
+    /// UTCTiming carried in the MPD itself (`urn:mpeg:dash:utc:direct:2014`): the server's time
+    /// when it rendered the MPD.
+    public static func directTiming(_ now: Timestamp) -> Descriptor {
+        Descriptor(schemeIdURI: "urn:mpeg:dash:utc:direct:2014", value: now.iso8601)
     }
 
     /// UTCTiming by HTTP GET of an ISO 8601 time.
@@ -213,16 +223,24 @@ public struct SegmentTemplate: Sendable, Hashable {
     public var presentationTimeOffset: Int64?
     /// `SegmentTimeline` entries, in the template's timescale.
     public var timeline: [TimelineEntry]
+    /// `@availabilityTimeOffset`: how long before its end a segment can be requested (low-latency
+    /// DASH: a segment sent in chunks as it is encoded is available once its first chunk is).
+    public var availabilityTimeOffset: MediaTime?
+    /// `@availabilityTimeComplete`: false when segments are sent in chunks as they are encoded.
+    public var availabilityTimeComplete: Bool?
 
     /// Creates a segment template.
     public init(timescale: Int32, initialization: String, media: String, startNumber: Int64,
-                presentationTimeOffset: Int64? = nil, timeline: [TimelineEntry]) {
+                presentationTimeOffset: Int64? = nil, timeline: [TimelineEntry],
+                availabilityTimeOffset: MediaTime? = nil, availabilityTimeComplete: Bool? = nil) {
         self.timescale = timescale
         self.initialization = initialization
         self.media = media
         self.startNumber = startNumber
         self.presentationTimeOffset = presentationTimeOffset
         self.timeline = timeline
+        self.availabilityTimeOffset = availabilityTimeOffset
+        self.availabilityTimeComplete = availabilityTimeComplete
     }
 }
 

@@ -121,6 +121,11 @@ extension MPD {
         attributes.append(("minBufferTime", minBufferTime.xsDuration))
         xml.open("MPD", attributes)
         if let baseURL { xml.element("BaseURL", text: baseURL) }
+        if let targetLatency {
+            xml.open("ServiceDescription", [("id", "0")])
+            xml.open("Latency", [("target", String(targetLatency.rounded(toUnitsPerSecond: 1000)))], selfClosing: true)
+            xml.close("ServiceDescription")
+        }
         for period in periods {
             xml.open("Period", [("id", period.id), ("start", period.start?.xsDuration)])
             for set in period.adaptationSets {
@@ -150,6 +155,8 @@ extension MPD {
                             ("presentationTimeOffset", template.presentationTimeOffset.map(String.init)),
                             ("initialization", template.initialization), ("media", template.media),
                             ("startNumber", String(template.startNumber)),
+                            ("availabilityTimeOffset", template.availabilityTimeOffset?.compactDecimalString(maximumFractionDigits: 3)),
+                            ("availabilityTimeComplete", template.availabilityTimeComplete.map { $0 ? "true" : "false" }),
                         ])
                         Self.render(template.timeline, into: &xml)
                         xml.close("SegmentTemplate")
@@ -223,8 +230,36 @@ extension MPD {
     /// A dynamic (live) MPD over the segments produced so far. Each representation lists the
     /// segments that end within `timing.timeShiftBufferDepth` of the newest one; the period starts at 0
     /// (`availabilityStartTime` is the wall-clock time of media time 0).
+    ///
+    /// - Parameters:
+    ///   - renditions: the renditions, template-addressed, with the segments that exist.
+    ///   - timing: the dynamic timing (StreamKit reads no clock).
+    ///   - contentProtections: descriptors for every adaptation set.
+    ///   - utcTiming: a clock for players to synchronise with.
+    ///   - lowLatency: for segments sent in chunks as they are encoded: the
+    ///     `@availabilityTimeOffset` (segment duration − chunk duration) and the latency players
+    ///     should aim for (`ServiceDescription`).
     public static func live(renditions: [Rendition], timing: DynamicTiming, contentProtections: [ContentProtection] = [],
-                            utcTiming: Descriptor? = nil) throws(ManifestBuildError) -> MPD {
+                            utcTiming: Descriptor? = nil,
+                            lowLatency: (availabilityTimeOffset: MediaTime, targetLatency: MediaTime)? = nil) throws(ManifestBuildError) -> MPD {
+        var mpd = try liveWindow(renditions: renditions, timing: timing, contentProtections: contentProtections, utcTiming: utcTiming)
+        guard let lowLatency else { return mpd }
+        mpd.targetLatency = lowLatency.targetLatency
+        for p in mpd.periods.indices {
+            for a in mpd.periods[p].adaptationSets.indices {
+                for r in mpd.periods[p].adaptationSets[a].representations.indices {
+                    guard case .template(var template) = mpd.periods[p].adaptationSets[a].representations[r].segments else { continue }
+                    template.availabilityTimeOffset = lowLatency.availabilityTimeOffset
+                    template.availabilityTimeComplete = false
+                    mpd.periods[p].adaptationSets[a].representations[r].segments = .template(template)
+                }
+            }
+        }
+        return mpd
+    }
+
+    private static func liveWindow(renditions: [Rendition], timing: DynamicTiming, contentProtections: [ContentProtection],
+                                   utcTiming: Descriptor?) throws(ManifestBuildError) -> MPD {
         try validate(renditions)
         let sets = adaptationSets(renditions, contentProtections: contentProtections) { rendition in
             let last = rendition.segments[rendition.segments.count - 1]

@@ -4,18 +4,24 @@ import MediaCore
 import StreamKit
 import Synchronization
 
-/// A live mount's ladder as LL-HLS (RFC 8216bis): each rung's CMAF parts over a DVR window,
-/// segments of ``partsPerSegment`` parts, and the requests waiting for a part that is not
-/// encoded yet (blocking playlist reload, `_HLS_msn` / `_HLS_part`).
+/// A live show's ladder as LL-HLS (RFC 8216bis) and live DASH: each rung's CMAF parts over a DVR
+/// window, segments of ``partsPerSegment`` parts, and the requests waiting for a part that is
+/// not encoded yet (blocking playlist reload, `_HLS_msn` / `_HLS_part`; a DASH segment sent in
+/// chunks as its parts are encoded).
 ///
 /// Part `p` of media sequence number `m` is the stream's part `m × partsPerSegment + p`;
 /// every rung has the same part boundaries (``LiveLadder`` aligns them), so a player that
 /// switches rungs lands on the same instant.
-final class LiveHLS: Sendable {
+final class LivePresentation: Sendable {
     struct Rung: Sendable {
         var id: String
         var codecs: String
         var bandwidth: Int
+        /// The encoder's bit rate.
+        var nominalBitrate: Int
+        var codec: AudioCodec
+        var sampleRate: Int
+        var channelCount: Int
         var initSegment: [UInt8]
         /// The switching set: rungs of one codec family share a multivariant playlist.
         var family: String
@@ -53,7 +59,9 @@ final class LiveHLS: Sendable {
             case .aac(let bitrate), .opus(let bitrate): bitrate.bitsPerSecond
             default: 128_000
             }
-            return Rung(id: rung.id, codecs: ladder.codecStrings[rung.id] ?? "", bandwidth: bitrate * 11 / 10 + 8_000,
+            let codec = AudioCodec(codecsString: ladder.codecStrings[rung.id] ?? "")
+            return Rung(id: rung.id, codecs: ladder.codecStrings[rung.id] ?? "", bandwidth: bitrate * 11 / 10 + 8_000, nominalBitrate: bitrate,
+                        codec: codec, sampleRate: ladder.sampleRate, channelCount: ladder.channelCount,
                         initSegment: ladder.initSegments[rung.id] ?? [], family: rung.settings.codec.rawValue)
         }
         partFrames = ladder.partFrames
@@ -72,7 +80,8 @@ final class LiveHLS: Sendable {
     func append(_ parts: [LivePart]) {
         guard !parts.isEmpty else { return }
         let woken: [CheckedContinuation<Bool, Never>] = state.withLock { state in
-            for part in parts {
+            for var part in parts {
+                part.packets = []
                 state.parts[part.rung, default: []].append(part)
                 while (state.parts[part.rung]?.count ?? 0) > windowParts { state.parts[part.rung]?.removeFirst() }
             }
@@ -198,6 +207,81 @@ final class LiveHLS: Sendable {
             endList: ended)
         return playlist.render()
     }
+
+    // MARK: DASH
+
+    /// The live MPD: one adaptation set per codec family, segments of ``partsPerSegment`` parts
+    /// addressed by number (`{rung}/seg-$Number$.m4s`, the same objects LL-HLS lists), the DVR
+    /// window as `@timeShiftBufferDepth`, and low-latency chunked availability: a segment may be
+    /// requested once its first part exists (its response then follows the encoder part by
+    /// part). Nil until every rung has a whole segment.
+    func mpd(now: Date) -> String? {
+        let per = Self.partsPerSegment
+        let (windows, ended) = state.withLock { state in
+            (state.parts.mapValues { ($0.first?.index ?? 0, $0.last?.index ?? -1) }, state.ended)
+        }
+        let segmentFrames = Int64(partFrames * per)
+        var renditions: [Rendition] = []
+        for rung in rungs {
+            guard let (first, last) = windows[rung.id] else { return nil }
+            let firstSegment = (first + per - 1) / per
+            let completeSegments = (last + 1) / per
+            guard completeSegments > firstSegment else { return nil }
+            // While the show goes on, the segment being encoded is listed too: with the
+            // chunked availability declared it is available once its first part is (and a
+            // request for it is held until then); a client that reads to the end of the
+            // timeline then finds the next segment instead of falling off the live edge.
+            let listed = ended ? completeSegments : completeSegments + 1
+            let byteSize = Int64(rung.nominalBitrate) * segmentFrames / Int64(timescale) / 8
+            let segments = (firstSegment..<listed).map {
+                SegmentInfo(number: Int64($0), start: Int64($0) * segmentFrames, duration: segmentFrames, byteSize: byteSize)
+            }
+            renditions.append(Rendition(id: rung.id, codec: AudioCodec(codecsString: rung.codecs), codecGroup: rung.family,
+                                        sampleRate: rung.sampleRate, channelCount: rung.channelCount, timescale: Int32(timescale),
+                                        addressing: .template(initialization: "$RepresentationID$/init.mp4", media: "$RepresentationID$/seg-$Number$.m4s"),
+                                        segments: segments))
+        }
+        func stamp(_ date: Date) -> Timestamp { Timestamp(millisecondsSince1970: Int64((date.timeIntervalSince1970 * 1000).rounded())) }
+        let partTime = MediaTime(value: Int64(partFrames), timescale: Int32(timescale))
+        let segmentTime = MediaTime(value: segmentFrames, timescale: Int32(timescale))
+        let timing = MPD.DynamicTiming(
+            availabilityStartTime: stamp(startedAt), publishTime: stamp(now), minimumUpdatePeriod: partTime,
+            timeShiftBufferDepth: MediaTime(value: Int64(windowParts * partFrames), timescale: Int32(timescale)),
+            suggestedPresentationDelay: MediaTime(value: Int64(partFrames * 3), timescale: Int32(timescale)))
+        // A show that has ended is no longer chunked: every listed segment is whole.
+        let lowLatency = ended ? nil : (availabilityTimeOffset: segmentTime - partTime, targetLatency: MediaTime(value: Int64(partFrames * 3), timescale: Int32(timescale)))
+        return try? MPD.live(renditions: renditions, timing: timing, utcTiming: .directTiming(stamp(now)), lowLatency: lowLatency).render()
+    }
+
+    /// The parts of segment `sequence` of `rung`, each as soon as it is encoded (for a segment
+    /// requested before it is complete), or nil when the segment is outside the window or more
+    /// than ``maximumSegmentsAhead`` segments ahead of the encoder. A DASH player computes
+    /// segment numbers from its clock: one whose clock runs a little ahead is held until the
+    /// segment exists rather than sent a 404 that it would skip.
+    func segmentParts(rung: String, sequence: Int) -> AsyncStream<[UInt8]>? {
+        let per = Self.partsPerSegment
+        let first = sequence * per
+        let next = nextPartIndex(rung)
+        guard first < next + Self.maximumSegmentsAhead * per, part(rung: rung, index: first) != nil || first >= next else { return nil }
+        let partSeconds = self.partSeconds
+        return AsyncStream { continuation in
+            let task = Task {
+                for index in first..<(first + per) {
+                    if part(rung: rung, index: index) == nil {
+                        let wait = Double(max(2, index - nextPartIndex(rung) + 2)) * partSeconds
+                        _ = await waitFor(rung: rung, index: index, timeout: .seconds(wait))
+                    }
+                    guard let part = part(rung: rung, index: index) else { break }
+                    continuation.yield(part.bytes)
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// How far ahead of the encoder a segment request is held rather than refused.
+    static let maximumSegmentsAhead = 3
 
     /// The multivariant playlist of one codec family (`aac`, `opus`).
     func multivariantPlaylist(family: String) -> String? {
