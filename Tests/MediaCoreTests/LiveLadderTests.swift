@@ -92,4 +92,75 @@ struct LiveLadderTests {
         }
         #expect(ladder.codecStrings["aac-128"] == "mp4a.40.2" && ladder.codecStrings["opus-96"] == "opus")
     }
+
+    @Test("each rung's packets as a container-less stream: ADTS for AAC and Ogg Opus joined mid-stream decode in ffmpeg to the tone, for their length")
+    func rungStreams() throws {
+        let (samples, _) = try Self.decode(.mpegAudio, try Self.source("live-rungs.mp3", seconds: 8, ["-c:a", "libmp3lame", "-b:a", "192k", "-f", "mp3"]))
+        let ladder = try LiveLadder(rungs: [try #require(LiveRung(name: "aac-96")), try #require(LiveRung(name: "opus-48"))])
+        #expect(LiveRung(name: "mp3-128") == nil && LiveRung(name: "aac-9000") == nil && LiveRung(name: "opus") == nil)
+        let parts = try ladder.push(samples)
+        guard case .aac(let config)? = ladder.tracks["aac-96"]?.codec, case .opus(let preSkip, _)? = ladder.tracks["opus-48"]?.codec else {
+            Issue.record("unexpected tracks")
+            return
+        }
+        var adts: [UInt8] = []
+        for part in parts where part.rung == "aac-96" {
+            for packet in part.packets { adts += try #require(ADTS.frame(packet.data, audioSpecificConfig: config)) }
+        }
+        #expect(ADTS.frame([0], audioSpecificConfig: [0xF8, 0x00]) == nil, "object type 31 has no ADTS profile")
+        #expect(ADTS.frame([UInt8](repeating: 0, count: 9000), audioSpecificConfig: config) == nil)
+        // A listener who joins at the third part: the headers, then pages from there.
+        var ogg = OggOpusStream(channelCount: 2, preSkip: preSkip, inputSampleRate: 48_000)
+        var joined = ogg.headers(title: "Live title")
+        for (index, part) in parts.filter({ $0.rung == "opus-48" }).enumerated() {
+            let pages = ogg.pages(part.packets)
+            if index >= 2 { joined += pages }
+        }
+        let opusParts = parts.filter { $0.rung == "opus-48" }.count
+        for (name, bytes, seconds) in [("live-rung.aac", adts, Double(parts.filter { $0.rung == "aac-96" }.count) * 0.96),
+                                       ("live-rung.opus", joined, Double(opusParts - 2) * 0.96)] {
+            let file = Fixtures.directory + "/" + name
+            try Data(bytes).write(to: URL(fileURLWithPath: file))
+            let decoded = try Subprocess.run("ffmpeg", ["-v", "error", "-i", file, "-ac", "2", "-ar", "48000", "-f", "f32le", "-"])
+            #expect(decoded.status == 0 && decoded.stderr.isEmpty, "\(name): \(decoded.stderr)")
+            let pcm = decoded.stdout.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            #expect(abs(Double(pcm.count / 2) / 48_000 - seconds) < 0.15, "\(name): \(Double(pcm.count / 2) / 48_000) s, expected \(seconds)")
+            #expect(abs(Self.frequency(pcm) - 523) < 5, "\(name): \(Self.frequency(pcm)) Hz")
+        }
+        let tags = try Subprocess.run("ffprobe", ["-v", "error", "-show_entries", "stream_tags=title", "-of", "csv=p=0", Fixtures.directory + "/live-rung.opus"])
+        #expect(String(decoding: tags.stdout, as: UTF8.self).contains("Live title"))
+    }
+
+    @Test("the live loudness stage moves a quiet programme toward the target slowly, holds through silence, and keeps true peaks under the ceiling")
+    func liveLoudness() throws {
+        let rate = 48_000
+        var stage = try LiveLoudnessStage(sampleRate: rate, channelCount: 2, targetLoudness: -14, maximumGain: 12, slewDecibelsPerSecond: 1)
+        // A 1 kHz tone at about −30 LUFS for 20 s, fed in 20 ms blocks.
+        func tone(seconds: Double, amplitude: Float, from start: Int) -> [Float] {
+            (0..<Int(seconds * Double(rate))).flatMap { i -> [Float] in
+                let v = amplitude * sin(2 * .pi * 1000 * Float(start + i) / Float(rate))
+                return [v, v]
+            }
+        }
+        var output: [Float] = []
+        var gains: [Double] = []
+        let quiet = tone(seconds: 20, amplitude: 0.04, from: 0)
+        for block in stride(from: 0, to: quiet.count, by: 1920) {
+            output += stage.process(Array(quiet[block..<min(quiet.count, block + 1920)]))
+            gains.append(stage.gain)
+        }
+        // 3 s to fill the meter, then at most 1 dB/s: about 12 dB after 20 s (the cap), never a jump.
+        #expect(gains[100] < 0.01, "no gain before the short-term window is full: \(gains[100])")
+        #expect(zip(gains, gains.dropFirst()).allSatisfy { $1 - $0 <= 0.021 }, "the gain moved faster than 1 dB/s")
+        #expect(stage.gain > 11 && stage.gain <= 12, "\(stage.gain) dB after 20 s")
+        // Silence holds the gain.
+        let held = stage.gain
+        for _ in 0..<100 { _ = stage.process([Float](repeating: 0, count: 1920)) }
+        #expect(abs(stage.gain - held) < 0.001)
+        // A loud burst after the boost is limited under −1 dBTP (sample peaks a little under).
+        let loud = tone(seconds: 1, amplitude: 0.9, from: 0)
+        let limited = stage.process(loud)
+        #expect((limited.map(abs).max() ?? 0) < pow(10, -1.0 / 20), "peak \(limited.map(abs).max() ?? 0)")
+        #expect(stage.latency > 0 && output.count > quiet.count - 2 * stage.latency * 2)
+    }
 }

@@ -52,6 +52,25 @@ import Testing
         """#)
     }
 
+    @Test("low-latency live MPD: chunked availability on every SegmentTemplate, ServiceDescription before the Period, a direct UTCTiming")
+    func lowLatencyLiveMPD() throws {
+        let rendition = Fixtures.long(count: 12)
+        let now = Timestamp(millisecondsSince1970: 1_764_072_120_500)
+        let mpd = try MPD.live(renditions: [rendition, Fixtures.opus96], timing: Self.dynamicTiming, utcTiming: .directTiming(now),
+                               lowLatency: (availabilityTimeOffset: .milliseconds(5_040), targetLatency: .milliseconds(2_880)))
+        let text = mpd.render()
+        #expect(mpd.targetLatency == .milliseconds(2_880))
+        #expect(text.components(separatedBy: #"availabilityTimeOffset="5.04" availabilityTimeComplete="false""#).count == 3, "\(text)")
+        let service = try #require(text.range(of: #"<ServiceDescription id="0">"#))
+        let latency = try #require(text.range(of: #"<Latency target="2880"/>"#))
+        let period = try #require(text.range(of: "<Period "))
+        #expect(service.lowerBound < latency.lowerBound && latency.upperBound < period.lowerBound)
+        #expect(text.contains(#"<UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="2025-11-25T12:02:00.500Z"/>"#), "\(text)")
+        // Without low latency nothing of it appears.
+        let plain = try MPD.live(renditions: [rendition], timing: Self.dynamicTiming).render()
+        #expect(!plain.contains("availabilityTime") && !plain.contains("ServiceDescription"))
+    }
+
     @Test func dynamicMPDGolden() throws {
         var rendition = Fixtures.long(count: 20)
         rendition.segments[19].duration = 288_768
@@ -159,6 +178,9 @@ import Testing
                                               ContentProtection(schemeIdURI: "urn:uuid:9a04f079-9840-4286-ab92-e65be0885f95", value: "PlayReady", psshBase64: "AAAA")],
                          utcTiming: .httpISOTiming(url: "https://time.example/?a&b")),
             try MPD.vod(renditions: [Fixtures.long(count: 599)]),
+            try MPD.live(renditions: [Fixtures.long(count: 12)], timing: Self.dynamicTiming,
+                         utcTiming: .directTiming(Timestamp(millisecondsSince1970: 1_764_072_120_500)),
+                         lowLatency: (availabilityTimeOffset: .milliseconds(5_040), targetLatency: .milliseconds(2_880))),
         ]
         let directory = try Tool.temporaryDirectory("mpd")
         defer { try? FileManager.default.removeItem(at: directory) }
