@@ -272,7 +272,7 @@ struct LiveTests {
         let first = try host.curl(["\(base)/aac-128/index.m3u8"], authenticated: false)
         let text = first.body
         #expect(first.status == 200, "\(first)")
-        for tag in ["#EXT-X-PART-INF:PART-TARGET=0.96", "CAN-BLOCK-RELOAD=YES", "PART-HOLD-BACK=2.88", "#EXT-X-PRELOAD-HINT:TYPE=PART",
+        for tag in ["#EXT-X-PART-INF:PART-TARGET=0.32", "CAN-BLOCK-RELOAD=YES", "PART-HOLD-BACK=0.96", "#EXT-X-PRELOAD-HINT:TYPE=PART",
                     "#EXT-X-RENDITION-REPORT:URI=\"../aac-64/index.m3u8\"", "#EXT-X-MAP:URI=\"init.mp4\"", "#EXT-X-PROGRAM-DATE-TIME:", "#EXT-X-PART:"] {
             #expect(text.contains(tag), "missing \(tag) in:\n\(text)")
         }
@@ -286,7 +286,7 @@ struct LiveTests {
         let blocked = try host.curl(["\(base)/aac-128/index.m3u8?_HLS_msn=\(hint.1)&_HLS_part=\(hint.2)"], authenticated: false)
         let waited = Date().timeIntervalSince(started)
         #expect(blocked.status == 200 && blocked.body.contains("part-\(hint.1).\(hint.2).m4s"), "\(blocked.body)")
-        #expect(waited < 2.5, "blocked \(waited) s for one 0.96 s part")
+        #expect(waited < 1.5, "blocked \(waited) s for one 0.32 s part")
         // The hinted part itself, requested before it exists, is held and then served.
         let next = blocked.body.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d\.m4s)"/).map { String($0.1) } ?? ""
         let part = try host.curl(["\(base)/aac-128/\(next)"], authenticated: false)
@@ -312,8 +312,8 @@ struct LiveTests {
         // a clock; ffmpeg plays it.
         let mpd = try host.curl(["\(base)/manifest.mpd"], authenticated: false)
         for text in [#"type="dynamic""#, "availabilityStartTime=", "timeShiftBufferDepth=", "<SegmentTimeline>", #"availabilityTimeComplete="false""#,
-                     "availabilityTimeOffset=\"2.88\"", "urn:mpeg:dash:utc:direct:2014", #"media="$RepresentationID$/seg-$Number$.m4s""#,
-                     #"<Representation id="opus-48""#, "<Latency target=\"2880\""] {
+                     "availabilityTimeOffset=\"3.52\"", "urn:mpeg:dash:utc:direct:2014", #"media="$RepresentationID$/seg-$Number$.m4s""#,
+                     #"<Representation id="opus-48""#, "<Latency target=\"960\""] {
             #expect(mpd.body.contains(text), "missing \(text) in:\n\(mpd.body)")
         }
         #expect(mpd.headers.lowercased().contains("content-type: application/dash+xml"))

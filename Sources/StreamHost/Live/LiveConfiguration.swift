@@ -80,6 +80,12 @@ public struct LiveConfiguration: Sendable, Hashable {
     /// A connected source that sends nothing for this long is bridged with silence in the
     /// ladder so that players do not stall (`live.stallSeconds`); its late audio follows.
     public var stallSeconds: Double = 3
+    /// The duration of an LL-HLS part and of a DASH chunk (`live.partSeconds`): 0.32 (the
+    /// default: about 1 s behind the source in an LL-HLS player), 0.64 or 0.96 s: whole 0.32 s
+    /// blocks, which hold whole AAC and Opus frames. Players stay about three parts behind the
+    /// live edge (`PART-HOLD-BACK`): shorter parts, lower latency, more requests. Segments stay
+    /// about 3.84 s long.
+    public var partSeconds: Double = 0.32
     /// Whether mounts record their shows by default (`live.record`).
     public var record = true
 
@@ -110,6 +116,7 @@ public struct LiveConfiguration: Sendable, Hashable {
             if !parsed.isEmpty { rungs = parsed }
         }
         loudnessTarget = reader.double(forKey: "live.loudnessTarget").map { min(max($0, -40), -5) }
+        partSeconds = Double(min(max(1, Int((reader.double(forKey: "live.partSeconds", default: partSeconds) / 0.32).rounded())), 3)) * 0.32
         graceSeconds = min(max(0, reader.double(forKey: "live.graceSeconds", default: graceSeconds)), 3600)
         stallSeconds = min(max(1, reader.double(forKey: "live.stallSeconds", default: stallSeconds)), 60)
         ladderEnabled = reader.bool(forKey: "live.ladder", default: ladderEnabled)

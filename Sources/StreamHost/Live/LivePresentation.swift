@@ -27,7 +27,8 @@ final class LivePresentation: Sendable {
         var family: String
     }
 
-    static let partsPerSegment = 4
+    /// Parts in a segment: segments of about 3.84 s whatever the part duration.
+    let partsPerSegment: Int
 
     let rungs: [Rung]
     /// Part duration in samples at `timescale`.
@@ -66,7 +67,8 @@ final class LivePresentation: Sendable {
         }
         partFrames = ladder.partFrames
         timescale = ladder.sampleRate
-        windowParts = max(Self.partsPerSegment * 3, Int(windowSeconds / ladder.partSeconds))
+        partsPerSegment = max(1, Int((3.84 / ladder.partSeconds).rounded()))
+        windowParts = max(partsPerSegment * 3, Int(windowSeconds / ladder.partSeconds))
         self.startedAt = startedAt
     }
 
@@ -148,9 +150,9 @@ final class LivePresentation: Sendable {
 
     /// A whole segment: its parts, concatenated (nil until its last part exists).
     func segment(rung: String, sequence: Int) -> [UInt8]? {
-        let first = sequence * Self.partsPerSegment
+        let first = sequence * partsPerSegment
         var bytes: [UInt8] = []
-        for index in first..<(first + Self.partsPerSegment) {
+        for index in first..<(first + partsPerSegment) {
             guard let part = part(rung: rung, index: index) else { return nil }
             bytes += part.bytes
         }
@@ -167,7 +169,7 @@ final class LivePresentation: Sendable {
         let (parts, ended, lastByRung) = state.withLock { state in
             (state.parts[id] ?? [], state.ended, state.parts.mapValues { $0.last?.index ?? -1 })
         }
-        let per = Self.partsPerSegment
+        let per = partsPerSegment
         let partTime = MediaTime(value: Int64(partFrames), timescale: Int32(timescale))
         let segmentTime = MediaTime(value: Int64(partFrames * per), timescale: Int32(timescale))
         let lastIndex = parts.last?.index ?? -1
@@ -216,7 +218,7 @@ final class LivePresentation: Sendable {
     /// requested once its first part exists (its response then follows the encoder part by
     /// part). Nil until every rung has a whole segment.
     func mpd(now: Date) -> String? {
-        let per = Self.partsPerSegment
+        let per = partsPerSegment
         let (windows, ended) = state.withLock { state in
             (state.parts.mapValues { ($0.first?.index ?? 0, $0.last?.index ?? -1) }, state.ended)
         }
@@ -259,7 +261,7 @@ final class LivePresentation: Sendable {
     /// segment numbers from its clock: one whose clock runs a little ahead is held until the
     /// segment exists rather than sent a 404 that it would skip.
     func segmentParts(rung: String, sequence: Int) -> AsyncStream<[UInt8]>? {
-        let per = Self.partsPerSegment
+        let per = partsPerSegment
         let first = sequence * per
         let next = nextPartIndex(rung)
         guard first < next + Self.maximumSegmentsAhead * per, part(rung: rung, index: first) != nil || first >= next else { return nil }
@@ -268,7 +270,9 @@ final class LivePresentation: Sendable {
             let task = Task {
                 for index in first..<(first + per) {
                     if part(rung: rung, index: index) == nil {
-                        let wait = Double(max(2, index - nextPartIndex(rung) + 2)) * partSeconds
+                        // Its time to be encoded, and two seconds for a source's jitter (an
+                        // Ogg page brings about a second of audio at once).
+                        let wait = Double(max(0, index - nextPartIndex(rung) + 1)) * partSeconds + 2
                         _ = await waitFor(rung: rung, index: index, timeout: .seconds(wait))
                     }
                     guard let part = part(rung: rung, index: index) else { break }

@@ -172,8 +172,8 @@ struct LiveRoutes: Sendable {
             let presentation = try liveHLS(name)
             // The first whole segment of every rung, then the MPD as it stands.
             for rung in presentation.rungs {
-                _ = await presentation.waitFor(rung: rung.id, index: LivePresentation.partsPerSegment - 1,
-                                               timeout: .seconds(3 * presentation.partSeconds * Double(LivePresentation.partsPerSegment)))
+                _ = await presentation.waitFor(rung: rung.id, index: presentation.partsPerSegment - 1,
+                                               timeout: .seconds(3 * presentation.partSeconds * Double(presentation.partsPerSegment)))
             }
             guard let text = presentation.mpd(now: Date()) else {
                 throw APIError(.serviceUnavailable, code: "part_not_ready", "the show's first segment is not encoded yet", retryAfter: 1)
@@ -203,7 +203,7 @@ struct LiveRoutes: Sendable {
     private func llhls(_ request: Request, mount: String, rung: String, file: String) async throws -> Response {
         let hls = try liveHLS(mount)
         guard hls.rung(rung) != nil else { throw APIError.notFound("no rung \(rung.prefix(32))") }
-        let per = LivePresentation.partsPerSegment
+        let per = hls.partsPerSegment
         let hold = Duration.seconds(3 * hls.partSeconds * Double(per))
         func media(_ bytes: [UInt8], maxAge: Int) -> Response {
             Response(status: .ok, headers: [.contentType: "audio/mp4", .cacheControl: "public, max-age=\(maxAge)"],
@@ -245,7 +245,7 @@ struct LiveRoutes: Sendable {
                     try await writer.finish(nil)
                 })
             }
-            if let name = file.wholeMatch(of: /part-(\d{1,9})\.(\d)\.m4s/), let sequence = Int(name.1), let index = Int(name.2), index < per {
+            if let name = file.wholeMatch(of: /part-(\d{1,9})\.(\d{1,2})\.m4s/), let sequence = Int(name.1), let index = Int(name.2), index < per {
                 let absolute = sequence * per + index
                 // A part one or two ahead (the preload hint) is held until it exists.
                 if hls.part(rung: rung, index: absolute) == nil, absolute <= hls.nextPartIndex(rung) + 1 {

@@ -85,7 +85,7 @@ final class LiveSession: Sendable {
 
     /// Starts a session for the first source (`format`, `generation`).
     init(mountName: String, format: LiveStreamFormat, generation: UInt64, context: Context) throws(MediaError) {
-        let ladder = try LiveLadder(rungs: context.live.rungs)
+        let ladder = try LiveLadder(rungs: context.live.rungs, partBlocks: Int((context.live.partSeconds / 0.32).rounded()))
         let loudness = try context.live.loudnessTarget.map { target throws(MediaError) in
             try LiveLoudnessStage(sampleRate: ladder.sampleRate, channelCount: ladder.channelCount, targetLoudness: target)
         }
@@ -254,7 +254,9 @@ final class LiveSession: Sendable {
                     // when the source is gone (or a new one has not sent audio yet), after
                     // `stallSeconds` when it is connected but stops sending (its late audio
                     // then follows the silence).
-                    let hold: Duration = sourcePresent && sourceAudioStarted ? .seconds(live.stallSeconds) : .zero
+                    // (A show's first source is not bridged before its audio starts: that
+                    // silence would only add latency.)
+                    let hold: Duration = sourcePresent && (sourceAudioStarted || sourcesSeen == 1) ? .seconds(live.stallSeconds) : .zero
                     let elapsed = now - anchor.instant - hold
                     guard elapsed > .zero else { continue }
                     let due = anchor.frames + Int64(elapsed / .seconds(1) * Double(ladder.sampleRate))
