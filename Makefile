@@ -92,5 +92,11 @@ bench-listeners: deps
 	SCENARIO=progressive STREAMHOST=.build/release/streamhost LOADGEN=.build/release/veza-loadgen Benchmarks/listener-load.sh
 	SCENARIO=hostile STREAMHOST=.build/release/streamhost LOADGEN=.build/release/veza-loadgen Benchmarks/listener-load.sh
 
+# Live (issue 21): glass-to-glass latency beside icecast2 (LL-HLS player and ICY listeners) and the
+# cost of 20 transcoded mounts on this machine. About 3 minutes.
+bench-live: deps
+	$(SWIFT) build -c release --product streamhost
+	STREAMHOST=.build/release/streamhost Benchmarks/live.sh
+
 clean:
 	rm -rf .build .build-test .build-coverage Benchmarks/.build Examples/.build

@@ -253,7 +253,7 @@ struct LiveTests {
         #expect(Date().timeIntervalSince(stopping) < 10, "graceful shutdown waited \(Date().timeIntervalSince(stopping)) s for the source")
     }
 
-    @Test("the real-time ladder as LL-HLS: parts, blocking reload, preload hints and rendition reports; ffmpeg plays the AAC and Opus masters live; ENDLIST when the source leaves")
+    @Test("the real-time ladder as LL-HLS and live DASH: parts, blocking reload, preload hints and rendition reports; ffmpeg plays the AAC and Opus masters and the MPD, Chromium the master; ADTS and Ogg rung streams; ENDLIST when the source leaves")
     func lowLatencyHLS() throws {
         let host = try Self.startHost()
         defer { host.stop() }
@@ -307,6 +307,12 @@ struct LiveTests {
             let frequency = Double(crossings) / 2 / max(seconds, 0.001)
             #expect(abs(frequency - 523) < 10, "\(url): \(frequency) Hz")
         }
+
+        // Chromium's own HLS player plays the live master for 5 s.
+        let chromium = try Subprocess.run("python3", [DeliveryTests.script("chromium_play.py"), "\(base)/master.m3u8", "--native", "--live",
+                                                      "--seconds", "5", "--timeout", "60"], timeLimit: 120)
+        let chromiumOutput = String(decoding: chromium.stdout, as: UTF8.self)
+        #expect(chromium.succeeded && chromiumOutput.contains(#""ok": true"#), "Chromium: \(chromiumOutput) \(chromium.stderr.suffix(800))")
 
         // Live DASH: a dynamic MPD with a SegmentTimeline, chunked low-latency availability and
         // a clock; ffmpeg plays it.

@@ -11,7 +11,7 @@ while `state == "playing"`. With --switch R it asks the page to switch to rendit
 with `vezaDemo.rendition == R`.
 
 With --native, URL is an HLS playlist instead, played by Chromium's own HLS player in an
-<audio> element (at --rate) until it ends; --throttle-kbps K limits the page's download rate for
+<audio> element (at --rate) until it ends (with --live: for --seconds from where it started); --throttle-kbps K limits the page's download rate for
 the first --throttle-seconds, so the player's ABR starts low and switches up afterwards. The
 result then carries duration, the final currentTime and the renditions whose segments were fetched.
 
@@ -476,6 +476,12 @@ def run_native(args, result):
             if status["ended"]:
                 result["ok"] = True
                 return
+            if args.live and status["currentTime"] and not status["paused"]:
+                # A live stream never ends: --seconds of playback from the first position seen.
+                start = result.setdefault("startTime", status["currentTime"])
+                if status["currentTime"] - start >= args.seconds:
+                    result["ok"] = True
+                    return
             wait(cdp, POLL_INTERVAL)
 
 
@@ -488,6 +494,7 @@ def main():
     parser.add_argument("--chromium", help="Chromium binary (default: $CHROMIUM, then chromium on PATH)")
     parser.add_argument("--native", action="store_true",
                         help="URL is an HLS playlist: play it in Chromium's own HLS player (<audio src>) to the end")
+    parser.add_argument("--live", action="store_true", help="--native: a live stream; succeed after --seconds of playback")
     parser.add_argument("--rate", type=float, default=1.0, help="--native, --to-end: playbackRate (default 1)")
     parser.add_argument("--to-end", action="store_true",
                         help="demo page: play at --rate until the track ends (reports duration and the final currentTime)")

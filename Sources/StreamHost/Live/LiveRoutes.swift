@@ -11,6 +11,11 @@ import StreamKit
 ///   mount, as Icecast serves it: one continuous body in the source's format, the burst of
 ///   recent audio first, `icy-metaint` and `StreamTitle` blocks for clients that send
 ///   `Icy-MetaData: 1`, `icy-name`/`icy-genre`/`icy-description`/`icy-pub`/`icy-br`.
+/// - `GET /live/{mount}/{rung}.aac|.opus`: one rung of the show's ladder as ICY (ADTS, Ogg Opus),
+///   which goes on through the fallback.
+/// - `GET /live/{mount}/master.m3u8`, `master-opus.m3u8`, `{rung}/index.m3u8`, `{rung}/init.mp4`,
+///   `{rung}/seg-N.m4s`, `{rung}/part-N.P.m4s`: LL-HLS; `GET /live/{mount}/manifest.mpd`: live DASH
+///   over the same segments (sent part by part when asked for before they are complete).
 /// - `GET /admin/metadata?mount=/{mount}&mode=updinfo&song=…`: Icecast's title update, with the
 ///   mount's source credentials (basic auth) or a `live`-scope token.
 /// - `GET /v1/live`, `GET /v1/live/{mount}`: mounts and their state; `POST /v1/live` creates a
