@@ -14,7 +14,7 @@ struct LiveTests {
     /// `environment` says otherwise.
     static func startHost(_ environment: [String: String] = [:]) throws -> HostProcess {
         var variables = ["VEZA_LIVE_MOUNTS": mounts, "VEZA_LIVE_CREATE_MOUNTS_ON_CONNECT": "true",
-                         "VEZA_LIVE_GRACE_SECONDS": "2", "VEZA_LIVE_RECORD": "false"]
+                         "VEZA_LIVE_GRACE_SECONDS": "2", "VEZA_LIVE_RECORD": "false", "VEZA_LIVE_OPEN_LISTENING": "true"]
         for (key, value) in environment { variables[key] = value }
         let host = HostProcess(name: "live", environment: variables)
         try host.start(workers: 1)
@@ -52,6 +52,13 @@ struct LiveTests {
     static func kill(_ process: Process) {
         if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
+    }
+
+    /// The token of the signed listening URLs the API hands out for a mount.
+    static func token(_ host: HostProcess, _ name: String) throws -> String {
+        let urls = try mount(host, name)["urls"] as? [String: String] ?? [:]
+        let hls = try #require(urls["hls"], "no urls: \(urls)")
+        return try #require(hls.firstMatch(of: /[?&]token=([^&]+)/).map { String($0.1) }, "unsigned: \(hls)")
     }
 
     static func mount(_ host: HostProcess, _ name: String) throws -> [String: Any] {
@@ -253,51 +260,62 @@ struct LiveTests {
         #expect(Date().timeIntervalSince(stopping) < 10, "graceful shutdown waited \(Date().timeIntervalSince(stopping)) s for the source")
     }
 
-    @Test("the real-time ladder as LL-HLS and live DASH: parts, blocking reload, preload hints and rendition reports; ffmpeg plays the AAC and Opus masters and the MPD, Chromium the master; ADTS and Ogg rung streams; ENDLIST when the source leaves")
+    @Test("the real-time ladder as LL-HLS and live DASH behind signed URLs: parts, blocking reload, preload hints, rendition reports, delta updates; ffmpeg plays the AAC and Opus masters and the MPD, Chromium the master; ADTS and Ogg rung streams; ENDLIST when the source leaves")
     func lowLatencyHLS() throws {
-        let host = try Self.startHost()
+        // Listening is authorised as VOD playback is: every URL below carries the mount's token.
+        let host = try Self.startHost(["VEZA_LIVE_OPEN_LISTENING": "false"])
         defer { host.stop() }
         let source = try Self.source(host, mount: "radio", password: "radio-pw-1",
                                      ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"], seconds: 60)
         defer { Self.kill(source) }
         _ = try Self.wait(host, "radio", state: "live")
         let base = "\(host.base)/live/radio"
-        let master = try host.curl(["\(base)/master.m3u8"], authenticated: false)
+        let token = try Self.token(host, "radio")
+        func signed(_ url: String) -> String { url + (url.contains("?") ? "&" : "?") + "token=" + token }
+        // Without the token: 401; another mount's token: 403; a bearer token with scope stream:
+        // the playlist carries a fresh token into its URIs.
+        #expect(try host.curl(["\(base)/master.m3u8"], authenticated: false).status == 401)
+        #expect(try host.curl(["\(base)"], authenticated: false).status == 401)
+        let foreign = try host.curl(["\(host.base)/live/other/master.m3u8?token=\(token)"], authenticated: false)
+        #expect(foreign.status == 403 || foreign.status == 404, "\(foreign.status)")
+        let bearer = try host.curl(["\(base)/master.m3u8"])
+        #expect(bearer.status == 200 && bearer.body.contains("aac-128/index.m3u8?token="), "\(bearer.body)")
+        let master = try host.curl([signed("\(base)/master.m3u8")], authenticated: false)
         #expect(master.status == 200 && master.body.contains("aac-128/index.m3u8") && master.body.contains("aac-64/index.m3u8")
                 && master.body.contains(#"CODECS="mp4a.40.2""#) && !master.body.contains("opus"), "\(master.body)")
-        let opusMaster = try host.curl(["\(base)/master-opus.m3u8"], authenticated: false)
+        let opusMaster = try host.curl([signed("\(base)/master-opus.m3u8")], authenticated: false)
         #expect(opusMaster.status == 200 && opusMaster.body.contains("opus-96/index.m3u8"))
 
         // The first request waits for the first segment; then the playlist is LL-HLS.
-        let first = try host.curl(["\(base)/aac-128/index.m3u8"], authenticated: false)
+        let first = try host.curl([signed("\(base)/aac-128/index.m3u8")], authenticated: false)
         let text = first.body
         #expect(first.status == 200, "\(first)")
         for tag in ["#EXT-X-PART-INF:PART-TARGET=0.32", "CAN-BLOCK-RELOAD=YES", "PART-HOLD-BACK=0.96", "#EXT-X-PRELOAD-HINT:TYPE=PART",
-                    "#EXT-X-RENDITION-REPORT:URI=\"../aac-64/index.m3u8\"", "#EXT-X-MAP:URI=\"init.mp4\"", "#EXT-X-PROGRAM-DATE-TIME:", "#EXT-X-PART:"] {
+                    "#EXT-X-RENDITION-REPORT:URI=\"../aac-64/index.m3u8?token=\(token)\"", "#EXT-X-MAP:URI=\"init.mp4?token=\(token)\"", "#EXT-X-PROGRAM-DATE-TIME:", "#EXT-X-PART:"] {
             #expect(text.contains(tag), "missing \(tag) in:\n\(text)")
         }
         #expect(!text.contains("#EXT-X-ENDLIST"))
         // Blocking reload for the hinted part: answered once it exists, within about a part.
-        guard let hint = text.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="part-(\d+)\.(\d)\.m4s"/) else {
+        guard let hint = text.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="part-(\d+)\.(\d)\.m4s\?token=/) else {
             Issue.record("no preload hint: \(text)")
             return
         }
         let started = Date()
-        let blocked = try host.curl(["\(base)/aac-128/index.m3u8?_HLS_msn=\(hint.1)&_HLS_part=\(hint.2)"], authenticated: false)
+        let blocked = try host.curl([signed("\(base)/aac-128/index.m3u8?_HLS_msn=\(hint.1)&_HLS_part=\(hint.2)")], authenticated: false)
         let waited = Date().timeIntervalSince(started)
         #expect(blocked.status == 200 && blocked.body.contains("part-\(hint.1).\(hint.2).m4s"), "\(blocked.body)")
         #expect(waited < 1.5, "blocked \(waited) s for one 0.32 s part")
         // The hinted part itself, requested before it exists, is held and then served.
-        let next = blocked.body.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d\.m4s)"/).map { String($0.1) } ?? ""
-        let part = try host.curl(["\(base)/aac-128/\(next)"], authenticated: false)
+        let next = blocked.body.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d\.m4s)\?token=/).map { String($0.1) } ?? ""
+        let part = try host.curl([signed("\(base)/aac-128/\(next)")], authenticated: false)
         #expect(part.status == 200 && part.headers.lowercased().contains("content-type: audio/mp4"), "\(next): \(part.status) \(part.headers)")
-        let tooFar = try host.curl(["\(base)/aac-128/index.m3u8?_HLS_msn=\(Int(hint.1)! + 50)"], authenticated: false)
+        let tooFar = try host.curl([signed("\(base)/aac-128/index.m3u8?_HLS_msn=\(Int(hint.1)! + 50)")], authenticated: false)
         #expect(tooFar.status == 400)
-        let partOnly = try host.curl(["\(base)/aac-128/index.m3u8?_HLS_part=1"], authenticated: false)
+        let partOnly = try host.curl([signed("\(base)/aac-128/index.m3u8?_HLS_part=1")], authenticated: false)
         #expect(partOnly.status == 400)
 
         // ffmpeg plays both masters live: 8 s of the (transcoded) tone.
-        for url in ["\(base)/master.m3u8", "\(base)/master-opus.m3u8"] {
+        for url in [signed("\(base)/master.m3u8"), signed("\(base)/master-opus.m3u8")] {
             let played = try Subprocess.run("ffmpeg", ["-v", "error", "-i", url, "-t", "8", "-ac", "1", "-ar", "44100", "-f", "s16le", "-"], timeLimit: 60)
             let samples = played.stdout.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
             let seconds = Double(samples.count) / 44_100
@@ -309,21 +327,21 @@ struct LiveTests {
         }
 
         // Chromium's own HLS player plays the live master for 5 s.
-        let chromium = try Subprocess.run("python3", [DeliveryTests.script("chromium_play.py"), "\(base)/master.m3u8", "--native", "--live",
+        let chromium = try Subprocess.run("python3", [DeliveryTests.script("chromium_play.py"), signed("\(base)/master.m3u8"), "--native", "--live",
                                                       "--seconds", "5", "--timeout", "60"], timeLimit: 120)
         let chromiumOutput = String(decoding: chromium.stdout, as: UTF8.self)
         #expect(chromium.succeeded && chromiumOutput.contains(#""ok": true"#), "Chromium: \(chromiumOutput) \(chromium.stderr.suffix(800))")
 
         // Live DASH: a dynamic MPD with a SegmentTimeline, chunked low-latency availability and
         // a clock; ffmpeg plays it.
-        let mpd = try host.curl(["\(base)/manifest.mpd"], authenticated: false)
+        let mpd = try host.curl([signed("\(base)/manifest.mpd")], authenticated: false)
         for text in [#"type="dynamic""#, "availabilityStartTime=", "timeShiftBufferDepth=", "<SegmentTimeline>", #"availabilityTimeComplete="false""#,
-                     "availabilityTimeOffset=\"3.52\"", "urn:mpeg:dash:utc:direct:2014", #"media="$RepresentationID$/seg-$Number$.m4s""#,
+                     "availabilityTimeOffset=\"3.52\"", "urn:mpeg:dash:utc:direct:2014", #"media="$RepresentationID$/seg-$Number$.m4s?token=\#(token)""#,
                      #"<Representation id="opus-48""#, "<Latency target=\"960\""] {
             #expect(mpd.body.contains(text), "missing \(text) in:\n\(mpd.body)")
         }
         #expect(mpd.headers.lowercased().contains("content-type: application/dash+xml"))
-        let dash = try Subprocess.run("ffmpeg", ["-v", "error", "-i", "\(base)/manifest.mpd", "-t", "8", "-ac", "1", "-ar", "44100", "-f", "s16le", "-"],
+        let dash = try Subprocess.run("ffmpeg", ["-v", "error", "-i", signed("\(base)/manifest.mpd"), "-t", "8", "-ac", "1", "-ar", "44100", "-f", "s16le", "-"],
                                       timeLimit: 60)
         let dashSamples = dash.stdout.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
         #expect(Double(dashSamples.count) / 44_100 > 7.5, "DASH: \(Double(dashSamples.count) / 44_100) s, \(dash.stderr)")
@@ -331,24 +349,33 @@ struct LiveTests {
 
         // Each rung as an ICY stream: ADTS for AAC, Ogg for Opus, with titles.
         for (rung, type) in [("aac-64.aac", "audio/aac"), ("opus-96.opus", "audio/ogg")] {
-            let (report, audio) = try Self.listen("\(base)/\(rung)", seconds: 5)
+            let (report, audio) = try Self.listen(signed("\(base)/\(rung)"), seconds: 5)
             #expect(report["status"] as? Int == 200 && (report["headers"] as? [String: Any])?["content-type"] as? String == type, "\(rung): \(report)")
             #expect(report["malformedBlocks"] as? Int == 0)
             let decoded = try Self.decode(audio)
             #expect(decoded.seconds > 4.5 && abs(decoded.frequency - 523) < 10, "\(rung): \(decoded)")
         }
-        let wrongRung = try host.curl(["\(base)/aac-999.aac"], authenticated: false)
+        let wrongRung = try host.curl([signed("\(base)/aac-999.aac")], authenticated: false)
         #expect(wrongRung.status == 404 && wrongRung.body.contains("aac-128.aac"), "\(wrongRung.body)")
+
+        // A delta update (the show is past the 24 s skip boundary by now): older segments are
+        // replaced by EXT-X-SKIP, the newest are listed with their parts.
+        let full = try host.curl([signed("\(base)/aac-128/index.m3u8")], authenticated: false).body
+        let delta = try host.curl([signed("\(base)/aac-128/index.m3u8?_HLS_skip=YES")], authenticated: false).body
+        #expect(full.contains("CAN-SKIP-UNTIL=24") && !full.contains("EXT-X-SKIP"), "\(full)")
+        #expect(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=") && delta.contains("#EXT-X-VERSION:9") && delta.contains("#EXT-X-PART:")
+                && delta.split(separator: "\n").count < full.split(separator: "\n").count, "\(delta)")
+        #expect(try host.curl([signed("\(base)/aac-128/index.m3u8?_HLS_skip=maybe")], authenticated: false).status == 400)
 
         // The source leaves: the playlist ends.
         Self.kill(source)
         _ = try Self.wait(host, "radio", state: "idle")
         Thread.sleep(forTimeInterval: 0.5)
-        let ended = try host.curl(["\(base)/aac-128/index.m3u8"], authenticated: false)
+        let ended = try host.curl([signed("\(base)/aac-128/index.m3u8")], authenticated: false)
         #expect(ended.status == 200 && ended.body.contains("#EXT-X-ENDLIST") && !ended.body.contains("PRELOAD-HINT"), "\(ended.body)")
     }
 
-    @Test("mounts through the API: create (admin), list, refuse a duplicate, delete")
+    @Test("mounts through the API: create (admin) with its own ladder, window and open listening, list, refuse a duplicate or bad settings, delete")
     func mountAPI() throws {
         let host = try Self.startHost()
         defer { host.stop() }
@@ -362,6 +389,25 @@ struct LiveTests {
         #expect(list.status == 200 && list.body.contains(#""name":"talk""#) && list.body.contains(#""name":"radio""#))
         let anonymous = try host.curl(["-X", "POST", "-d", "{}", "\(host.base)/v1/live"], authenticated: false)
         #expect(anonymous.status == 401)
+        // A mount with its own ladder and window, open to listeners; bad settings are refused.
+        let own = try host.curl(["-X", "POST", "-H", "Content-Type: application/json", "-d",
+                                 #"{"name":"club","sourcePassword":"club-pw-123","rungs":["aac-96","opus-32"],"dvrSeconds":120,"openListening":true}"#,
+                                 "\(host.base)/v1/live"])
+        #expect(own.status == 201 && own.body.contains(#""rungs":["aac-96","opus-32"]"#) && own.body.contains(#""openListening":true"#)
+                && !own.body.contains("token="), "\(own.body)")
+        let club = try Self.source(host, mount: "club", password: "club-pw-123",
+                                   ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"], seconds: 20)
+        defer { Self.kill(club) }
+        _ = try Self.wait(host, "club", state: "live")
+        let clubMaster = try host.curl(["\(host.base)/live/club/master.m3u8"], authenticated: false)
+        let clubOpus = try host.curl(["\(host.base)/live/club/master-opus.m3u8"], authenticated: false)
+        #expect(clubMaster.status == 200 && clubMaster.body.contains("aac-96/index.m3u8") && !clubMaster.body.contains("aac-128")
+                && clubOpus.body.contains("opus-32/index.m3u8") && !clubOpus.body.contains("token="), "\(clubMaster.body)\n\(clubOpus.body)")
+        for bad in [#"{"name":"b1","sourcePassword":"","rungs":["mp4-1"]}"#, #"{"name":"b2","sourcePassword":"","dvrSeconds":5}"#,
+                    #"{"name":"b3","sourcePassword":"","loudnessTarget":3}"#, #"{"name":"b 4","sourcePassword":""}"#] {
+            let refused = try host.curl(["-X", "POST", "-H", "Content-Type: application/json", "-d", bad, "\(host.base)/v1/live"])
+            #expect(refused.status == 400, "\(bad): \(refused.status) \(refused.body)")
+        }
         #expect(try host.curl(["-X", "DELETE", "\(host.base)/v1/live/talk"]).status == 204)
         #expect(try host.curl(["\(host.base)/v1/live/talk"]).status == 404)
     }

@@ -190,8 +190,13 @@ public struct HostAuth: Sendable {
     /// (nil in public mode).
     public func playbackToken(track: String, now: Date) -> String? {
         guard !isPublic else { return nil }
+        return token(opening: Self.playbackPrefixes(track: track), now: now)
+    }
+
+    /// A signed token opening `prefixes` until `now + playbackTTL`.
+    private func token(opening prefixes: [String], now: Date) -> String? {
         let expires = Timestamp(millisecondsSince1970: Int64((now.timeIntervalSince1970 + playbackTTL) * 1000))
-        return try? signer.sign(pathPrefixes: Self.playbackPrefixes(track: track), expires: expires)
+        return try? signer.sign(pathPrefixes: prefixes, expires: expires)
     }
 
     /// `path` with the playback token of `track` in its query (unchanged in public mode).
@@ -209,15 +214,49 @@ public struct HostAuth: Sendable {
     /// does not cover this path (another track). `client` is the request's client address (behind
     /// a trusted proxy, the one it forwarded), checked against a token bound to a client.
     public func authorizePlayback(_ request: Request, track: String, now: Date, client: IPAddress? = nil) async throws(APIError) -> String? {
+        try await authorizeSigned(request, path: request.uri.path, now: now, client: client, scopes: [.stream], track: track,
+                                  prefixes: Self.playbackPrefixes(track: track))
+    }
+
+    // MARK: Live mounts
+
+    /// The path prefix one live token opens: everything under `/live/{mount}/` (LL-HLS, DASH,
+    /// the ladder's ICY streams); the relay itself (`/live/{mount}`, `/live/{mount}.mp3` …) is
+    /// checked as that prefix (see ``authorizeLive(_:mount:relay:now:client:)``).
+    public static func livePrefixes(mount: String) -> [String] {
+        ["/live/\(mount)/"]
+    }
+
+    /// `path` with a live token for `mount` in its query (unchanged in public mode).
+    public func signedLivePath(_ path: String, mount: String, now: Date) -> String {
+        guard !isPublic, let token = token(opening: Self.livePrefixes(mount: mount), now: now) else { return path }
+        return QueryRewriter.adding(name: Self.tokenParameter, value: token, to: path)
+    }
+
+    /// Authorises listening to a live mount, as ``authorizePlayback(_:track:now:client:)`` does
+    /// for a track: a signed URL covering the path, or a bearer token with scope `stream` (or
+    /// `live`) not bound to a track, for which a live token is minted. Returns the token to carry
+    /// into playlist URIs (nil in public mode). `relay`: the request is for the relay
+    /// (`/live/{mount}` or `/live/{mount}.ext`), checked as `/live/{mount}/`.
+    public func authorizeLive(_ request: Request, mount: String, relay: Bool = false, now: Date, client: IPAddress? = nil) async throws(APIError) -> String? {
+        try await authorizeSigned(request, path: relay ? "/live/\(mount)/" : request.uri.path, now: now, client: client,
+                                  scopes: [.stream, .live], track: nil, prefixes: Self.livePrefixes(mount: mount))
+    }
+
+    /// One check for every signed object: the `?token=` for `path`, else a bearer token with one
+    /// of `scopes` (for `track`), for which a token opening `prefixes` is minted.
+    private func authorizeSigned(_ request: Request, path: String, now: Date, client: IPAddress?, scopes: [AccessScope], track: String?,
+                                 prefixes: [String]) async throws(APIError) -> String? {
         if isPublic { return nil }
         if let token = request.uri.queryParameters.get(Self.tokenParameter) {
-            return try verifySignedPath(request.uri.path, token: token, now: now, client: client)
+            return try verifySignedPath(path, token: token, now: now, client: client)
         }
         if request.headers[.authorization] != nil {
-            try await require(.stream, request, track: track)
-            return playbackToken(track: track, now: now)
+            try await requireAny(scopes, request, track: track)
+            return token(opening: prefixes, now: now)
         }
-        throw APIError.unauthorized("a signed URL or a bearer token with scope stream is required", error: "invalid_request")
+        throw APIError.unauthorized("a signed URL or a bearer token with scope \(scopes.map(\.rawValue).joined(separator: " or ")) is required",
+                                    error: "invalid_request")
     }
 
     /// The signed-URL half of ``authorizePlayback(_:track:now:)``, synchronous (it runs on the

@@ -14,17 +14,47 @@ public struct LiveMountConfiguration: Sendable, Hashable, Codable {
     public var takeover: Bool
     /// Whether each show is recorded and becomes a track when it ends.
     public var record: Bool
+    /// Whether anyone may listen without a signed URL or token, as on an Icecast server;
+    /// otherwise listening is authorised as VOD playback is (``HostAuth/authorizeLive(_:mount:relay:now:client:)``).
+    public var openListening: Bool
+    /// The mount's own ladder (rung names, `aac-128`, `opus-48` …), or nil for `live.rungs`.
+    public var rungs: [String]?
+    /// The mount's own DVR window in seconds, or nil for `live.dvrSeconds`.
+    public var dvrSeconds: Double?
+    /// The mount's own loudness target in LUFS, or nil for `live.loudnessTarget`.
+    public var loudnessTarget: Double?
 
     /// - Parameters:
     ///   - name: the mount's name (see ``isValidName(_:)``).
     ///   - sourcePassword: the source's basic-auth password; empty for token sources only.
     ///   - takeover: whether a second source takes over instead of being refused.
     ///   - record: whether shows are recorded and archived as tracks.
-    public init(name: String, sourcePassword: String, takeover: Bool = false, record: Bool = true) {
+    ///   - openListening: whether listening needs no signed URL or token.
+    ///   - rungs: the mount's ladder (nil: the host's).
+    ///   - dvrSeconds: the mount's DVR window (nil: the host's).
+    ///   - loudnessTarget: the mount's loudness target (nil: the host's).
+    public init(name: String, sourcePassword: String, takeover: Bool = false, record: Bool = true, openListening: Bool = false,
+                rungs: [String]? = nil, dvrSeconds: Double? = nil, loudnessTarget: Double? = nil) {
         self.name = name
         self.sourcePassword = sourcePassword
         self.takeover = takeover
         self.record = record
+        self.openListening = openListening
+        self.rungs = rungs
+        self.dvrSeconds = dvrSeconds
+        self.loudnessTarget = loudnessTarget
+    }
+
+    /// The host's live settings with this mount's own ladder, DVR window and loudness target.
+    public func applied(to live: LiveConfiguration) -> LiveConfiguration {
+        var live = live
+        if let rungs {
+            let parsed = rungs.compactMap(LiveRung.init(name:))
+            if !parsed.isEmpty { live.rungs = parsed }
+        }
+        if let dvrSeconds { live.dvrSeconds = dvrSeconds }
+        if let loudnessTarget { live.loudnessTarget = loudnessTarget }
+        return live
     }
 
     /// Whether `name` is a usable mount name.
@@ -88,6 +118,10 @@ public struct LiveConfiguration: Sendable, Hashable {
     public var partSeconds: Double = 0.32
     /// Whether mounts record their shows by default (`live.record`).
     public var record = true
+    /// Whether the mounts of `live.mounts` and mounts created on connect may be listened to
+    /// without a signed URL or token, as on an Icecast server (`live.openListening`; default
+    /// false: listening is authorised as VOD playback is, except in public mode).
+    public var openListening = false
 
     /// Entries of `live.mounts` that could not be read.
     public var problems: [String] = []
@@ -104,7 +138,11 @@ public struct LiveConfiguration: Sendable, Hashable {
             mounts.append(LiveMountConfiguration(name: parts[0], sourcePassword: parts[1], takeover: parts.count == 3 && parts[2] == "takeover"))
         }
         record = reader.bool(forKey: "live.record", default: record)
-        for index in mounts.indices { mounts[index].record = record }
+        openListening = reader.bool(forKey: "live.openListening", default: openListening)
+        for index in mounts.indices {
+            mounts[index].record = record
+            mounts[index].openListening = openListening
+        }
         let rungNames = reader.stringArray(forKey: "live.rungs", default: [])
         if !rungNames.isEmpty {
             var parsed: [LiveRung] = []

@@ -13,7 +13,7 @@ import Synchronization
 /// playing.
 final class LiveMount: Sendable {
     let configuration: LiveMountConfiguration
-    private let live: LiveConfiguration
+    let live: LiveConfiguration
     private let context: LiveSession.Context?
     private let state = Mutex(State())
     /// The source's bytes as they are, for `GET /live/{mount}`.
@@ -97,6 +97,7 @@ final class LiveMount: Sendable {
     private func startSession(format: LiveStreamFormat, generation: UInt64) {
         guard var context, live.ladderEnabled else { return }
         if !configuration.record { context.recordingDirectory = nil }
+        context.live = configuration.applied(to: context.live)
         let onEnd = context.onEnd
         context.onEnd = { [weak self] session in
             self?.sessionEnded(session)

@@ -164,7 +164,12 @@ final class LivePresentation: Sendable {
     /// The media playlist of `rung` as it stands, once its first segment is complete (the
     /// routes wait for that: the map comes with the first segment) (relative URIs: `init.mp4`, `seg-M.m4s`,
     /// `part-M.P.m4s`; other rungs of the set reported as `../{rung}/index.m3u8`).
-    func mediaPlaylist(rung id: String) -> String? {
+    ///
+    /// - Parameters:
+    ///   - deltaUpdate: a Playlist Delta Update (`_HLS_skip=YES`): segments more than
+    ///     `CAN-SKIP-UNTIL` (six target durations) before the end are replaced by `EXT-X-SKIP`.
+    ///   - token: a signed-URL token carried into every URI (nil: none).
+    func mediaPlaylist(rung id: String, deltaUpdate: Bool = false, token: String? = nil) -> String? {
         guard rung(id) != nil else { return nil }
         let (parts, ended, lastByRung) = state.withLock { state in
             (state.parts[id] ?? [], state.ended, state.parts.mapValues { $0.last?.index ?? -1 })
@@ -199,7 +204,8 @@ final class LivePresentation: Sendable {
         let playlist = MediaPlaylist(
             targetDuration: Int64(ceil(segmentTime.seconds)), mediaSequence: Int64(firstSegment),
             independentSegments: true, partTarget: partTime,
-            serverControl: ServerControl(partHoldBack: MediaTime(value: Int64(partFrames * 3), timescale: Int32(timescale)), canBlockReload: true),
+            serverControl: ServerControl(canSkipUntil: MediaTime(value: 6 * Int64(ceil(segmentTime.seconds)), timescale: 1),
+                                         partHoldBack: MediaTime(value: Int64(partFrames * 3), timescale: Int32(timescale)), canBlockReload: true),
             segments: segments, trailingParts: trailing,
             preloadHints: ended ? [] : [PreloadHint(type: .part, uri: "part-\(next / per).\(next % per).m4s")],
             renditionReports: rungs.filter { $0.id != id && $0.family == family }.map { other in
@@ -207,7 +213,9 @@ final class LivePresentation: Sendable {
                 return RenditionReport(uri: "../\(other.id)/index.m3u8", lastMediaSequenceNumber: Int64(max(0, last) / per), lastPart: max(0, last) % per)
             },
             endList: ended)
-        return playlist.render()
+        var delivered = deltaUpdate ? playlist.deltaUpdate() : playlist
+        if let token { delivered = delivered.addingQueryItem(name: HostAuth.tokenParameter, value: token) }
+        return delivered.render()
     }
 
     // MARK: DASH
@@ -217,12 +225,15 @@ final class LivePresentation: Sendable {
     /// window as `@timeShiftBufferDepth`, and low-latency chunked availability: a segment may be
     /// requested once its first part exists (its response then follows the encoder part by
     /// part). Nil until every rung has a whole segment.
-    func mpd(now: Date) -> String? {
+    func mpd(now: Date, token: String? = nil) -> String? {
         let per = partsPerSegment
         let (windows, ended) = state.withLock { state in
             (state.parts.mapValues { ($0.first?.index ?? 0, $0.last?.index ?? -1) }, state.ended)
         }
         let segmentFrames = Int64(partFrames * per)
+        func signed(_ template: String) -> String {
+            token.map { QueryRewriter.adding(name: HostAuth.tokenParameter, value: $0, to: template) } ?? template
+        }
         var renditions: [Rendition] = []
         for rung in rungs {
             guard let (first, last) = windows[rung.id] else { return nil }
@@ -240,7 +251,7 @@ final class LivePresentation: Sendable {
             }
             renditions.append(Rendition(id: rung.id, codec: AudioCodec(codecsString: rung.codecs), codecGroup: rung.family,
                                         sampleRate: rung.sampleRate, channelCount: rung.channelCount, timescale: Int32(timescale),
-                                        addressing: .template(initialization: "$RepresentationID$/init.mp4", media: "$RepresentationID$/seg-$Number$.m4s"),
+                                        addressing: .template(initialization: signed("$RepresentationID$/init.mp4"), media: signed("$RepresentationID$/seg-$Number$.m4s")),
                                         segments: segments))
         }
         func stamp(_ date: Date) -> Timestamp { Timestamp(millisecondsSince1970: Int64((date.timeIntervalSince1970 * 1000).rounded())) }
@@ -288,12 +299,12 @@ final class LivePresentation: Sendable {
     static let maximumSegmentsAhead = 3
 
     /// The multivariant playlist of one codec family (`aac`, `opus`).
-    func multivariantPlaylist(family: String) -> String? {
+    func multivariantPlaylist(family: String, token: String? = nil) -> String? {
         let members = rungs.filter { $0.family == family }
         guard !members.isEmpty else { return nil }
         let playlist = MasterPlaylist(independentSegments: true, variants: members.map {
             VariantStream(uri: "\($0.id)/index.m3u8", bandwidth: Bitrate(bitsPerSecond: Int64($0.bandwidth)), codecs: [$0.codecs])
         })
-        return playlist.render()
+        return (token.map { playlist.addingQueryItem(name: HostAuth.tokenParameter, value: $0) } ?? playlist).render()
     }
 }

@@ -27,15 +27,15 @@ struct LiveRoutes: Sendable {
 
     func register<Context: RequestContext>(on router: some RouterMethods<Context>) {
         router.get("/live/:mount") { request, context in
-            try self.listen(request, name: context.parameters.get("mount") ?? "")
+            try await self.listen(request, context, name: context.parameters.get("mount") ?? "")
         }
         // One parameter name per path position: Hummingbird's router refuses `{file}` here
         // beside `{rung}` in the route below (the second component is a file name here).
         router.get("/live/:mount/:rung") { request, context in
-            try await self.multivariant(request, mount: context.parameters.get("mount") ?? "", file: context.parameters.get("rung") ?? "")
+            try await self.multivariant(request, context, mount: context.parameters.get("mount") ?? "", file: context.parameters.get("rung") ?? "")
         }
         router.get("/live/:mount/:rung/:file") { request, context in
-            try await self.llhls(request, mount: context.parameters.get("mount") ?? "", rung: context.parameters.get("rung") ?? "",
+            try await self.llhls(request, context, mount: context.parameters.get("mount") ?? "", rung: context.parameters.get("rung") ?? "",
                                  file: context.parameters.get("file") ?? "")
         }
         router.get("/admin/metadata") { request, _ in
@@ -43,26 +43,21 @@ struct LiveRoutes: Sendable {
         }
         router.get("/v1/live") { request, _ in
             try await auth.requireAny([.stream, .live], request)
-            return MountList(mounts: mounts.all.map { MountResource($0) })
+            let now = Date()
+            return MountList(mounts: mounts.all.map { MountResource($0, auth: auth, now: now) })
         }
         router.get("/v1/live/:mount") { request, context in
             try await auth.requireAny([.stream, .live], request)
             guard let mount = mounts.mount(context.parameters.get("mount") ?? "") else { throw APIError.notFound("no live mount") }
-            return MountResource(mount)
+            return MountResource(mount, auth: auth, now: Date())
         }
         router.post("/v1/live") { request, context in
             try await auth.require(.admin, request)
             let body = try await request.decode(as: NewMount.self, context: context)
-            guard LiveMountConfiguration.isValidName(body.name) else {
-                throw APIError(.badRequest, code: "bad_request", "a mount name is 1–64 letters, digits, - _ or .")
-            }
-            guard body.sourcePassword.utf8.count >= 8 || body.sourcePassword.isEmpty else {
-                throw APIError(.badRequest, code: "bad_request", "a source password has at least 8 characters (or none: token sources only)")
-            }
+            let configuration = try body.configuration(defaults: mounts.configuration)
             do {
-                let mount = try mounts.create(LiveMountConfiguration(name: body.name, sourcePassword: body.sourcePassword, takeover: body.takeover ?? false,
-                                                                     record: body.record ?? mounts.configuration.record))
-                return EditedResponse(status: .created, headers: [.location: "/v1/live/\(mount.name)"], response: MountResource(mount))
+                let mount = try mounts.create(configuration)
+                return EditedResponse(status: .created, headers: [.location: "/v1/live/\(mount.name)"], response: MountResource(mount, auth: auth, now: Date()))
             } catch {
                 throw APIError(.conflict, code: "mount_exists", "a mount named \(body.name) exists")
             }
@@ -76,7 +71,7 @@ struct LiveRoutes: Sendable {
 
     // MARK: Listening
 
-    private func listen(_ request: Request, name: String) throws -> Response {
+    private func listen(_ request: Request, _ context: some RequestContext, name: String) async throws -> Response {
         var mountName = name
         var wanted: LiveStreamFormat?
         for (suffix, format) in [(".mp3", LiveStreamFormat.mpegAudio), (".aac", .adts), (".ogg", .ogg), (".opus", .ogg)] where name.hasSuffix(suffix) {
@@ -84,6 +79,7 @@ struct LiveRoutes: Sendable {
             wanted = format
         }
         guard let mount = mounts.mount(mountName) else { throw APIError.notFound("no live mount \(mountName.prefix(64))") }
+        _ = try await authorise(request, context, mount: mount, relay: true)
         guard let (listener, source) = mount.addListener() else {
             throw APIError(.notFound, code: "not_live", "mount \(mount.name) has no source now")
         }
@@ -160,34 +156,49 @@ struct LiveRoutes: Sendable {
         })
     }
 
+    /// Authorises a listener of `mount` (nothing to check for a mount open to all) and returns
+    /// the token its documents carry into their URIs.
+    private func authorise(_ request: Request, _ context: some RequestContext, mount: LiveMount, relay: Bool = false) async throws -> String? {
+        if mount.configuration.openListening { return nil }
+        return try await auth.authorizeLive(request, mount: mount.name, relay: relay, now: Date(), client: DeliveryRoutes.client(context))
+    }
+
     // MARK: LL-HLS
 
     private static let playlistType = "application/vnd.apple.mpegurl"
 
-    private func liveHLS(_ name: String) throws -> LivePresentation {
+    /// The mount's show as LL-HLS and DASH, once the request is authorised, and the token to
+    /// carry into its documents' URIs.
+    private func liveHLS(_ request: Request, _ context: some RequestContext, _ name: String) async throws -> (LivePresentation, String?) {
         guard let mount = mounts.mount(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
+        let token = try await authorise(request, context, mount: mount)
         guard let hls = mount.hls else { throw APIError(.notFound, code: "not_live", "mount \(mount.name) has no live ladder now") }
-        return hls
+        return (hls, token)
+    }
+
+    private static func document(_ text: String, type: String, signed: Bool) -> Response {
+        Response(status: .ok, headers: [.contentType: type, .cacheControl: signed ? "private, no-cache" : "no-cache"],
+                 body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     /// `master.m3u8` (the AAC set), `master-{family}.m3u8`, `manifest.mpd` (live DASH), or a
     /// rung as an ICY stream (`{rung}.aac`, `{rung}.opus`).
-    private func multivariant(_ request: Request, mount name: String, file: String) async throws -> Response {
+    private func multivariant(_ request: Request, _ context: some RequestContext, mount name: String, file: String) async throws -> Response {
         if file == "manifest.mpd" {
-            let presentation = try liveHLS(name)
+            let (presentation, token) = try await liveHLS(request, context, name)
             // The first whole segment of every rung, then the MPD as it stands.
             for rung in presentation.rungs {
                 _ = await presentation.waitFor(rung: rung.id, index: presentation.partsPerSegment - 1,
                                                timeout: .seconds(3 * presentation.partSeconds * Double(presentation.partsPerSegment)))
             }
-            guard let text = presentation.mpd(now: Date()) else {
+            guard let text = presentation.mpd(now: Date(), token: token) else {
                 throw APIError(.serviceUnavailable, code: "part_not_ready", "the show's first segment is not encoded yet", retryAfter: 1)
             }
-            return Response(status: .ok, headers: [.contentType: "application/dash+xml", .cacheControl: "no-cache"],
-                            body: .init(byteBuffer: ByteBuffer(string: text)))
+            return Self.document(text, type: "application/dash+xml", signed: token != nil)
         }
         if file.hasSuffix(".aac") || file.hasSuffix(".opus") {
             guard let mount = mounts.mount(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
+            _ = try await authorise(request, context, mount: mount)
             return try listenToRung(request, mount: mount, file: file)
         }
         let mount = name
@@ -199,14 +210,14 @@ struct LiveRoutes: Sendable {
         } else {
             throw APIError.notFound("no live object \(file.prefix(64))")
         }
-        guard let text = try liveHLS(mount).multivariantPlaylist(family: family) else { throw APIError.notFound("no \(family.prefix(16)) rungs") }
-        return Response(status: .ok, headers: [.contentType: Self.playlistType, .cacheControl: "no-cache"],
-                        body: .init(byteBuffer: ByteBuffer(string: text)))
+        let (presentation, token) = try await liveHLS(request, context, mount)
+        guard let text = presentation.multivariantPlaylist(family: family, token: token) else { throw APIError.notFound("no \(family.prefix(16)) rungs") }
+        return Self.document(text, type: Self.playlistType, signed: token != nil)
     }
 
     /// A rung's media playlist (with blocking reload), init segment, segments and parts.
-    private func llhls(_ request: Request, mount: String, rung: String, file: String) async throws -> Response {
-        let hls = try liveHLS(mount)
+    private func llhls(_ request: Request, _ context: some RequestContext, mount: String, rung: String, file: String) async throws -> Response {
+        let (hls, token) = try await liveHLS(request, context, mount)
         guard hls.rung(rung) != nil else { throw APIError.notFound("no rung \(rung.prefix(32))") }
         let per = hls.partsPerSegment
         let hold = Duration.seconds(3 * hls.partSeconds * Double(per))
@@ -222,6 +233,12 @@ struct LiveRoutes: Sendable {
             if case .some(nil) = msn { throw APIError(.badRequest, code: "bad_request", "_HLS_msn must be an integer") }
             if case .some(nil) = part { throw APIError(.badRequest, code: "bad_request", "_HLS_part must be an integer") }
             if part != nil, msn == nil { throw APIError(.badRequest, code: "bad_request", "_HLS_part needs _HLS_msn") }
+            // Delta updates (rfc8216bis §6.2.5.1); `v2` also asks to skip date ranges, which a
+            // live show has none of.
+            let skip = query.get("_HLS_skip")
+            guard skip == nil || skip == "YES" || skip == "v2" else {
+                throw APIError(.badRequest, code: "bad_request", "_HLS_skip must be YES or v2")
+            }
             // The first segment's completion, then the requested part (RFC 8216bis §6.2.5.2).
             var wanted = per - 1
             if let msn = msn ?? nil {
@@ -232,9 +249,8 @@ struct LiveRoutes: Sendable {
             guard await hls.waitFor(rung: rung, index: wanted, timeout: hold) else {
                 throw APIError(.serviceUnavailable, code: "part_not_ready", "the requested part did not arrive in time", retryAfter: 1)
             }
-            guard let text = hls.mediaPlaylist(rung: rung) else { throw APIError.notFound("no rung") }
-            return Response(status: .ok, headers: [.contentType: Self.playlistType, .cacheControl: "no-cache"],
-                            body: .init(byteBuffer: ByteBuffer(string: text)))
+            guard let text = hls.mediaPlaylist(rung: rung, deltaUpdate: skip != nil, token: token) else { throw APIError.notFound("no rung") }
+            return Self.document(text, type: Self.playlistType, signed: token != nil)
         case "init.mp4":
             return media(hls.rung(rung)?.initSegment ?? [], maxAge: 3600)
         default:
@@ -304,6 +320,32 @@ struct NewMount: Decodable, Sendable {
     var sourcePassword: String
     var takeover: Bool?
     var record: Bool?
+    /// Listening without a signed URL or token (as on Icecast).
+    var openListening: Bool?
+    /// The mount's ladder: rung names (`aac-128`, `opus-48` …).
+    var rungs: [String]?
+    var dvrSeconds: Double?
+    var loudnessTarget: Double?
+
+    /// The mount this body asks for, or 400 with the reason.
+    func configuration(defaults: LiveConfiguration) throws -> LiveMountConfiguration {
+        func refuse(_ message: String) -> APIError { APIError(.badRequest, code: "bad_request", message) }
+        guard LiveMountConfiguration.isValidName(name) else { throw refuse("a mount name is 1–64 letters, digits, - _ or .") }
+        guard sourcePassword.utf8.count >= 8 || sourcePassword.isEmpty else {
+            throw refuse("a source password has at least 8 characters (or none: token sources only)")
+        }
+        if let rungs {
+            guard (1...8).contains(rungs.count), Set(rungs).count == rungs.count else { throw refuse("rungs: 1–8 distinct rung names") }
+            for rung in rungs where LiveRung(name: rung) == nil {
+                throw refuse("rungs: '\(rung.prefix(40))' is not aac-KBPS (16–320) or opus-KBPS (6–510)")
+            }
+        }
+        if let dvrSeconds, !(30...(4 * 3600)).contains(dvrSeconds) { throw refuse("dvrSeconds is 30–14400") }
+        if let loudnessTarget, !(-40 ... -5).contains(loudnessTarget) { throw refuse("loudnessTarget is -40 to -5 LUFS") }
+        return LiveMountConfiguration(name: name, sourcePassword: sourcePassword, takeover: takeover ?? false, record: record ?? defaults.record,
+                                      openListening: openListening ?? defaults.openListening, rungs: rungs, dvrSeconds: dvrSeconds,
+                                      loudnessTarget: loudnessTarget)
+    }
 }
 
 /// A live mount as the API shows it (never its source password).
@@ -346,6 +388,10 @@ struct MountResource: ResponseEncodable, Sendable {
     var mediaSeconds: Double
     var takeover: Bool
     var record: Bool
+    /// Whether listening needs no signed URL or token.
+    var openListening: Bool
+    /// The mount's ladder.
+    var rungs: [String]
     /// The show now, or the last one.
     var show: Show?
     /// Where listeners listen.
@@ -353,7 +399,10 @@ struct MountResource: ResponseEncodable, Sendable {
     /// Why the live ladder (LL-HLS) is not running for this source, when it is not.
     var ladderError: String?
 
-    init(_ mount: LiveMount) {
+    /// - Parameters:
+    ///   - auth: signs the listening URLs (unless the mount is open or the host public).
+    ///   - now: when the signatures start.
+    init(_ mount: LiveMount, auth: HostAuth, now: Date) {
         let status = mount.status
         name = mount.name
         let show = status.session
@@ -378,6 +427,11 @@ struct MountResource: ResponseEncodable, Sendable {
         for stream in mount.session?.rungStreams.values.sorted(by: { $0.rung < $1.rung }) ?? [] {
             urls["icy:" + stream.rung] = "/live/\(mount.name)/\(stream.rung).\(stream.fileExtension)"
         }
+        if !mount.configuration.openListening {
+            urls = urls.mapValues { auth.signedLivePath($0, mount: mount.name, now: now) }
+        }
+        openListening = mount.configuration.openListening
+        rungs = mount.configuration.applied(to: mount.live).rungs.map(\.id)
         ladderError = status.ladderError
     }
 }

@@ -201,7 +201,8 @@ final class LiveSourceHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 guard principal.allows(.live) else { throw APIError.forbidden("the token has no live scope") }
                 if let mount = mounts.mount(name) { return mount }
                 guard mounts.configuration.createMountsOnConnect else { return nil }
-                return try? mounts.create(LiveMountConfiguration(name: name, sourcePassword: ""))
+                return try? mounts.create(LiveMountConfiguration(name: name, sourcePassword: "", record: mounts.configuration.record,
+                                                                         openListening: mounts.configuration.openListening))
             }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             future.whenComplete { result in
