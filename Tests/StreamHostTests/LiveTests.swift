@@ -260,7 +260,7 @@ struct LiveTests {
         #expect(Date().timeIntervalSince(stopping) < 10, "graceful shutdown waited \(Date().timeIntervalSince(stopping)) s for the source")
     }
 
-    @Test("the real-time ladder as LL-HLS and live DASH behind signed URLs: parts, blocking reload, preload hints, rendition reports, delta updates; ffmpeg plays the AAC and Opus masters and the MPD, Chromium the master; ADTS and Ogg rung streams; ENDLIST when the source leaves")
+    @Test("the real-time ladder as LL-HLS and live DASH behind signed URLs: parts, blocking reload, preload hints, rendition reports, delta updates, the title as ID3 timed metadata; ffmpeg plays the AAC and Opus masters and the MPD, Chromium the master; ADTS and Ogg rung streams; ENDLIST when the source leaves")
     func lowLatencyHLS() throws {
         // Listening is authorised as VOD playback is: every URL below carries the mount's token.
         let host = try Self.startHost(["VEZA_LIVE_OPEN_LISTENING": "false"])
@@ -357,6 +357,20 @@ struct LiveTests {
         }
         let wrongRung = try host.curl([signed("\(base)/aac-999.aac")], authenticated: false)
         #expect(wrongRung.status == 404 && wrongRung.body.contains("aac-128.aac"), "\(wrongRung.body)")
+
+        // The now-playing title reaches LL-HLS and DASH players as ID3 timed metadata: an emsg
+        // before the next part's fragment (and the MPD declares the in-band events).
+        let song = "Timed Title \(UUID().uuidString.prefix(4))"
+        let update = try host.curl(["-u", "source:radio-pw-1", "\(host.base)/admin/metadata?mount=/radio&mode=updinfo&song=\(song.replacingOccurrences(of: " ", with: "%20"))"],
+                                   authenticated: false)
+        #expect(update.status == 200)
+        let after = try host.curl([signed("\(base)/aac-64/index.m3u8")], authenticated: false).body
+        let hinted = try #require(after.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d\.m4s)\?token=/).map { String($0.1) }, "\(after)")
+        let tagged = try Subprocess.run("curl", ["-s", "--max-time", "10", signed("\(base)/aac-64/\(hinted)")]).stdout
+        let taggedBytes = [UInt8](tagged)
+        #expect(Array(taggedBytes.dropFirst(4).prefix(4)) == Array("emsg".utf8), "\(taggedBytes.prefix(16))")
+        #expect(taggedBytes.firstRange(of: Array("https://aomedia.org/emsg/ID3".utf8)) != nil && taggedBytes.firstRange(of: Array(song.utf8)) != nil)
+        #expect(try host.curl([signed("\(base)/manifest.mpd")], authenticated: false).body.contains(#"<InbandEventStream schemeIdUri="https://aomedia.org/emsg/ID3"/>"#))
 
         // A delta update (the show is past the 24 s skip boundary by now): older segments are
         // replaced by EXT-X-SKIP, the newest are listed with their parts.

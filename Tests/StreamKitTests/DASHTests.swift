@@ -71,6 +71,22 @@ import Testing
         #expect(!plain.contains("availabilityTime") && !plain.contains("ServiceDescription"))
     }
 
+    /// `InbandEventStream` (ID3 timed metadata in `emsg`) sits where 23009-1's schema puts it:
+    /// after `ContentProtection`, before `Role` and the representations.
+    @Test func inbandEventStreamOrder() throws {
+        var mpd = try MPD.live(renditions: [Fixtures.long(count: 6)], timing: Self.dynamicTiming,
+                               contentProtections: [.mp4Protection(scheme: "cenc", defaultKID: "10000000-1000-1000-1000-100000000001")])
+        mpd.periods[0].adaptationSets[0].inbandEventStreams = [.id3TimedMetadata]
+        mpd.periods[0].adaptationSets[0].roles = [Descriptor(schemeIdURI: "urn:mpeg:dash:role:2011", value: "main")]
+        let text = mpd.render()
+        let protection = try #require(text.range(of: "<ContentProtection "))
+        let events = try #require(text.range(of: #"<InbandEventStream schemeIdUri="https://aomedia.org/emsg/ID3"/>"#), "\(text)")
+        let role = try #require(text.range(of: "<Role "))
+        let representation = try #require(text.range(of: "<Representation "))
+        #expect(protection.upperBound < events.lowerBound && events.upperBound < role.lowerBound && role.upperBound < representation.lowerBound)
+        #expect(!(try MPD.live(renditions: [Fixtures.long(count: 6)], timing: Self.dynamicTiming).render().contains("InbandEventStream")))
+    }
+
     @Test func dynamicMPDGolden() throws {
         var rendition = Fixtures.long(count: 20)
         rendition.segments[19].duration = 288_768

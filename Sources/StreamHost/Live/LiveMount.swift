@@ -98,6 +98,7 @@ final class LiveMount: Sendable {
         guard var context, live.ladderEnabled else { return }
         if !configuration.record { context.recordingDirectory = nil }
         context.live = configuration.applied(to: context.live)
+        context.title = { [weak self] in self?.title }
         let onEnd = context.onEnd
         context.onEnd = { [weak self] session in
             self?.sessionEnded(session)

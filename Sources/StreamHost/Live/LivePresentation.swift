@@ -263,7 +263,12 @@ final class LivePresentation: Sendable {
             suggestedPresentationDelay: MediaTime(value: Int64(partFrames * 3), timescale: Int32(timescale)))
         // A show that has ended is no longer chunked: every listed segment is whole.
         let lowLatency = ended ? nil : (availabilityTimeOffset: segmentTime - partTime, targetLatency: MediaTime(value: Int64(partFrames * 3), timescale: Int32(timescale)))
-        return try? MPD.live(renditions: renditions, timing: timing, utcTiming: .directTiming(stamp(now)), lowLatency: lowLatency).render()
+        guard var mpd = try? MPD.live(renditions: renditions, timing: timing, utcTiming: .directTiming(stamp(now)), lowLatency: lowLatency) else { return nil }
+        // The now-playing title rides in the segments as ID3 in `emsg` (``TimedMetadata``).
+        for p in mpd.periods.indices {
+            for a in mpd.periods[p].adaptationSets.indices { mpd.periods[p].adaptationSets[a].inbandEventStreams = [.id3TimedMetadata] }
+        }
+        return mpd.render()
     }
 
     /// The parts of segment `sequence` of `rung`, each as soon as it is encoded (for a segment

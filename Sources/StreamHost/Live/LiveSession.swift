@@ -81,6 +81,9 @@ final class LiveSession: Sendable {
         var archive: (@Sendable (_ path: String, _ key: String) async throws -> String)?
         /// Called once the session has ended (the mount forgets it).
         var onEnd: @Sendable (LiveSession) -> Void
+        /// The mount's now-playing title (set by the mount), carried to LL-HLS and DASH
+        /// players as ID3 timed metadata.
+        var title: @Sendable () -> String? = { nil }
     }
 
     /// Starts a session for the first source (`format`, `generation`).
@@ -185,6 +188,8 @@ final class LiveSession: Sendable {
         var lostAt: ContinuousClock.Instant?
         var frames: Int64 = 0
         var oggStreams: [String: OggOpusStream] = [:]
+        /// The title last announced in the parts, and its event id.
+        var announced: (title: String, id: UInt32, rungs: Set<String>)?
         var adtsConfigs: [String: [UInt8]] = [:]
 
         init(session: LiveSession, ladder: LiveLadder, loudness: LiveLoudnessStage?, recording: LiveRecording?, context: Context) {
@@ -297,9 +302,28 @@ final class LiveSession: Sendable {
             }
             guard !parts.isEmpty else { return }
             for part in parts { serveICY(part) }
-            session.hls.append(parts)
+            session.hls.append(announcingTitle(parts))
             let latency = ContinuousClock.now - arrived
             context.metrics.livePartPublished(latency: latency, missed: latency > .seconds(ladder.partSeconds), count: parts.count / max(1, ladder.rungs.count))
+        }
+
+        /// `parts` with the now-playing title as ID3 timed metadata (an `emsg` before the
+        /// fragment) in the first part after it changes and, for players that join later, in
+        /// the first part of every segment (with the same event id: not a new event).
+        private func announcingTitle(_ parts: [LivePart]) -> [LivePart] {
+            guard let title = context.title(), !title.isEmpty else { return parts }
+            var current: (title: String, id: UInt32, rungs: Set<String>) = announced?.title == title ? announced! : (title, (announced?.id ?? 0) &+ 1, [])
+            let per = session.hls.partsPerSegment
+            let timescale = UInt32(session.hls.timescale)
+            defer { announced = current }
+            return parts.map { part in
+                guard part.index % per == 0 || !current.rungs.contains(part.rung) else { return part }
+                current.rungs.insert(part.rung)
+                var part = part
+                part.bytes = TimedMetadata.id3Event(title: title, presentationTime: UInt64(part.startTime), timescale: timescale, id: current.id)
+                    + part.bytes
+                return part
+            }
         }
 
         private func serveICY(_ part: LivePart) {

@@ -81,6 +81,10 @@ public struct Descriptor: Sendable, Hashable {
         self.value = value
     }
 
+    /// The `InbandEventStream` of ID3 timed metadata in `emsg` boxes (AOM "Carriage of ID3
+    /// Timed Metadata in CMAF": `https://aomedia.org/emsg/ID3`).
+    public static let id3TimedMetadata = Descriptor(schemeIdURI: "https://aomedia.org/emsg/ID3")
+
     /// AudioChannelConfiguration with the 23009-1 scheme (`value` = channel count).
     public static func channelCount(_ count: Int) -> Descriptor {
         Descriptor(schemeIdURI: "urn:mpeg:dash:23003:3:audio_channel_configuration:2011", value: String(count))
@@ -156,13 +160,16 @@ public struct AdaptationSet: Sendable, Hashable {
     public var contentProtections: [ContentProtection]
     /// `Role` descriptors (e.g. `urn:mpeg:dash:role:2011` / `main`).
     public var roles: [Descriptor]
+    /// `InbandEventStream` descriptors: event schemes carried in `emsg` boxes of the segments
+    /// (for example ``Descriptor/id3TimedMetadata``).
+    public var inbandEventStreams: [Descriptor]
     /// The representations, in ascending bandwidth.
     public var representations: [Representation]
 
     /// Creates an adaptation set.
     public init(id: Int, contentType: String = "audio", mimeType: String = "audio/mp4", language: String? = nil,
                 segmentAlignment: Bool = true, contentProtections: [ContentProtection] = [], roles: [Descriptor] = [],
-                representations: [Representation]) {
+                inbandEventStreams: [Descriptor] = [], representations: [Representation]) {
         self.id = id
         self.contentType = contentType
         self.mimeType = mimeType
@@ -170,6 +177,7 @@ public struct AdaptationSet: Sendable, Hashable {
         self.segmentAlignment = segmentAlignment
         self.contentProtections = contentProtections
         self.roles = roles
+        self.inbandEventStreams = inbandEventStreams
         self.representations = representations
     }
 }

@@ -135,6 +135,9 @@ extension MPD {
                     ("startWithSAP", "1"),
                 ])
                 for protection in set.contentProtections { Self.render(protection, into: &xml) }
+                for events in set.inbandEventStreams {
+                    xml.open("InbandEventStream", [("schemeIdUri", events.schemeIdURI), ("value", events.value)], selfClosing: true)
+                }
                 for role in set.roles {
                     xml.open("Role", [("schemeIdUri", role.schemeIdURI), ("value", role.value)], selfClosing: true)
                 }
