@@ -426,7 +426,7 @@ struct LiveTests {
         #expect(try host.curl(["\(host.base)/v1/live/talk"]).status == 404)
     }
 
-    @Test("source failover: kill -9 of the source mid-show; LL-HLS, DASH and ICY ladder listeners keep playing through the fallback and return to the new source (another format); the show becomes a track")
+    @Test("source failover: kill -9 of the source mid-show; LL-HLS, DASH and ICY ladder listeners are counted per protocol and keep playing through the fallback and return to the new source (another format); the show becomes a track")
     func failoverAndArchive() throws {
         let host = try Self.startHost(["VEZA_LIVE_GRACE_SECONDS": "8", "VEZA_LIVE_RECORD": "true"])
         defer { host.stop() }
@@ -449,6 +449,12 @@ struct LiveTests {
         let listeners = [hls, dash, icy]
         defer { for process in listeners { Self.kill(process) } }
         Thread.sleep(forTimeInterval: 5)
+        // Listeners per protocol: the LL-HLS and DASH players count (as the players that asked
+        // lately), the ladder's ICY listener is connected.
+        let listening = try Self.mount(host, "radio")["listeners"] as? [String: Int] ?? [:]
+        #expect((listening["hls"] ?? 0) >= 1 && listening["dash"] == 1 && listening["icyLadder"] == 1, "\(listening)")
+        let gauges = try host.curl(["\(host.base)/metrics"], authenticated: false).body
+        #expect(gauges.contains(#"veza_live_listeners{protocol="dash"} 1"#), "\(gauges.split(separator: "\n").filter { $0.contains("live_listeners") })")
         // The encoder crashes: the show goes on with the fallback.
         Self.kill(first)
         let waiting = try Self.wait(host, "radio", state: "fallback", seconds: 5)

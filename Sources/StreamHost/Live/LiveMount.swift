@@ -61,6 +61,9 @@ final class LiveMount: Sendable {
 
     var name: String { configuration.name }
 
+    /// Its LL-HLS and DASH listeners.
+    let audience = LiveAudience()
+
     // MARK: The source
 
     enum ClaimRefusal: Error {

@@ -58,8 +58,24 @@ final class LiveMounts: Sendable, Service {
 
     func run() async throws {
         await archiveLeftovers()
-        try? await gracefulShutdown()
+        // LL-HLS and DASH listeners per protocol, in the metrics every two seconds.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                self.publishAudience()
+                try await Task.sleep(for: .seconds(2))
+            }
+        }
         for mount in all { mount.end() }
+    }
+
+    /// Sets the LL-HLS and DASH listener gauges from every mount's audience.
+    func publishAudience() {
+        guard let metrics = context?.metrics else { return }
+        var totals: [String: Int] = [:]
+        for mount in all {
+            for (kind, count) in mount.audience.counts() { totals[kind.rawValue, default: 0] += count }
+        }
+        metrics.liveAudience(totals)
     }
 
     /// Archives the recordings a crashed run left in the recording directory (their headers

@@ -169,9 +169,14 @@ struct LiveRoutes: Sendable {
 
     /// The mount's show as LL-HLS and DASH, once the request is authorised, and the token to
     /// carry into its documents' URIs.
-    private func liveHLS(_ request: Request, _ context: some RequestContext, _ name: String) async throws -> (LivePresentation, String?) {
+    ///
+    /// - Parameter kind: the protocol the request belongs to, for the mount's audience (nil: a
+    ///   segment or init segment, which both protocols use).
+    private func liveHLS(_ request: Request, _ context: some RequestContext, _ name: String, kind: LiveAudience.Kind?) async throws -> (LivePresentation, String?) {
         guard let mount = mounts.mount(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
         let token = try await authorise(request, context, mount: mount)
+        let client = (DeliveryRoutes.client(context)?.description ?? "-") + "\u{0}" + (request.headers[.userAgent] ?? "")
+        mount.audience.touch(kind, client: client)
         guard let hls = mount.hls else { throw APIError(.notFound, code: "not_live", "mount \(mount.name) has no live ladder now") }
         return (hls, token)
     }
@@ -185,7 +190,7 @@ struct LiveRoutes: Sendable {
     /// rung as an ICY stream (`{rung}.aac`, `{rung}.opus`).
     private func multivariant(_ request: Request, _ context: some RequestContext, mount name: String, file: String) async throws -> Response {
         if file == "manifest.mpd" {
-            let (presentation, token) = try await liveHLS(request, context, name)
+            let (presentation, token) = try await liveHLS(request, context, name, kind: .dash)
             // The first whole segment of every rung, then the MPD as it stands.
             for rung in presentation.rungs {
                 _ = await presentation.waitFor(rung: rung.id, index: presentation.partsPerSegment - 1,
@@ -210,14 +215,14 @@ struct LiveRoutes: Sendable {
         } else {
             throw APIError.notFound("no live object \(file.prefix(64))")
         }
-        let (presentation, token) = try await liveHLS(request, context, mount)
+        let (presentation, token) = try await liveHLS(request, context, mount, kind: .hls)
         guard let text = presentation.multivariantPlaylist(family: family, token: token) else { throw APIError.notFound("no \(family.prefix(16)) rungs") }
         return Self.document(text, type: Self.playlistType, signed: token != nil)
     }
 
     /// A rung's media playlist (with blocking reload), init segment, segments and parts.
     private func llhls(_ request: Request, _ context: some RequestContext, mount: String, rung: String, file: String) async throws -> Response {
-        let (hls, token) = try await liveHLS(request, context, mount)
+        let (hls, token) = try await liveHLS(request, context, mount, kind: file == "index.m3u8" || file.hasPrefix("part-") ? .hls : nil)
         guard hls.rung(rung) != nil else { throw APIError.notFound("no rung \(rung.prefix(32))") }
         let per = hls.partsPerSegment
         let hold = Duration.seconds(3 * hls.partSeconds * Double(per))
@@ -417,7 +422,8 @@ struct MountResource: ResponseEncodable, Sendable {
                    description: $0.description, isPublic: $0.isPublic, userAgent: $0.userAgent, connectedAt: $0.connectedAt)
         }
         title = status.title
-        listeners = ["icy": status.listeners, "icyLadder": show?.rungListeners ?? 0]
+        let audience = mount.audience.counts()
+        listeners = ["icy": status.listeners, "icyLadder": show?.rungListeners ?? 0, "hls": audience[.hls] ?? 0, "dash": audience[.dash] ?? 0]
         droppedListeners = status.droppedListeners
         bytesIn = status.bytesIn
         mediaSeconds = (status.mediaSeconds * 1000).rounded() / 1000

@@ -28,6 +28,11 @@ extension HostMetrics {
         }.increment()
     }
 
+    /// Sets `veza_live_listeners{protocol="hls"|"dash"}`: players seen lately on all mounts.
+    func liveAudience(_ counts: [String: Int]) {
+        for (kind, count) in counts { livePlaylistListeners[kind]?.set(Int64(count)) }
+    }
+
     func liveBytesIn(_ count: Int) { liveBytesInTotal.increment(by: Int64(count)) }
     func liveBytesOut(_ count: Int) { liveBytesOutTotal.increment(by: Int64(count)) }
     func liveListenerJoined() { liveListeners.increment() }

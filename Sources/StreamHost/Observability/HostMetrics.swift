@@ -21,6 +21,8 @@ public final class HostMetrics: Sendable {
     let transcodeFailures: Counter
     let liveSources: Gauge
     let liveListeners: Gauge
+    /// `veza_live_listeners{protocol="hls"|"dash"}` (``LiveAudience``).
+    let livePlaylistListeners: [String: Gauge]
     let liveBytesInTotal: Counter
     let liveBytesOutTotal: Counter
     let liveListenersDropped: Counter
@@ -55,9 +57,13 @@ public final class HostMetrics: Sendable {
         liveSources = registry.makeGauge(descriptor: .init(
             namespace: "veza", subsystem: "live", metricName: "sources", unitName: "",
             helpText: "Live sources connected now."))
+        let listenersHelp = "Live listeners now, by protocol (icy: connected; hls, dash: players that asked for the show in the last 12 s)."
         liveListeners = registry.makeGauge(descriptor: .init(
-            namespace: "veza", subsystem: "live", metricName: "listeners", unitName: "",
-            helpText: "Live listeners connected now (ICY mounts)."), labels: [("protocol", "icy")])
+            namespace: "veza", subsystem: "live", metricName: "listeners", unitName: "", helpText: listenersHelp), labels: [("protocol", "icy")])
+        livePlaylistListeners = Dictionary(uniqueKeysWithValues: ["hls", "dash"].map { kind in
+            (kind, registry.makeGauge(descriptor: .init(
+                namespace: "veza", subsystem: "live", metricName: "listeners", unitName: "", helpText: listenersHelp), labels: [("protocol", kind)]))
+        })
         liveBytesInTotal = registry.makeCounter(descriptor: .init(
             namespace: "veza", subsystem: "live", metricName: "bytes_in", unitName: "total",
             helpText: "Bytes received from live sources."))
