@@ -260,7 +260,7 @@ struct LiveTests {
         #expect(Date().timeIntervalSince(stopping) < 10, "graceful shutdown waited \(Date().timeIntervalSince(stopping)) s for the source")
     }
 
-    @Test("the real-time ladder as LL-HLS and live DASH behind signed URLs: parts, blocking reload, preload hints, rendition reports, delta updates, the title as ID3 timed metadata; ffmpeg plays the AAC and Opus masters and the MPD, Chromium the master; ADTS and Ogg rung streams; ENDLIST when the source leaves")
+    @Test("the real-time ladder as LL-HLS and live DASH behind signed URLs: parts, blocking reload, preload hints, rendition reports, delta updates, the title as ID3 timed metadata; ffmpeg plays the AAC and Opus masters and the MPD, Chromium the master and the demo page the mount; ADTS and Ogg rung streams; ENDLIST when the source leaves")
     func lowLatencyHLS() throws {
         // Listening is authorised as VOD playback is: every URL below carries the mount's token.
         let host = try Self.startHost(["VEZA_LIVE_OPEN_LISTENING": "false"])
@@ -296,7 +296,7 @@ struct LiveTests {
         }
         #expect(!text.contains("#EXT-X-ENDLIST"))
         // Blocking reload for the hinted part: answered once it exists, within about a part.
-        guard let hint = text.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="part-(\d+)\.(\d)\.m4s\?token=/) else {
+        guard let hint = text.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="part-(\d+)\.(\d{1,2})\.m4s\?token=/) else {
             Issue.record("no preload hint: \(text)")
             return
         }
@@ -306,7 +306,7 @@ struct LiveTests {
         #expect(blocked.status == 200 && blocked.body.contains("part-\(hint.1).\(hint.2).m4s"), "\(blocked.body)")
         #expect(waited < 1.5, "blocked \(waited) s for one 0.32 s part")
         // The hinted part itself, requested before it exists, is held and then served.
-        let next = blocked.body.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d\.m4s)\?token=/).map { String($0.1) } ?? ""
+        let next = blocked.body.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d{1,2}\.m4s)\?token=/).map { String($0.1) } ?? ""
         let part = try host.curl([signed("\(base)/aac-128/\(next)")], authenticated: false)
         #expect(part.status == 200 && part.headers.lowercased().contains("content-type: audio/mp4"), "\(next): \(part.status) \(part.headers)")
         let tooFar = try host.curl([signed("\(base)/aac-128/index.m3u8?_HLS_msn=\(Int(hint.1)! + 50)")], authenticated: false)
@@ -331,6 +331,13 @@ struct LiveTests {
                                                       "--seconds", "5", "--timeout", "60"], timeLimit: 120)
         let chromiumOutput = String(decoding: chromium.stdout, as: UTF8.self)
         #expect(chromium.succeeded && chromiumOutput.contains(#""ok": true"#), "Chromium: \(chromiumOutput) \(chromium.stderr.suffix(800))")
+        // The demo page lists the mount and plays it (the signed URLs of GET /v1/live/radio).
+        let streamToken = try host.mint(["--scope", "stream"])
+        let demo = try Subprocess.run("python3", [DeliveryTests.script("chromium_play.py"), "\(host.base)/demo?autoplay=live:radio#token=\(streamToken)",
+                                                  "--seconds", "4", "--timeout", "60"], timeLimit: 120)
+        let demoOutput = String(decoding: demo.stdout, as: UTF8.self)
+        #expect(demo.succeeded && demoOutput.contains(#""ok": true"#) && demoOutput.contains("ladder (auto)"),
+                "demo page: \(demoOutput) \(demo.stderr.suffix(800))")
 
         // Live DASH: a dynamic MPD with a SegmentTimeline, chunked low-latency availability and
         // a clock; ffmpeg plays it.
@@ -365,7 +372,7 @@ struct LiveTests {
                                    authenticated: false)
         #expect(update.status == 200)
         let after = try host.curl([signed("\(base)/aac-64/index.m3u8")], authenticated: false).body
-        let hinted = try #require(after.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d\.m4s)\?token=/).map { String($0.1) }, "\(after)")
+        let hinted = try #require(after.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d{1,2}\.m4s)\?token=/).map { String($0.1) }, "\(after)")
         let tagged = try Subprocess.run("curl", ["-s", "--max-time", "10", signed("\(base)/aac-64/\(hinted)")]).stdout
         let taggedBytes = [UInt8](tagged)
         #expect(Array(taggedBytes.dropFirst(4).prefix(4)) == Array("emsg".utf8), "\(taggedBytes.prefix(16))")
