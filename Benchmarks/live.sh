@@ -65,7 +65,7 @@ port_busy "$ice_port" || { cat "$work/icecast.out" "$work/icecast/log/error.log"
 
 start_host() {  # MOUNTS_SPEC
   rm -rf "$work/data"
-  VEZA_LIVE_MOUNTS="$1" VEZA_LIVE_RECORD=false VEZA_LIVE_PART_SECONDS="$PART_SECONDS" VEZA_LIMITS_API_RATE=0 VEZA_LIMITS_MEDIA_RATE=0 LOG_LEVEL=warning \
+  VEZA_LIVE_MOUNTS="$1" VEZA_LIVE_RECORD=false VEZA_LIVE_OPEN_LISTENING=true VEZA_LIVE_PART_SECONDS="$PART_SECONDS" VEZA_LIMITS_API_RATE=0 VEZA_LIMITS_MEDIA_RATE=0 LOG_LEVEL=warning \
     "$STREAMHOST" serve --port 0 --data-directory "$work/data" --workers 1 > "$work/host.out" 2> "$work/host.err" &
   host_pid=$!
   pids+=($host_pid)
