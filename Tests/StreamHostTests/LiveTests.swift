@@ -425,7 +425,8 @@ struct LiveTests {
         #expect(clubMaster.status == 200 && clubMaster.body.contains("aac-96/index.m3u8") && !clubMaster.body.contains("aac-128")
                 && clubOpus.body.contains("opus-32/index.m3u8") && !clubOpus.body.contains("token="), "\(clubMaster.body)\n\(clubOpus.body)")
         for bad in [#"{"name":"b1","sourcePassword":"","rungs":["mp4-1"]}"#, #"{"name":"b2","sourcePassword":"","dvrSeconds":5}"#,
-                    #"{"name":"b3","sourcePassword":"","loudnessTarget":3}"#, #"{"name":"b 4","sourcePassword":""}"#] {
+                    #"{"name":"b3","sourcePassword":"","loudnessTarget":3}"#, #"{"name":"b 4","sourcePassword":""}"#,
+                    #"{"name":"b5","sourcePassword":"","fallback":{"mount":"b5"}}"#, #"{"name":"b6","sourcePassword":"","fallback":{"mount":"a","tracks":["t"]}}"#] {
             let refused = try host.curl(["-X", "POST", "-H", "Content-Type: application/json", "-d", bad, "\(host.base)/v1/live"])
             #expect(refused.status == 400, "\(bad): \(refused.status) \(refused.body)")
         }
@@ -512,6 +513,57 @@ struct LiveTests {
         // From the first source's start to the second's end: ~5 s + the gap + ~20 s, not the
         // fallback after the show.
         #expect(duration > 20 && duration < 45, "archived \(duration) s: \(metadata)")
+    }
+
+    @Test("fallbacks: while its source is away a show plays another mount's show, or catalog tracks in turn, instead of silence; LL-HLS listeners hear them and the API names them")
+    func fallbackToMountAndTracks() throws {
+        let host = try Self.startHost(["VEZA_LIVE_GRACE_SECONDS": "30"])
+        defer { host.stop() }
+        // A ready track: a 330 Hz tone.
+        let file = try Fixtures.make("fallback-330.flac", source: ["-f", "lavfi", "-i", "sine=frequency=330:sample_rate=44100:duration=12"], ["-c:a", "flac"])
+        let uploaded = try host.upload(file, contentType: "audio/flac")
+        let trackID = try #require(uploaded.json["id"] as? String, "\(uploaded)")
+        #expect(try host.waitForTrack(trackID)["status"] as? String == "ready")
+        for body in [#"{"name":"backup","sourcePassword":"backup-pw-1","openListening":true}"#,
+                     #"{"name":"main","sourcePassword":"main-pw-123","openListening":true,"fallback":{"mount":"backup"}}"#,
+                     #"{"name":"auto","sourcePassword":"auto-pw-123","openListening":true,"fallback":{"tracks":["\#(trackID)"]}}"#] {
+            let created = try host.curl(["-X", "POST", "-H", "Content-Type: application/json", "-d", body, "\(host.base)/v1/live"])
+            #expect(created.status == 201, "\(created.body)")
+        }
+        let mp3 = ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"]
+        let backup = try Self.source(host, mount: "backup", password: "backup-pw-1", mp3, seconds: 60, frequency: 880)
+        defer { Self.kill(backup) }
+        let main = try Self.source(host, mount: "main", password: "main-pw-123", mp3, seconds: 60)
+        defer { Self.kill(main) }
+        let auto = try Self.source(host, mount: "auto", password: "auto-pw-123", mp3, seconds: 60)
+        defer { Self.kill(auto) }
+        for name in ["backup", "main", "auto"] { _ = try Self.wait(host, name, state: "live") }
+        for name in ["main", "auto"] {
+            #expect(try host.curl(["\(host.base)/live/\(name)/aac-128/index.m3u8"], authenticated: false).status == 200)
+        }
+        let directory = Fixtures.directory + "/fallbacks-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let seconds = 16
+        let listeners = try ["main", "auto"].map { name in
+            try Self.background("ffmpeg", ["-nostdin", "-v", "error", "-i", "\(host.base)/live/\(name)/master.m3u8", "-t", String(seconds), "-ac", "1", "-ar", "44100",
+                                           "-f", "s16le", "-y", directory + "/\(name).raw"])
+        }
+        defer { for process in listeners { Self.kill(process) } }
+        Thread.sleep(forTimeInterval: 4)
+        Self.kill(main)
+        Self.kill(auto)
+        let away = try Self.wait(host, "main", state: "fallback", seconds: 5)
+        #expect((away["show"] as? [String: Any])?["fallback"] as? String == "mount:backup", "\(away)")
+        #expect((try Self.mount(host, "auto")["show"] as? [String: Any])?["fallback"] as? String == "tracks:1")
+        for process in listeners { process.waitUntilExit() }
+        for (name, expected) in [("main", 880.0), ("auto", 330.0)] {
+            let samples = try Self.samples(directory + "/\(name).raw")
+            let length = Double(samples.count) / 44_100
+            #expect(length > Double(seconds) - 1, "\(name): \(length) s")
+            #expect(abs(Self.frequency(samples, seconds: 0.5..<2.5) - 523) < 10, "\(name) starts on its source: \(Self.profile(samples))")
+            let end = length - 4
+            #expect(abs(Self.frequency(samples, seconds: end..<(end + 3)) - expected) < 12, "\(name) ends on its fallback (\(expected) Hz): \(Self.profile(samples))")
+        }
     }
 
     @Test("a host killed mid-show: its recording up to the crash becomes a track at the next start, and the mount resumes when the source reconnects")

@@ -23,6 +23,10 @@ public struct LiveMountConfiguration: Sendable, Hashable, Codable {
     public var dvrSeconds: Double?
     /// The mount's own loudness target in LUFS, or nil for `live.loudnessTarget`.
     public var loudnessTarget: Double?
+    /// Another mount whose show this one plays while its source is away (instead of silence).
+    public var fallbackMount: String?
+    /// Catalog tracks this mount plays in turn while its source is away (instead of silence).
+    public var fallbackTracks: [String]?
 
     /// - Parameters:
     ///   - name: the mount's name (see ``isValidName(_:)``).
@@ -33,8 +37,11 @@ public struct LiveMountConfiguration: Sendable, Hashable, Codable {
     ///   - rungs: the mount's ladder (nil: the host's).
     ///   - dvrSeconds: the mount's DVR window (nil: the host's).
     ///   - loudnessTarget: the mount's loudness target (nil: the host's).
+    ///   - fallbackMount: a mount to play while the source is away.
+    ///   - fallbackTracks: catalog tracks to play while the source is away.
     public init(name: String, sourcePassword: String, takeover: Bool = false, record: Bool = true, openListening: Bool = false,
-                rungs: [String]? = nil, dvrSeconds: Double? = nil, loudnessTarget: Double? = nil) {
+                rungs: [String]? = nil, dvrSeconds: Double? = nil, loudnessTarget: Double? = nil,
+                fallbackMount: String? = nil, fallbackTracks: [String]? = nil) {
         self.name = name
         self.sourcePassword = sourcePassword
         self.takeover = takeover
@@ -43,6 +50,8 @@ public struct LiveMountConfiguration: Sendable, Hashable, Codable {
         self.rungs = rungs
         self.dvrSeconds = dvrSeconds
         self.loudnessTarget = loudnessTarget
+        self.fallbackMount = fallbackMount
+        self.fallbackTracks = fallbackTracks
     }
 
     /// The host's live settings with this mount's own ladder, DVR window and loudness target.

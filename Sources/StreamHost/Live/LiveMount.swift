@@ -61,6 +61,16 @@ final class LiveMount: Sendable {
 
     var name: String { configuration.name }
 
+    /// Other mounts' fallback feeds that play this mount's source while their own is away.
+    private let taps = Mutex<[ObjectIdentifier: LiveFallbackFeed]>([:])
+
+    func addTap(_ feed: LiveFallbackFeed) { taps.withLock { $0[ObjectIdentifier(feed)] = feed } }
+    func removeTap(_ feed: LiveFallbackFeed) { taps.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(feed)) } }
+
+    private func deliverToTaps(_ samples: [Float]) {
+        for feed in taps.withLock({ Array($0.values) }) { feed.push(samples) }
+    }
+
     /// Its LL-HLS and DASH listeners.
     let audience = LiveAudience()
 
@@ -102,6 +112,21 @@ final class LiveMount: Sendable {
         if !configuration.record { context.recordingDirectory = nil }
         context.live = configuration.applied(to: context.live)
         context.title = { [weak self] in self?.title }
+        context.tap = { [weak self] samples in self?.deliverToTaps(samples) }
+        let configuration = self.configuration
+        let (mountNamed, trackAudio, logger) = (context.mountNamed, context.trackAudio, context.logger)
+        context.makeFallback = { sampleRate, channelCount in
+            if let name = configuration.fallbackMount, name != configuration.name, let other = mountNamed?(name) {
+                let feed = LiveFallbackFeed(description: "mount:\(name)", channelCount: channelCount, capacityFrames: sampleRate * 3 / 2)
+                other.addTap(feed)
+                feed.whenClosed { [weak other, weak feed] in if let feed { other?.removeTap(feed) } }
+                return feed
+            }
+            if let tracks = configuration.fallbackTracks, !tracks.isEmpty, let trackAudio {
+                return LiveFallbackFeed.tracks(tracks, sampleRate: sampleRate, channelCount: channelCount, logger: logger, audio: trackAudio)
+            }
+            return nil
+        }
         let onEnd = context.onEnd
         context.onEnd = { [weak self] session in
             self?.sessionEnded(session)

@@ -12,23 +12,31 @@ import Synchronization
 final class LiveMounts: Sendable, Service {
     let configuration: LiveConfiguration
     private let context: LiveSession.Context?
-    private let mounts: Mutex<[String: LiveMount]>
+    private let table = Table()
+
+    /// The mounts by name, shared with the shows (a fallback to another mount finds it here).
+    private final class Table: Sendable {
+        let mounts = Mutex<[String: LiveMount]>([:])
+    }
 
     /// - Parameter context: what shows need from the host (nil: relay only, no ladder).
     init(configuration: LiveConfiguration, context: LiveSession.Context?) {
         self.configuration = configuration
+        var context = context
+        let table = self.table
+        context?.mountNamed = { [weak table] name in table?.mounts.withLock { $0[name] } }
         self.context = context
-        var mounts: [String: LiveMount] = [:]
-        for mount in configuration.mounts { mounts[mount.name] = LiveMount(configuration: mount, live: configuration, context: context) }
-        self.mounts = Mutex(mounts)
+        table.mounts.withLock { mounts in
+            for mount in configuration.mounts { mounts[mount.name] = LiveMount(configuration: mount, live: configuration, context: context) }
+        }
     }
 
     func mount(_ name: String) -> LiveMount? {
-        mounts.withLock { $0[name] }
+        table.mounts.withLock { $0[name] }
     }
 
     var all: [LiveMount] {
-        mounts.withLock { Array($0.values) }.sorted { $0.name < $1.name }
+        table.mounts.withLock { Array($0.values) }.sorted { $0.name < $1.name }
     }
 
     enum CreateRefusal: Error {
@@ -39,7 +47,7 @@ final class LiveMounts: Sendable, Service {
     func create(_ configuration: LiveMountConfiguration) throws(CreateRefusal) -> LiveMount {
         let live = self.configuration
         let context = self.context
-        return try mounts.withLock { mounts throws(CreateRefusal) -> LiveMount in
+        return try table.mounts.withLock { mounts throws(CreateRefusal) -> LiveMount in
             guard mounts[configuration.name] == nil else { throw .exists }
             let mount = LiveMount(configuration: configuration, live: live, context: context)
             mounts[configuration.name] = mount
@@ -49,7 +57,7 @@ final class LiveMounts: Sendable, Service {
 
     /// Ends a mount: its source is disconnected, its show ends, the name is free.
     func remove(_ name: String) -> Bool {
-        guard let mount = mounts.withLock({ $0.removeValue(forKey: name) }) else { return false }
+        guard let mount = table.mounts.withLock({ $0.removeValue(forKey: name) }) else { return false }
         mount.end()
         return true
     }

@@ -331,6 +331,13 @@ struct NewMount: Decodable, Sendable {
     var rungs: [String]?
     var dvrSeconds: Double?
     var loudnessTarget: Double?
+    /// What plays while the source is away: `{"mount": "other"}` or `{"tracks": ["trk_…"]}` (default: silence).
+    var fallback: Fallback?
+
+    struct Fallback: Decodable, Sendable {
+        var mount: String?
+        var tracks: [String]?
+    }
 
     /// The mount this body asks for, or 400 with the reason.
     func configuration(defaults: LiveConfiguration) throws -> LiveMountConfiguration {
@@ -347,9 +354,18 @@ struct NewMount: Decodable, Sendable {
         }
         if let dvrSeconds, !(30...(4 * 3600)).contains(dvrSeconds) { throw refuse("dvrSeconds is 30–14400") }
         if let loudnessTarget, !(-40 ... -5).contains(loudnessTarget) { throw refuse("loudnessTarget is -40 to -5 LUFS") }
+        if let fallback {
+            guard (fallback.mount == nil) != (fallback.tracks == nil) else { throw refuse("fallback is {\"mount\": NAME} or {\"tracks\": [IDS]}") }
+            if let mount = fallback.mount, !LiveMountConfiguration.isValidName(mount) || mount == name {
+                throw refuse("fallback.mount must name another mount")
+            }
+            if let tracks = fallback.tracks, !(1...100).contains(tracks.count) || tracks.contains(where: { $0.isEmpty || $0.utf8.count > 64 }) {
+                throw refuse("fallback.tracks: 1–100 track ids")
+            }
+        }
         return LiveMountConfiguration(name: name, sourcePassword: sourcePassword, takeover: takeover ?? false, record: record ?? defaults.record,
                                       openListening: openListening ?? defaults.openListening, rungs: rungs, dvrSeconds: dvrSeconds,
-                                      loudnessTarget: loudnessTarget)
+                                      loudnessTarget: loudnessTarget, fallbackMount: fallback?.mount, fallbackTracks: fallback?.tracks)
     }
 }
 
@@ -376,6 +392,8 @@ struct MountResource: ResponseEncodable, Sendable {
         var sourceReconnects: Int
         /// The live loudness stage's gain now (dB), when the stage runs.
         var loudnessGain: Double?
+        /// What plays while the source is away (`mount:NAME`, `tracks:N`); nil: silence.
+        var fallback: String?
         /// The track the show's recording became, once the show has ended.
         var recordingTrack: String?
         var recordingError: String?
@@ -414,7 +432,7 @@ struct MountResource: ResponseEncodable, Sendable {
         state = status.source != nil ? "live" : (show.map { !$0.ended } ?? false) ? "fallback" : "idle"
         self.show = show.map {
             Show(id: $0.id, startedAt: $0.startedAt, ended: $0.ended, fallbackSeconds: $0.fallbackSeconds, sourceReconnects: $0.reconnects,
-                 loudnessGain: $0.loudnessGain, recordingTrack: $0.recordingTrack, recordingError: $0.recordingError)
+                 loudnessGain: $0.loudnessGain, fallback: $0.fallback, recordingTrack: $0.recordingTrack, recordingError: $0.recordingError)
         }
         record = mount.configuration.record
         source = status.source.map {

@@ -46,6 +46,8 @@ final class LiveSession: Sendable {
         var recordingTrack: String?
         var recordingError: String?
         var rungListeners: Int
+        /// What plays while the source is away (`mount:NAME`, `tracks:N`), nil for silence.
+        var fallback: String?
     }
 
     fileprivate struct State {
@@ -56,6 +58,7 @@ final class LiveSession: Sendable {
         var loudnessGain: Double?
         var recordingTrack: String?
         var recordingError: String?
+        var fallback: String?
     }
 
     let id: String
@@ -84,6 +87,15 @@ final class LiveSession: Sendable {
         /// The mount's now-playing title (set by the mount), carried to LL-HLS and DASH
         /// players as ID3 timed metadata.
         var title: @Sendable () -> String? = { nil }
+        /// Makes the feed the show plays while its source is away (nil: silence), for the
+        /// ladder's rate and channels.
+        var makeFallback: (@Sendable (_ sampleRate: Int, _ channelCount: Int) -> LiveFallbackFeed?)?
+        /// Receives the source's audio as the ladder hears it (other mounts' fallback feeds).
+        var tap: (@Sendable ([Float]) -> Void)?
+        /// A mount by name (for a fallback to another mount).
+        var mountNamed: (@Sendable (String) -> LiveMount?)?
+        /// The local path of a catalog track's audio (for a fallback to tracks).
+        var trackAudio: (@Sendable (String) async throws -> String)?
     }
 
     /// Starts a session for the first source (`format`, `generation`).
@@ -117,7 +129,9 @@ final class LiveSession: Sendable {
                 state.withLock { $0.recordingError = "cannot record: \(error)" }
             }
         }
-        let worker = Worker(session: self, ladder: ladder, loudness: loudness, recording: recording, context: context)
+        let fallback = context.makeFallback?(ladder.sampleRate, ladder.channelCount)
+        state.withLock { $0.fallback = fallback?.description }
+        let worker = Worker(session: self, ladder: ladder, loudness: loudness, recording: recording, fallback: fallback, context: context)
         Task { await worker.run(stream) }
         Task { [weak self] in
             while let self, !self.isEnded {
@@ -160,7 +174,7 @@ final class LiveSession: Sendable {
             Status(id: id, startedAt: startedAt, ended: state.ended, sourceConnected: state.sourceConnected,
                    fallbackSeconds: (state.fallbackSeconds * 10).rounded() / 10, reconnects: state.reconnects,
                    loudnessGain: state.loudnessGain.map { ($0 * 100).rounded() / 100 }, recordingTrack: state.recordingTrack,
-                   recordingError: state.recordingError, rungListeners: listeners)
+                   recordingError: state.recordingError, rungListeners: listeners, fallback: state.fallback)
         }
     }
 
@@ -191,9 +205,13 @@ final class LiveSession: Sendable {
         /// The title last announced in the parts, and its event id.
         var announced: (title: String, id: UInt32, rungs: Set<String>)?
         var adtsConfigs: [String: [UInt8]] = [:]
+        /// What plays while the source is away (nil: silence).
+        let fallback: LiveFallbackFeed?
 
-        init(session: LiveSession, ladder: LiveLadder, loudness: LiveLoudnessStage?, recording: LiveRecording?, context: Context) {
+        init(session: LiveSession, ladder: LiveLadder, loudness: LiveLoudnessStage?, recording: LiveRecording?, fallback: LiveFallbackFeed?,
+             context: Context) {
             self.session = session
+            self.fallback = fallback
             self.ladder = ladder
             self.loudness = loudness
             self.recording = recording
@@ -239,6 +257,7 @@ final class LiveSession: Sendable {
                         let samples = try decoder.decode(unit)
                         guard !samples.isEmpty else { continue }
                         publish(samples, arrived: arrived)
+                        context.tap?(samples)
                         anchor = (.now, frames)
                         sourceAudioStarted = true
                         recording?.showFrames = recording?.frames ?? 0
@@ -267,7 +286,11 @@ final class LiveSession: Sendable {
                     let due = anchor.frames + Int64(elapsed / .seconds(1) * Double(ladder.sampleRate))
                     guard due > frames else { continue }
                     let count = Int(min(due - frames, Int64(ladder.sampleRate)))
-                    publish([Float](repeating: 0, count: count * ladder.channelCount), arrived: now)
+                    // A source that is away is replaced by the fallback feed; one that is only
+                    // stalled is bridged with silence (its late audio follows).
+                    let away = !sourcePresent || !sourceAudioStarted
+                    publish(away ? fallback?.take(frames: count) ?? [Float](repeating: 0, count: count * ladder.channelCount)
+                                 : [Float](repeating: 0, count: count * ladder.channelCount), arrived: now)
                     anchor = (now, frames)
                     session.update { $0.fallbackSeconds += Double(count) / Double(ladder.sampleRate) }
                     context.metrics.liveFallbackSeconds(Double(count) / Double(ladder.sampleRate))
@@ -339,6 +362,7 @@ final class LiveSession: Sendable {
         }
 
         private func finish() {
+            fallback?.close()
             session.update { $0.ended = true }
             session.hls.end()
             for stream in session.rungStreams.values { stream.fanout.reset() }

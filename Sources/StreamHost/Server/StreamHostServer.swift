@@ -96,7 +96,29 @@ public struct StreamHostServer: Sendable {
                 try? FileManager.default.removeItem(atPath: path)
                 return track.id
             },
-            onEnd: { _ in }))
+            onEnd: { _ in },
+            trackAudio: { [temporaryDirectory] id in
+                try await Self.fallbackAudio(track: id, catalog: catalog, storage: storage, temporaryDirectory: temporaryDirectory)
+            }))
+    }
+
+    /// A local file of a ready track's audio for a live fallback: its best progressive
+    /// rendition (FLAC when there is one, else the highest bitrate), fetched from the object
+    /// store once per version when storage is not a local disk.
+    static func fallbackAudio(track id: String, catalog: any Catalog, storage: any ObjectStorage, temporaryDirectory: String) async throws -> String {
+        guard let record = try await catalog.track(id: id) else { throw APIError.notFound("no track \(id)") }
+        guard record.status == .ready, let json = record.manifestJSON else {
+            throw APIError(.conflict, code: "not_ready", "track \(id) is \(record.status.rawValue), not ready")
+        }
+        let manifest = try JSONDecoder().decode(TrackManifest.self, from: Data(json.utf8))
+        guard let best = manifest.renditions.filter({ $0.progressive != nil })
+            .max(by: { ($0.codec == "flac" ? Int.max : $0.targetBitrate ?? 0) < ($1.codec == "flac" ? Int.max : $1.targetBitrate ?? 0) }),
+              let file = best.progressive else { throw APIError.notFound("track \(id) has no progressive file to play") }
+        let key = TrackLayout(track: id).version(record.version).object(file)
+        if let local = storage.localPath(of: key) { return local }
+        let path = temporaryDirectory + "/live-fallback-\(id)-v\(record.version)-" + (file.split(separator: "/").last.map(String.init) ?? "audio")
+        if !FileManager.default.fileExists(atPath: path) { try await storage.fetch(key, to: path) }
+        return path
     }
 
     /// What runs beside the listener, in start-up order (a `ServiceGroup` stops them in
