@@ -396,7 +396,7 @@ struct LiveTests {
         #expect(ended.status == 200 && ended.body.contains("#EXT-X-ENDLIST") && !ended.body.contains("PRELOAD-HINT"), "\(ended.body)")
     }
 
-    @Test("mounts through the API: create (admin) with its own ladder, window and open listening, list, refuse a duplicate or bad settings, delete")
+    @Test("mounts through the API: create (admin) with its own ladder, window and open listening, list, refuse a duplicate or bad settings, delete; kept across a restart")
     func mountAPI() throws {
         let host = try Self.startHost()
         defer { host.stop() }
@@ -431,6 +431,14 @@ struct LiveTests {
             #expect(refused.status == 400, "\(bad): \(refused.status) \(refused.body)")
         }
         #expect(try host.curl(["-X", "DELETE", "\(host.base)/v1/live/talk"]).status == 204)
+        #expect(try host.curl(["\(host.base)/v1/live/talk"]).status == 404)
+        // Mounts made through the API are kept in the catalog: after a restart "club" is back
+        // with its settings, "talk" (deleted) is not.
+        Self.kill(club)
+        host.stop()
+        try host.start(workers: 1)
+        let again = try host.curl(["\(host.base)/v1/live/club"])
+        #expect(again.status == 200 && again.body.contains(#""rungs":["aac-96","opus-32"]"#) && again.body.contains(#""openListening":true"#), "\(again.body)")
         #expect(try host.curl(["\(host.base)/v1/live/talk"]).status == 404)
     }
 

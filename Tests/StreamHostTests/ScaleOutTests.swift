@@ -106,6 +106,34 @@ struct ScaleOutTests {
         host.stop()
     }
 
+    @Test("live mounts made through one host's API are known to every host on the catalog (PostgreSQL) within 10 s, and deleted everywhere")
+    func liveMountsShared() throws {
+        let a = HostProcess(name: "livea")
+        try a.start(workers: 0)
+        defer { a.stop() }
+        let b = HostProcess(name: "liveb", environment: ["VEZA_POSTGRES_URL": a.environment["VEZA_POSTGRES_URL"] ?? ""])
+        try b.start(workers: 0)
+        defer { b.stop() }
+        let created = try a.curl(["-X", "POST", "-H", "Content-Type: application/json", "-d",
+                                  #"{"name":"shared","sourcePassword":"shared-pw-1","rungs":["aac-96"]}"#, "\(a.base)/v1/live"])
+        #expect(created.status == 201, "\(created.body)")
+        #expect(try psql(a, "SELECT name FROM live_mount") == "shared")
+        func waitFor(_ host: HostProcess, status: Int) throws -> (status: Int, body: String, headers: String) {
+            let deadline = Date().addingTimeInterval(15)
+            var last = try host.curl(["\(host.base)/v1/live/shared"])
+            while Date() < deadline, last.status != status {
+                Thread.sleep(forTimeInterval: 0.5)
+                last = try host.curl(["\(host.base)/v1/live/shared"])
+            }
+            return last
+        }
+        let seen = try waitFor(b, status: 200)
+        #expect(seen.status == 200 && seen.body.contains(#""rungs":["aac-96"]"#), "\(seen.body)")
+        #expect(try b.curl(["-X", "DELETE", "\(b.base)/v1/live/shared"]).status == 204)
+        #expect(try waitFor(a, status: 404).status == 404)
+        #expect(try psql(a, "SELECT COUNT(*) FROM live_mount") == "0")
+    }
+
     /// The services' directory, a started host, a 4 s FLAC source and the id of its upload,
     /// accepted before the outage the caller then starts.
     private func uploadBeforeOutage(_ name: String) throws -> (dir: String, host: HostProcess, source: String, id: String) {

@@ -179,6 +179,14 @@ public protocol Catalog: Sendable {
     /// Calls `handler` when a job may have become available anywhere (PostgreSQL: LISTEN/NOTIFY),
     /// so idle workers wake before their next poll. Stores without notifications do nothing.
     func onJobAvailable(_ handler: @escaping @Sendable () -> Void)
+
+    /// Stores a live mount created through the API (its configuration as JSON), replacing one
+    /// of that name: mounts outlive a restart and every host on the catalog knows them.
+    func saveLiveMount(name: String, json: String) async throws(CatalogError)
+    /// Forgets a stored live mount; false when there was none.
+    func deleteLiveMount(name: String) async throws(CatalogError) -> Bool
+    /// The stored live mounts (name, configuration JSON), by name.
+    func liveMounts() async throws(CatalogError) -> [(name: String, json: String)]
 }
 
 extension Catalog {

@@ -107,6 +107,7 @@ public final class PostgresCatalog: Catalog, Service {
             "CREATE INDEX job_track ON job (track_id)",
         ]),
         (2, ["CREATE TABLE revoked_token (jti TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL)"]),
+        (3, ["CREATE TABLE live_mount (name TEXT PRIMARY KEY, configuration_json TEXT NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())"]),
     ]
 
     private func migrate() async throws {
@@ -399,6 +400,33 @@ public final class PostgresCatalog: Catalog, Service {
         try await perform {
             try await Self.first(try await client.query("SELECT 1::BIGINT FROM revoked_token WHERE jti = \(tokenID)", logger: logger)) { _ in true } ?? false
         }
+    }
+
+    public func saveLiveMount(name: String, json: String) async throws(CatalogError) {
+        _ = try await perform {
+            try await client.query("""
+                INSERT INTO live_mount (name, configuration_json) VALUES (\(name), \(json))
+                ON CONFLICT (name) DO UPDATE SET configuration_json = EXCLUDED.configuration_json, updated_at = now()
+                """, logger: logger)
+        }
+    }
+
+    public func deleteLiveMount(name: String) async throws(CatalogError) -> Bool {
+        try await perform {
+            try await Self.first(try await client.query("DELETE FROM live_mount WHERE name = \(name) RETURNING name", logger: logger)) {
+                try $0.decode(String.self)
+            } != nil
+        }
+    }
+
+    public func liveMounts() async throws(CatalogError) -> [(name: String, json: String)] {
+        let rows = try await perform {
+            try await Self.all(try await client.query("SELECT name, configuration_json FROM live_mount ORDER BY name", logger: logger)) {
+                let (name, json) = try $0.decode((String, String).self)
+                return [name, json]
+            }
+        }
+        return rows.map { (name: $0[0], json: $0[1]) }
     }
 
     /// Calls `handler` whenever a job is enqueued or released anywhere (`LISTEN veza_jobs`,

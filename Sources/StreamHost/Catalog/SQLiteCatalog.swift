@@ -55,6 +55,9 @@ public final class SQLiteCatalog: Catalog {
             migrator.registerMigration("v2-revocation") { db in
                 try db.execute(sql: "CREATE TABLE revoked_token (jti TEXT PRIMARY KEY, expires_at REAL NOT NULL)")
             }
+            migrator.registerMigration("v3-live-mounts") { db in
+                try db.execute(sql: "CREATE TABLE live_mount (name TEXT PRIMARY KEY, configuration_json TEXT NOT NULL, updated_at REAL NOT NULL)")
+            }
             try migrator.migrate(pool)
         } catch {
             throw CatalogError(.database, "cannot open the catalog at \(path): \(error)")
@@ -264,5 +267,29 @@ public final class SQLiteCatalog: Catalog {
         try await read { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM revoked_token WHERE jti = ?", arguments: [tokenID]) ?? false
         }
+    }
+
+    public func saveLiveMount(name: String, json: String) async throws(CatalogError) {
+        let now = Date().timeIntervalSince1970
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO live_mount (name, configuration_json, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET configuration_json = excluded.configuration_json, updated_at = excluded.updated_at
+                """, arguments: [name, json, now])
+        }
+    }
+
+    public func deleteLiveMount(name: String) async throws(CatalogError) -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM live_mount WHERE name = ?", arguments: [name])
+            return db.changesCount > 0
+        }
+    }
+
+    public func liveMounts() async throws(CatalogError) -> [(name: String, json: String)] {
+        let rows = try await read { db in
+            try Row.fetchAll(db, sql: "SELECT name, configuration_json FROM live_mount ORDER BY name").map { [$0["name"] as String, $0["configuration_json"] as String] }
+        }
+        return rows.map { (name: $0[0], json: $0[1]) }
     }
 }

@@ -5,7 +5,9 @@ import Synchronization
 
 /// The host's live mounts by name: those of the configuration, and those created since
 /// (`POST /v1/live`, or by a source with a `live` token when ``LiveConfiguration`` allows it).
-/// Mounts made at run time live in memory: a restarted host knows only the configured ones.
+/// Mounts made through the API are stored in the catalog: a restarted host, and every host on
+/// the same catalog, knows them (hosts look for changes every 10 s). Mounts a source created
+/// on connect live in memory.
 ///
 /// As a service it archives, at start-up, the recordings of shows that a previous run of the
 /// host left unfinished (a crash), and ends every show when the host stops.
@@ -13,6 +15,9 @@ final class LiveMounts: Sendable, Service {
     let configuration: LiveConfiguration
     private let context: LiveSession.Context?
     private let table = Table()
+    private let catalog: (any Catalog)?
+    /// Names of the mounts loaded from or stored in the catalog.
+    private let stored = Mutex<Set<String>>([])
 
     /// The mounts by name, shared with the shows (a fallback to another mount finds it here).
     private final class Table: Sendable {
@@ -20,8 +25,10 @@ final class LiveMounts: Sendable, Service {
     }
 
     /// - Parameter context: what shows need from the host (nil: relay only, no ladder).
-    init(configuration: LiveConfiguration, context: LiveSession.Context?) {
+    ///   - catalog: where mounts made through the API are kept (nil: in memory only).
+    init(configuration: LiveConfiguration, context: LiveSession.Context?, catalog: (any Catalog)? = nil) {
         self.configuration = configuration
+        self.catalog = catalog
         var context = context
         let table = self.table
         context?.mountNamed = { [weak table] name in table?.mounts.withLock { $0[name] } }
@@ -62,14 +69,64 @@ final class LiveMounts: Sendable, Service {
         return true
     }
 
+    /// Adds a mount made through the API and stores it in the catalog (the mount is not added
+    /// when it cannot be stored).
+    func createStored(_ configuration: LiveMountConfiguration) async throws -> LiveMount {
+        let mount = try create(configuration)
+        if let catalog {
+            do {
+                let json = String(decoding: try JSONEncoder().encode(configuration), as: UTF8.self)
+                try await catalog.saveLiveMount(name: configuration.name, json: json)
+                stored.withLock { _ = $0.insert(configuration.name) }
+            } catch {
+                _ = remove(configuration.name)
+                throw error
+            }
+        }
+        return mount
+    }
+
+    /// Ends a mount and forgets it in the catalog; false when there was none.
+    func removeStored(_ name: String) async throws -> Bool {
+        let removed = remove(name)
+        stored.withLock { _ = $0.remove(name) }
+        let deleted = try await catalog?.deleteLiveMount(name: name) ?? false
+        return removed || deleted
+    }
+
+    /// Adds the catalog's mounts this host does not know yet and ends those deleted through
+    /// another host (configured mounts are never touched).
+    func syncStored() async {
+        guard let catalog, let rows = try? await catalog.liveMounts() else { return }
+        let configured = Set(configuration.mounts.map(\.name))
+        let names = Set(rows.map(\.name)).subtracting(configured)
+        for row in rows where names.contains(row.name) && mount(row.name) == nil {
+            guard let mount = try? JSONDecoder().decode(LiveMountConfiguration.self, from: Data(row.json.utf8)) else {
+                context?.logger.error("a stored live mount cannot be read", metadata: ["mount": "\(row.name)"])
+                continue
+            }
+            _ = try? create(mount)
+        }
+        let gone = stored.withLock { known in
+            defer { known = names }
+            return known.subtracting(names)
+        }
+        for name in gone { _ = remove(name) }
+    }
+
     // MARK: Service
 
     func run() async throws {
         await archiveLeftovers()
-        // LL-HLS and DASH listeners per protocol, in the metrics every two seconds.
+        await syncStored()
+        // LL-HLS and DASH listeners per protocol in the metrics every two seconds; the
+        // catalog's mounts every ten.
         try? await cancelWhenGracefulShutdown {
+            var round = 0
             while !Task.isCancelled {
                 self.publishAudience()
+                round += 1
+                if round % 5 == 0 { await self.syncStored() }
                 try await Task.sleep(for: .seconds(2))
             }
         }

@@ -56,15 +56,15 @@ struct LiveRoutes: Sendable {
             let body = try await request.decode(as: NewMount.self, context: context)
             let configuration = try body.configuration(defaults: mounts.configuration)
             do {
-                let mount = try mounts.create(configuration)
+                let mount = try await mounts.createStored(configuration)
                 return EditedResponse(status: .created, headers: [.location: "/v1/live/\(mount.name)"], response: MountResource(mount, auth: auth, now: Date()))
-            } catch {
+            } catch is LiveMounts.CreateRefusal {
                 throw APIError(.conflict, code: "mount_exists", "a mount named \(body.name) exists")
             }
         }
         router.delete("/v1/live/:mount") { request, context in
             try await auth.require(.admin, request)
-            guard mounts.remove(context.parameters.get("mount") ?? "") else { throw APIError.notFound("no live mount") }
+            guard try await mounts.removeStored(context.parameters.get("mount") ?? "") else { throw APIError.notFound("no live mount") }
             return Response(status: .noContent)
         }
     }

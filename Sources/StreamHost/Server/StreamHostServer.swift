@@ -99,7 +99,7 @@ public struct StreamHostServer: Sendable {
             onEnd: { _ in },
             trackAudio: { [temporaryDirectory] id in
                 try await Self.fallbackAudio(track: id, catalog: catalog, storage: storage, temporaryDirectory: temporaryDirectory)
-            }))
+            }), catalog: catalog)
     }
 
     /// A local file of a ready track's audio for a live fallback: its best progressive
