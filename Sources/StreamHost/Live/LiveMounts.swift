@@ -18,6 +18,9 @@ final class LiveMounts: Sendable, Service {
     private let catalog: (any Catalog)?
     /// Names of the mounts loaded from or stored in the catalog.
     private let stored = Mutex<Set<String>>([])
+    /// Open once the catalog's mounts are loaded (at once without a catalog): the routes wait
+    /// for it, so that a restarted host does not answer 404 for a stored mount.
+    private let loaded = StartupGate(what: "the live mounts", deadline: .seconds(10))
 
     /// The mounts by name, shared with the shows (a fallback to another mount finds it here).
     private final class Table: Sendable {
@@ -29,6 +32,7 @@ final class LiveMounts: Sendable, Service {
     init(configuration: LiveConfiguration, context: LiveSession.Context?, catalog: (any Catalog)? = nil) {
         self.configuration = configuration
         self.catalog = catalog
+        if catalog == nil { loaded.open() }
         var context = context
         let table = self.table
         context?.mountNamed = { [weak table] name in table?.mounts.withLock { $0[name] } }
@@ -36,6 +40,18 @@ final class LiveMounts: Sendable, Service {
         table.mounts.withLock { mounts in
             for mount in configuration.mounts { mounts[mount.name] = LiveMount(configuration: mount, live: configuration, context: context) }
         }
+    }
+
+    /// The mount named `name`, once the stored mounts are loaded (see ``loaded``).
+    func find(_ name: String) async -> LiveMount? {
+        try? await loaded.wait()
+        return mount(name)
+    }
+
+    /// Every mount, once the stored mounts are loaded.
+    func loadedAll() async -> [LiveMount] {
+        try? await loaded.wait()
+        return all
     }
 
     func mount(_ name: String) -> LiveMount? {
@@ -117,8 +133,9 @@ final class LiveMounts: Sendable, Service {
     // MARK: Service
 
     func run() async throws {
-        await archiveLeftovers()
         await syncStored()
+        loaded.open()
+        await archiveLeftovers()
         // LL-HLS and DASH listeners per protocol in the metrics every two seconds; the
         // catalog's mounts every ten.
         try? await cancelWhenGracefulShutdown {

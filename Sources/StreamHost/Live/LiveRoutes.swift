@@ -44,11 +44,11 @@ struct LiveRoutes: Sendable {
         router.get("/v1/live") { request, _ in
             try await auth.requireAny([.stream, .live], request)
             let now = Date()
-            return MountList(mounts: mounts.all.map { MountResource($0, auth: auth, now: now) })
+            return MountList(mounts: await mounts.loadedAll().map { MountResource($0, auth: auth, now: now) })
         }
         router.get("/v1/live/:mount") { request, context in
             try await auth.requireAny([.stream, .live], request)
-            guard let mount = mounts.mount(context.parameters.get("mount") ?? "") else { throw APIError.notFound("no live mount") }
+            guard let mount = await mounts.find(context.parameters.get("mount") ?? "") else { throw APIError.notFound("no live mount") }
             return MountResource(mount, auth: auth, now: Date())
         }
         router.post("/v1/live") { request, context in
@@ -78,7 +78,7 @@ struct LiveRoutes: Sendable {
             mountName = String(name.dropLast(suffix.count))
             wanted = format
         }
-        guard let mount = mounts.mount(mountName) else { throw APIError.notFound("no live mount \(mountName.prefix(64))") }
+        guard let mount = await mounts.find(mountName) else { throw APIError.notFound("no live mount \(mountName.prefix(64))") }
         _ = try await authorise(request, context, mount: mount, relay: true)
         guard let (listener, source) = mount.addListener() else {
             throw APIError(.notFound, code: "not_live", "mount \(mount.name) has no source now")
@@ -173,7 +173,7 @@ struct LiveRoutes: Sendable {
     /// - Parameter kind: the protocol the request belongs to, for the mount's audience (nil: a
     ///   segment or init segment, which both protocols use).
     private func liveHLS(_ request: Request, _ context: some RequestContext, _ name: String, kind: LiveAudience.Kind?) async throws -> (LivePresentation, String?) {
-        guard let mount = mounts.mount(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
+        guard let mount = await mounts.find(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
         let token = try await authorise(request, context, mount: mount)
         let client = (DeliveryRoutes.client(context)?.description ?? "-") + "\u{0}" + (request.headers[.userAgent] ?? "")
         mount.audience.touch(kind, client: client)
@@ -202,7 +202,7 @@ struct LiveRoutes: Sendable {
             return Self.document(text, type: "application/dash+xml", signed: token != nil)
         }
         if file.hasSuffix(".aac") || file.hasSuffix(".opus") {
-            guard let mount = mounts.mount(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
+            guard let mount = await mounts.find(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
             _ = try await authorise(request, context, mount: mount)
             return try listenToRung(request, mount: mount, file: file)
         }
@@ -290,7 +290,7 @@ struct LiveRoutes: Sendable {
         let query = request.uri.queryParameters
         let name = String((query.get("mount") ?? "").drop { $0 == "/" })
         let mountName = name.hasPrefix("live/") ? String(name.dropFirst(5)) : name
-        guard let mount = mounts.mount(mountName) else { throw APIError.notFound("no live mount \(mountName.prefix(64))") }
+        guard let mount = await mounts.find(mountName) else { throw APIError.notFound("no live mount \(mountName.prefix(64))") }
         try await authoriseSource(request, mount: mount)
         guard query.get("mode") == "updinfo" else {
             throw APIError(.badRequest, code: "bad_request", "only mode=updinfo is supported")
