@@ -305,6 +305,9 @@ struct LiveTests {
         let waited = Date().timeIntervalSince(started)
         #expect(blocked.status == 200 && blocked.body.contains("part-\(hint.1).\(hint.2).m4s"), "\(blocked.body)")
         #expect(waited < 1.5, "blocked \(waited) s for one 0.32 s part")
+        // A blocking answer describes that moment for good: a cache may keep it for a segment.
+        #expect(blocked.headers.lowercased().contains("cache-control: private, max-age=4") && first.headers.lowercased().contains("cache-control: private, no-cache"),
+                "\(blocked.headers)")
         // The hinted part itself, requested before it exists, is held and then served.
         let next = blocked.body.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d{1,2}\.m4s)\?token=/).map { String($0.1) } ?? ""
         let part = try host.curl([signed("\(base)/aac-128/\(next)")], authenticated: false)

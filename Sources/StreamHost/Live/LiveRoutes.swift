@@ -181,9 +181,14 @@ struct LiveRoutes: Sendable {
         return (hls, token)
     }
 
-    private static func document(_ text: String, type: String, signed: Bool) -> Response {
-        Response(status: .ok, headers: [.contentType: type, .cacheControl: signed ? "private, no-cache" : "no-cache"],
-                 body: .init(byteBuffer: ByteBuffer(string: text)))
+    /// - Parameter maxAge: how long a cache may keep it (nil: revalidate every time). The answer
+    ///   to a blocking playlist request (`_HLS_msn`) describes that moment of the show for good,
+    ///   so a cache in front may keep it briefly and answer every player waiting for the same
+    ///   part with one request to the origin (RFC 8216bis §6.2.5.2).
+    private static func document(_ text: String, type: String, signed: Bool, maxAge: Int? = nil) -> Response {
+        let freshness = maxAge.map { "max-age=\($0)" } ?? "no-cache"
+        return Response(status: .ok, headers: [.contentType: type, .cacheControl: (signed ? "private, " : "public, ") + freshness],
+                        body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     /// `master.m3u8` (the AAC set), `master-{family}.m3u8`, `manifest.mpd` (live DASH), or a
@@ -255,7 +260,8 @@ struct LiveRoutes: Sendable {
                 throw APIError(.serviceUnavailable, code: "part_not_ready", "the requested part did not arrive in time", retryAfter: 1)
             }
             guard let text = hls.mediaPlaylist(rung: rung, deltaUpdate: skip != nil, token: token) else { throw APIError.notFound("no rung") }
-            return Self.document(text, type: Self.playlistType, signed: token != nil)
+            return Self.document(text, type: Self.playlistType, signed: token != nil,
+                                 maxAge: msn == nil ? nil : Int((hls.partSeconds * Double(per)).rounded(.up)))
         case "init.mp4":
             return media(hls.rung(rung)?.initSegment ?? [], maxAge: 3600)
         default:
