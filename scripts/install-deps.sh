@@ -22,6 +22,10 @@ packages=(
   chromium prometheus openssl python3
   # The reverse proxies the proxy tests put in front of the host (trusted proxies, issue 28).
   varnish nginx-light
+  # The live tests' real source clients and players (issue 21): liquidsoap and ezstream push
+  # to the host as to Icecast; mpv and VLC listen to its ICY mounts; icecast2 is the reference
+  # server of the live benchmark.
+  liquidsoap ezstream mpv vlc-bin vlc-plugin-base icecast2
 )
 
 missing=()

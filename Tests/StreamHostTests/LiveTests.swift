@@ -577,6 +577,129 @@ struct LiveTests {
         }
     }
 
+    @Test("the source clients and players people use: liquidsoap and ezstream as sources; mpv shows the ICY title changing, VLC plays the relay (HTTP/1.0) with its title, GStreamer plays the LL-HLS master and the live MPD for 60 s without a gap")
+    func realClients() throws {
+        let host = try Self.startHost(["VEZA_LIVE_GRACE_SECONDS": "10"])
+        defer { host.stop() }
+        let directory = Fixtures.directory + "/clients-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        // liquidsoap's output.icecast (SOURCE, MP3, titles by /admin/metadata): a 440 Hz sine,
+        // titled at once and again 14 s in.
+        let script = """
+            settings.init.allow_root.set(true)
+            s = insert_metadata(sine(440.))
+            output.icecast(%mp3(bitrate=128), host="127.0.0.1", port=\(host.port), password="radio-pw-1", mount="/live/radio", name="Liquidsoap radio",
+                           on_error=fun(e) -> begin print("ICECAST ERROR: #{e}"); shutdown(code=3); (-1.) end, s)
+            thread.run(delay=1., fun() -> s.insert_metadata([("title", "First Title")]))
+            thread.run(delay=14., fun() -> s.insert_metadata([("title", "Second Title")]))
+            thread.run(delay=90., fun() -> shutdown())
+            """
+        let liquidsoap = try Self.background("liquidsoap", [script], stdout: directory + "/liquidsoap.log", stderr: directory + "/liquidsoap.err")
+        defer { Self.kill(liquidsoap) }
+        let state = try Self.wait(host, "radio", state: "live", seconds: 20)
+        let liquidsoapAgent = (state["source"] as? [String: Any])?["userAgent"] as? String
+        #expect(liquidsoapAgent?.hasPrefix("Liquidsoap") == true, "\(state)")
+        // The first segment, then the players.
+        #expect(try host.curl(["\(host.base)/live/radio/aac-128/index.m3u8"], authenticated: false).status == 200)
+        let seconds = 60
+        func gstreamer(_ url: String, _ name: String) throws -> Process {
+            try Self.background("timeout", ["-k", "5", "-s", "INT", String(seconds), "gst-launch-1.0", "-q", "uridecodebin", "uri=\(url)", "!", "audioconvert", "!",
+                                            "audioresample", "!", "audio/x-raw,format=S16LE,rate=44100,channels=1", "!", "filesink", "location=\(directory)/\(name).raw",
+                                            "sync=true"], stderr: directory + "/\(name).log")
+        }
+        let gstHLS = try gstreamer("\(host.base)/live/radio/master.m3u8", "gst-hls")
+        let gstDASH = try gstreamer("\(host.base)/live/radio/manifest.mpd", "gst-dash")
+        defer { Self.kill(gstHLS); Self.kill(gstDASH) }
+        let mpv = try Self.background("mpv", ["--no-config", "--ytdl=no", "--no-video", "--ao=null", "--length=22", "--msg-level=all=warn,display-tags=info",
+                                              "\(host.base)/live/radio"], stdout: directory + "/mpv.log", stderr: directory + "/mpv.err")
+        defer { Self.kill(mpv) }
+        // VLC refuses to run as root; its ICY client (icyx://) speaks HTTP/1.0.
+        let vlc = try Self.background("runuser", ["-u", "nobody", "--", "env", "HOME=\(directory)", "cvlc", "--no-video", "--aout=dummy", "--run-time=8",
+                                                  "--play-and-exit", "-vv", "--sout",
+                                                  "#transcode{acodec=s16l,channels=1,samplerate=44100}:std{access=file,mux=raw,dst=\(directory)/vlc.raw}",
+                                                  "icyx://127.0.0.1:\(host.port)/live/radio"], stderr: directory + "/vlc.log")
+        defer { Self.kill(vlc) }
+
+        // ezstream (libshout) on another mount, meanwhile: a 12 s MP3 file, its tags as the title.
+        let file = try Fixtures.make("ezstream-660.mp3", source: ["-f", "lavfi", "-i", "sine=frequency=660:sample_rate=44100:duration=12"],
+                                     ["-c:a", "libmp3lame", "-b:a", "128k", "-metadata", "title=Ez Title", "-metadata", "artist=Ez Artist"])
+        let configuration = """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <ezstream>
+              <servers><server><protocol>HTTP</protocol><hostname>127.0.0.1</hostname><port>\(host.port)</port><user>source</user>
+                <password>aac-pw-12</password><tls>None</tls><reconnect_attempts>0</reconnect_attempts></server></servers>
+              <streams><stream><mountpoint>/live/aac</mountpoint><format>MP3</format><stream_name>Ezstream test</stream_name></stream></streams>
+              <intakes><intake><type>file</type><filename>\(file)</filename><stream_once>Yes</stream_once></intake></intakes>
+            </ezstream>
+            """
+        let ezConfiguration = directory + "/ezstream.xml"
+        try configuration.write(toFile: ezConfiguration, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: ezConfiguration)
+        let ezstream = try Self.background("ezstream", ["-v", "-c", ezConfiguration], stdout: directory + "/ezstream.log", stderr: directory + "/ezstream.err")
+        defer { Self.kill(ezstream) }
+        let ez = try Self.wait(host, "aac", state: "live", seconds: 15)
+        let ezAgent = (ez["source"] as? [String: Any])?["userAgent"] as? String
+        #expect(ezAgent?.hasPrefix("libshout") == true, "\(ez)")
+        Thread.sleep(forTimeInterval: 3)
+        let ezState = try Self.mount(host, "aac")
+        #expect(ezState["title"] as? String == "Ez Artist - Ez Title", "\(ezState)")
+        #expect((ezState["show"] as? [String: Any])?["sourceReconnects"] as? Int == 0, "libshout's probe connection is not a reconnect: \(ezState)")
+        ezstream.waitUntilExit()
+        #expect(ezstream.terminationStatus == 0, "ezstream: \((try? String(contentsOfFile: directory + "/ezstream.err", encoding: .utf8)) ?? "")")
+
+        // mpv prints each ICY title as playback reaches it.
+        mpv.waitUntilExit()
+        let mpvLog = ((try? String(contentsOfFile: directory + "/mpv.log", encoding: .utf8)) ?? "") + ((try? String(contentsOfFile: directory + "/mpv.err", encoding: .utf8)) ?? "")
+        #expect(mpv.terminationStatus == 0 && mpvLog.contains("icy-title: First Title") && mpvLog.contains("icy-title: Second Title"), "mpv: \(mpvLog)")
+        // VLC decoded the relay and read its title.
+        vlc.waitUntilExit()
+        let vlcLog = (try? String(contentsOfFile: directory + "/vlc.log", encoding: .utf8)) ?? ""
+        let vlcSamples = try Self.samples(directory + "/vlc.raw")
+        #expect(Double(vlcSamples.count) / 44_100 > 6 && vlcLog.contains("Icy-Title=First Title"),
+                "VLC: \(Double(vlcSamples.count) / 44_100) s, \(vlcLog.split(separator: "\n").filter { $0.contains("rror") || $0.contains("Icy") }.suffix(10))")
+        #expect(abs(Self.frequency(vlcSamples, seconds: 1..<6) - 440) < 10)
+        // GStreamer: the whole minute, minus its start-up, with no silence or jump after it.
+        gstHLS.waitUntilExit()
+        gstDASH.waitUntilExit()
+        // dashdemux starts on the lowest representation and moves up after its first segment
+        // (GST_DEBUG=dashdemux:5 says "Switching bitrate"); its decoder then fades in over
+        // ~9 ms: a jump the player makes at a switch, not a gap in the stream. So jumps count
+        // from its third segment on; silence counts from the start for both.
+        for (name, startUp, jumpsAfter) in [("gst-hls", 8.0, 0.5), ("gst-dash", 12.0, 8.0)] {
+            let samples = try Self.samples(directory + "/\(name).raw")
+            let length = Double(samples.count) / 44_100
+            let log = ((try? String(contentsOfFile: directory + "/\(name).log", encoding: .utf8)) ?? "").suffix(600)
+            #expect(length > Double(seconds) - startUp, "\(name): \(length) s of \(seconds): \(log)")
+            let gaps = Self.gaps(samples, after: 0.5, jumpsAfter: jumpsAfter)
+            #expect(gaps.isEmpty, "\(name): gaps at \(gaps.prefix(10)) s: \(Self.profile(samples))")
+            #expect(abs(Self.frequency(samples, seconds: 1..<(length - 1)) - 440) < 10, "\(name): \(Self.profile(samples))")
+        }
+    }
+
+    /// Where a steady tone has a gap after `start` seconds: a run of 10 ms or more of near
+    /// silence, or (after `jumpsAfter`) a jump between samples that the tone cannot make
+    /// (44.1 kHz mono).
+    static func gaps(_ samples: [Int16], after start: Double, jumpsAfter: Double) -> [Double] {
+        let first = Int(start * 44_100)
+        guard samples.count > first + 1 else { return [] }
+        let peak = samples[first...].reduce(0) { max($0, abs(Int($1))) }
+        let quiet = max(peak / 50, 8)
+        // A 440 Hz sine moves at most 2π·440/44100·peak per sample.
+        let step = Int(3 * 2 * Double.pi * 440 / 44_100 * Double(peak)) + 200
+        var found: [Double] = []
+        var run = 0
+        for index in (first + 1)..<samples.count {
+            if abs(Int(samples[index])) <= quiet {
+                run += 1
+                if run == 441 { found.append(Double(index - run) / 44_100) }
+            } else {
+                run = 0
+            }
+            if Double(index) / 44_100 > jumpsAfter, abs(Int(samples[index]) - Int(samples[index - 1])) > step { found.append(Double(index) / 44_100) }
+        }
+        return found
+    }
+
     @Test("a host killed mid-show: its recording up to the crash becomes a track at the next start, and the mount resumes when the source reconnects")
     func crashKeepsTheRecording() throws {
         let host = try Self.startHost(["VEZA_LIVE_RECORD": "true"])

@@ -14,16 +14,25 @@ import NIOHTTPTypesHTTP1
 /// bytes with a token. Here an origin-form target is converted from a head whose target is
 /// `/`, then set as the path: the same request, fields and validation (`HTTPRequest`'s own
 /// conversion for everything else), without parsing it as a URL. Every other target takes the
-/// library's conversion unchanged. Responses are converted as that codec converts them.
+/// library's conversion unchanged. Responses are converted as that codec converts them, except
+/// for HTTP/1.0 requests (VLC's ICY client, old players and proxies): their responses say
+/// HTTP/1.0 (NIO then frames a body of unknown length by closing the connection, not in chunks,
+/// which a 1.0 client cannot read), and the connection closes after such a body.
 final class OriginFormHTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// Whether the request being answered is HTTP/1.0.
+    private var http10 = false
+    /// Whether the response's body ends with the connection.
+    private var closeAfterResponse = false
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            http10 = head.version == .http1_0
             do {
                 context.fireChannelRead(wrapInboundOut(.head(try Self.request(head))))
             } catch {
@@ -39,11 +48,28 @@ final class OriginFormHTTPServerCodec: ChannelDuplexHandler, RemovableChannelHan
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(let response):
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(response))), promise: promise)
+            var head = HTTPResponseHead(response)
+            if http10 {
+                head.version = .http1_0
+                if !head.headers.contains(name: "content-length") {
+                    head.headers.replaceOrAdd(name: "connection", value: "close")
+                    closeAfterResponse = true
+                }
+            }
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
         case .body(let body):
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: promise)
         case .end(let trailers):
-            context.write(wrapOutboundOut(.end(trailers.map(HTTPHeaders.init))), promise: promise)
+            guard closeAfterResponse else {
+                context.write(wrapOutboundOut(.end(trailers.map(HTTPHeaders.init))), promise: promise)
+                return
+            }
+            closeAfterResponse = false
+            let written = context.eventLoop.makePromise(of: Void.self)
+            written.futureResult.cascade(to: promise)
+            let channel = context.channel
+            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
         }
     }
 

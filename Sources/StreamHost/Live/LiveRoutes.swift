@@ -301,8 +301,10 @@ struct LiveRoutes: Sendable {
         guard query.get("mode") == "updinfo" else {
             throw APIError(.badRequest, code: "bad_request", "only mode=updinfo is supported")
         }
-        guard let song = query.get("song"), !song.isEmpty, song.utf8.count <= 1024 else {
-            throw APIError(.badRequest, code: "bad_request", "song must be 1–1024 bytes")
+        // `song`, or libshout's `artist` and `title` (ezstream), joined as Icecast joins them.
+        let parts = [query.get("artist"), query.get("title")].compactMap { $0 }.filter { !$0.isEmpty }
+        guard let song = query.get("song") ?? (parts.isEmpty ? nil : parts.joined(separator: " - ")), !song.isEmpty, song.utf8.count <= 1024 else {
+            throw APIError(.badRequest, code: "bad_request", "song (or artist and title) must be 1–1024 bytes")
         }
         mount.setTitle(song)
         let xml = "<?xml version=\"1.0\"?>\n<iceresponse><message>Metadata update successful</message><return>1</return></iceresponse>\n"

@@ -195,7 +195,7 @@ final class LiveSession: Sendable {
         /// Whether the current source's audio has started (a new source's first audio can take
         /// a second: an Ogg page holds about that much).
         var sourceAudioStarted = false
-        var sourcesSeen = 0
+        var sourcesWithAudio = 0
         /// The instant and frame count at which the timeline was last known to be on time: the
         /// last source audio, or the silence that followed it.
         var anchor: (instant: ContinuousClock.Instant, frames: Int64) = (.now, 0)
@@ -241,11 +241,6 @@ final class LiveSession: Sendable {
                         decoder = nil
                         context.logger.warning("live source cannot be decoded", metadata: ["mount": "\(session.mountName)", "error": "\(error.message)"])
                     }
-                    sourcesSeen += 1
-                    if sourcesSeen > 1 {
-                        context.metrics.liveSourceReconnected()
-                        session.update { $0.reconnects += 1 }
-                    }
                     sourcePresent = true
                     sourceAudioStarted = false
                     lostAt = nil
@@ -259,6 +254,15 @@ final class LiveSession: Sendable {
                         publish(samples, arrived: arrived)
                         context.tap?(samples)
                         anchor = (.now, frames)
+                        if !sourceAudioStarted {
+                            // A reconnect is a source that brings audio after another did (not
+                            // a connection closed before any, as libshout's first one is).
+                            sourcesWithAudio += 1
+                            if sourcesWithAudio > 1 {
+                                context.metrics.liveSourceReconnected()
+                                session.update { $0.reconnects += 1 }
+                            }
+                        }
                         sourceAudioStarted = true
                         recording?.showFrames = recording?.frames ?? 0
                     } catch {
@@ -280,7 +284,7 @@ final class LiveSession: Sendable {
                     // then follows the silence).
                     // (A show's first source is not bridged before its audio starts: that
                     // silence would only add latency.)
-                    let hold: Duration = sourcePresent && (sourceAudioStarted || sourcesSeen == 1) ? .seconds(live.stallSeconds) : .zero
+                    let hold: Duration = sourcePresent && (sourceAudioStarted || sourcesWithAudio == 0) ? .seconds(live.stallSeconds) : .zero
                     let elapsed = now - anchor.instant - hold
                     guard elapsed > .zero else { continue }
                     let due = anchor.frames + Int64(elapsed / .seconds(1) * Double(ladder.sampleRate))
