@@ -134,6 +134,57 @@ struct ScaleOutTests {
         #expect(try psql(a, "SELECT COUNT(*) FROM live_mount") == "0")
     }
 
+    @Test("one mount's show on two hosts: the host its source reached claims the origin in the catalog; the other proxies LL-HLS, the MPD and the ICY relay to it (ffmpeg and an ICY client play through it)")
+    func liveOriginProxy() throws {
+        func freePort() throws -> Int {
+            let result = try Subprocess.check("python3", ["-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"])
+            return Int(String(decoding: result.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        let (portA, portB) = (try freePort(), try freePort())
+        let common = ["VEZA_AUTH_PUBLIC": "true", "VEZA_LIVE_MOUNTS": "radio:radio-pw-1", "VEZA_LIVE_RECORD": "false", "VEZA_LIVE_GRACE_SECONDS": "2"]
+        let a = HostProcess(name: "origina", environment: common.merging(["VEZA_LIVE_ADVERTISE_URL": "http://127.0.0.1:\(portA)"]) { $1 })
+        try a.start(workers: 0, port: portA)
+        defer { a.stop() }
+        let b = HostProcess(name: "originb", environment: common.merging(["VEZA_LIVE_ADVERTISE_URL": "http://127.0.0.1:\(portB)",
+                                                                        "VEZA_POSTGRES_URL": a.environment["VEZA_POSTGRES_URL"] ?? ""]) { $1 })
+        try b.start(workers: 0, port: portB)
+        defer { b.stop() }
+        // Before any source: nothing to proxy, B answers itself.
+        #expect(try b.curl(["\(b.base)/live/radio/master.m3u8"], authenticated: false).status == 404)
+        let source = try LiveTests.source(a, mount: "radio", password: "radio-pw-1",
+                                          ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"], seconds: 40)
+        defer { LiveTests.kill(source) }
+        _ = try LiveTests.wait(a, "radio", state: "live")
+        // A claims the origin within its 2 s renewal period; B then proxies.
+        var claimed = ""
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, claimed.isEmpty {
+            claimed = try psql(a, "SELECT node FROM live_origin WHERE mount = 'radio'")
+            if claimed.isEmpty { Thread.sleep(forTimeInterval: 0.3) }
+        }
+        #expect(claimed == "http://127.0.0.1:\(portA)")
+        #expect(try a.curl(["\(a.base)/live/radio/aac-128/index.m3u8"], authenticated: false).status == 200)
+        let master = try b.curl(["\(b.base)/live/radio/master.m3u8"], authenticated: false)
+        #expect(master.status == 200 && master.body.contains("aac-128/index.m3u8"), "\(master)")
+        let media = try b.curl(["\(b.base)/live/radio/aac-128/index.m3u8"], authenticated: false)
+        #expect(media.status == 200 && media.body.contains("#EXT-X-PART:"), "\(media)")
+        for url in ["\(b.base)/live/radio/master.m3u8", "\(b.base)/live/radio/manifest.mpd"] {
+            let played = try Subprocess.run("ffmpeg", ["-v", "error", "-i", url, "-t", "6", "-ac", "1", "-ar", "44100", "-f", "s16le", "-"], timeLimit: 60)
+            let samples = played.stdout.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+            #expect(Double(samples.count) / 44_100 > 5.5, "\(url): \(Double(samples.count) / 44_100) s: \(played.stderr)")
+            #expect(abs(LiveTests.frequency(samples, seconds: 1..<5) - 523) < 10, "\(url)")
+        }
+        let (report, audio) = try LiveTests.listen("\(b.base)/live/radio", seconds: 4)
+        #expect(report["status"] as? Int == 200 && (report["headers"] as? [String: Any])?["icy-name"] != nil, "\(report)")
+        let decoded = try LiveTests.decode(audio)
+        #expect(decoded.seconds > 3 && abs(decoded.frequency - 523) < 10, "relay through B: \(decoded)")
+        // The show ends: A gives the claim up, B stops proxying.
+        LiveTests.kill(source)
+        _ = try LiveTests.wait(a, "radio", state: "idle", seconds: 15)
+        Thread.sleep(forTimeInterval: 3)
+        #expect(try psql(a, "SELECT COUNT(*) FROM live_origin") == "0")
+    }
+
     /// The services' directory, a started host, a 4 s FLAC source and the id of its upload,
     /// accepted before the outage the caller then starts.
     private func uploadBeforeOutage(_ name: String) throws -> (dir: String, host: HostProcess, source: String, id: String) {

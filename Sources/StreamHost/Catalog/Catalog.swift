@@ -187,6 +187,14 @@ public protocol Catalog: Sendable {
     func deleteLiveMount(name: String) async throws(CatalogError) -> Bool
     /// The stored live mounts (name, configuration JSON), by name.
     func liveMounts() async throws(CatalogError) -> [(name: String, json: String)]
+    /// Claims `node` (its advertised URL) as the origin of live mount `mount` until
+    /// `now + leaseSeconds`, or renews its claim; false while another node holds a claim that
+    /// has not expired.
+    func claimLiveOrigin(mount: String, node: String, leaseSeconds: Double, now: Date) async throws(CatalogError) -> Bool
+    /// Gives up `node`'s claim on `mount` (the show ended).
+    func releaseLiveOrigin(mount: String, node: String) async throws(CatalogError)
+    /// The node whose claim on `mount` has not expired at `now`, if any.
+    func liveOrigin(mount: String, now: Date) async throws(CatalogError) -> String?
 }
 
 extension Catalog {

@@ -108,6 +108,7 @@ public final class PostgresCatalog: Catalog, Service {
         ]),
         (2, ["CREATE TABLE revoked_token (jti TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL)"]),
         (3, ["CREATE TABLE live_mount (name TEXT PRIMARY KEY, configuration_json TEXT NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())"]),
+        (4, ["CREATE TABLE live_origin (mount TEXT PRIMARY KEY, node TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)"]),
     ]
 
     private func migrate() async throws {
@@ -416,6 +417,33 @@ public final class PostgresCatalog: Catalog, Service {
             try await Self.first(try await client.query("DELETE FROM live_mount WHERE name = \(name) RETURNING name", logger: logger)) {
                 try $0.decode(String.self)
             } != nil
+        }
+    }
+
+    public func claimLiveOrigin(mount: String, node: String, leaseSeconds: Double, now: Date) async throws(CatalogError) -> Bool {
+        let (at, until) = (now.timeIntervalSince1970, now.timeIntervalSince1970 + leaseSeconds)
+        return try await perform {
+            try await Self.first(try await client.query("""
+                INSERT INTO live_origin (mount, node, expires_at) VALUES (\(mount), \(node), \(until))
+                ON CONFLICT (mount) DO UPDATE SET node = EXCLUDED.node, expires_at = EXCLUDED.expires_at
+                WHERE live_origin.node = EXCLUDED.node OR live_origin.expires_at < \(at)
+                RETURNING node
+                """, logger: logger)) { try $0.decode(String.self) } != nil
+        }
+    }
+
+    public func releaseLiveOrigin(mount: String, node: String) async throws(CatalogError) {
+        _ = try await perform {
+            try await client.query("DELETE FROM live_origin WHERE mount = \(mount) AND node = \(node)", logger: logger)
+        }
+    }
+
+    public func liveOrigin(mount: String, now: Date) async throws(CatalogError) -> String? {
+        let at = now.timeIntervalSince1970
+        return try await perform {
+            try await Self.first(try await client.query("SELECT node FROM live_origin WHERE mount = \(mount) AND expires_at >= \(at)", logger: logger)) {
+                try $0.decode(String.self)
+            }
         }
     }
 

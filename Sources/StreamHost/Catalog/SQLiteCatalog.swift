@@ -58,6 +58,9 @@ public final class SQLiteCatalog: Catalog {
             migrator.registerMigration("v3-live-mounts") { db in
                 try db.execute(sql: "CREATE TABLE live_mount (name TEXT PRIMARY KEY, configuration_json TEXT NOT NULL, updated_at REAL NOT NULL)")
             }
+            migrator.registerMigration("v4-live-origins") { db in
+                try db.execute(sql: "CREATE TABLE live_origin (mount TEXT PRIMARY KEY, node TEXT NOT NULL, expires_at REAL NOT NULL)")
+            }
             try migrator.migrate(pool)
         } catch {
             throw CatalogError(.database, "cannot open the catalog at \(path): \(error)")
@@ -283,6 +286,31 @@ public final class SQLiteCatalog: Catalog {
         try await write { db in
             try db.execute(sql: "DELETE FROM live_mount WHERE name = ?", arguments: [name])
             return db.changesCount > 0
+        }
+    }
+
+    public func claimLiveOrigin(mount: String, node: String, leaseSeconds: Double, now: Date) async throws(CatalogError) -> Bool {
+        let (at, until) = (now.timeIntervalSince1970, now.timeIntervalSince1970 + leaseSeconds)
+        return try await write { db in
+            try db.execute(sql: """
+                INSERT INTO live_origin (mount, node, expires_at) VALUES (?, ?, ?)
+                ON CONFLICT(mount) DO UPDATE SET node = excluded.node, expires_at = excluded.expires_at
+                WHERE live_origin.node = excluded.node OR live_origin.expires_at < ?
+                """, arguments: [mount, node, until, at])
+            return db.changesCount > 0
+        }
+    }
+
+    public func releaseLiveOrigin(mount: String, node: String) async throws(CatalogError) {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM live_origin WHERE mount = ? AND node = ?", arguments: [mount, node])
+        }
+    }
+
+    public func liveOrigin(mount: String, now: Date) async throws(CatalogError) -> String? {
+        let at = now.timeIntervalSince1970
+        return try await read { db in
+            try String.fetchOne(db, sql: "SELECT node FROM live_origin WHERE mount = ? AND expires_at >= ?", arguments: [mount, at])
         }
     }
 

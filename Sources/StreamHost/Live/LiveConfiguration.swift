@@ -132,6 +132,12 @@ public struct LiveConfiguration: Sendable, Hashable {
     /// false: listening is authorised as VOD playback is, except in public mode).
     public var openListening = false
 
+    /// This host's URL as the other hosts on the catalog reach it (`live.advertiseURL`, for
+    /// example `http://10.0.0.5:8080`). Set, the host claims in the catalog the mounts whose
+    /// shows it runs, and answers listeners of a mount whose show runs on another host by
+    /// proxying them to it. Nil: each host serves only the shows of its own sources.
+    public var advertiseURL: String?
+
     /// Entries of `live.mounts` that could not be read.
     public var problems: [String] = []
 
@@ -174,6 +180,11 @@ public struct LiveConfiguration: Sendable, Hashable {
         sourceBurstSeconds = max(0.5, reader.double(forKey: "live.sourceBurstSeconds", default: sourceBurstSeconds))
         sourceTimeout = max(1, reader.double(forKey: "live.sourceTimeout", default: sourceTimeout))
         icyMetaInterval = min(max(256, reader.int(forKey: "live.icyMetaInterval", default: icyMetaInterval)), 65_536)
+        if let url = reader.string(forKey: "live.advertiseURL"), !url.isEmpty {
+            if url.hasPrefix("http://") || url.hasPrefix("https://") { advertiseURL = url } else {
+                problems.append("live.advertiseURL: '\(url.prefix(80))' is not an http(s) URL")
+            }
+        }
     }
 }
 

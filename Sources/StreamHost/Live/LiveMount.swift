@@ -230,4 +230,7 @@ final class LiveMount: Sendable {
 
     /// The LL-HLS view of the show (or the last one's, ended).
     var hls: LivePresentation? { session?.hls }
+
+    /// Whether this host runs the mount's show now (or relays a source without a ladder).
+    var isRunningHere: Bool { status.source != nil || (session.map { !$0.isEnded } ?? false) }
 }

@@ -16,6 +16,13 @@ final class LiveMounts: Sendable, Service {
     private let context: LiveSession.Context?
     private let table = Table()
     private let catalog: (any Catalog)?
+    /// Mounts whose origin this host has claimed (``LiveConfiguration/advertiseURL``).
+    private let claimed = Mutex<Set<String>>([])
+    /// The origins of shows running elsewhere, as last read (mount → URL and when).
+    private let origins = Mutex<[String: (url: String?, read: ContinuousClock.Instant)]>([:])
+    /// How long a claim lasts unless renewed (renewed every 2 s).
+    static let originLease = 10.0
+
     /// Names of the mounts loaded from or stored in the catalog.
     private let stored = Mutex<Set<String>>([])
     /// Open once the catalog's mounts are loaded (at once without a catalog): the routes wait
@@ -142,12 +149,53 @@ final class LiveMounts: Sendable, Service {
             var round = 0
             while !Task.isCancelled {
                 self.publishAudience()
+                await self.claimOrigins()
                 round += 1
                 if round % 5 == 0 { await self.syncStored() }
                 try await Task.sleep(for: .seconds(2))
             }
         }
         for mount in all { mount.end() }
+    }
+
+    // MARK: Several hosts
+
+    /// Claims (renews) the origin of every mount whose show runs here, and gives up the claims
+    /// of shows that ended. A show whose claim another host holds goes on here, logged: its
+    /// listeners on other hosts are sent to that host.
+    func claimOrigins() async {
+        guard let catalog, let node = configuration.advertiseURL else { return }
+        let now = Date()
+        for mount in all {
+            let running = mount.session.map { !$0.isEnded } ?? false
+            if running {
+                do {
+                    if try await catalog.claimLiveOrigin(mount: mount.name, node: node, leaseSeconds: Self.originLease, now: now) {
+                        claimed.withLock { _ = $0.insert(mount.name) }
+                    } else {
+                        context?.logger.warning("another host is the origin of a live mount whose show runs here", metadata: ["mount": "\(mount.name)"])
+                    }
+                } catch {
+                    context?.logger.warning("cannot claim a live mount's origin", metadata: ["mount": "\(mount.name)", "error": "\(error)"])
+                }
+            } else if claimed.withLock({ $0.remove(mount.name) }) != nil {
+                try? await catalog.releaseLiveOrigin(mount: mount.name, node: node)
+            }
+        }
+    }
+
+    /// The URL of the host running `name`'s show when that is another host (read from the
+    /// catalog at most once a second per mount); nil when it runs here, nowhere, or hosts do
+    /// not advertise themselves.
+    func remoteOrigin(_ name: String) async -> String? {
+        guard let catalog, let node = configuration.advertiseURL else { return nil }
+        let now = ContinuousClock.now
+        if let cached = origins.withLock({ $0[name] }), now - cached.read < .seconds(1) {
+            return cached.url == node ? nil : cached.url
+        }
+        let url = try? await catalog.liveOrigin(mount: name, now: Date())
+        origins.withLock { $0[name] = (url ?? nil, now) }
+        return url == node ? nil : url ?? nil
     }
 
     /// Sets the LL-HLS and DASH listener gauges from every mount's audience.

@@ -1,8 +1,10 @@
+import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
 import MediaCore
 import NIOCore
+import NIOHTTP1
 import StreamKit
 
 /// The live routes the router serves (sources arrive before the router: ``LiveSourceHandler``):
@@ -78,6 +80,7 @@ struct LiveRoutes: Sendable {
             mountName = String(name.dropLast(suffix.count))
             wanted = format
         }
+        if let answer = try await elsewhere(request, context, mount: mountName, relay: true) { return answer }
         guard let mount = await mounts.find(mountName) else { throw APIError.notFound("no live mount \(mountName.prefix(64))") }
         _ = try await authorise(request, context, mount: mount, relay: true)
         guard let (listener, source) = mount.addListener() else {
@@ -194,6 +197,7 @@ struct LiveRoutes: Sendable {
     /// `master.m3u8` (the AAC set), `master-{family}.m3u8`, `manifest.mpd` (live DASH), or a
     /// rung as an ICY stream (`{rung}.aac`, `{rung}.opus`).
     private func multivariant(_ request: Request, _ context: some RequestContext, mount name: String, file: String) async throws -> Response {
+        if let answer = try await elsewhere(request, context, mount: name, stream: file.hasSuffix(".aac") || file.hasSuffix(".opus")) { return answer }
         if file == "manifest.mpd" {
             let (presentation, token) = try await liveHLS(request, context, name, kind: .dash)
             // The first whole segment of every rung, then the MPD as it stands.
@@ -227,6 +231,7 @@ struct LiveRoutes: Sendable {
 
     /// A rung's media playlist (with blocking reload), init segment, segments and parts.
     private func llhls(_ request: Request, _ context: some RequestContext, mount: String, rung: String, file: String) async throws -> Response {
+        if let answer = try await elsewhere(request, context, mount: mount) { return answer }
         let (hls, token) = try await liveHLS(request, context, mount, kind: file == "index.m3u8" || file.hasPrefix("part-") ? .hls : nil)
         guard hls.rung(rung) != nil else { throw APIError.notFound("no rung \(rung.prefix(32))") }
         let per = hls.partsPerSegment
@@ -288,6 +293,49 @@ struct LiveRoutes: Sendable {
             }
             throw APIError.notFound("no live object \(file.prefix(64))")
         }
+    }
+
+    // MARK: Several hosts
+
+    /// Marks a request one host proxies to another (which then never proxies it again).
+    static let proxiedField = HTTPField.Name("X-Veza-Live-Proxied")!
+
+    /// When the mount's show runs on another host (``LiveMounts/remoteOrigin(_:)``), that
+    /// host's answer to this request, streamed as it comes (after this host has authorised the
+    /// request, when it knows the mount); nil when the show runs here or nowhere.
+    ///
+    /// - Parameters:
+    ///   - relay: the request is for the relay (authorised as the mount's prefix).
+    ///   - stream: the answer is a continuous ICY stream (no deadline but the listener's).
+    private func elsewhere(_ request: Request, _ context: some RequestContext, mount name: String, relay: Bool = false,
+                           stream: Bool = false) async throws -> Response? {
+        let local = await mounts.find(name)
+        if let local, local.isRunningHere { return nil }
+        guard request.headers[Self.proxiedField] == nil, let origin = await mounts.remoteOrigin(name) else { return nil }
+        if let local { _ = try await authorise(request, context, mount: local, relay: relay) }
+        var outgoing = HTTPClientRequest(url: origin.trimmingSuffix("/") + "\(request.uri)")
+        for field in request.headers where [.authorization, .userAgent, .range, HTTPField.Name("Icy-MetaData")!].contains(field.name) {
+            outgoing.headers.add(name: field.name.rawName, value: field.value)
+        }
+        outgoing.headers.add(name: Self.proxiedField.rawName, value: "1")
+        let response: HTTPClientResponse
+        do {
+            // A blocking playlist request may wait up to three segments at the origin.
+            response = try await HTTPClient.shared.execute(outgoing, timeout: relay || stream ? .hours(24) : .seconds(30))
+        } catch {
+            throw APIError(.badGateway, code: "origin_unreachable", "the host running this show (\(origin)) did not answer: \(error)")
+        }
+        var headers = HTTPFields()
+        for (name, value) in response.headers {
+            let lower = name.lowercased()
+            guard ["content-type", "cache-control", "retry-after"].contains(lower) || lower.hasPrefix("icy-"), let field = HTTPField.Name(name) else { continue }
+            headers.append(HTTPField(name: field, value: value))
+        }
+        let body = response.body
+        return Response(status: HTTPResponse.Status(code: Int(response.status.code)), headers: headers, body: ResponseBody { writer in
+            for try await chunk in body { try await writer.write(chunk) }
+            try await writer.finish(nil)
+        })
     }
 
     // MARK: Icecast's admin metadata
