@@ -20,7 +20,7 @@
 #   VEZA_S3_FORCE_PATH_STYLE=true (SeaweedFS serves path-style URLs only, /BUCKET/KEY),
 #   PG_PID, SEAWEED_PID, VARNISH_PID and each service's ports.
 #
-# Varnish caches GET/HEAD under /media/ for as long as the backend's Cache-Control says (120s
+# Varnish caches GET/HEAD under /media/ and /live/ for as long as the backend's Cache-Control says (120s
 # without one), passes everything else untouched, answers PURGE (one URL) and BAN with header
 # `X-Ban-Prefix: /media/TRACK/` (every URL with that prefix) from 127.0.0.1, and adds
 # `X-Cache: HIT|MISS`. The cache key is the URL alone (Host is ignored). Its VCL: DIR/varnish.vcl.
@@ -504,8 +504,11 @@ sub vcl_recv {
         }
         return (synth(400, std.ban_error()));
     }
-    # Media is cached whatever the request's cookies; nothing is stripped from requests.
-    if ((req.method == "GET" || req.method == "HEAD") && req.url ~ "^/media/") {
+    # Media is cached whatever the request's cookies; nothing is stripped from requests. Live
+    # objects too, as their Cache-Control says: parts and segments for long, the answer to a
+    # blocking playlist request for a segment (players waiting for the same part are answered
+    # by one request to the host), playlists and ICY streams (no-cache) not at all.
+    if ((req.method == "GET" || req.method == "HEAD") && req.url ~ "^/(media|live)/") {
         return (hash);
     }
     return (pass);

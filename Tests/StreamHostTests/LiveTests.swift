@@ -295,6 +295,9 @@ struct LiveTests {
             #expect(text.contains(tag), "missing \(tag) in:\n\(text)")
         }
         #expect(!text.contains("#EXT-X-ENDLIST"))
+        // The API tells how far behind the source players are.
+        let latency = try Self.mount(host, "radio")["latency"] as? [String: Double] ?? [:]
+        #expect(latency["partSeconds"] == 0.32 && latency["playerTargetSeconds"] == 0.96 && (latency["lastPartPublishSeconds"] ?? 1) < 0.32, "\(latency)")
         // Blocking reload for the hinted part: answered once it exists, within about a part.
         guard let hint = text.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="part-(\d+)\.(\d{1,2})\.m4s\?token=/) else {
             Issue.record("no preload hint: \(text)")
@@ -577,7 +580,7 @@ struct LiveTests {
         }
     }
 
-    @Test("the source clients and players people use: liquidsoap and ezstream as sources; mpv shows the ICY title changing, VLC plays the relay (HTTP/1.0) with its title, GStreamer plays the LL-HLS master and the live MPD for 60 s without a gap")
+    @Test("the source clients and players people use: liquidsoap and ezstream as sources; mpv shows the ICY title changing, VLC plays the relay (HTTP/1.0) with its title, GStreamer and ffmpeg play the LL-HLS master and the live MPD for 60 s without a gap")
     func realClients() throws {
         let host = try Self.startHost(["VEZA_LIVE_GRACE_SECONDS": "10"])
         defer { host.stop() }
@@ -609,7 +612,12 @@ struct LiveTests {
         }
         let gstHLS = try gstreamer("\(host.base)/live/radio/master.m3u8", "gst-hls")
         let gstDASH = try gstreamer("\(host.base)/live/radio/manifest.mpd", "gst-dash")
-        defer { Self.kill(gstHLS); Self.kill(gstDASH) }
+        // ffmpeg beside them, for the same minute.
+        let ffmpegPlayers = try [("ffmpeg-hls", "master.m3u8"), ("ffmpeg-dash", "manifest.mpd")].map { name, file in
+            try Self.background("ffmpeg", ["-nostdin", "-v", "error", "-i", "\(host.base)/live/radio/\(file)", "-t", String(seconds), "-ac", "1", "-ar", "44100",
+                                           "-f", "s16le", "-y", "\(directory)/\(name).raw"], stderr: directory + "/\(name).log")
+        }
+        defer { Self.kill(gstHLS); Self.kill(gstDASH); for player in ffmpegPlayers { Self.kill(player) } }
         let mpv = try Self.background("mpv", ["--no-config", "--ytdl=no", "--no-video", "--ao=null", "--length=22", "--msg-level=all=warn,display-tags=info",
                                               "\(host.base)/live/radio"], stdout: directory + "/mpv.log", stderr: directory + "/mpv.err")
         defer { Self.kill(mpv) }
@@ -661,11 +669,12 @@ struct LiveTests {
         // GStreamer: the whole minute, minus its start-up, with no silence or jump after it.
         gstHLS.waitUntilExit()
         gstDASH.waitUntilExit()
+        for player in ffmpegPlayers { player.waitUntilExit() }
         // dashdemux starts on the lowest representation and moves up after its first segment
         // (GST_DEBUG=dashdemux:5 says "Switching bitrate"); its decoder then fades in over
         // ~9 ms: a jump the player makes at a switch, not a gap in the stream. So jumps count
         // from its third segment on; silence counts from the start for both.
-        for (name, startUp, jumpsAfter) in [("gst-hls", 8.0, 0.5), ("gst-dash", 12.0, 8.0)] {
+        for (name, startUp, jumpsAfter) in [("gst-hls", 8.0, 0.5), ("gst-dash", 12.0, 8.0), ("ffmpeg-hls", 1.0, 0.5), ("ffmpeg-dash", 1.0, 0.5)] {
             let samples = try Self.samples(directory + "/\(name).raw")
             let length = Double(samples.count) / 44_100
             let log = ((try? String(contentsOfFile: directory + "/\(name).log", encoding: .utf8)) ?? "").suffix(600)

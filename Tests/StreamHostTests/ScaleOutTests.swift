@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 
@@ -134,7 +135,7 @@ struct ScaleOutTests {
         #expect(try psql(a, "SELECT COUNT(*) FROM live_mount") == "0")
     }
 
-    @Test("one mount's show on two hosts: the host its source reached claims the origin in the catalog; the other proxies LL-HLS, the MPD and the ICY relay to it (ffmpeg and an ICY client play through it)")
+    @Test("one mount's show on two hosts: the host its source reached claims the origin in the catalog; the other proxies LL-HLS, the MPD and the ICY relay to it (ffmpeg and an ICY client play through it); Varnish in front answers six players blocked on one part with one request")
     func liveOriginProxy() throws {
         func freePort() throws -> Int {
             let result = try Subprocess.check("python3", ["-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"])
@@ -174,6 +175,24 @@ struct ScaleOutTests {
             #expect(Double(samples.count) / 44_100 > 5.5, "\(url): \(Double(samples.count) / 44_100) s: \(played.stderr)")
             #expect(abs(LiveTests.frequency(samples, seconds: 1..<5) - 523) < 10, "\(url)")
         }
+        // Varnish in front of B: players blocked on the same part are answered by one request.
+        let dir = try #require(services?["VEZA_SERVICES_DIR"])
+        _ = try Subprocess.check(servicesScript, ["varnish", dir, String(b.port)])
+        let env = try String(contentsOfFile: dir + "/services.env", encoding: .utf8)
+        let varnish = try #require(env.split(separator: "\n").first { $0.hasPrefix("VEZA_VARNISH_URL=") }?.split(separator: "=", maxSplits: 1).last
+            .map(String.init))
+        let now = try b.curl(["\(b.base)/live/radio/aac-128/index.m3u8"], authenticated: false).body
+        let hint = try #require(now.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="part-(\d+)\.(\d{1,2})\.m4s"/), "\(now)")
+        let blocking = varnish + "/live/radio/aac-128/index.m3u8?_HLS_msn=\(hint.1)&_HLS_part=\(hint.2)"
+        let answers = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 6) { _ in
+            let reply = (try? Subprocess.run("curl", ["-s", "-D", "-", "-o", "/dev/null", "--max-time", "20", blocking]))
+                .map { String(decoding: $0.stdout, as: UTF8.self).lowercased() } ?? ""
+            answers.withLock { $0.append(reply) }
+        }
+        let replies = answers.withLock { $0 }
+        #expect(replies.allSatisfy { $0.hasPrefix("http/1.1 200") }, "\(replies)")
+        #expect(replies.filter { $0.contains("x-cache: miss") }.count == 1, "one request to the host for six players: \(replies)")
         let (report, audio) = try LiveTests.listen("\(b.base)/live/radio", seconds: 4)
         #expect(report["status"] as? Int == 200 && (report["headers"] as? [String: Any])?["icy-name"] != nil, "\(report)")
         let decoded = try LiveTests.decode(audio)

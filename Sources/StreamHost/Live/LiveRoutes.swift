@@ -475,6 +475,18 @@ struct MountResource: ResponseEncodable, Sendable {
     var show: Show?
     /// Where listeners listen.
     var urls: [String: String]
+    /// How far behind the source listeners are, while a show runs.
+    var latency: Latency?
+
+    struct Latency: Codable, Sendable {
+        /// The LL-HLS part (and DASH chunk) duration.
+        var partSeconds: Double
+        /// How far behind the live edge LL-HLS players stay (`PART-HOLD-BACK`, three parts)
+        /// and DASH players aim (`ServiceDescription` latency).
+        var playerTargetSeconds: Double
+        /// From the arrival of the audio completing the last part to its publication.
+        var lastPartPublishSeconds: Double?
+    }
     /// Why the live ladder (LL-HLS) is not running for this source, when it is not.
     var ladderError: String?
 
@@ -513,6 +525,10 @@ struct MountResource: ResponseEncodable, Sendable {
         openListening = mount.configuration.openListening
         rungs = mount.configuration.applied(to: mount.live).rungs.map(\.id)
         ladderError = status.ladderError
+        if let presentation = mount.hls, show.map({ !$0.ended }) ?? false {
+            latency = Latency(partSeconds: presentation.partSeconds, playerTargetSeconds: (presentation.partSeconds * 3 * 1000).rounded() / 1000,
+                              lastPartPublishSeconds: show?.lastPublishSeconds)
+        }
     }
 }
 

@@ -48,6 +48,8 @@ final class LiveSession: Sendable {
         var rungListeners: Int
         /// What plays while the source is away (`mount:NAME`, `tracks:N`), nil for silence.
         var fallback: String?
+        /// Seconds from the arrival of the audio completing the last part to its publication.
+        var lastPublishSeconds: Double?
     }
 
     fileprivate struct State {
@@ -59,6 +61,7 @@ final class LiveSession: Sendable {
         var recordingTrack: String?
         var recordingError: String?
         var fallback: String?
+        var lastPublishSeconds: Double?
     }
 
     let id: String
@@ -174,7 +177,8 @@ final class LiveSession: Sendable {
             Status(id: id, startedAt: startedAt, ended: state.ended, sourceConnected: state.sourceConnected,
                    fallbackSeconds: (state.fallbackSeconds * 10).rounded() / 10, reconnects: state.reconnects,
                    loudnessGain: state.loudnessGain.map { ($0 * 100).rounded() / 100 }, recordingTrack: state.recordingTrack,
-                   recordingError: state.recordingError, rungListeners: listeners, fallback: state.fallback)
+                   recordingError: state.recordingError, rungListeners: listeners, fallback: state.fallback,
+                   lastPublishSeconds: state.lastPublishSeconds.map { ($0 * 10_000).rounded() / 10_000 })
         }
     }
 
@@ -331,6 +335,7 @@ final class LiveSession: Sendable {
             for part in parts { serveICY(part) }
             session.hls.append(announcingTitle(parts))
             let latency = ContinuousClock.now - arrived
+            session.update { $0.lastPublishSeconds = latency / .seconds(1) }
             context.metrics.livePartPublished(latency: latency, missed: latency > .seconds(ladder.partSeconds), count: parts.count / max(1, ladder.rungs.count))
         }
 
