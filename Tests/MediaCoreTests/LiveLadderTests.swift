@@ -120,11 +120,12 @@ struct LiveLadderTests {
         #expect(tag[20] == 3 && String(decoding: tag[21..<(20 + frameSize)], as: UTF8.self) == title)
     }
 
-    @Test("each rung's packets as a container-less stream: ADTS for AAC and Ogg Opus joined mid-stream decode in ffmpeg to the tone, for their length")
+    @Test("each rung's packets as a container-less stream: ADTS for AAC, Ogg Opus joined mid-stream and bare MP3 frames decode in ffmpeg to the tone, for their length")
     func rungStreams() throws {
         let (samples, _) = try Self.decode(.mpegAudio, try Self.source("live-rungs.mp3", seconds: 8, ["-c:a", "libmp3lame", "-b:a", "192k", "-f", "mp3"]))
-        let ladder = try LiveLadder(rungs: [try #require(LiveRung(name: "aac-96")), try #require(LiveRung(name: "opus-48"))])
-        #expect(LiveRung(name: "mp3-128") == nil && LiveRung(name: "aac-9000") == nil && LiveRung(name: "opus") == nil)
+        let ladder = try LiveLadder(rungs: [try #require(LiveRung(name: "aac-96")), try #require(LiveRung(name: "opus-48")), try #require(LiveRung(name: "mp3-128"))])
+        #expect(LiveRung(name: "mp3-16") == nil && LiveRung(name: "aac-9000") == nil && LiveRung(name: "opus") == nil)
+        #expect(ladder.isCMAF("aac-96") && !ladder.isCMAF("mp3-128") && ladder.initSegments["mp3-128"] == nil)
         let parts = try ladder.push(samples)
         guard case .aac(let config)? = ladder.tracks["aac-96"]?.codec, case .opus(let preSkip, _)? = ladder.tracks["opus-48"]?.codec else {
             Issue.record("unexpected tracks")
@@ -144,8 +145,13 @@ struct LiveLadderTests {
             if index >= 2 { joined += pages }
         }
         let opusParts = parts.filter { $0.rung == "opus-48" }.count
+        // MP3: the frames as the encoder gave them, no container, no part alignment.
+        let mp3Parts = parts.filter { $0.rung == "mp3-128" }
+        #expect(mp3Parts.allSatisfy { $0.bytes.isEmpty && !$0.packets.isEmpty })
+        let mp3 = mp3Parts.flatMap { $0.packets.flatMap(\.data) }
+        let mp3Seconds = Double(mp3Parts.reduce(0) { $0 + $1.duration }) / 48_000
         for (name, bytes, seconds) in [("live-rung.aac", adts, Double(parts.filter { $0.rung == "aac-96" }.count) * 0.96),
-                                       ("live-rung.opus", joined, Double(opusParts - 2) * 0.96)] {
+                                       ("live-rung.opus", joined, Double(opusParts - 2) * 0.96), ("live-rung.mp3", mp3, mp3Seconds)] {
             let file = Fixtures.directory + "/" + name
             try Data(bytes).write(to: URL(fileURLWithPath: file))
             let decoded = try Subprocess.run("ffmpeg", ["-v", "error", "-i", file, "-ac", "2", "-ar", "48000", "-f", "f32le", "-"])

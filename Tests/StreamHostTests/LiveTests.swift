@@ -418,9 +418,9 @@ struct LiveTests {
         #expect(anonymous.status == 401)
         // A mount with its own ladder and window, open to listeners; bad settings are refused.
         let own = try host.curl(["-X", "POST", "-H", "Content-Type: application/json", "-d",
-                                 #"{"name":"club","sourcePassword":"club-pw-123","rungs":["aac-96","opus-32"],"dvrSeconds":120,"openListening":true}"#,
+                                 #"{"name":"club","sourcePassword":"club-pw-123","rungs":["aac-96","opus-32","mp3-128"],"dvrSeconds":120,"openListening":true}"#,
                                  "\(host.base)/v1/live"])
-        #expect(own.status == 201 && own.body.contains(#""rungs":["aac-96","opus-32"]"#) && own.body.contains(#""openListening":true"#)
+        #expect(own.status == 201 && own.body.contains(#""rungs":["aac-96","opus-32","mp3-128"]"#) && own.body.contains(#""openListening":true"#)
                 && !own.body.contains("token="), "\(own.body)")
         let club = try Self.source(host, mount: "club", password: "club-pw-123",
                                    ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"], seconds: 20)
@@ -429,10 +429,17 @@ struct LiveTests {
         let clubMaster = try host.curl(["\(host.base)/live/club/master.m3u8"], authenticated: false)
         let clubOpus = try host.curl(["\(host.base)/live/club/master-opus.m3u8"], authenticated: false)
         #expect(clubMaster.status == 200 && clubMaster.body.contains("aac-96/index.m3u8") && !clubMaster.body.contains("aac-128")
-                && clubOpus.body.contains("opus-32/index.m3u8") && !clubOpus.body.contains("token="), "\(clubMaster.body)\n\(clubOpus.body)")
+                && clubOpus.body.contains("opus-32/index.m3u8") && !clubOpus.body.contains("token=") && !clubMaster.body.contains("mp3"),
+                "\(clubMaster.body)\n\(clubOpus.body)")
+        // The MP3 rung is an ICY stream (as VOD serves MP3 as a file only).
+        Thread.sleep(forTimeInterval: 2)
+        let (mp3Report, mp3Audio) = try Self.listen("\(host.base)/live/club/mp3-128.mp3", seconds: 4)
+        #expect(mp3Report["status"] as? Int == 200 && (mp3Report["headers"] as? [String: Any])?["content-type"] as? String == "audio/mpeg", "\(mp3Report)")
+        let mp3Decoded = try Self.decode(mp3Audio)
+        #expect(mp3Decoded.seconds > 3 && abs(mp3Decoded.frequency - 523) < 10, "mp3 rung: \(mp3Decoded)")
         for bad in [#"{"name":"b1","sourcePassword":"","rungs":["mp4-1"]}"#, #"{"name":"b2","sourcePassword":"","dvrSeconds":5}"#,
                     #"{"name":"b3","sourcePassword":"","loudnessTarget":3}"#, #"{"name":"b 4","sourcePassword":""}"#,
-                    #"{"name":"b5","sourcePassword":"","fallback":{"mount":"b5"}}"#, #"{"name":"b6","sourcePassword":"","fallback":{"mount":"a","tracks":["t"]}}"#] {
+                    #"{"name":"b5","sourcePassword":"","fallback":{"mount":"b5"}}"#, #"{"name":"b7","sourcePassword":"","rungs":["mp3-128"]}"#, #"{"name":"b6","sourcePassword":"","fallback":{"mount":"a","tracks":["t"]}}"#] {
             let refused = try host.curl(["-X", "POST", "-H", "Content-Type: application/json", "-d", bad, "\(host.base)/v1/live"])
             #expect(refused.status == 400, "\(bad): \(refused.status) \(refused.body)")
         }
@@ -444,7 +451,7 @@ struct LiveTests {
         host.stop()
         try host.start(workers: 1)
         let again = try host.curl(["\(host.base)/v1/live/club"])
-        #expect(again.status == 200 && again.body.contains(#""rungs":["aac-96","opus-32"]"#) && again.body.contains(#""openListening":true"#), "\(again.body)")
+        #expect(again.status == 200 && again.body.contains(#""rungs":["aac-96","opus-32","mp3-128"]"#) && again.body.contains(#""openListening":true"#), "\(again.body)")
         #expect(try host.curl(["\(host.base)/v1/live/talk"]).status == 404)
     }
 

@@ -8,13 +8,15 @@ public struct LiveRung: Sendable, Hashable {
         self.settings = settings
     }
 
-    /// A rung named `codec-kbps` (`aac-128`, `opus-48`): AAC-LC 16–320 kb/s or Opus 6–510 kb/s.
+    /// A rung named `codec-kbps` (`aac-128`, `opus-48`, `mp3-128`): AAC-LC 16–320 kb/s, Opus
+    /// 6–510 kb/s or MP3 (CBR) 32–320 kb/s.
     public init?(name: String) {
         let parts = name.split(separator: "-")
         guard parts.count == 2, let kbps = Int(parts[1]) else { return nil }
         switch parts[0] {
         case "aac" where (16...320).contains(kbps): settings = .aac(bitrate: .kbps(kbps))
         case "opus" where (6...510).contains(kbps): settings = .opus(bitrate: .kbps(kbps))
+        case "mp3" where (32...320).contains(kbps): settings = .mp3CBR(bitrate: .kbps(kbps))
         default: return nil
         }
         id = name
@@ -62,7 +64,7 @@ public final class LiveLadder {
     /// Samples in one part, a multiple of ``alignment``.
     public let partFrames: Int
     public let rungs: [LiveRung]
-    /// Each rung's CMAF track and init segment.
+    /// Each CMAF rung's track and init segment (an MP3 rung has none: see ``isCMAF(_:)``).
     public let tracks: [String: CMAFTrack]
     public let initSegments: [String: [UInt8]]
     /// Each rung's codec string (`mp4a.40.2`, `opus`).
@@ -101,7 +103,11 @@ public final class LiveLadder {
         for rung in rungs {
             switch rung.settings {
             case .aac, .opus: break
-            default: throw MediaError(.unsupportedCodec, "live rungs are AAC or Opus (CMAF), not \(rung.settings.codec.rawValue)")
+            case .mp3CBR:
+                encoders.append(try makeEncoder(rung.settings, sampleRate: sampleRate, channelCount: channelCount))
+                codecStrings[rung.id] = "mp4a.40.34"
+                continue
+            default: throw MediaError(.unsupportedCodec, "live rungs are AAC, Opus or MP3 CBR, not \(rung.settings.codec.rawValue)")
             }
             let encoder = try makeEncoder(rung.settings, sampleRate: sampleRate, channelCount: channelCount)
             let format = encoder.format
@@ -125,6 +131,11 @@ public final class LiveLadder {
         decodeTime = Array(repeating: 0, count: rungs.count)
     }
 
+    /// Whether a rung is packaged as CMAF (AAC, Opus). An MP3 rung is not, as VOD serves MP3
+    /// only as a file: its parts carry packets only (for a container-less MP3 stream), in
+    /// whatever number the encoder gives, and are not aligned with the CMAF rungs.
+    public func isCMAF(_ rung: String) -> Bool { tracks[rung] != nil }
+
     /// Part duration in seconds.
     public var partSeconds: Double { Double(partFrames) / Double(sampleRate) }
 
@@ -133,6 +144,15 @@ public final class LiveLadder {
         var parts: [LivePart] = []
         for (slot, encoder) in encoders.enumerated() {
             let packets = try encoder.encode(interleaved)
+            if tracks[rungs[slot].id] == nil {
+                // MP3: the packets as they come, in a part of their own.
+                guard !packets.isEmpty else { continue }
+                let frames = packets.reduce(0) { $0 + $1.duration }
+                parts.append(LivePart(rung: rungs[slot].id, index: nextIndex[slot], startTime: decodeTime[slot], duration: frames, bytes: [], packets: packets))
+                nextIndex[slot] += 1
+                decodeTime[slot] += Int64(frames)
+                continue
+            }
             pending[slot] += packets
             pendingFrames[slot] += packets.reduce(0) { $0 + $1.duration }
             while pendingFrames[slot] >= partFrames {

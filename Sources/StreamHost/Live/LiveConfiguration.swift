@@ -163,10 +163,12 @@ public struct LiveConfiguration: Sendable, Hashable {
             var parsed: [LiveRung] = []
             for name in rungNames {
                 if let rung = LiveRung(name: name) { parsed.append(rung) } else {
-                    problems.append("live.rungs: '\(name.prefix(40))' is not aac-KBPS or opus-KBPS")
+                    problems.append("live.rungs: '\(name.prefix(40))' is not aac-KBPS, opus-KBPS or mp3-KBPS")
                 }
             }
-            if !parsed.isEmpty { rungs = parsed }
+            if parsed.contains(where: { $0.settings.codec != .mp3 }) { rungs = parsed } else if !parsed.isEmpty {
+                problems.append("live.rungs: at least one AAC or Opus rung (LL-HLS and DASH); MP3 rungs are ICY streams only")
+            }
         }
         loudnessTarget = reader.double(forKey: "live.loudnessTarget").map { min(max($0, -40), -5) }
         partSeconds = Double(min(max(1, Int((reader.double(forKey: "live.partSeconds", default: partSeconds) / 0.32).rounded())), 3)) * 0.32

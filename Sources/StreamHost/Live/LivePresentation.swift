@@ -55,7 +55,8 @@ final class LivePresentation: Sendable {
     private let state = Mutex(State())
 
     init(ladder: LiveLadder, windowSeconds: Double, startedAt: Date) {
-        rungs = ladder.rungs.map { rung in
+        // MP3 rungs are ICY streams only.
+        rungs = ladder.rungs.filter { ladder.isCMAF($0.id) }.map { rung in
             let bitrate: Int = switch rung.settings {
             case .aac(let bitrate), .opus(let bitrate): bitrate.bitsPerSecond
             default: 128_000
@@ -82,7 +83,7 @@ final class LivePresentation: Sendable {
     func append(_ parts: [LivePart]) {
         guard !parts.isEmpty else { return }
         let woken: [CheckedContinuation<Bool, Never>] = state.withLock { state in
-            for var part in parts {
+            for var part in parts where rungs.contains(where: { $0.id == part.rung }) {
                 part.packets = []
                 state.parts[part.rung, default: []].append(part)
                 while (state.parts[part.rung]?.count ?? 0) > windowParts { state.parts[part.rung]?.removeFirst() }

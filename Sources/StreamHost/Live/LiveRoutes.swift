@@ -13,7 +13,7 @@ import StreamKit
 ///   mount, as Icecast serves it: one continuous body in the source's format, the burst of
 ///   recent audio first, `icy-metaint` and `StreamTitle` blocks for clients that send
 ///   `Icy-MetaData: 1`, `icy-name`/`icy-genre`/`icy-description`/`icy-pub`/`icy-br`.
-/// - `GET /live/{mount}/{rung}.aac|.opus`: one rung of the show's ladder as ICY (ADTS, Ogg Opus),
+/// - `GET /live/{mount}/{rung}.aac|.opus|.mp3`: one rung of the show's ladder as ICY (ADTS, Ogg Opus, MP3),
 ///   which goes on through the fallback.
 /// - `GET /live/{mount}/master.m3u8`, `master-opus.m3u8`, `{rung}/index.m3u8`, `{rung}/init.mp4`,
 ///   `{rung}/seg-N.m4s`, `{rung}/part-N.P.m4s`: LL-HLS; `GET /live/{mount}/manifest.mpd`: live DASH
@@ -197,7 +197,7 @@ struct LiveRoutes: Sendable {
     /// `master.m3u8` (the AAC set), `master-{family}.m3u8`, `manifest.mpd` (live DASH), or a
     /// rung as an ICY stream (`{rung}.aac`, `{rung}.opus`).
     private func multivariant(_ request: Request, _ context: some RequestContext, mount name: String, file: String) async throws -> Response {
-        if let answer = try await elsewhere(request, context, mount: name, stream: file.hasSuffix(".aac") || file.hasSuffix(".opus")) { return answer }
+        if let answer = try await elsewhere(request, context, mount: name, stream: file.hasSuffix(".aac") || file.hasSuffix(".opus") || file.hasSuffix(".mp3")) { return answer }
         if file == "manifest.mpd" {
             let (presentation, token) = try await liveHLS(request, context, name, kind: .dash)
             // The first whole segment of every rung, then the MPD as it stands.
@@ -210,7 +210,7 @@ struct LiveRoutes: Sendable {
             }
             return Self.document(text, type: "application/dash+xml", signed: token != nil)
         }
-        if file.hasSuffix(".aac") || file.hasSuffix(".opus") {
+        if file.hasSuffix(".aac") || file.hasSuffix(".opus") || file.hasSuffix(".mp3") {
             guard let mount = await mounts.find(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
             _ = try await authorise(request, context, mount: mount)
             return try listenToRung(request, mount: mount, file: file)
@@ -405,7 +405,10 @@ struct NewMount: Decodable, Sendable {
         if let rungs {
             guard (1...8).contains(rungs.count), Set(rungs).count == rungs.count else { throw refuse("rungs: 1–8 distinct rung names") }
             for rung in rungs where LiveRung(name: rung) == nil {
-                throw refuse("rungs: '\(rung.prefix(40))' is not aac-KBPS (16–320) or opus-KBPS (6–510)")
+                throw refuse("rungs: '\(rung.prefix(40))' is not aac-KBPS (16–320), opus-KBPS (6–510) or mp3-KBPS (32–320)")
+            }
+            guard rungs.contains(where: { !$0.hasPrefix("mp3-") }) else {
+                throw refuse("rungs: at least one AAC or Opus rung (LL-HLS and DASH); MP3 rungs are ICY streams only")
             }
         }
         if let dvrSeconds, !(30...(4 * 3600)).contains(dvrSeconds) { throw refuse("dvrSeconds is 30–14400") }

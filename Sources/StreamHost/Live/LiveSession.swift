@@ -113,9 +113,16 @@ final class LiveSession: Sendable {
         hls = LivePresentation(ladder: ladder, windowSeconds: context.live.dvrSeconds, startedAt: startedAt)
         var streams: [String: RungStream] = [:]
         for rung in ladder.rungs {
-            let (type, ext) = rung.settings.codec == .aac ? ("audio/aac", "aac") : ("audio/ogg", "opus")
-            streams[rung.id] = RungStream(rung: rung.id, contentType: type, fileExtension: ext,
-                                          bitrate: hls.rung(rung.id)?.nominalBitrate ?? 0,
+            let (type, ext) = switch rung.settings.codec {
+            case .aac: ("audio/aac", "aac")
+            case .mp3: ("audio/mpeg", "mp3")
+            default: ("audio/ogg", "opus")
+            }
+            let bitrate = switch rung.settings {
+            case .mp3CBR(let bitrate): bitrate.bitsPerSecond
+            default: hls.rung(rung.id)?.nominalBitrate ?? 0
+            }
+            streams[rung.id] = RungStream(rung: rung.id, contentType: type, fileExtension: ext, bitrate: bitrate,
                                           fanout: LiveFanout(burstBytes: context.live.burstBytes, lagBytes: context.live.listenerLagBytes))
         }
         rungStreams = streams
@@ -336,7 +343,7 @@ final class LiveSession: Sendable {
             session.hls.append(announcingTitle(parts))
             let latency = ContinuousClock.now - arrived
             session.update { $0.lastPublishSeconds = latency / .seconds(1) }
-            context.metrics.livePartPublished(latency: latency, missed: latency > .seconds(ladder.partSeconds), count: parts.count / max(1, ladder.rungs.count))
+            context.metrics.livePartPublished(latency: latency, missed: latency > .seconds(ladder.partSeconds), count: parts.count { ladder.isCMAF($0.rung) } / max(1, session.hls.rungs.count))
         }
 
         /// `parts` with the now-playing title as ID3 timed metadata (an `emsg` before the
@@ -366,6 +373,9 @@ final class LiveSession: Sendable {
             } else if var ogg = oggStreams[part.rung] {
                 bytes = ogg.pages(part.packets)
                 oggStreams[part.rung] = ogg
+            } else if stream.fileExtension == "mp3" {
+                // MP3 frames stand alone: the stream is the frames, one after another.
+                for packet in part.packets { bytes += packet.data }
             }
             if !bytes.isEmpty { stream.fanout.publish(ByteBuffer(bytes: bytes)) }
         }
