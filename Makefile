@@ -7,7 +7,7 @@ SWIFT_FLAGS ?= -Xswiftc -warnings-as-errors
 # build folder: with other flags in .build, `make test` and `make demo` would rebuild each other.
 TEST_FLAGS ?= -c release -Xswiftc -enable-testing --scratch-path .build-test
 
-.PHONY: demo test test-scale deps build examples docs coverage bench bench-check bench-thresholds bench-host bench-delivery bench-listeners clean
+.PHONY: fuzz fuzz-short bench-webhooks openapi-check webrtc-shim bench-live-listeners demo test test-scale deps build examples docs coverage bench bench-check bench-thresholds bench-host bench-delivery bench-listeners clean
 
 deps:
 	scripts/install-deps.sh
@@ -18,9 +18,32 @@ demo:
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS)
 
-test: deps examples
+test: deps examples webrtc-shim
 	$(SWIFT) build --build-tests $(TEST_FLAGS) $(SWIFT_FLAGS)
 	$(SWIFT) test $(TEST_FLAGS) --skip-build
+
+# The OpenAPI document against a live host for 10 minutes of schemathesis (CI runs 60 s in make test).
+openapi-check: deps
+	$(SWIFT) build --build-tests $(TEST_FLAGS) $(SWIFT_FLAGS)
+	SCHEMATHESIS_SECONDS=600 $(SWIFT) test $(TEST_FLAGS) --skip-build --filter OpenAPITests
+
+# libFuzzer harnesses of every parser that reads outside input (Fuzz/, issue 27): 10 minutes
+# each, two at a time; CI runs each for 15 s (fuzz-short). Crash inputs land in Fuzz/Findings/;
+# once fixed they move to Fuzz/Regressions/<harness>/, which every run replays first.
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-short: deps
+	scripts/fuzz.sh 15
+
+# The C glue under WebRTC (Sources/CWebRTC: OpenSSL DTLS-SRTP, libsrtp2) against a DTLS client
+# and an SRTP peer built from the same libraries, with AddressSanitizer and UBSan (2 s).
+webrtc-shim: deps
+	mkdir -p .build
+	gcc -std=c11 -Wall -Wextra -Werror -g -fsanitize=address,undefined -I Sources/CWebRTC/include Sources/CWebRTC/*.c \
+	  Tests/CWebRTCTest/shim_test.c -lssl -lcrypto -lsrtp2 -lpthread -o .build/cwebrtc-shim-test
+	.build/cwebrtc-shim-test
 
 # Examples/ (issue 20): a package that depends on this one by path, built in debug (the
 # configuration users build: the libraries compile there with warnings as errors too), then run:
@@ -43,10 +66,12 @@ test-scale: deps
 
 # Documentation (DocC/ links the three catalogs): built with warnings as errors, and no public
 # symbol left out of a catalog's Topics (scripts/check-docs.py reads the archives). CI runs it.
-DOCS_OUT = .build/plugins/Swift-DocC/outputs
+# It builds with the test build's flags and folder, so after `make test` nothing is compiled
+# again (a build of its own took CI about 7 minutes).
+DOCS_OUT = .build-test/plugins/Swift-DocC/outputs
 docs: deps
-	$(SWIFT) package generate-documentation --target MediaCore --target StreamKit --target StreamHost --warnings-as-errors
-	python3 scripts/check-docs.py $(DOCS_OUT)/MediaCore.doccarchive $(DOCS_OUT)/StreamKit.doccarchive $(DOCS_OUT)/StreamHost.doccarchive
+	$(SWIFT) package $(TEST_FLAGS) $(SWIFT_FLAGS) generate-documentation --target MediaCore --target StreamKit --target StreamHost --target StreamRPC --warnings-as-errors
+	python3 scripts/check-docs.py $(DOCS_OUT)/MediaCore.doccarchive $(DOCS_OUT)/StreamKit.doccarchive $(DOCS_OUT)/StreamHost.doccarchive $(DOCS_OUT)/StreamRPC.doccarchive
 
 # Line coverage per library (figures in the README). Optimised like `make test` (the DSP suites
 # process minutes of audio), in a build folder of its own.
@@ -97,6 +122,19 @@ bench-listeners: deps
 bench-live: deps
 	$(SWIFT) build -c release --product streamhost
 	STREAMHOST=.build/release/streamhost Benchmarks/live.sh
+
+# Live listeners at scale (issue 22): 10,000 ICY listeners on one mount, the host and then
+# icecast2, same source, same burst (veza-loadgen). About 5 minutes.
+bench-live-listeners: deps
+	$(SWIFT) build -c release --product streamhost
+	$(SWIFT) build -c release --product veza-loadgen
+	STREAMHOST=.build/release/streamhost LOADGEN=.build/release/veza-loadgen Benchmarks/live-listeners.sh
+
+# Webhook delivery (issue 27): latency from the state change to a receiver, and the outbox's
+# drain rate, against the release host. About a minute.
+bench-webhooks: deps
+	$(SWIFT) build -c release --product streamhost
+	STREAMHOST=.build/release/streamhost Benchmarks/webhooks.sh
 
 clean:
 	rm -rf .build .build-test .build-coverage Benchmarks/.build Examples/.build

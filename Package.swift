@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "MediaCore", targets: ["MediaCore"]),
         .library(name: "StreamKit", targets: ["StreamKit"]),
         .library(name: "StreamHost", targets: ["StreamHost"]),
+        .library(name: "StreamRPC", targets: ["StreamRPC"]),
         .executable(name: "streamhost", targets: ["streamhost"]),
         .executable(name: "veza-loadgen", targets: ["veza-loadgen"]),
     ],
@@ -35,7 +36,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
-        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        // The gRPC API (StreamRPC): grpc-swift 2, its HTTP/2 transport on SwiftNIO, protobuf
+        // messages (the code generated from Protos/ is committed: scripts/generate-grpc.sh).
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         // `swift package generate-documentation` (make docs): a command plugin only, nothing is linked.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -50,6 +56,13 @@ let package = Package(
         // LAME ships no pkg-config file upstream: the module map links mp3lame itself.
         .systemLibrary(name: "CLame", providers: [.apt(["libmp3lame-dev"])]),
         .systemLibrary(name: "CFLAC", pkgConfig: "flac", providers: [.apt(["libflac-dev"])]),
+        // WebRTC playback's DTLS-SRTP: glue in C over OpenSSL 3.0's DTLS (use_srtp) and libsrtp2
+        // (Debian: libssl-dev, libsrtp2-dev); a C target rather than a module map, as OpenSSL's
+        // API is largely macros that Swift cannot call.
+        .target(
+            name: "CWebRTC",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("srtp2")]
+        ),
 
         // MARK: Libraries
         .target(
@@ -67,7 +80,7 @@ let package = Package(
         .target(
             name: "StreamHost",
             dependencies: [
-                "MediaCore", "StreamKit",
+                "MediaCore", "StreamKit", "CWebRTC",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 // Its HTTP/1.1 channel, wrapped to add the playback fast path after its state handler.
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -81,13 +94,13 @@ let package = Package(
                 // Below its HTTP types codec, the fast path writes file regions (sendfile).
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                // Live WebSocket listeners: the frame codec (the upgrade is in the host's own pipeline).
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 // The embedded catalog and job queue: SQLite in WAL mode.
                 .product(name: "GRDB", package: "GRDB.swift"),
-                // Streaming multipart/form-data parser for uploads.
-                .product(name: "MultipartKit", package: "multipart-kit"),
                 // API auth: JWT (HS256, ES256, RS256) with exp/nbf/aud checks.
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -101,12 +114,29 @@ let package = Package(
             resources: [
                 // The demo page, compiled into the binary (no bundle to deploy).
                 .embedInCode("Delivery/demo.html"),
+                // The OpenAPI document, served at /openapi.json (Tests/scripts/openapi_check.sh holds the code to it).
+                .embedInCode("API/openapi.json"),
+            ]
+        ),
+        // The gRPC API over StreamHost's operations: a target of its own, so that what embeds
+        // StreamHost alone (Examples/, Fuzz/) does not build gRPC and protobuf.
+        .target(
+            name: "StreamRPC",
+            dependencies: [
+                "StreamHost", "MediaCore",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         .executableTarget(
             name: "streamhost",
             dependencies: [
-                "StreamHost",
+                "StreamHost", "StreamRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 // `ingest --server`: the API's typed client.
@@ -122,7 +152,7 @@ let package = Package(
         .executableTarget(
             name: "veza-loadgen",
             dependencies: [
-                "StreamKit",
+                "StreamKit", "CWebRTC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -60,3 +60,35 @@ ensure_tools() {
   fi
   if [ "$wants_nginx" = 1 ]; then nginx_bin=$(command -v nginx || echo /usr/sbin/nginx); fi
 }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# icecast2, the live benchmarks' reference server, on a free port in the background: one source
+# password, a 64 KiB burst like Veza's, CLIENTS listeners; it refuses to run as root without
+# changeowner. Sets ice_port and ice_pid.  Usage: start_icecast WORK PASSWORD CLIENTS
+start_icecast() {
+  local work=$1 password=$2 clients=$3 owner=""
+  ice_port=$(free_port)
+  mkdir -p "$work/icecast/log"
+  if [ "$(id -u)" -eq 0 ]; then
+    owner="<security><changeowner><user>nobody</user><group>nogroup</group></changeowner></security>"
+    chown -R nobody:nogroup "$work/icecast"
+    chmod 755 "$work"
+  fi
+  cat > "$work/icecast/icecast.xml" <<XML
+<icecast>
+  <limits><clients>$clients</clients><sources>10</sources><queue-size>524288</queue-size><burst-size>65536</burst-size><source-timeout>10</source-timeout></limits>
+  <authentication><source-password>$password</source-password><admin-user>admin</admin-user><admin-password>admin-pw-123</admin-password></authentication>
+  <hostname>127.0.0.1</hostname>
+  <listen-socket><port>$ice_port</port><bind-address>127.0.0.1</bind-address></listen-socket>
+  <fileserve>0</fileserve>
+  <paths><basedir>/usr/share/icecast2</basedir><logdir>$work/icecast/log</logdir><webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot></paths>
+  <logging><errorlog>error.log</errorlog><accesslog>-</accesslog><loglevel>2</loglevel></logging>
+  $owner
+</icecast>
+XML
+  icecast2 -c "$work/icecast/icecast.xml" > "$work/icecast.out" 2>&1 &
+  ice_pid=$!
+  for _ in $(seq 1 50); do port_busy "$ice_port" && break; sleep 0.1; done
+  port_busy "$ice_port" || { cat "$work/icecast.out" "$work/icecast/log/error.log" 2>/dev/null; die "icecast2 did not start"; }
+}

@@ -35,33 +35,8 @@ ffmpeg -v error -f lavfi -i "aevalsrc=0.02*(random(0)-0.5)+0.5*sin(2*PI*1000*t)*
   -ac 2 -c:a libmp3lame -b:a 128k -id3v2_version 0 -write_xing 0 -f mp3 "$work/source.mp3"
 python3 -c "import json; print(json.dumps({'times': [2 + 4 * k for k in range(($length - 2) // 4 + 1)]}))" > "$work/markers.json"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# icecast2: one mount, source password, 64 KiB burst; it refuses to run as root without changeowner.
-ice_port=$(free_port)
-mkdir -p "$work/icecast/log"
-owner=""
-if [ "$(id -u)" -eq 0 ]; then
-  owner="<security><changeowner><user>nobody</user><group>nogroup</group></changeowner></security>"
-  chown -R nobody:nogroup "$work/icecast"
-  chmod 755 "$work"
-fi
-cat > "$work/icecast/icecast.xml" <<EOF
-<icecast>
-  <limits><clients>1000</clients><sources>10</sources><burst-size>65536</burst-size><source-timeout>10</source-timeout></limits>
-  <authentication><source-password>lat-pw-123</source-password><admin-user>admin</admin-user><admin-password>admin-pw-123</admin-password></authentication>
-  <hostname>127.0.0.1</hostname>
-  <listen-socket><port>$ice_port</port><bind-address>127.0.0.1</bind-address></listen-socket>
-  <fileserve>0</fileserve>
-  <paths><basedir>/usr/share/icecast2</basedir><logdir>$work/icecast/log</logdir><webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot></paths>
-  <logging><errorlog>error.log</errorlog><loglevel>2</loglevel></logging>
-  $owner
-</icecast>
-EOF
-icecast2 -c "$work/icecast/icecast.xml" > "$work/icecast.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 50); do port_busy "$ice_port" && break; sleep 0.1; done
-port_busy "$ice_port" || { cat "$work/icecast.out" "$work/icecast/log/error.log" 2>/dev/null; die "icecast2 did not start"; }
+start_icecast "$work" lat-pw-123 1000
+pids+=($ice_pid)
 
 start_host() {  # MOUNTS_SPEC
   rm -rf "$work/data"
@@ -89,10 +64,12 @@ lat, cost, cores = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), s
 print()
 print("| glass to glass (s) | markers | p50 | p95 | max |")
 print("| --- | ---: | ---: | ---: | ---: |")
-for name in ("veza-llhls", "veza-icy", "icecast-icy"):
+for name in ("veza-webrtc", "veza-websocket", "veza-llhls", "veza-icy", "icecast-icy"):
     r = lat[name]
     print(f"| {name} | {r['count']} | {r['p50']} | {r['p95']} | {r['max']} |")
-print(f"\nLL-HLS player stalls: {lat['veza-llhls']['stall_seconds']} s over {lat['veza-llhls']['parts']} parts.")
+print(f"\nLL-HLS player stalls: {lat['veza-llhls']['stall_seconds']} s over {lat['veza-llhls']['parts']} parts;"
+      f" WebSocket player: {lat['veza-websocket']['stall_seconds']} s over {lat['veza-websocket']['parts']} parts;"
+      f" WebRTC: {lat['veza-webrtc']['frames']} frames.")
 print(f"\n| live cost ({cores} cores) | value |\n| --- | ---: |")
 for key in ("mounts", "measured_seconds", "host_cpu_cores", "cpu_per_mount_percent", "ladder_real_time_factor",
             "deadline_misses", "parts_published", "publish_p50_le_seconds", "publish_p99_le_seconds", "fallback_seconds"):

@@ -3,6 +3,7 @@
 
     live_bench.py latency SOURCE.mp3 MARKERS.json VEZA_BASE ICECAST_BASE SECONDS
     live_bench.py cost SOURCE.mp3 VEZA_BASE HOST_PID MOUNTS SECONDS
+    live_bench.py source SOURCE.mp3 SECONDS BASE PATH PASSWORD [BASE PATH PASSWORD …]
 
 latency: one paced source (this process) sends the same MP3 bytes, in real time, to a Veza
 mount (PUT /live/lat) and to icecast2 (PUT /lat) at once. The MP3 carries a 1 kHz burst every
@@ -12,6 +13,9 @@ first byte is its send time. Three listeners run beside it:
     marker is heard when the listener has received the byte where the marker starts (found by
     matching the received bytes to the file); latency = that arrival − send time, after the
     burst (markers sent before the listener connected are not counted);
+  - WebSocket from Veza (the same AAC parts pushed as they are encoded), played on the same
+    clock as LL-HLS below, and WebRTC from Veza (WHEP, aiortc: Opus decoded after its jitter
+    buffer; a marker is heard when the first loud frame comes out of the decoder);
   - LL-HLS from Veza, as a real player follows it: it joins PART-HOLD-BACK behind the live edge,
     fetches each part as soon as it exists (blocking playlist reload on the preload hint) and
     plays on a clock that starts when its first part is in hand and stalls whenever a part is
@@ -169,6 +173,122 @@ def llhls_player(base, rung, result, stop):
         index += 1
 
 
+def websocket_player(url, result, stop):
+    """Listens over WebSocket (/ws/live/{mount}): the greeting, the init, then each part as
+    pushed; records each part's index (its mfhd sequence number − 1) and arrival."""
+    import asyncio
+    import websockets
+
+    async def run():
+        async with websockets.connect(url, max_size=None, compression=None) as ws:
+            greeting = json.loads(await ws.recv())
+            result["part_seconds"] = greeting["partSeconds"]
+            result["init"] = await ws.recv()
+            result["parts"] = []
+            while not stop.is_set():
+                try:
+                    body = await asyncio.wait_for(ws.recv(), timeout=0.5)
+                except asyncio.TimeoutError:
+                    continue
+                at = body.find(b"mfhd")
+                index = int.from_bytes(body[at + 8:at + 12], "big") - 1
+                result["parts"].append((index, time.monotonic(), body))
+
+    asyncio.run(run())
+
+
+def webrtc_player(url, result, stop):
+    """Plays over WebRTC (WHEP) with aiortc: records each decoded 20 ms frame's arrival (after
+    aiortc's jitter buffer and decoder, as a player hears it) and its RMS."""
+    import asyncio
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "Tests" / "scripts"))
+    import whep_client
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    async def run():
+        whep_client.configure_candidates(url, "auto")
+        pc = RTCPeerConnection()
+        sdp = await whep_client.make_offer(pc)  # a receive-only audio transceiver
+        request = urllib.request.Request(url, data=sdp.encode(), method="POST", headers={"Content-Type": "application/sdp"})
+        response = await asyncio.get_running_loop().run_in_executor(None, lambda: urllib.request.urlopen(request, timeout=10))
+        answer, location = response.read().decode(), urllib.parse.urljoin(url, response.headers["Location"])
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        track = pc.getTransceivers()[0].receiver.track
+        frames = result.setdefault("frames", [])
+        while not stop.is_set():
+            try:
+                frame = await asyncio.wait_for(track.recv(), timeout=1)
+            except asyncio.TimeoutError:
+                continue
+            samples = whep_client.channel0(frame)
+            level = (sum(v * v for v in samples) / max(1, len(samples))) ** 0.5
+            frames.append((time.monotonic(), frame.samples / frame.sample_rate, level))
+        urllib.request.urlopen(urllib.request.Request(location, method="DELETE"), timeout=5).read()
+        await pc.close()
+
+    asyncio.run(run())
+
+
+def cmaf_latencies(player, markers, send_time_of_offset, joined):
+    """Latencies of the markers a CMAF player (LL-HLS or WebSocket: parts with their index and
+    arrival) plays: on a clock that starts when its first part is in hand and waits for a late
+    part (a stall). Returns the summary with the stall time."""
+    parts = player.get("parts", [])
+    latencies, stalls = [], 0.0
+    if parts:
+        part_seconds = player["part_seconds"]
+        first_index = parts[0][0]
+        clock = parts[0][1]  # wall time at which media position (first part's start) plays
+        play_start = []  # wall time each part starts playing
+        for index, arrived, _ in parts:
+            due = clock + (index - first_index) * part_seconds
+            if arrived > due:  # a stall: the clock waits for the part
+                stalls += arrived - due
+                clock += arrived - due
+                due = arrived
+            play_start.append(due)
+        media = player["init"] + b"".join(body for _, _, body in parts)
+        onsets = decode_onsets(media, ["-f", "mp4"])
+        origin = first_index * part_seconds  # ladder time of the first received sample
+        for onset in onsets:
+            ladder_time = origin + onset
+            # The ladder's time 0 is the source's first decoded sample: the marker is the one
+            # sent closest to that time in the file (markers are seconds apart).
+            nearest = min(markers["times"], key=lambda t: abs(t - ladder_time))
+            if abs(nearest - ladder_time) > 0.5:
+                continue
+            position = int(onset / part_seconds)
+            if position >= len(play_start):
+                continue
+            played = play_start[position] + (onset - position * part_seconds)
+            sent_at = send_time_of_offset(int(nearest * BYTES_PER_SECOND))
+            if sent_at is not None and sent_at >= joined:
+                latencies.append(played - sent_at)
+    report = summary(latencies)
+    report["stall_seconds"] = round(stalls, 3)
+    report["parts"] = len(parts)
+    return report
+
+
+def webrtc_latencies(player, marker_sent_times, joined):
+    """Latencies of the markers a WebRTC player hears: a frame louder than the threshold after
+    at least 1 s of quiet frames is a marker's onset, heard when the frame came out of the
+    decoder; it is matched to the latest marker sent before it."""
+    latencies, quiet = [], 0.0
+    for arrived, duration, level in player.get("frames", []):
+        if level > 0.1:
+            if quiet >= 1.0:
+                sent = [t for t in marker_sent_times if joined <= t <= arrived]
+                if sent and arrived - sent[-1] < 3:
+                    latencies.append(arrived - sent[-1])
+            quiet = 0.0
+        else:
+            quiet += duration
+    report = summary(latencies)
+    report["frames"] = len(player.get("frames", []))
+    return report
+
+
 def decode_onsets(media, fmt_args, rate=8000):
     """Sample times (s) where 1 kHz bursts start in the decoded audio (20 ms RMS over a threshold
     after at least 1 s below it)."""
@@ -218,12 +338,15 @@ def latency(source, markers_file, veza, icecast, seconds):
         return sent[index][1] if index >= 0 else None
 
     time.sleep(6)  # the ladder's first segment, a few markers in the bursts
-    results = {"veza-icy": {}, "icecast-icy": {}, "veza-llhls": {}}
+    results = {"veza-icy": {}, "icecast-icy": {}, "veza-llhls": {}, "veza-websocket": {}, "veza-webrtc": {}}
     joined = time.monotonic()
+    ws_url = "ws://" + veza.split("://", 1)[1] + "/ws/live/lat?rung=aac-128"
     threads = [
         threading.Thread(target=icy_listener, args=(f"{veza}/live/lat", results["veza-icy"], stop)),
         threading.Thread(target=icy_listener, args=(f"{icecast}/lat", results["icecast-icy"], stop)),
         threading.Thread(target=llhls_player, args=(f"{veza}/live/lat", "aac-128", results["veza-llhls"], stop)),
+        threading.Thread(target=websocket_player, args=(ws_url, results["veza-websocket"], stop)),
+        threading.Thread(target=webrtc_player, args=(f"{veza}/whep/lat", results["veza-webrtc"], stop)),
     ]
     for thread in threads:
         thread.start()
@@ -237,43 +360,22 @@ def latency(source, markers_file, veza, icecast, seconds):
     report = {"seconds": seconds, "markers_sent": sum(1 for t in markers["times"] if t < seconds)}
     for name in ("veza-icy", "icecast-icy"):
         report[name] = summary(icy_latencies(results[name], data, marker_offsets, send_time_of_offset, joined))
-    # LL-HLS: decode what the player received; its clock starts when the first part is in hand.
-    player = results["veza-llhls"]
-    parts = player.get("parts", [])
-    latencies, stalls = [], 0.0
-    if parts:
-        part_seconds = player["part_seconds"]
-        first_index = parts[0][0]
-        clock = parts[0][1]  # wall time at which media position (first part's start) plays
-        play_start = []  # wall time each part starts playing
-        for index, arrived, _ in parts:
-            due = clock + (index - first_index) * part_seconds
-            if arrived > due:  # a stall: the clock waits for the part
-                stalls += arrived - due
-                clock += arrived - due
-                due = arrived
-            play_start.append(due)
-        media = player["init"] + b"".join(body for _, _, body in parts)
-        onsets = decode_onsets(media, ["-f", "mp4"])
-        origin = first_index * part_seconds  # ladder time of the first received sample
-        for onset in onsets:
-            ladder_time = origin + onset
-            # The ladder's time 0 is the source's first decoded sample: the marker is the one
-            # sent closest to that time in the file (markers are seconds apart).
-            nearest = min(markers["times"], key=lambda t: abs(t - ladder_time))
-            if abs(nearest - ladder_time) > 0.5:
-                continue
-            position = int(onset / part_seconds)
-            if position >= len(play_start):
-                continue
-            played = play_start[position] + (onset - position * part_seconds)
-            sent_at = send_time_of_offset(int(nearest * BYTES_PER_SECOND))
-            if sent_at is not None and sent_at >= joined:
-                latencies.append(played - sent_at)
-    report["veza-llhls"] = summary(latencies)
-    report["veza-llhls"]["stall_seconds"] = round(stalls, 3)
-    report["veza-llhls"]["parts"] = len(parts)
+    # LL-HLS and WebSocket: decode what the player received; its clock starts when the first
+    # part is in hand.
+    report["veza-llhls"] = cmaf_latencies(results["veza-llhls"], markers, send_time_of_offset, joined)
+    report["veza-websocket"] = cmaf_latencies(results["veza-websocket"], markers, send_time_of_offset, joined)
+    marker_sent_times = [t for t in (send_time_of_offset(offset) for offset in marker_offsets) if t is not None]
+    report["veza-webrtc"] = webrtc_latencies(results["veza-webrtc"], marker_sent_times, joined)
     print(json.dumps(report))
+
+
+def source(path, seconds, targets):
+    """A paced source to every target (BASE PATH PASSWORD triples) for `seconds`."""
+    data = open(path, "rb").read()
+    sockets = [open_source(base, mount, password) for base, mount, password in targets]
+    paced_send(sockets, data, seconds, time.monotonic() + 0.1)
+    for sock in sockets:
+        sock.close()
 
 
 def cpu_seconds(pid):
@@ -350,5 +452,8 @@ if __name__ == "__main__":
         latency(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]))
     elif sys.argv[1] == "cost":
         cost(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]))
+    elif sys.argv[1] == "source":
+        rest = sys.argv[4:]
+        source(sys.argv[2], float(sys.argv[3]), [tuple(rest[i:i + 3]) for i in range(0, len(rest), 3)])
     else:
         sys.exit(__doc__)

@@ -7,6 +7,8 @@ packages=(
   # C libraries MediaCore links (FFmpeg 5.1, opus, LAME, FLAC) and pkg-config to find them.
   libavcodec-dev libavformat-dev libswresample-dev libavutil-dev
   libopus-dev libmp3lame-dev libflac-dev pkg-config
+  # WebRTC playback (WHEP): OpenSSL's DTLS with use_srtp, and libsrtp2 (the CWebRTC target).
+  libssl-dev libsrtp2-dev
   # SQLite for the embedded catalog and job queue (GRDB links the system library).
   libsqlite3-dev
   # libebur128: the reference loudness meter the tests and benchmarks compare with.
@@ -48,6 +50,35 @@ fi
 if ! python3 -c "import m3u8" 2>/dev/null; then
   echo "Installing (PyPI): m3u8"
   python3 -m pip install --quiet --disable-pip-version-check "m3u8==6.0.0"
+fi
+
+# From PyPI: aiortc, the WebRTC stack the WHEP tests play with (Tests/scripts/whep_client.py),
+# and websockets, the WebSocket client of the live WebSocket tests (Tests/scripts/ws_live_client.py).
+if ! python3 -c "import aiortc, websockets" 2>/dev/null; then
+  echo "Installing (PyPI): aiortc websockets"
+  python3 -m pip install --quiet --disable-pip-version-check "aiortc==1.16.0" "websockets==17.4"
+fi
+
+# From PyPI: the Standard Webhooks reference library, with which the webhook tests' receiver
+# (Tests/scripts/webhook_receiver.py) checks every signature the host sends.
+if ! python3 -c "import standardwebhooks" 2>/dev/null; then
+  echo "Installing (PyPI): standardwebhooks"
+  python3 -m pip install --quiet --disable-pip-version-check "standardwebhooks==1.3.0"
+fi
+
+# From PyPI: the OpenAPI document's validator and schemathesis, which sends generated requests for
+# every documented operation to a live host (Tests/StreamHostTests/OpenAPITests.swift).
+if ! python3 -c "import openapi_spec_validator, schemathesis" 2>/dev/null; then
+  echo "Installing (PyPI): openapi-spec-validator schemathesis"
+  python3 -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==0.9.0" "schemathesis==4.32.5"
+fi
+
+# From PyPI: grpcio, the gRPC client the gRPC API's tests call it with (Tests/scripts/grpc_client.py),
+# and grpcio-tools, whose protoc makes that client's stubs from Protos/ (and the committed Swift
+# code, scripts/generate-grpc.sh).
+if ! python3 -c "import grpc, grpc_tools" 2>/dev/null; then
+  echo "Installing (PyPI): grpcio grpcio-tools"
+  python3 -m pip install --quiet --disable-pip-version-check "grpcio==1.85.4" "grpcio-tools==1.85.4"
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import StreamHost
 import StreamKit
+import StreamRPC
 import Synchronization
 
 /// Host options shared by `serve` and `ingest`: each overrides the configuration file and
@@ -44,6 +45,8 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: HostOptions
     @Option(help: "Address to bind. Default 127.0.0.1.") var host: String?
     @Option(help: "Port (0: any free port). Default 8080.") var port: Int?
+    @Option(help: "Serve the gRPC API (Protos/veza/v1/veza.proto) on this port too (grpc.port, VEZA_GRPC_PORT; 0: any free port). Default: off.")
+    var grpcPort: Int?
     @Option(help: "Largest upload in bytes. Default 1 GiB.") var maxUploadBytes: Int?
     @Option(name: .customLong("trusted-proxy"),
             help: "A reverse proxy, load balancer or CDN edge (address or CIDR range) whose Forwarded / X-Forwarded-For / X-Real-IP headers name the client (server.trustedProxies). Repeatable.")
@@ -59,6 +62,7 @@ struct Serve: AsyncParsableCommand {
         var extra: [String: ConfigContent] = [:]
         if let host { extra["host"] = .string(host) }
         if let port { extra["port"] = .int(port) }
+        if let grpcPort { extra["grpc.port"] = .int(grpcPort) }
         if let maxUploadBytes { extra["upload.maxBytes"] = .int(maxUploadBytes) }
         if !trustedProxies.isEmpty { extra["server.trustedProxies"] = .stringArray(trustedProxies) }
         if `public` { extra["auth.public"] = .bool(true) }
@@ -74,7 +78,12 @@ struct Serve: AsyncParsableCommand {
         if configuration.auth.isPublic {
             server.logger.warning("public mode: every route is open and playback URLs are unsigned (auth.public)")
         }
-        try await server.run { port in
+        let grpc = reader.int(forKey: "grpc.port").map { port in
+            VezaGRPCServer(server: server, port: port) { bound in
+                FileHandle.standardOutput.write(Data("streamhost gRPC listening on \(configuration.host):\(bound)\n".utf8))
+            }
+        }
+        try await server.run(additionalServices: grpc.map { [$0] } ?? []) { port in
             FileHandle.standardOutput.write(Data("streamhost listening on http://\(configuration.host):\(port) (data: \(configuration.dataDirectory))\n".utf8))
         }
     }

@@ -155,13 +155,7 @@ final class HLSPlayer: Listener {
 
     /// GETs `path` and hands over the response if it is a 2xx; else (counted) the session fails.
     private func fetch(_ path: String, keepBody: Bool = false, _ then: @escaping (HTTPResponse) -> Void) {
-        connected { connection in
-            connection.get(path, keepBody: keepBody) { response in
-                self.stats.record(response)
-                guard !self.ended else { return }
-                if response.isSuccess { then(response) } else { self.failed() }
-            }
-        }
+        get(path, keepBody: keepBody, refused: { self.failed() }, then)
     }
 
     /// Ends a session that failed (a non-2xx response, already counted, or a playlist that could not

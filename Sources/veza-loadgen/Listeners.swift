@@ -152,6 +152,18 @@ class Listener {
             }
     }
 
+    /// GETs `path` and hands over the response if it is a 2xx; any other (counted) goes to
+    /// `refused`. Nothing is handed over once the listener has ended.
+    func get(_ path: String, keepBody: Bool, refused: @escaping () -> Void, _ then: @escaping (HTTPResponse) -> Void) {
+        connected { connection in
+            connection.get(path, keepBody: keepBody) { response in
+                self.stats.record(response)
+                guard !self.ended else { return }
+                if response.isSuccess { then(response) } else { refused() }
+            }
+        }
+    }
+
     /// The connection failed while a response was awaited: counted, and ``play()`` goes on (on a new connection).
     private func lost(_ failure: ConnectionFailure) {
         connection = nil

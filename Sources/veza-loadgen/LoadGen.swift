@@ -64,6 +64,12 @@ struct LoadGen: AsyncParsableCommand {
     var serverPID: [Int32] = []
     @Option(help: "Listeners behind a proxy: listener i sends `X-Forwarded-For: A+i` (this IPv4 address plus i), so each has its own client address.")
     var forwardedFor: String?
+    @Option(help: "WebRTC listeners instead: a WHEP endpoint (http://HOST:PORT/whep/{mount}[?token=T]); --listeners sessions, each a real ICE, DTLS and SRTP session.")
+    var whep: String?
+    @Option(help: "WebSocket listeners instead: a live WebSocket URL (ws://HOST:PORT/ws/live/{mount}[?rung=R&token=T]); --listeners connections.")
+    var websocket: String?
+    @Option(help: "LL-HLS listeners instead: a live rung's media playlist (http://HOST:PORT/live/{mount}/{rung}/index.m3u8[?token=T]), played from PART-HOLD-BACK behind the edge with blocking reloads.")
+    var llhls: String?
     @Option(help: "Write the JSON report to this file.")
     var json: String?
     @Flag(help: "Exit with status 1 when any stall or error happened.")
@@ -92,14 +98,16 @@ struct LoadGen: AsyncParsableCommand {
         guard (0...1).contains(progressiveFraction), (0...1).contains(skipProbability) else {
             throw ValidationError("--progressive-fraction and --skip-probability are between 0 and 1")
         }
-        for (name, text) in [("--url", url), ("--progressive-url", progressiveURL)] {
+        for (name, text) in [("--url", url), ("--progressive-url", progressiveURL), ("--llhls", llhls)] {
             if let text, LoopbackURL(text) == nil {
                 throw ValidationError("\(name) \(text): only http:// URLs on a loopback host (127.x.x.x, ::1, localhost)")
             }
         }
         if let forwardedFor, Self.ipv4(forwardedFor) == nil { throw ValidationError("--forwarded-for \(forwardedFor): an IPv4 address") }
         if progressiveFraction > 0 && progressiveURL == nil { throw ValidationError("--progressive-fraction needs --progressive-url") }
-        if progressiveFraction < 1 && url == nil { throw ValidationError("--url is required (unless --progressive-fraction 1)") }
+        if progressiveFraction < 1 && url == nil && whep == nil && websocket == nil && llhls == nil {
+            throw ValidationError("--url is required (unless --progressive-fraction 1, --llhls, --whep or --websocket)")
+        }
     }
 
     func run() async throws {
@@ -110,6 +118,12 @@ struct LoadGen: AsyncParsableCommand {
             throw SetupError(description: "\(sockets) connections need \(sockets + 256) open files; the hard limit is \(files) (ulimit -Hn)")
         }
         if eventLoops > 0 { NIOSingletons.groupLoopCountSuggestion = eventLoops }
+        if let websocket {
+            return try await WebSocketLoad.run(url: websocket, listeners: listeners, duration: duration, ramp: rampSeconds, serverPIDs: serverPID, json: json)
+        }
+        if let whep {
+            return try await WHEPLoad.run(url: whep, sessions: listeners, duration: duration, ramp: rampSeconds, serverPIDs: serverPID, json: json)
+        }
         let stats = Stats()
         let start = ContinuousClock.now
         let end = start + .seconds(duration)
@@ -143,9 +157,11 @@ struct LoadGen: AsyncParsableCommand {
                 let requests = stats.snapshot.requests - steadyStart.requests
                 let seconds = (ContinuousClock.now - steadyStart.at).seconds
                 let spent = cpu - steadyStart.cpu
-                if requests > 0, seconds > 0 {
+                // Live ICY listeners make no request in the steady state: CPU per listener only.
+                if seconds > 0 {
                     steady = Report.Steady(seconds: seconds, requests: requests, serverCPUSeconds: spent,
-                                           serverMicrosecondsPerRequest: spent / Double(requests) * 1e6)
+                                           serverMicrosecondsPerRequest: requests > 0 ? spent / Double(requests) * 1e6 : nil,
+                                           serverCores: spent / seconds)
                 }
             }
             return (server?.report, own.report, steady)
@@ -154,6 +170,8 @@ struct LoadGen: AsyncParsableCommand {
         // The listeners run on the event loops (see ``Listener``), started evenly over the ramp.
         // Listener i is progressive when i × fraction crosses an integer: spread over the ramp.
         let playlists = PlaylistCache()
+        let livePlaylists = LivePlaylistCache()
+        let live = llhls.flatMap(LoopbackURL.init)
         let forwardedBase = forwardedFor.flatMap(Self.ipv4)
         var finished: [EventLoopFuture<ListenerOutcome>] = []
         for index in 0..<listeners {
@@ -164,7 +182,9 @@ struct LoadGen: AsyncParsableCommand {
             finished.append(done.futureResult)
             loop.execute {
                 let listener: Listener
-                if isProgressive, let file {
+                if let live {
+                    listener = LLHLSPlayer(loop: loop, url: live, settings: settings, playlists: livePlaylists)
+                } else if isProgressive, let file {
                     listener = ProgressivePlayer(loop: loop, url: file, settings: settings)
                 } else if let master {
                     listener = HLSPlayer(loop: loop, master: master, settings: settings, playlists: playlists)
@@ -213,7 +233,8 @@ struct LoadGen: AsyncParsableCommand {
                 listeners: progressiveResults.count, bytesPerListener: progressiveResults.map(\.bytes),
                 meanKbps: listened > 0 ? Double(progressiveResults.reduce(0) { $0 + $1.bytes }) * 8 / listened / 1000 : 0,
                 paceKbps: progressiveKbps * speed, timeToFirstAudioMs: .init(counters.progressiveFirstAudio)),
-            slow: slowResults.isEmpty ? nil : slowResults, server: server, loadgen: own, steady: steady)
+            slow: slowResults.isEmpty ? nil : slowResults, server: server, loadgen: own, steady: steady,
+            llhlsURL: llhls, delayToLiveEdgeMs: llhls == nil ? nil : .init(counters.liveDelay))
         print(report.summary)
         if let json {
             let encoder = JSONEncoder()

@@ -24,6 +24,9 @@ final class Stats: Sendable {
         var timeToFirstByte = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
         /// HLS: from the session's start to its first segment, in microseconds.
         var timeToFirstAudio = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+        /// LL-HLS: from a part's first sample (its EXT-X-PROGRAM-DATE-TIME) to the wall time it
+        /// plays at, in microseconds.
+        var liveDelay = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
         /// Progressive: from the session's start to the first body bytes, in microseconds.
         var progressiveFirstAudio = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
 
@@ -177,8 +180,11 @@ struct Report: Codable {
         var seconds: Double
         var requests: Int
         var serverCPUSeconds: Double
-        /// Server CPU per request, in microseconds.
-        var serverMicrosecondsPerRequest: Double
+        /// Server CPU per request, in microseconds (nil: no request in the steady state, as
+        /// with live ICY listeners).
+        var serverMicrosecondsPerRequest: Double?
+        /// Server CPU in cores (CPU seconds per second).
+        var serverCores: Double
     }
 
     /// Progressive listeners.
@@ -234,6 +240,10 @@ struct Report: Codable {
     var loadgen: ProcessUse
     /// The server's steady state (with `--server-pid`, when the run lasts past the ramp by more than 5 s).
     var steady: Steady?
+    /// LL-HLS listeners (`--llhls`): the rung's media playlist, and each part's delay from its
+    /// first sample to the moment it plays.
+    var llhlsURL: String? = nil
+    var delayToLiveEdgeMs: Latency? = nil
 
     /// The human summary.
     var summary: String {
@@ -255,6 +265,7 @@ struct Report: Codable {
             "TTFB             \(latency(timeToFirstByteMs))",
             "first audio      \(latency(timeToFirstAudioMs)) (HLS: master playlist → first segment)",
         ]
+        if let delayToLiveEdgeMs { lines.append("live delay       \(latency(delayToLiveEdgeMs)) (LL-HLS: a part's first sample → it plays)") }
         if let progressive {
             let bytes = progressive.bytesPerListener.sorted()
             lines.append("progressive      \(progressive.listeners) listeners, bytes each min \(bytes.first ?? 0) median \(bytes.isEmpty ? 0 : bytes[bytes.count / 2]) max \(bytes.last ?? 0); \(f(progressive.meanKbps)) kbit/s each while listening (pace \(f(progressive.paceKbps)))")
@@ -263,7 +274,7 @@ struct Report: Codable {
         for result in slow ?? [] { lines.append("slow clients     \(result.summary)") }
         if let server { lines.append("server CPU       \(use(server))") }
         if let steady {
-            lines.append("steady state     \(f(steady.seconds)) s, \(steady.requests) requests, server \(f(steady.serverCPUSeconds, 2)) CPU s: \(f(steady.serverMicrosecondsPerRequest)) µs per request")
+            lines.append("steady state     \(f(steady.seconds)) s, \(steady.requests) requests, server \(f(steady.serverCPUSeconds, 2)) CPU s (\(f(steady.serverCores, 3)) cores): \(steady.serverMicrosecondsPerRequest.map { f($0) } ?? "–") µs per request")
         }
         lines.append("loadgen CPU      \(use(loadgen))")
         return lines.joined(separator: "\n")

@@ -333,7 +333,7 @@ struct DeliveryTests {
         host.stop()
     }
 
-    @Test("Auth: missing, expired, tampered, other-track, alg:none, key-confusion and revoked tokens are refused; scopes hold")
+    @Test("Auth: missing, expired, future-issued, tampered, other-track, alg:none, key-confusion and revoked tokens are refused; scopes hold")
     func auth() throws {
         // An RS256 key pair and an ES256 key pair, configured for the host.
         let keys = Fixtures.directory + "/keys-\(UUID().uuidString.prefix(6))"
@@ -417,6 +417,21 @@ struct DeliveryTests {
         #expect(try status("/v1/tracks", bearer: es) == 200, "ES256 token")
         let rsAsHS = (try hs256(header: #"{"alg":"RS256","typ":"JWT","kid":"hs256"}"#, payload: parts[1], secret: "x"))
         #expect(try status("/v1/tracks", bearer: rsAsHS) == 401, "RS256 named for the HS256 key")
+
+        // `iat` in the future, signed with the host's own HS256 key: refused beyond the
+        // leeway for clock skew, accepted within it.
+        let secretsFile = try #require(FileManager.default.contents(atPath: host.dataDirectory + "/secrets.json"))
+        let secrets = try JSONSerialization.jsonObject(with: secretsFile) as? [String: Any]
+        let hsKeyText = try #require(secrets?["jwtHS256"] as? String)
+        let hsKey = Array(try #require(Data(base64Encoded: hsKeyText)))
+        func issued(in seconds: Int) throws -> String {
+            let now = Int(Date().timeIntervalSince1970)
+            let payload = base64URL(#"{"sub":"skew","aud":["veza-stream"],"exp":\#(now + 3600),"iat":\#(now + seconds),"jti":"iat-\#(seconds)","scope":"stream"}"#)
+            return try hs256(header: #"{"alg":"HS256","typ":"JWT","kid":"hs256"}"#, payload: payload, key: hsKey)
+        }
+        #expect(try status("/v1/tracks", bearer: try issued(in: 0)) == 200, "iat now")
+        #expect(try status("/v1/tracks", bearer: try issued(in: 30)) == 200, "iat 30 s ahead: within the leeway")
+        #expect(try status("/v1/tracks", bearer: try issued(in: 3600)) == 401, "iat an hour in the future")
 
         // Revocation by jti.
         let revocable = try host.mint(["--scope", "stream", "--id", "revoke-me"])
@@ -585,12 +600,16 @@ private func base64URL(_ text: String) -> String {
 /// An HS256 JWT over `header`.`payload` (payload already base64url) signed with `secret`,
 /// made with openssl (an attacker's tool, independent of the host's code).
 private func hs256(header: String, payload: String, secret: String) throws -> String {
+    try hs256(header: header, payload: payload, key: Array(secret.utf8))
+}
+
+private func hs256(header: String, payload: String, key: [UInt8]) throws -> String {
     let input = base64URL(header) + "." + payload
     let inputFile = Fixtures.directory + "/jwt-\(UUID().uuidString)"
     let keyFile = inputFile + ".key"
     defer { try? FileManager.default.removeItem(atPath: inputFile); try? FileManager.default.removeItem(atPath: keyFile) }
     try Data(input.utf8).write(to: URL(fileURLWithPath: inputFile))
-    let hexKey = Data(secret.utf8).map { String(format: "%02x", $0) }.joined()
+    let hexKey = key.map { String(format: "%02x", $0) }.joined()
     let mac = try Subprocess.check("sh", ["-c", "openssl dgst -sha256 -mac HMAC -macopt hexkey:\(hexKey) -binary < \(inputFile) | base64 -w0"])
     let signature = String(decoding: mac.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")

@@ -9,6 +9,8 @@ final class HostProcess {
     let environment: [String: String]
     private(set) var process: Process?
     private(set) var port = 0
+    /// The gRPC port, when the host was started with `--grpc-port`.
+    private(set) var grpcPort = 0
     /// An admin token minted with `streamhost token` before start; ``curl(_:timeLimit:authenticated:)``
     /// sends it unless told not to.
     private(set) var adminToken = ""
@@ -74,8 +76,13 @@ final class HostProcess {
             let chunk = pipe.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             text += String(decoding: chunk, as: UTF8.self)
-            if let range = text.range(of: #"http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+            let expectsGRPC = environment["VEZA_GRPC_PORT"] != nil
+            if let range = text.range(of: #"http://127\.0\.0\.1:(\d+)"#, options: .regularExpression),
+               !expectsGRPC || text.contains("gRPC listening on 127.0.0.1:") {
                 port = Int(text[range].split(separator: ":").last!)!
+                if let grpc = text.range(of: #"gRPC listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                    grpcPort = Int(text[grpc].split(separator: ":").last!)!
+                }
                 // Keep draining stdout so the host never blocks on a full pipe.
                 pipe.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
                 return
@@ -210,6 +217,19 @@ final class HostProcess {
             return result.succeeded ? result.stdout : nil
         }
         return FileManager.default.contents(atPath: dataDirectory + "/objects/" + key)
+    }
+
+    /// Puts a file into the host's storage under `key` (as a platform stages an object for
+    /// gRPC's CreateTrack): into the bucket against S3, under `objects/` on local disk.
+    func putObject(file: String, key: String) throws {
+        if let s3 = Self.s3 {
+            let result = try Self.aws(["s3", "cp", file, "s3://\(s3.bucket)/\(key)"])
+            guard result.succeeded else { throw TestError.failed("aws s3 cp: \(result.stderr)") }
+            return
+        }
+        let path = dataDirectory + "/objects/" + key
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: file, toPath: path)
     }
 
     func objectExists(_ key: String) throws -> Bool {

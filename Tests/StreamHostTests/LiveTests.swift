@@ -141,6 +141,19 @@ struct LiveTests {
                           "icecast://source:\(password)@127.0.0.1:\(host.port)/live/\(mount)"])
     }
 
+    /// An MP3 128 kb/s tone on the mount `radio` for `seconds`, waited for until the mount is live.
+    static func radioShow(_ host: HostProcess, seconds: Int) throws -> Process {
+        let source = try source(host, mount: "radio", password: "radio-pw-1", ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"],
+                                seconds: seconds)
+        do {
+            _ = try wait(host, "radio", state: "live")
+        } catch {
+            kill(source)
+            throw error
+        }
+        return source
+    }
+
     @Test("ffmpeg as an Icecast source (PUT: MP3, ADTS AAC, Ogg Opus; legacy SOURCE) reaches ICY listeners: the tone decodes, icy headers, titles by updinfo and in-band Ogg comments")
     func sourcesReachListeners() throws {
         let host = try Self.startHost()
@@ -319,6 +332,9 @@ struct LiveTests {
         #expect(tooFar.status == 400)
         let partOnly = try host.curl([signed("\(base)/aac-128/index.m3u8?_HLS_part=1")], authenticated: false)
         #expect(partOnly.status == 400)
+        // A sequence number that once overflowed the part arithmetic and stopped the host.
+        let hostile = try host.curl([signed("\(base)/aac-128/index.m3u8?_HLS_msn=-9223372036854775808&_HLS_part=9223372036854775807")], authenticated: false)
+        #expect(hostile.status == 400 && hostile.body.contains("_HLS_msn"), "\(hostile.status) \(hostile.body)")
 
         // ffmpeg plays both masters live: 8 s of the (transcoded) tone.
         for url in [signed("\(base)/master.m3u8"), signed("\(base)/master-opus.m3u8")] {
@@ -374,14 +390,27 @@ struct LiveTests {
         // The now-playing title reaches LL-HLS and DASH players as ID3 timed metadata: an emsg
         // before the next part's fragment (and the MPD declares the in-band events).
         let song = "Timed Title \(UUID().uuidString.prefix(4))"
+        // The part hinted before the update is the first that may carry it: on a loaded machine
+        // parts are published between the update and the next playlist request, so the parts
+        // from that one on are read until the first with the new title.
+        let hintPattern = /PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d{1,2}\.m4s)\?token=/
+        let before = try host.curl([signed("\(base)/aac-64/index.m3u8")], authenticated: false).body
+        let firstCandidate = try #require(before.firstMatch(of: hintPattern).map { String($0.1) }, "\(before)")
         let update = try host.curl(["-u", "source:radio-pw-1", "\(host.base)/admin/metadata?mount=/radio&mode=updinfo&song=\(song.replacingOccurrences(of: " ", with: "%20"))"],
                                    authenticated: false)
         #expect(update.status == 200)
         let after = try host.curl([signed("\(base)/aac-64/index.m3u8")], authenticated: false).body
-        let hinted = try #require(after.firstMatch(of: /PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d{1,2}\.m4s)\?token=/).map { String($0.1) }, "\(after)")
-        let tagged = try Subprocess.run("curl", ["-s", "--max-time", "10", signed("\(base)/aac-64/\(hinted)")]).stdout
-        let taggedBytes = [UInt8](tagged)
-        #expect(Array(taggedBytes.dropFirst(4).prefix(4)) == Array("emsg".utf8), "\(taggedBytes.prefix(16))")
+        let listed = after.matches(of: /#EXT-X-PART:[^\n]*URI="(part-\d+\.\d{1,2}\.m4s)\?token=/).map { String($0.1) }
+            + (after.firstMatch(of: hintPattern).map { [String($0.1)] } ?? [])
+        let candidates = listed.drop { $0 != firstCandidate }
+        #expect(!candidates.isEmpty, "\(firstCandidate) is not in \(after)")
+        var taggedBytes: [UInt8] = []
+        for name in candidates {
+            taggedBytes = [UInt8](try Subprocess.run("curl", ["-s", "--max-time", "10", signed("\(base)/aac-64/\(name)")]).stdout)
+            // (A segment's first part also carries the title before, for players that join.)
+            if taggedBytes.firstRange(of: Array(song.utf8)) != nil { break }
+        }
+        #expect(Array(taggedBytes.dropFirst(4).prefix(4)) == Array("emsg".utf8), "\(taggedBytes.prefix(16)) in \(candidates)")
         #expect(taggedBytes.firstRange(of: Array("https://aomedia.org/emsg/ID3".utf8)) != nil && taggedBytes.firstRange(of: Array(song.utf8)) != nil)
         #expect(try host.curl([signed("\(base)/manifest.mpd")], authenticated: false).body.contains(#"<InbandEventStream schemeIdUri="https://aomedia.org/emsg/ID3"/>"#))
 
@@ -453,6 +482,127 @@ struct LiveTests {
         let again = try host.curl(["\(host.base)/v1/live/club"])
         #expect(again.status == 200 && again.body.contains(#""rungs":["aac-96","opus-32","mp3-128"]"#) && again.body.contains(#""openListening":true"#), "\(again.body)")
         #expect(try host.curl(["\(host.base)/v1/live/talk"]).status == 404)
+    }
+
+    @Test("sub-second transports behind the mount's token: WebSocket (init + CMAF parts, in order and continuous, decoding to the tone) and WebRTC by WHEP (aiortc decodes the Opus: the tone, no gap, no loss); both counted per protocol; Chromium plays both on the demo page (getStats: no loss); bad requests get 401, 404, 415, 400, 405, 426")
+    func subSecondTransports() throws {
+        let host = try Self.startHost(["VEZA_LIVE_OPEN_LISTENING": "false"])
+        defer { host.stop() }
+        let source = try Self.radioShow(host, seconds: 90)
+        defer { Self.kill(source) }
+        Thread.sleep(forTimeInterval: 2)
+        let token = try Self.token(host, "radio")
+        let ws = "ws://127.0.0.1:\(host.port)/ws/live/radio"
+        let whep = "\(host.base)/whep/radio"
+
+        // Refusals: no token, an unknown rung, a plain GET, a bad offer, a PATCH.
+        let wsScript = DeliveryTests.script("ws_live_client.py"), whepScript = DeliveryTests.script("whep_client.py")
+        let refused = try Subprocess.run("python3", [wsScript, ws, "--seconds", "1", "--json"], timeLimit: 30)
+        #expect(refused.status == 2 && (String(decoding: refused.stdout, as: UTF8.self) + refused.stderr).contains("401"), "\(refused)")
+        let noRung = try Subprocess.run("python3", [wsScript, ws + "?rung=flac-1", "--token", token, "--seconds", "1", "--json"], timeLimit: 30)
+        #expect(noRung.status == 2 && (String(decoding: noRung.stdout, as: UTF8.self) + noRung.stderr).contains("404"), "\(noRung)")
+        #expect(try host.curl(["\(host.base)/ws/live/radio?token=\(token)"], authenticated: false).status == 426)
+        #expect(try host.curl(["-X", "POST", "-H", "Content-Type: application/sdp", "--data-binary", "v=0", whep], authenticated: false).status == 401)
+        #expect(try host.curl(["-X", "POST", "-H", "Content-Type: text/plain", "--data-binary", "v=0", "\(whep)?token=\(token)"], authenticated: false).status == 415)
+        let badOffer = try host.curl(["-X", "POST", "-H", "Content-Type: application/sdp", "--data-binary", "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+                                      "\(whep)?token=\(token)"], authenticated: false)
+        #expect(badOffer.status == 400 && badOffer.body.contains("bad_offer") && badOffer.body.contains("no audio section"), "\(badOffer)")
+        #expect(try host.curl(["-X", "PATCH", "\(whep)/0123abcd"], authenticated: false).status == 405)
+        #expect(try host.curl(["-X", "DELETE", "\(whep)/0123456789abcdef"], authenticated: false).status == 404)
+
+        // A WebSocket listener and a WHEP session at once, counted while they play.
+        let wsOut = Fixtures.directory + "/ws-\(UUID().uuidString.prefix(8)).mp4"
+        let wsReport = Fixtures.directory + "/ws-\(UUID().uuidString.prefix(8)).json"
+        let whepReport = Fixtures.directory + "/whep-\(UUID().uuidString.prefix(8)).json"
+        let wsClient = try Self.background("python3", [wsScript, ws, "--token", token, "--seconds", "8", "--out", wsOut, "--json"], stdout: wsReport)
+        let whepClient = try Self.background("python3", [whepScript, "\(whep)?token=\(token)", "--seconds", "8", "--expect-hz", "523", "--json"],
+                                             stdout: whepReport)
+        Thread.sleep(forTimeInterval: 5)
+        let listeners = try Self.mount(host, "radio")["listeners"] as? [String: Int] ?? [:]
+        #expect(listeners["webSocket"] == 1 && listeners["webRTC"] == 1, "\(listeners)")
+        let metrics = try host.curl(["\(host.base)/metrics"]).body
+        #expect(metrics.contains(#"veza_live_listeners{protocol="webrtc"} 1"#) && metrics.contains(#"veza_live_listeners{protocol="websocket"} 1"#),
+                "\(metrics.split(separator: "\n").filter { $0.contains("live_listeners") })")
+        wsClient.waitUntilExit()
+        whepClient.waitUntilExit()
+        let wsResult = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: wsReport))) as? [String: Any]) ?? [:]
+        #expect(wsClient.terminationStatus == 0, "WebSocket: \(wsResult)")
+        #expect(wsResult["gaps"] as? Int == 0 && (wsResult["parts"] as? Int ?? 0) >= 20 && (wsResult["mime"] as? String ?? "").contains("mp4a.40.2"),
+                "WebSocket: \(wsResult)")
+        #expect((wsResult["first_part_s"] as? Double ?? 9) < 0.5, "the first part comes at once: \(wsResult)")
+        let (seconds, frequency) = try Self.decode(wsOut)
+        #expect(seconds > 7 && abs(frequency - 523) < 10, "the WebSocket's parts decode to \(seconds) s at \(frequency) Hz")
+        let whepResult = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: whepReport))) as? [String: Any]) ?? [:]
+        #expect(whepClient.terminationStatus == 0, "WHEP: \(whepResult)")
+        #expect(whepResult["gaps"] as? Int == 0 && whepResult["packets_lost"] as? Int == 0 && (whepResult["packets_received"] as? Int ?? 0) >= 380
+                && whepResult["delete_status"] as? Int == 200 && abs((whepResult["dominant_hz"] as? Double ?? 0) - 523) < 10, "WHEP: \(whepResult)")
+        // Both ended: the counts go back to zero (the WHEP session by its DELETE).
+        Thread.sleep(forTimeInterval: 1)
+        let after = try Self.mount(host, "radio")["listeners"] as? [String: Int] ?? [:]
+        #expect(after["webSocket"] == 0 && after["webRTC"] == 0, "\(after)")
+
+        // Chromium: the demo page plays the mount over each transport.
+        let streamToken = try host.mint(["--scope", "stream"])
+        for transport in ["ws", "webrtc"] {
+            let demo = try Subprocess.run("python3", [DeliveryTests.script("chromium_play.py"), "\(host.base)/demo?autoplay=live:radio&transport=\(transport)#token=\(streamToken)",
+                                                      "--seconds", "5", "--timeout", "60"], timeLimit: 120)
+            let output = String(decoding: demo.stdout, as: UTF8.self)
+            let report = (try? JSONSerialization.jsonObject(with: demo.stdout) as? [String: Any]) ?? [:]
+            #expect(demo.succeeded && report["ok"] as? Bool == true, "demo page over \(transport): \(output) \(demo.stderr.suffix(800))")
+            if transport == "ws" {
+                #expect((report["engine"] as? String ?? "").contains("WebSocket") && (report["liveParts"] as? Int ?? 0) >= 15, "\(output)")
+            } else {
+                let stats = report["webrtc"] as? [String: Any] ?? [:]
+                #expect((report["engine"] as? String ?? "").contains("WebRTC") && (stats["packetsReceived"] as? Int ?? 0) >= 200
+                        && stats["packetsLost"] as? Int == 0 && (stats["totalSamplesReceived"] as? Int ?? 0) > 48_000 * 4, "\(output)")
+            }
+        }
+    }
+
+    @Test("veza-loadgen's WebRTC listeners (short version of make bench-live-listeners): 40 real WHEP sessions (ICE, DTLS, SRTP) on one mount for 8 s all connect and get every packet, none underruns; the host counts them, then none once they DELETE")
+    func loadgenWebRTCSessions() throws {
+        let host = try Self.startHost()
+        defer { host.stop() }
+        let source = try Self.radioShow(host, seconds: 40)
+        defer { Self.kill(source) }
+        Thread.sleep(forTimeInterval: 2)
+        let report = Fixtures.directory + "/whep-load-\(UUID().uuidString.prefix(8)).json"
+        let run = try Self.background(try Fixtures.builtProduct("veza-loadgen"), ["--whep", "\(host.base)/whep/radio", "--listeners", "40", "--duration", "8",
+                                                                                 "--ramp-seconds", "2", "--json", report])
+        Thread.sleep(forTimeInterval: 5)
+        let during = try Self.mount(host, "radio")["listeners"] as? [String: Int] ?? [:]
+        #expect(during["webRTC"] == 40, "\(during)")
+        run.waitUntilExit()
+        let result = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]) ?? [:]
+        #expect(run.terminationStatus == 0 && result["connected"] as? Int == 40 && (result["failed"] as? [String: Int] ?? ["?": 1]).isEmpty, "\(result)")
+        // 40 sessions × about 6 s × 50 packets a second.
+        #expect((result["packets"] as? Int ?? 0) > 40 * 250 && result["lost"] as? Int == 0 && result["underruns"] as? Int == 0, "\(result)")
+        let delay = result["delayToLiveEdgeMs"] as? [String: Any] ?? [:]
+        #expect((delay["count"] as? Int ?? 0) > 0 && (delay["p99"] as? Double ?? 1000) < 200, "\(result)")
+        Thread.sleep(forTimeInterval: 1)
+        let after = try Self.mount(host, "radio")["listeners"] as? [String: Int] ?? [:]
+        #expect(after["webRTC"] == 0, "\(after)")
+    }
+
+    @Test("veza-loadgen's LL-HLS listeners (short version of make bench-live-listeners): 40 players of one rung for 10 s, each from PART-HOLD-BACK behind the edge with blocking reloads, play every part without a stall or an error, about a second behind the source")
+    func loadgenLLHLSListeners() throws {
+        let host = try Self.startHost()
+        defer { host.stop() }
+        let source = try Self.radioShow(host, seconds: 40)
+        defer { Self.kill(source) }
+        Thread.sleep(forTimeInterval: 5)
+        let report = Fixtures.directory + "/llhls-load-\(UUID().uuidString.prefix(8)).json"
+        let run = try Self.background(try Fixtures.builtProduct("veza-loadgen"), ["--llhls", "\(host.base)/live/radio/aac-128/index.m3u8", "--listeners", "40",
+                                                                                 "--duration", "10", "--ramp-seconds", "2", "--json", report])
+        run.waitUntilExit()
+        let result = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]) ?? [:]
+        #expect(run.terminationStatus == 0 && result["errorsTotal"] as? Int == 0 && result["stalls"] as? Int == 0, "\(result)")
+        // 40 players × about 8 s × 3.125 parts a second; once caught up (after the first three
+        // parts), each part after its own blocking reload.
+        let parts = (result["segments"] as? [String: Int])?["parts"] ?? 0
+        #expect(parts > 40 * 20 && (result["requests"] as? Int ?? 0) >= 2 * parts - 40 * 4, "\(result)")
+        let delay = result["delayToLiveEdgeMs"] as? [String: Any] ?? [:]
+        #expect((delay["count"] as? Int ?? 0) == parts && (delay["p50"] as? Double ?? 0) > 300 && (delay["p99"] as? Double ?? 10_000) < 3_000, "\(result)")
     }
 
     @Test("source failover: kill -9 of the source mid-show; LL-HLS, DASH and ICY ladder listeners are counted per protocol and keep playing through the fallback and return to the new source (another format); the show becomes a track")
@@ -609,11 +759,19 @@ struct LiveTests {
         let state = try Self.wait(host, "radio", state: "live", seconds: 20)
         let liquidsoapAgent = (state["source"] as? [String: Any])?["userAgent"] as? String
         #expect(liquidsoapAgent?.hasPrefix("Liquidsoap") == true, "\(state)")
-        // The first segment, then the players.
+        // The first segment, then the players. The MPD answers 404 until every rung (Opus
+        // too) has a whole segment; GStreamer gives up on a 404 at once, so wait for it.
         #expect(try host.curl(["\(host.base)/live/radio/aac-128/index.m3u8"], authenticated: false).status == 200)
+        var mpdStatus = 0
+        for _ in 0..<40 where mpdStatus != 200 {
+            mpdStatus = try host.curl(["\(host.base)/live/radio/manifest.mpd"], authenticated: false).status
+            if mpdStatus != 200 { Thread.sleep(forTimeInterval: 0.25) }
+        }
+        #expect(mpdStatus == 200)
         let seconds = 60
         func gstreamer(_ url: String, _ name: String) throws -> Process {
-            try Self.background("timeout", ["-k", "5", "-s", "INT", String(seconds), "gst-launch-1.0", "-q", "uridecodebin", "uri=\(url)", "!", "audioconvert", "!",
+            // GST_DEBUG=1: the elements' errors in the log (gst-launch -q prints none of its own).
+            try Self.background("env", ["GST_DEBUG=1", "timeout", "-k", "5", "-s", "INT", String(seconds), "gst-launch-1.0", "-q", "uridecodebin", "uri=\(url)", "!", "audioconvert", "!",
                                             "audioresample", "!", "audio/x-raw,format=S16LE,rate=44100,channels=1", "!", "filesink", "location=\(directory)/\(name).raw",
                                             "sync=true"], stderr: directory + "/\(name).log")
         }
@@ -688,7 +846,8 @@ struct LiveTests {
             #expect(length > Double(seconds) - startUp, "\(name): \(length) s of \(seconds): \(log)")
             let gaps = Self.gaps(samples, after: 0.5, jumpsAfter: jumpsAfter)
             #expect(gaps.isEmpty, "\(name): gaps at \(gaps.prefix(10)) s: \(Self.profile(samples))")
-            #expect(abs(Self.frequency(samples, seconds: 1..<(length - 1)) - 440) < 10, "\(name): \(Self.profile(samples))")
+            // (A player that wrote under 2 s has failed above; the range must not be empty.)
+            #expect(abs(Self.frequency(samples, seconds: 1..<max(length - 1, 2)) - 440) < 10, "\(name): \(Self.profile(samples))")
         }
     }
 

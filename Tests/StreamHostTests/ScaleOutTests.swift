@@ -107,6 +107,85 @@ struct ScaleOutTests {
         host.stop()
     }
 
+    @Test("webhooks from two hosts on one catalog: both dispatchers lease from the one outbox, one host is killed mid-run, and every event of 8 tracks reaches the receiver once per webhook-id, in order per track; the gRPC event stream from one host carries them all once, in order, with the same ids")
+    func webhooksFromTwoHosts() throws {
+        let common = ["VEZA_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true", "VEZA_WEBHOOKS_POLL_SECONDS": "0.2",
+                      "VEZA_WEBHOOKS_RETRY_SCHEDULE": "1,1,1,1,1,1,1,1,1,1", "VEZA_QUEUE_LEASE_SECONDS": "3"]
+        let a = HostProcess(name: "hooka", environment: common.merging(["VEZA_GRPC_PORT": "0"]) { $1 })
+        try a.start(workers: 1)
+        defer { a.stop() }
+        let b = HostProcess(name: "hookb", environment: common.merging(["VEZA_POSTGRES_URL": a.environment["VEZA_POSTGRES_URL"] ?? ""]) { $1 })
+        try b.start(workers: 1)
+        defer { b.stop() }
+        let out = a.dataDirectory + "-webhooks.jsonl"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        // A port for the receiver, then the endpoint (its secret comes back), then the receiver.
+        var (receiver, port) = try HostTests.webhookReceiver(port: 0, secret: "whsec_" + Data(repeating: 7, count: 24).base64EncodedString(), out: out)
+        HostTests.stop(receiver)
+        let created = try a.curl(["-X", "POST", "-H", "Content-Type: application/json", "--data",
+                                  #"{"url":"http://127.0.0.1:\#(port)/hook","events":["track.created","track.ready"]}"#, a.base + "/v1/webhooks"])
+        let secret = try #require((try? JSONSerialization.jsonObject(with: Data(created.body.utf8)) as? [String: Any])?["secret"] as? String,
+                                  "\(created.body)")
+        (receiver, _) = try HostTests.webhookReceiver(port: port, secret: secret, out: out)
+        defer { HostTests.stop(receiver) }
+        // The same events over gRPC from host a, though half of them are written by host b: the
+        // stream follows the shared outbox in commit order (PostgreSQL: by transaction id).
+        let streamed = a.dataDirectory + "-events.jsonl"
+        defer { try? FileManager.default.removeItem(atPath: streamed) }
+        let subscriber = try LiveTests.background("python3", [DeliveryTests.script("grpc_subscribe.py"), "--target", "127.0.0.1:\(a.grpcPort)",
+                                                              "--admin", a.adminToken, "--out", streamed, "--seconds", "400"],
+                                                  stdout: streamed + ".log", stderr: streamed + ".err")
+        defer { LiveTests.kill(subscriber) }
+        for _ in 0..<100 where !((try? String(contentsOfFile: streamed + ".log", encoding: .utf8)) ?? "").contains("subscribed") {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let source = try Fixtures.make("scale-hooks.flac", source: Fixtures.sourceArguments(seconds: 2), ["-c:a", "flac"])
+        var ids: [String] = []
+        for index in 0..<8 {
+            let reply = try (index % 2 == 0 || index > 3 ? a : b).upload(source, contentType: "audio/flac")
+            ids.append(try #require(reply.json["id"] as? String, "\(reply)"))
+            if index == 3 { b.kill9() }   // Whatever b held (jobs, deliveries) is leased again after its leases expire.
+        }
+        for id in ids { #expect(try a.waitForTrack(id, timeLimit: 300)["status"] as? String == "ready") }
+        let expected = Set(ids.flatMap { ["track.created/\($0)", "track.ready/\($0)"] })
+        func key(_ line: [String: Any]) -> String { "\(line["type"] as? String ?? "")/\((line["data"] as? [String: Any])?["id"] as? String ?? "")" }
+        var lines: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            lines = HostTests.received(out)
+            if expected.isSubset(of: Set(lines.map(key))) { break }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        #expect(expected.isSubset(of: Set(lines.map(key))), "missing: \(expected.subtracting(Set(lines.map(key))))")
+        #expect(lines.allSatisfy { $0["valid"] as? Bool == true })
+        var idsPerEvent: [String: Set<String>] = [:]
+        for line in lines { idsPerEvent[key(line), default: []].insert(line["id"] as? String ?? "") }
+        #expect(idsPerEvent.values.allSatisfy { $0.count == 1 }, "\(idsPerEvent)")
+        for id in ids {
+            let first = lines.map(key).filter { $0.hasSuffix("/" + id) }
+            #expect(first.first == "track.created/\(id)", "\(first)")
+        }
+        #expect(try psql(a, "SELECT COUNT(*) FROM webhook_delivery WHERE state <> 'delivered'") == "0")
+
+        // The gRPC stream: every event of every track once, created before ready, ids as the webhooks'.
+        var events: [[String: Any]] = []
+        for _ in 0..<100 {
+            events = HostTests.received(streamed)
+            if expected.isSubset(of: Set(events.map(key))) { break }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        let errors = (try? String(contentsOfFile: streamed + ".err", encoding: .utf8)) ?? ""
+        #expect(expected.isSubset(of: Set(events.map(key))), "missing: \(expected.subtracting(Set(events.map(key)))) \(errors)")
+        let eventIDs = events.compactMap { $0["id"] as? String }
+        #expect(Set(eventIDs).count == eventIDs.count, "an event came twice: \(eventIDs)")
+        for id in ids {
+            #expect(events.map(key).filter { $0.hasSuffix("/" + id) } == ["track.created/\(id)", "track.ready/\(id)"])
+        }
+        for event in events where expected.contains(key(event)) {
+            #expect(idsPerEvent[key(event)] == [event["id"] as? String ?? ""], "\(event)")
+        }
+    }
+
     @Test("live mounts made through one host's API are known to every host on the catalog (PostgreSQL) within 10 s, and deleted everywhere")
     func liveMountsShared() throws {
         let a = HostProcess(name: "livea")

@@ -44,7 +44,7 @@ STATUS_EXPRESSION = """(() => {
   const a = d.audio;
   return { state: d.state, error: d.error, rendition: d.rendition,
            currentTime: a ? a.currentTime : null, paused: a ? a.paused : null, duration: a ? a.duration : null,
-           engine: d.engine,
+           engine: d.engine, liveParts: d.liveParts ?? null, catchUps: d.catchUps ?? null, webrtc: d.webrtcStats ?? null,
            ended: a ? a.ended : null, readyState: a ? a.readyState : null };
 })()"""
 
@@ -160,7 +160,7 @@ def launch(binary, profile, log):
         f"--user-data-dir={profile}", "--remote-debugging-pipe", "--no-proxy-server",
         "--disable-extensions", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--disable-dev-shm-usage", "--disable-crash-reporter", "--disable-breakpad",
-        "--mute-audio", "about:blank",
+        "--mute-audio", "--allow-loopback-in-peer-connection", "about:blank",
     ]
     try:
         process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
@@ -364,7 +364,7 @@ def run(args, result):
                 raise Failure(f"Chromium exited with status {process.returncode}")
             status = evaluate(STATUS_EXPRESSION)
             if status:
-                result.update({k: status[k] for k in ("currentTime", "rendition", "state", "error", "duration", "engine")})
+                result.update({k: status[k] for k in ("currentTime", "rendition", "state", "error", "duration", "engine", "liveParts", "catchUps", "webrtc")})
                 if status["error"] or status["state"] == "error":
                     raise Failure(f"page reported an error: {status['error']}")
                 playing = status["state"] == "playing" and status["currentTime"] is not None

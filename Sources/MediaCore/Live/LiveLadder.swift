@@ -141,6 +141,14 @@ public final class LiveLadder {
 
     /// Encodes interleaved samples; returns the parts they complete, rung by rung in order.
     public func push(_ interleaved: [Float]) throws(MediaError) -> [LivePart] {
+        try push(interleaved) { _, _, _ in }
+    }
+
+    /// Encodes interleaved samples and returns the parts they complete, rung by rung in order;
+    /// first hands each rung's new packets to `packets` as soon as they are encoded, with the
+    /// decode time of the first (in the rung's timescale): for outputs that send packets one by
+    /// one without waiting for a part (WebRTC's RTP).
+    public func push(_ interleaved: [Float], packets handOut: (_ rung: String, _ startTime: Int64, _ packets: [EncodedPacket]) -> Void) throws(MediaError) -> [LivePart] {
         var parts: [LivePart] = []
         for (slot, encoder) in encoders.enumerated() {
             let packets = try encoder.encode(interleaved)
@@ -153,6 +161,7 @@ public final class LiveLadder {
                 decodeTime[slot] += Int64(frames)
                 continue
             }
+            if !packets.isEmpty { handOut(rungs[slot].id, decodeTime[slot] + Int64(pendingFrames[slot]), packets) }
             pending[slot] += packets
             pendingFrames[slot] += packets.reduce(0) { $0 + $1.duration }
             while pendingFrames[slot] >= partFrames {

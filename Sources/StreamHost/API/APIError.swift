@@ -59,3 +59,13 @@ private struct ErrorBody: Encodable {
     }
     var error: Detail
 }
+
+extension Request {
+    /// The integer query parameter `name`, clamped to `range`; `fallback` when absent, and a
+    /// typed 400 when present but not an integer (never silently ignored).
+    func integerQuery(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text = uri.queryParameters.get(name) else { return fallback }
+        guard let value = Int(text) else { throw APIError(.badRequest, code: "bad_request", "\(name) must be an integer") }
+        return min(max(value, range.lowerBound), range.upperBound)
+    }
+}

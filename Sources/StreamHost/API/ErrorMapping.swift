@@ -20,6 +20,7 @@ import MediaCore
 /// | ``StorageError`` | 503 + Retry-After 5 | `storage_unavailable` |
 /// | `MediaError` | as ``IntakeError/init(media:)`` | |
 /// | `DecodingError` (a JSON body) | 400 | `bad_request` |
+/// | Hummingbird's `HTTPError` (no route: 404, a body over its limit: 413, a body that does not decode: 400, …) | its status | by status: `not_found`, `payload_too_large`, `bad_request`, … |
 /// | cancellation (shutting down) | 503 + Retry-After 5 | `shutting_down` |
 /// | anything else | 500 | `internal_error` (the message does not leak the error) |
 extension APIError {
@@ -48,6 +49,10 @@ extension APIError {
             }
         case let error as StorageError:
             self.init(.serviceUnavailable, code: "storage_unavailable", "storage: \(error.message)", retryAfter: 5)
+        case let error as HTTPError:
+            // Hummingbird's own (no route, a body over its limit, a body that does not decode):
+            // the same typed JSON as every other error.
+            self.init(error.status, code: Self.code(for: error.status), error.body ?? error.status.reasonPhrase, headers: error.headers)
         case is DecodingError:
             self.init(.badRequest, code: "bad_request", "the request body is not the expected JSON")
         case is CancellationError:
@@ -58,13 +63,41 @@ extension APIError {
     }
 }
 
-/// Answers every domain error a route throws through ``APIError/init(mapping:)`` (errors that
-/// already are HTTP answers, such as Hummingbird's own, pass unchanged). Innermost of the
-/// host's middleware, so that logging, metrics and CORS see the mapped status.
+extension APIError {
+    /// The stable code of an error that only has a status.
+    static func code(for status: HTTPResponse.Status) -> String {
+        switch status.code {
+        case 400: "bad_request"
+        case 401: "unauthorized"
+        case 403: "forbidden"
+        case 404: "not_found"
+        case 405: "method_not_allowed"
+        case 408: "request_timeout"
+        case 413: "payload_too_large"
+        case 415: "unsupported_media_type"
+        case 416: "range_not_satisfiable"
+        case 422: "unprocessable_content"
+        case 429: "rate_limited"
+        case 503: "unavailable"
+        case 500..<600: "internal_error"
+        default: "http_\(status.code)"
+        }
+    }
+}
+
+/// Answers every domain error a route throws through ``APIError/init(mapping:)`` (Hummingbird's
+/// own `HTTPError`s become the same typed JSON; other HTTP answers pass unchanged). Innermost of
+/// the host's middleware, so that logging, metrics and CORS see the mapped status; the host's
+/// application also has it at the top of its router, where a request no route matches gets a
+/// typed 404.
 struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as HTTPError {
+            throw APIError(mapping: error)
         } catch let error as any HTTPResponseError {
             throw error
         } catch {

@@ -2,7 +2,6 @@ public import Hummingbird
 public import Foundation
 import Logging
 public import MediaCore
-import MultipartKit
 import HTTPTypes
 import NIOCore
 import StreamKit
@@ -122,11 +121,4 @@ struct Revocation: Decodable {
     var jti: String
     /// The token's `exp` (seconds since 1970), so the entry can be forgotten after it.
     var exp: Double?
-}
-
-/// A page of `GET /v1/tracks`.
-struct TrackPage: Codable, Sendable, ResponseEncodable {
-    var tracks: [TrackResource]
-    /// Pass as `after` for the next page; absent on the last page.
-    var next: String?
 }

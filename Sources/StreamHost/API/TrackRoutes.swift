@@ -2,41 +2,26 @@ public import Hummingbird
 import Foundation
 import Logging
 import MediaCore
-import MultipartKit
 import HTTPTypes
 import NIOCore
 import StreamKit
 
-/// The `/v1/tracks` API: upload, status, list, delete.
+/// The `/v1/tracks` API over HTTP: upload, status, list, delete, token revocation. What a
+/// route does beyond reading its request is in ``TrackOperations``, which gRPC calls too.
 public struct TrackRoutes: Sendable {
-    let catalog: any Catalog
-    let storage: any ObjectStorage
-    let configuration: HostConfiguration
-    let temporaryDirectory: String
-    let auth: HostAuth
-    let manifests: ManifestCache
-    /// Called after a job is enqueued (wakes an idle worker).
-    let onEnqueue: @Sendable () -> Void
-    /// Called with a track id once the track is deleted (drops cached objects, purges the CDN).
-    let onDelete: @Sendable (String) async -> Void
+    let operations: TrackOperations
+    var catalog: any Catalog { operations.catalog }
+    var configuration: HostConfiguration { operations.configuration }
+    var auth: HostAuth { operations.auth }
 
     public init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, temporaryDirectory: String,
                 auth: HostAuth, onEnqueue: @escaping @Sendable () -> Void, onDelete: @escaping @Sendable (String) async -> Void = { _ in }) {
-        self.init(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
-                  auth: auth, manifests: ManifestCache(), onEnqueue: onEnqueue, onDelete: onDelete)
+        operations = TrackOperations(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
+                                     auth: auth, manifests: ManifestCache(), onEnqueue: onEnqueue, onDelete: onDelete)
     }
 
-    init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, temporaryDirectory: String,
-         auth: HostAuth, manifests: ManifestCache, onEnqueue: @escaping @Sendable () -> Void,
-         onDelete: @escaping @Sendable (String) async -> Void) {
-        self.manifests = manifests
-        self.auth = auth
-        self.onDelete = onDelete
-        self.catalog = catalog
-        self.storage = storage
-        self.configuration = configuration
-        self.temporaryDirectory = temporaryDirectory
-        self.onEnqueue = onEnqueue
+    init(operations: TrackOperations) {
+        self.operations = operations
     }
 
     /// Adds the routes to `router`.
@@ -52,9 +37,7 @@ public struct TrackRoutes: Sendable {
         router.get("/v1/tracks/:id") { request, context in
             let id = try context.parameters.require("id")
             let principal = try await self.auth.requireAny([.stream, .upload, .admin], request, track: id)
-            guard let record = try await self.catalog.track(id: id) else { throw APIError.notFound("no track \(id)") }
-            let resource = TrackResource(record, manifest: self.manifests.published(record))
-            return principal.allows(.stream, track: id) ? resource.withPlayback(auth: self.auth, now: Date()) : resource
+            return try await self.operations.resource(id: id, for: principal)
         }
         router.post("/v1/tokens/revoke") { request, context in
             try await self.auth.require(.admin, request)
@@ -68,52 +51,34 @@ public struct TrackRoutes: Sendable {
         }
         router.delete("/v1/tracks/:id") { request, context in
             try await self.auth.require(.admin, request)
-            let id = try context.parameters.require("id")
-            guard try await self.catalog.deleteTrack(id: id) else { throw APIError.notFound("no track \(id)") }
-            do {
-                try await self.storage.delete(prefix: TrackLayout(track: id).prefix)
-            } catch {
-                await self.onDelete(id)
-                throw APIError(.internalServerError, code: "storage_error", "the track is deleted but some objects remain: \(error)")
-            }
-            await self.onDelete(id)
+            try await self.operations.delete(id: try context.parameters.require("id"))
             return Response(status: .noContent)
         }
     }
 
-    private var intake: TrackIntake {
-        TrackIntake(catalog: catalog, storage: storage, configuration: configuration, onEnqueue: onEnqueue)
-    }
-
     private func list(_ request: Request) async throws -> TrackPage {
-        let limit = min(max(request.uri.queryParameters.get("limit", as: Int.self) ?? 50, 1), 500)
+        let limit = try request.integerQuery("limit", default: 50, range: 1...500)
         let after = request.uri.queryParameters.get("after")
-        let records = try await catalog.tracks(limit: limit + 1, after: after)
-        let now = Date()
-        let page = records.prefix(limit).map { TrackResource($0, manifest: manifests.published($0)).withPlayback(auth: auth, now: now) }
-        return TrackPage(tracks: Array(page), next: records.count > limit ? page.last?.id : nil)
+        return try await operations.page(limit: limit, after: after)
     }
 
     // MARK: Upload
 
     private func upload(_ request: Request, context: some RequestContext) async throws -> Response {
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!].map { String($0.prefix(200)) }
-        if let idempotencyKey, let existing = try await catalog.track(idempotencyKey: idempotencyKey) {
+        if let existing = try await operations.existing(idempotencyKey: idempotencyKey) {
             return try accepted(existing, context: context)
         }
-        let depth = try await catalog.activeJobCount()
-        guard depth < configuration.maxQueueDepth else {
-            throw IntakeError(.queueFull, "the transcode queue is full (\(depth) jobs); retry later")
-        }
+        try await operations.checkQueueDepth()
         let receiver = UploadReceiver(limit: configuration.maxUploadBytes)
         if let length = request.headers[.contentLength].flatMap({ Int($0) }) { try receiver.checkDeclared(length: length) }
 
-        let temporary = temporaryDirectory + "/upload-\(UUID().uuidString)"
+        let temporary = operations.temporaryDirectory + "/upload-\(UUID().uuidString)"
         defer { unlink(temporary) }
         let received = try await receiver.receive(request.body, contentType: request.headers[.contentType] ?? "", to: temporary)
 
         let priority = request.uri.queryParameters.get("priority") == "background" ? JobPriority.backCatalogue : .interactive
-        let record = try await intake.accept(file: temporary, byteCount: received, idempotencyKey: idempotencyKey, priority: priority)
+        let record = try await operations.intake.accept(file: temporary, byteCount: received, idempotencyKey: idempotencyKey, priority: priority)
         context.logger.info("upload accepted", metadata: ["track": "\(record.id)", "bytes": "\(received)"])
         return try accepted(record, context: context)
     }

@@ -19,8 +19,9 @@ public enum AccessScope: String, Sendable, Hashable, CaseIterable, Codable {
 
 /// The claims of an access token `streamhost token` mints and the API accepts.
 ///
-/// `exp`, `aud` and `jti` are required; `nbf` is checked when present; `trk` restricts the
-/// token to one track.
+/// `exp`, `aud` and `jti` are required; `nbf` and `iat` are checked when present (a token
+/// issued more than ``issuedAtLeeway`` in the future is refused); `trk` restricts the token to
+/// one track.
 public struct AccessClaims: JWTPayload, Equatable {
     public var sub: SubjectClaim
     public var aud: AudienceClaim
@@ -46,9 +47,17 @@ public struct AccessClaims: JWTPayload, Equatable {
         trk = track
     }
 
+    /// How far in the future `iat` may lie: clock skew between the service that mints tokens
+    /// and this host. A token issued later than that was minted by a clock that is wrong, or
+    /// forged to outlive a key rotation; RFC 7519 leaves the check to the application.
+    public static let issuedAtLeeway: TimeInterval = 60
+
     public func verify(using algorithm: some JWTAlgorithm) async throws {
         try exp.verifyNotExpired()
         try nbf?.verifyNotBefore()
+        if let iat, iat.value > Date().addingTimeInterval(Self.issuedAtLeeway) {
+            throw JWTError.claimVerificationFailure(failedClaim: iat, reason: "issued in the future")
+        }
     }
 
     /// The token id (`jti`).

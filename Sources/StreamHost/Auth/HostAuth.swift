@@ -1,5 +1,6 @@
 public import Foundation
 public import Hummingbird
+public import HTTPTypes
 import Crypto
 import JWTKit
 import StreamKit
@@ -100,8 +101,14 @@ public struct HostAuth: Sendable {
     /// Throws 401 for a token that is malformed, tampered, expired, not yet valid, for another
     /// audience, or revoked.
     public func authenticate(_ request: Request) async throws(APIError) -> Principal? {
+        try await authenticate(authorization: request.headers[.authorization])
+    }
+
+    /// The principal of an `Authorization` value (`Bearer <token>`; gRPC's `authorization`
+    /// metadata too), or nil when there is none; throws as ``authenticate(_:)``.
+    public func authenticate(authorization field: String?) async throws(APIError) -> Principal? {
         if isPublic { return .everyone }
-        guard let field = request.headers[.authorization] else { return nil }
+        guard let field else { return nil }
         let parts = field.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw APIError.unauthorized("the Authorization field must be `Bearer <token>`", error: "invalid_request")
@@ -163,18 +170,32 @@ public struct HostAuth: Sendable {
     /// The principal if it allows any of `scopes`.
     @discardableResult
     public func requireAny(_ scopes: [AccessScope], _ request: Request, track: String? = nil) async throws(APIError) -> Principal {
+        let principal = try authorize(try await authenticate(request), anyOf: scopes, track: track)
+        try limitRate(of: principal, method: request.method, path: request.uri.path)
+        return principal
+    }
+
+    /// Takes a token from `principal`'s own bucket in the class of `method` `path` (uploads,
+    /// media, the rest of the API; `limits.…`), beside the per-address buckets: one subject
+    /// behind many addresses is still limited. 429 when the bucket is empty. gRPC calls pass the
+    /// HTTP route they mirror.
+    public func limitRate(of principal: Principal, method: HTTPRequest.Method, path: String) throws(APIError) {
+        if !isPublic, let rateLimits, !principal.subject.isEmpty,
+           let verdict = rateLimits.check(method: method, path: path, key: "subject:" + principal.subject),
+           verdict.retryAfter != nil {
+            throw rateLimits.refusal(verdict, who: "token subject")
+        }
+    }
+
+    /// `principal` if it allows any of `scopes` (on `track`, when given): 401 when there is no
+    /// principal, 403 when it does not allow them.
+    public func authorize(_ principal: Principal?, anyOf scopes: [AccessScope], track: String? = nil) throws(APIError) -> Principal {
         let names = scopes.map(\.rawValue).joined(separator: " or ")
-        guard let principal = try await authenticate(request) else {
+        guard let principal else {
             throw APIError.unauthorized("a bearer token with scope \(names) is required", error: "invalid_request")
         }
         guard scopes.contains(where: { principal.allows($0, track: track) }) else {
             throw APIError.forbidden(track.map { "the token does not allow \(names) on track \($0)" } ?? "the token lacks scope \(names)")
-        }
-        // Per token subject, beside the per-address buckets: one subject behind many addresses.
-        if !isPublic, let rateLimits, !principal.subject.isEmpty,
-           let verdict = rateLimits.check(method: request.method, path: request.uri.path, key: "subject:" + principal.subject),
-           verdict.retryAfter != nil {
-            throw rateLimits.refusal(verdict, who: "token subject")
         }
         return principal
     }

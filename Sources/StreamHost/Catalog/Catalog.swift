@@ -195,6 +195,44 @@ public protocol Catalog: Sendable {
     func releaseLiveOrigin(mount: String, node: String) async throws(CatalogError)
     /// The node whose claim on `mount` has not expired at `now`, if any.
     func liveOrigin(mount: String, now: Date) async throws(CatalogError) -> String?
+
+    // Webhooks. ``insert(track:job:idempotencyKey:maxQueueDepth:)``, ``complete(jobID:owner:version:manifestJSON:now:)``,
+    // ``fail(jobID:owner:error:retryAt:now:)`` (when the job is dead) and ``deleteTrack(id:)`` write their
+    // ``HostEvent`` to the outbox in their own transaction, with a delivery for every endpoint subscribed then.
+
+    /// Records a subscription.
+    func createWebhook(_ endpoint: WebhookEndpoint) async throws(CatalogError)
+    /// The subscriptions, oldest first.
+    func webhooks() async throws(CatalogError) -> [WebhookEndpoint]
+    func webhook(id: String) async throws(CatalogError) -> WebhookEndpoint?
+    /// Removes a subscription and its deliveries; false when there was none.
+    func deleteWebhook(id: String) async throws(CatalogError) -> Bool
+    /// Writes an event that no catalog change carries (a live show starting or ending) to the
+    /// outbox, with a delivery for every endpoint subscribed to its type.
+    func appendEvent(_ event: HostEvent) async throws(CatalogError)
+    /// Leases up to `limit` due deliveries to `owner` for `leaseSeconds`, oldest event first. A
+    /// delivery waits while an earlier event of the same subject to the same endpoint is still
+    /// pending, so each endpoint hears of a resource in order.
+    func claimWebhookDeliveries(owner: String, limit: Int, leaseSeconds: Double, now: Date) async throws(CatalogError) -> [PendingWebhookDelivery]
+    /// Records attempts' outcomes in one transaction (a dispatcher records them in batches: one
+    /// commit, one sync of the database, for many deliveries); each is ignored when `owner` no
+    /// longer holds its lease.
+    func finishWebhookDeliveries(_ outcomes: [(id: String, outcome: WebhookAttemptOutcome)], owner: String, now: Date) async throws(CatalogError)
+    /// An endpoint's deliveries, newest first, optionally in one state.
+    func webhookDeliveries(endpoint: String, state: WebhookDeliveryState?, limit: Int) async throws(CatalogError) -> [WebhookDeliveryRecord]
+    /// Puts a failed delivery back to pending, due at `now`; false when there is no such failed delivery.
+    func retryWebhookDelivery(id: String, endpoint: String, now: Date) async throws(CatalogError) -> Bool
+    /// Up to `limit` events of the outbox in commit order after `cursor` (``EventCursor/start``:
+    /// from the oldest event still kept). Only events whose transaction has committed, and after
+    /// which no earlier-ordered event can still appear, are returned: a reader that follows the
+    /// cursor sees every event once.
+    func events(after cursor: EventCursor, limit: Int) async throws(CatalogError) -> [LoggedEvent]
+    /// The cursor of the newest event ``events(after:limit:)`` can return now (``EventCursor/start``
+    /// when there is none): where a stream of events "from now on" begins.
+    func latestEventCursor() async throws(CatalogError) -> EventCursor
+    /// Forgets delivered deliveries, and events left with none, created before `cutoff`
+    /// (failed ones stay until their endpoint is deleted).
+    func pruneWebhookHistory(before cutoff: Date) async throws(CatalogError)
 }
 
 extension Catalog {

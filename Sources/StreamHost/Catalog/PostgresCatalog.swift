@@ -15,8 +15,8 @@ import Synchronization
 /// hosts starting together do not race. Times are seconds since 1970 (`DOUBLE PRECISION`), as in
 /// ``SQLiteCatalog``, so both stores answer the same questions the same way.
 public final class PostgresCatalog: Catalog, Service {
-    private let client: PostgresClient
-    private let logger: Logger
+    let client: PostgresClient
+    let logger: Logger
     private let startup = StartupGate(what: "the PostgreSQL catalog")
     private let listeners = Mutex<[@Sendable () -> Void]>([])
 
@@ -64,76 +64,10 @@ public final class PostgresCatalog: Catalog, Service {
         }
     }
 
-    // MARK: Migrations
-
-    /// Versioned schema changes, applied in order, each once.
-    static let migrations: [(version: Int, sql: [String])] = [
-        (1, [
-            """
-            CREATE TABLE track (
-                id TEXT PRIMARY KEY,
-                status TEXT NOT NULL,
-                progress DOUBLE PRECISION NOT NULL DEFAULT 0,
-                created_at DOUBLE PRECISION NOT NULL,
-                updated_at DOUBLE PRECISION NOT NULL,
-                source_key TEXT NOT NULL,
-                source_bytes BIGINT NOT NULL,
-                probe_json TEXT NOT NULL,
-                version BIGINT NOT NULL DEFAULT 0,
-                manifest_json TEXT,
-                failure_reason TEXT,
-                job_id TEXT NOT NULL,
-                idempotency_key TEXT UNIQUE
-            )
-            """,
-            "CREATE INDEX track_created ON track (created_at DESC, id DESC)",
-            """
-            CREATE TABLE job (
-                id TEXT PRIMARY KEY,
-                track_id TEXT NOT NULL,
-                priority BIGINT NOT NULL,
-                state TEXT NOT NULL,
-                attempts BIGINT NOT NULL DEFAULT 0,
-                max_attempts BIGINT NOT NULL,
-                run_after DOUBLE PRECISION NOT NULL,
-                lease_owner TEXT,
-                lease_expires_at DOUBLE PRECISION,
-                last_error TEXT,
-                target_version BIGINT NOT NULL,
-                created_at DOUBLE PRECISION NOT NULL
-            )
-            """,
-            "CREATE INDEX job_runnable ON job (state, priority DESC, created_at)",
-            "CREATE INDEX job_track ON job (track_id)",
-        ]),
-        (2, ["CREATE TABLE revoked_token (jti TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL)"]),
-        (3, ["CREATE TABLE live_mount (name TEXT PRIMARY KEY, configuration_json TEXT NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())"]),
-        (4, ["CREATE TABLE live_origin (mount TEXT PRIMARY KEY, node TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)"]),
-    ]
-
-    private func migrate() async throws {
-        try await client.withTransaction(logger: logger) { connection in
-            // One migrator at a time across every host starting against this database.
-            try await connection.query("SELECT pg_advisory_xact_lock(7446011)", logger: logger)
-            try await connection.query("""
-                CREATE TABLE IF NOT EXISTS veza_schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
-                """, logger: logger)
-            var applied = Set<Int>()
-            for try await version in try await connection.query("SELECT version FROM veza_schema_migrations", logger: logger).decode(Int.self) {
-                applied.insert(version)
-            }
-            for migration in Self.migrations where !applied.contains(migration.version) {
-                for statement in migration.sql { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
-                try await connection.query("INSERT INTO veza_schema_migrations (version) VALUES (\(migration.version))", logger: logger)
-                logger.info("catalog migrated", metadata: ["version": "\(migration.version)"])
-            }
-        }
-    }
-
     // MARK: Helpers
 
     /// Runs one database call once the catalog is migrated, as the catalog's typed error.
-    private func perform<T: Sendable>(_ body: () async throws -> T) async throws(CatalogError) -> T {
+    func perform<T: Sendable>(_ body: () async throws -> T) async throws(CatalogError) -> T {
         try await startup.wait()
         do {
             return try await body()
@@ -174,12 +108,12 @@ public final class PostgresCatalog: Catalog, Service {
             createdAt: Date(timeIntervalSince1970: try r["created_at"].decode(Double.self)))
     }
 
-    private static func first<T>(_ rows: PostgresRowSequence, _ map: (PostgresRow) throws -> T) async throws -> T? {
+    static func first<T>(_ rows: PostgresRowSequence, _ map: (PostgresRow) throws -> T) async throws -> T? {
         for try await row in rows { return try map(row) }
         return nil
     }
 
-    private static func all<T>(_ rows: PostgresRowSequence, _ map: (PostgresRow) throws -> T) async throws -> [T] {
+    static func all<T>(_ rows: PostgresRowSequence, _ map: (PostgresRow) throws -> T) async throws -> [T] {
         var out: [T] = []
         for try await row in rows { out.append(try map(row)) }
         return out
@@ -213,6 +147,7 @@ public final class PostgresCatalog: Catalog, Service {
                     VALUES (\(job.id), \(track.id), \(job.priority.rawValue), 'queued', 0, \(job.maxAttempts), \(job.runAfter.timeIntervalSince1970),
                             \(job.targetVersion), \(job.createdAt.timeIntervalSince1970))
                     """, logger: logger)
+                try await Self.enqueue(.trackCreated(track, at: track.createdAt), connection, logger)
                 try await connection.query("NOTIFY \(unescaped: Self.channel)", logger: logger)
                 return .created(track)
             }
@@ -254,7 +189,9 @@ public final class PostgresCatalog: Catalog, Service {
                 try await connection.query("DELETE FROM job WHERE track_id = \(id)", logger: logger)
                 let deleted = try await Self.first(try await connection.query(
                     "DELETE FROM track WHERE id = \(id) RETURNING id", logger: logger)) { try $0.decode(String.self) }
-                return deleted != nil
+                guard deleted != nil else { return false }
+                try await Self.enqueue(.trackDeleted(id: id, at: Date()), connection, logger)
+                return true
             }
         }
     }
@@ -325,11 +262,13 @@ public final class PostgresCatalog: Catalog, Service {
                     WHERE id = \(jobID) AND lease_owner = \(owner) AND state = 'running' RETURNING id
                     """, logger: logger)) { try $0.decode(String.self) } != nil
                 guard done else { return false }
-                return try await Self.first(try await connection.query("""
+                guard let track = try await Self.first(try await connection.query("""
                     UPDATE track SET status = 'ready', progress = 100, version = \(version), manifest_json = \(manifestJSON),
                            failure_reason = NULL, updated_at = \(t)
                     WHERE job_id = \(jobID) RETURNING id
-                    """, logger: logger)) { try $0.decode(String.self) } != nil
+                    """, logger: logger), { try $0.decode(String.self) }) else { return false }
+                try await Self.enqueue(.trackReady(id: track, version: version, at: now), connection, logger)
+                return true
             }
         }
     }
@@ -354,9 +293,10 @@ public final class PostgresCatalog: Catalog, Service {
                 try await connection.query("""
                     UPDATE job SET state = 'dead', lease_owner = NULL, lease_expires_at = NULL, last_error = \(error) WHERE id = \(jobID)
                     """, logger: logger)
-                try await connection.query("""
-                    UPDATE track SET status = 'failed', failure_reason = \(error), updated_at = \(t) WHERE job_id = \(jobID)
-                    """, logger: logger)
+                let failed = try await Self.first(try await connection.query("""
+                    UPDATE track SET status = 'failed', failure_reason = \(error), updated_at = \(t) WHERE job_id = \(jobID) RETURNING id
+                    """, logger: logger)) { try $0.decode(String.self) }
+                if let failed { try await Self.enqueue(.trackFailed(id: failed, reason: error, at: now), connection, logger) }
                 return .dead
             }
         }
@@ -401,60 +341,6 @@ public final class PostgresCatalog: Catalog, Service {
         try await perform {
             try await Self.first(try await client.query("SELECT 1::BIGINT FROM revoked_token WHERE jti = \(tokenID)", logger: logger)) { _ in true } ?? false
         }
-    }
-
-    public func saveLiveMount(name: String, json: String) async throws(CatalogError) {
-        _ = try await perform {
-            try await client.query("""
-                INSERT INTO live_mount (name, configuration_json) VALUES (\(name), \(json))
-                ON CONFLICT (name) DO UPDATE SET configuration_json = EXCLUDED.configuration_json, updated_at = now()
-                """, logger: logger)
-        }
-    }
-
-    public func deleteLiveMount(name: String) async throws(CatalogError) -> Bool {
-        try await perform {
-            try await Self.first(try await client.query("DELETE FROM live_mount WHERE name = \(name) RETURNING name", logger: logger)) {
-                try $0.decode(String.self)
-            } != nil
-        }
-    }
-
-    public func claimLiveOrigin(mount: String, node: String, leaseSeconds: Double, now: Date) async throws(CatalogError) -> Bool {
-        let (at, until) = (now.timeIntervalSince1970, now.timeIntervalSince1970 + leaseSeconds)
-        return try await perform {
-            try await Self.first(try await client.query("""
-                INSERT INTO live_origin (mount, node, expires_at) VALUES (\(mount), \(node), \(until))
-                ON CONFLICT (mount) DO UPDATE SET node = EXCLUDED.node, expires_at = EXCLUDED.expires_at
-                WHERE live_origin.node = EXCLUDED.node OR live_origin.expires_at < \(at)
-                RETURNING node
-                """, logger: logger)) { try $0.decode(String.self) } != nil
-        }
-    }
-
-    public func releaseLiveOrigin(mount: String, node: String) async throws(CatalogError) {
-        _ = try await perform {
-            try await client.query("DELETE FROM live_origin WHERE mount = \(mount) AND node = \(node)", logger: logger)
-        }
-    }
-
-    public func liveOrigin(mount: String, now: Date) async throws(CatalogError) -> String? {
-        let at = now.timeIntervalSince1970
-        return try await perform {
-            try await Self.first(try await client.query("SELECT node FROM live_origin WHERE mount = \(mount) AND expires_at >= \(at)", logger: logger)) {
-                try $0.decode(String.self)
-            }
-        }
-    }
-
-    public func liveMounts() async throws(CatalogError) -> [(name: String, json: String)] {
-        let rows = try await perform {
-            try await Self.all(try await client.query("SELECT name, configuration_json FROM live_mount ORDER BY name", logger: logger)) {
-                let (name, json) = try $0.decode((String, String).self)
-                return [name, json]
-            }
-        }
-        return rows.map { (name: $0[0], json: $0[1]) }
     }
 
     /// Calls `handler` whenever a job is enqueued or released anywhere (`LISTEN veza_jobs`,

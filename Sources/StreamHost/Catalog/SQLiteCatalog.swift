@@ -61,13 +61,16 @@ public final class SQLiteCatalog: Catalog {
             migrator.registerMigration("v4-live-origins") { db in
                 try db.execute(sql: "CREATE TABLE live_origin (mount TEXT PRIMARY KEY, node TEXT NOT NULL, expires_at REAL NOT NULL)")
             }
+            migrator.registerMigration("v5-webhooks") { db in
+                try db.execute(sql: Self.webhookSchema)
+            }
             try migrator.migrate(pool)
         } catch {
             throw CatalogError(.database, "cannot open the catalog at \(path): \(error)")
         }
     }
 
-    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(CatalogError) -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(CatalogError) -> T {
         do {
             return try await pool.write(body)
         } catch let error as CatalogError {
@@ -77,7 +80,7 @@ public final class SQLiteCatalog: Catalog {
         }
     }
 
-    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(CatalogError) -> T {
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(CatalogError) -> T {
         do {
             return try await pool.read(body)
         } catch {
@@ -121,6 +124,7 @@ public final class SQLiteCatalog: Catalog {
                 VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)
                 """, arguments: [job.id, track.id, job.priority.rawValue, job.maxAttempts, job.runAfter.timeIntervalSince1970,
                                  job.targetVersion, job.createdAt.timeIntervalSince1970])
+            try Self.enqueue(.trackCreated(track, at: track.createdAt), db)
             return .created(track)
         }
     }
@@ -154,7 +158,9 @@ public final class SQLiteCatalog: Catalog {
         try await write { db in
             try db.execute(sql: "DELETE FROM job WHERE track_id = ?", arguments: [id])
             try db.execute(sql: "DELETE FROM track WHERE id = ?", arguments: [id])
-            return db.changesCount > 0
+            guard db.changesCount > 0 else { return false }
+            try Self.enqueue(.trackDeleted(id: id, at: Date()), db)
+            return true
         }
     }
 
@@ -214,7 +220,11 @@ public final class SQLiteCatalog: Catalog {
                 UPDATE track SET status = 'ready', progress = 100, version = ?, manifest_json = ?, failure_reason = NULL, updated_at = ?
                 WHERE job_id = ?
                 """, arguments: [version, manifestJSON, t, jobID])
-            return db.changesCount == 1
+            guard db.changesCount == 1, let track = try String.fetchOne(db, sql: "SELECT id FROM track WHERE job_id = ?", arguments: [jobID]) else {
+                return false
+            }
+            try Self.enqueue(.trackReady(id: track, version: version, at: now), db)
+            return true
         }
     }
 
@@ -235,6 +245,7 @@ public final class SQLiteCatalog: Catalog {
             try db.execute(sql: "UPDATE job SET state = 'dead', lease_owner = NULL, lease_expires_at = NULL, last_error = ? WHERE id = ?",
                            arguments: [error, jobID])
             try db.execute(sql: "UPDATE track SET status = 'failed', failure_reason = ?, updated_at = ? WHERE job_id = ?", arguments: [error, t, jobID])
+            if db.changesCount > 0 { try Self.enqueue(.trackFailed(id: job.trackID, reason: error, at: now), db) }
             return .dead
         }
     }

@@ -48,6 +48,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     let clientAddresses: ClientAddressResolver
     let headerTimeout: TimeAmount
     let keepAliveTimeout: TimeAmount
+    /// The request being answered carries `Upgrade`.
+    private var upgradeAsked = false
+    /// The response being written ends the connection (a refused upgrade).
+    private var closeAfterResponse = false
     let sendTimeout: TimeAmount
     let bodyTimeout: TimeAmount
     /// The address counted against the cap (nil for a trusted proxy's connection).
@@ -158,6 +162,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let request):
             headDue = nil
             inFlight += 1
+            upgradeAsked = request.headers.contains(name: "upgrade")
             // A body follows: it must keep coming (uploads). Requests without one (every
             // playback request) leave the timer alone.
             if request.headers.contains(name: "transfer-encoding") || (request.headers.first(name: "content-length").flatMap { Int($0) } ?? 0) > 0 {
@@ -174,6 +179,25 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // A request that asked to change protocols and got anything but 101: the HTTP decoder
+        // has stopped parsing at its upgrade, so no later request on the connection would be
+        // read. The answer says `Connection: close` and the connection closes after it.
+        if upgradeAsked, case .head(var head) = unwrapOutboundIn(data), head.status != .switchingProtocols {
+            upgradeAsked = false
+            closeAfterResponse = true
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+            return
+        }
+        if closeAfterResponse, case .end = unwrapOutboundIn(data) {
+            closeAfterResponse = false
+            let channel = context.channel
+            let written = context.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+            written.futureResult.cascade(to: promise)
+            context.writeAndFlush(data, promise: written)
+            return
+        }
         // The next request head is due within the keep-alive timeout of the response's end
         // (a client still reading the end is covered by the send timeout).
         if case .end = unwrapOutboundIn(data) {
@@ -211,5 +235,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if let address { counter.close(address) }
         address = nil
         context.fireChannelInactive()
+    }
+
+    /// Removed when the connection leaves HTTP (a WebSocket upgrade): its HTTP deadlines end,
+    /// and it still counts against its address until it closes.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        stopDeadlines()
+        guard let address else { return }
+        self.address = nil
+        let counter = self.counter
+        context.channel.closeFuture.whenComplete { _ in counter.close(address) }
     }
 }

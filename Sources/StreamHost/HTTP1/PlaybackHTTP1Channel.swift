@@ -18,7 +18,8 @@ import Synchronization
 ///
 ///     LiveSourceHandler (until the first bytes show an HTTP request, not a live source)
 ///         → HTTP/1 decoder and encoder → ConnectionGuard → PlaybackFastPathHandler
-///         → OriginFormHTTPServerCodec → ContinueHandler → HTTPConnectionStateHandler → router
+///         → WebSocketUpgradeHandler → OriginFormHTTPServerCodec → ContinueHandler
+///         → HTTPConnectionStateHandler → router
 ///
 /// Hummingbird runs one task per connection whose async frames stay allocated for as long as
 /// the connection lives (about 11 KiB at rest). A listener whose requests are all answered by
@@ -60,6 +61,8 @@ struct PlaybackHTTP1Channel: ServerChildChannel {
             let routerNeeded = channel.eventLoop.makePromise(of: Bool.self)
             let fastPathHandler = PlaybackFastPathHandler(fastPath: fastPath, routerNeeded: routerNeeded)
             try pipeline.addHandler(fastPathHandler, position: .before(codec))
+            // Between them: a 101 from the WebSocket route takes the connection out of HTTP.
+            try pipeline.addHandler(WebSocketUpgradeHandler(upgrades: liveSources.mounts.webSockets, metrics: liveSources.metrics), position: .before(codec))
             try pipeline.addHandler(makeGuard(), position: .before(fastPathHandler))
             try pipeline.addHandler(LiveSourceHandler(dependencies: liveSources), position: .first)
             return Value(connection: connection, routerNeeded: routerNeeded.futureResult)

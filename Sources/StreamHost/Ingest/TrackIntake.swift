@@ -2,7 +2,6 @@ import Hummingbird
 import Foundation
 import Logging
 import MediaCore
-import MultipartKit
 import HTTPTypes
 import NIOCore
 import StreamKit

@@ -1,6 +1,5 @@
 import Foundation
 import Glibc
-import MultipartKit
 import NIOCore
 
 /// Receives an upload's body into a temporary file: the raw body, or the first file part of
@@ -28,28 +27,12 @@ struct UploadReceiver: Sendable {
             guard let boundary = Self.boundary(contentType) else {
                 throw IntakeError(.malformedBody, "multipart/form-data without a boundary")
             }
-            let parser = MultipartParser(boundary: boundary)
-            let state = MultipartState()
-            parser.onHeader = { name, value in
-                if name.lowercased() == "content-disposition", value.contains("filename"), !state.done { state.inFile = true }
-            }
-            parser.onBody = { buffer in
-                guard state.inFile, state.error == nil else { return }
-                do { try file.write(buffer.readableBytesView) } catch { state.error = error }
-            }
-            parser.onPartComplete = {
-                if state.inFile { state.done = true }
-                state.inFile = false
-            }
+            var reader = try MultipartFileReader(boundary: boundary)
             for try await chunk in body {
-                do {
-                    try parser.execute(chunk)
-                } catch {
-                    throw IntakeError(.malformedBody, "the multipart body is malformed")
-                }
-                if let error = state.error { throw error }
+                try reader.push(chunk.readableBytesView) { (bytes) throws(IntakeError) in try file.write(bytes) }
             }
-            guard state.done || file.written > 0 else {
+            try reader.finish()
+            guard reader.fileComplete else {
                 throw IntakeError(.malformedBody, "the multipart body has no file part")
             }
         } else {
@@ -73,13 +56,6 @@ struct UploadReceiver: Sendable {
     }
 }
 
-/// Multipart parser callbacks' shared state (the parser runs on one task only).
-private final class MultipartState {
-    var inFile = false
-    var done = false
-    var error: (any Error)?
-}
-
 /// A temporary upload file written with POSIX calls (small appends to local disk; the
 /// descriptor never leaves the receiving task). Enforces the size cap.
 private final class UploadFile {
@@ -92,12 +68,12 @@ private final class UploadFile {
         self.limit = limit
     }
 
-    func write(_ bytes: ByteBufferView) throws(IntakeError) {
+    func write(_ bytes: some Collection<UInt8>) throws(IntakeError) {
         written += bytes.count
         guard written <= limit else {
             throw IntakeError(.tooLarge(limit: limit), "the upload exceeds the limit of \(limit) bytes")
         }
-        let failed: Bool? = bytes.withContiguousStorageIfAvailable { buffer in
+        func writeAll(_ buffer: UnsafeBufferPointer<UInt8>) -> Bool {
             var offset = 0
             while offset < buffer.count {
                 let result = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
@@ -106,6 +82,7 @@ private final class UploadFile {
             }
             return false
         }
+        let failed = bytes.withContiguousStorageIfAvailable(writeAll) ?? Array(bytes).withUnsafeBufferPointer(writeAll)
         if failed == true {
             throw IntakeError(.internalFailure, "cannot write the upload: \(String(cString: strerror(errno)))")
         }

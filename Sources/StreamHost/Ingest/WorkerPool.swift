@@ -69,12 +69,7 @@ public final class WorkerPool: Service {
                 logger.error("cannot claim a job", metadata: ["error": "\(error)"])
             }
             // Idle: wait for a wake-up or the poll interval, whichever is first.
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { try? await Task.sleep(for: .seconds(self.configuration.pollSeconds)) }
-                group.addTask { await self.wake.wait() }
-                await group.next()
-                group.cancelAll()
-            }
+            await wake.wait(atMost: .seconds(configuration.pollSeconds))
         }
     }
 
@@ -201,6 +196,16 @@ final class WakeSignal: Sendable {
             return nil
         }
         waiter?.resume()
+    }
+
+    /// Returns after a `signal()`, after `timeout`, or when the task is cancelled, whichever is first.
+    func wait(atMost timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { await self.wait() }
+            await group.next()
+            group.cancelAll()
+        }
     }
 
     /// Returns after a `signal()` or when the task is cancelled.

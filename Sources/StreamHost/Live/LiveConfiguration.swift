@@ -138,6 +138,18 @@ public struct LiveConfiguration: Sendable, Hashable {
     /// proxying them to it. Nil: each host serves only the shows of its own sources.
     public var advertiseURL: String?
 
+    /// WebRTC playback (WHEP): the first UDP port (`live.webrtc.port`). The host opens one
+    /// socket per event loop (per core) on consecutive ports from it, and gives sessions to them
+    /// in turn. 0, the default, takes free ports when the first session starts; set a fixed one,
+    /// such as 8189, to open the range in a firewall.
+    public var webRTCPort: Int = 0
+    /// The addresses WebRTC answers offer as host candidates (`live.webrtc.addresses`,
+    /// comma-separated IPs: the host's public ones behind NAT). Empty: the address the
+    /// WHEP request reached.
+    public var webRTCAddresses: [String] = []
+    /// At most this many WebRTC sessions at once (`live.webrtc.maxSessions`; more get 503).
+    public var webRTCMaxSessions: Int = 2000
+
     /// Entries of `live.mounts` that could not be read.
     public var problems: [String] = []
 
@@ -182,6 +194,9 @@ public struct LiveConfiguration: Sendable, Hashable {
         sourceBurstSeconds = max(0.5, reader.double(forKey: "live.sourceBurstSeconds", default: sourceBurstSeconds))
         sourceTimeout = max(1, reader.double(forKey: "live.sourceTimeout", default: sourceTimeout))
         icyMetaInterval = min(max(256, reader.int(forKey: "live.icyMetaInterval", default: icyMetaInterval)), 65_536)
+        webRTCPort = min(max(0, reader.int(forKey: "live.webrtc.port", default: webRTCPort)), 65_535)
+        webRTCAddresses = reader.stringArray(forKey: "live.webrtc.addresses", default: []).filter { !$0.isEmpty }
+        webRTCMaxSessions = max(1, reader.int(forKey: "live.webrtc.maxSessions", default: webRTCMaxSessions))
         if let url = reader.string(forKey: "live.advertiseURL"), !url.isEmpty {
             if url.hasPrefix("http://") || url.hasPrefix("https://") { advertiseURL = url } else {
                 problems.append("live.advertiseURL: '\(url.prefix(80))' is not an http(s) URL")

@@ -56,7 +56,7 @@ final class LiveMount: Sendable {
         self.configuration = configuration
         self.live = live
         self.context = context
-        relay = LiveFanout(burstBytes: live.burstBytes, lagBytes: live.listenerLagBytes)
+        relay = LiveFanout(burstBytes: live.burstBytes, lagBytes: live.listenerLagBytes, coalesce: .milliseconds(100))
     }
 
     var name: String { configuration.name }
@@ -139,6 +139,7 @@ final class LiveMount: Sendable {
                 state.lastSession = session
                 state.ladderError = nil
             }
+            context.onStart(session)
         } catch {
             state.withLock { $0.ladderError = error.message }
         }
@@ -163,6 +164,7 @@ final class LiveMount: Sendable {
             return (state.session, state.session == nil)
         }
         guard let (session, relayEnds) = outcome else { return }
+        relay.flush()
         session?.sourceEnded(generation: generation)
         if relayEnds { relay.reset() }
     }

@@ -15,6 +15,10 @@ final class LiveMounts: Sendable, Service {
     let configuration: LiveConfiguration
     private let context: LiveSession.Context?
     private let table = Table()
+    /// WebSocket listeners between their 101 and their connection leaving HTTP.
+    let webSockets = LiveWebSocketUpgrades()
+    /// WebRTC (WHEP) sessions (nil without a ladder: they play its Opus rung).
+    let webRTC: LiveWebRTC?
     private let catalog: (any Catalog)?
     /// Mounts whose origin this host has claimed (``LiveConfiguration/advertiseURL``).
     private let claimed = Mutex<Set<String>>([])
@@ -42,6 +46,9 @@ final class LiveMounts: Sendable, Service {
         if catalog == nil { loaded.open() }
         var context = context
         let table = self.table
+        let webRTC = context.map { LiveWebRTC(configuration: configuration, metrics: $0.metrics, logger: $0.logger) }
+        self.webRTC = webRTC
+        context?.opusPackets = { mount, startTime, packets in webRTC?.send(mount: mount, startTime: startTime, packets: packets) }
         context?.mountNamed = { [weak table] name in table?.mounts.withLock { $0[name] } }
         self.context = context
         table.mounts.withLock { mounts in
@@ -156,6 +163,7 @@ final class LiveMounts: Sendable, Service {
             }
         }
         for mount in all { mount.end() }
+        webRTC?.shutdown()
     }
 
     // MARK: Several hosts
@@ -204,7 +212,9 @@ final class LiveMounts: Sendable, Service {
         var totals: [String: Int] = [:]
         for mount in all {
             for (kind, count) in mount.audience.counts() { totals[kind.rawValue, default: 0] += count }
+            totals["websocket", default: 0] += mount.session?.status.webSocketListeners ?? 0
         }
+        totals["webrtc"] = webRTC?.totalSessions ?? 0
         metrics.liveAudience(totals)
     }
 

@@ -36,7 +36,8 @@ final class LivePresentation: Sendable {
     let timescale: Int
     /// Parts kept per rung (the DVR window).
     let windowParts: Int
-    /// The wall-clock instant of the stream's first sample (EXT-X-PROGRAM-DATE-TIME).
+    /// When the show started (its source connected): the timeline's anchor until the first
+    /// part is encoded (see ``timelineStart``).
     let startedAt: Date
 
     private struct Waiter {
@@ -45,12 +46,37 @@ final class LivePresentation: Sendable {
         var continuation: CheckedContinuation<Bool, Never>
     }
 
+    /// What a rendered media playlist depends on: every rung's last part (rendition reports
+    /// name the others), whether the show ended, and the request's form.
+    private struct RenderKey: Hashable {
+        var rung: String
+        var lastParts: [Int]
+        var ended: Bool
+        var deltaUpdate: Bool
+        var token: String?
+    }
+
     private struct State {
         var parts: [String: Deque<LivePart>] = [:]
         var ended = false
         var waiters: [UInt64: Waiter] = [:]
         var nextWaiter: UInt64 = 0
+        /// Media playlists as last rendered: a blocking reload wakes every listener of a rung
+        /// at once, and all of them get the same text, rendered once.
+        var rendered: [RenderKey: String] = [:]
+        /// The wall-clock instant of media time 0, set when the first part is encoded.
+        var timelineStart: Date?
     }
+
+    /// The wall-clock instant of media time 0 (EXT-X-PROGRAM-DATE-TIME, the MPD's
+    /// `availabilityStartTime`): the moment the first part was encoded, less its media end
+    /// time. Not the moment the source connected: a source's audio starts some seconds after
+    /// it connects (its own buffering, our decoder's probe, the encoders' priming), and a DASH
+    /// player computes the live edge from `availabilityStartTime` and its clock. Anchored at
+    /// the connection, the timeline ran that much ahead of the encoder, and a player asked for
+    /// segments that did not exist yet (GStreamer's dashdemux, waiting on them, played nothing
+    /// at all on a loaded machine).
+    var timelineStart: Date { state.withLock { $0.timelineStart } ?? startedAt }
 
     private let state = Mutex(State())
 
@@ -82,7 +108,12 @@ final class LivePresentation: Sendable {
 
     func append(_ parts: [LivePart]) {
         guard !parts.isEmpty else { return }
+        let now = Date()
+        let partSeconds = self.partSeconds
         let woken: [CheckedContinuation<Bool, Never>] = state.withLock { state in
+            if state.timelineStart == nil, let first = parts.first {
+                state.timelineStart = now.addingTimeInterval(-Double(first.index + 1) * partSeconds)
+            }
             for var part in parts where rungs.contains(where: { $0.id == part.rung }) {
                 part.packets = []
                 state.parts[part.rung, default: []].append(part)
@@ -172,9 +203,13 @@ final class LivePresentation: Sendable {
     ///   - token: a signed-URL token carried into every URI (nil: none).
     func mediaPlaylist(rung id: String, deltaUpdate: Bool = false, token: String? = nil) -> String? {
         guard rung(id) != nil else { return nil }
-        let (parts, ended, lastByRung) = state.withLock { state in
-            (state.parts[id] ?? [], state.ended, state.parts.mapValues { $0.last?.index ?? -1 })
+        let (parts, key, cached) = state.withLock { state in
+            let key = RenderKey(rung: id, lastParts: rungs.map { state.parts[$0.id]?.last?.index ?? -1 }, ended: state.ended,
+                                deltaUpdate: deltaUpdate, token: token)
+            return (state.parts[id] ?? [], key, state.rendered[key])
         }
+        if let cached { return cached }
+        let ended = key.ended
         let per = partsPerSegment
         let partTime = MediaTime(value: Int64(partFrames), timescale: Int32(timescale))
         let segmentTime = MediaTime(value: Int64(partFrames * per), timescale: Int32(timescale))
@@ -184,21 +219,22 @@ final class LivePresentation: Sendable {
         let completeSegments = (lastIndex + 1) / per
         var segments: [MediaSegment] = []
         if completeSegments > firstSegment {
+            let anchor = timelineStart
             for sequence in firstSegment..<completeSegments {
-                let start = startedAt.addingTimeInterval(Double(sequence * per) * partSeconds)
-                var segment = MediaSegment(uri: "seg-\(sequence).m4s", duration: segmentTime,
+                let start = anchor.addingTimeInterval(Double(sequence * per) * partSeconds)
+                var segment = MediaSegment(uri: LiveObjectName.segment(sequence: sequence).fileName, duration: segmentTime,
                                            programDateTime: Timestamp(millisecondsSince1970: Int64((start.timeIntervalSince1970 * 1000).rounded())))
-                if sequence == firstSegment { segment.map = MediaInitialization(uri: "init.mp4") }
+                if sequence == firstSegment { segment.map = MediaInitialization(uri: LiveObjectName.initialization.fileName) }
                 // Parts are listed for the last three segments (RFC 8216bis §4.4.4.9).
                 if sequence >= completeSegments - 3 {
-                    segment.parts = (0..<per).map { PartialSegment(uri: "part-\(sequence).\($0).m4s", duration: partTime, independent: true) }
+                    segment.parts = (0..<per).map { PartialSegment(uri: LiveObjectName.part(sequence: sequence, index: $0).fileName, duration: partTime, independent: true) }
                 }
                 segments.append(segment)
             }
         }
         let trailingStart = max(completeSegments * per, firstIndex)
         let trailing = trailingStart <= lastIndex
-            ? (trailingStart...lastIndex).map { PartialSegment(uri: "part-\($0 / per).\($0 % per).m4s", duration: partTime, independent: true) }
+            ? (trailingStart...lastIndex).map { PartialSegment(uri: LiveObjectName.part(absolute: $0, partsPerSegment: per).fileName, duration: partTime, independent: true) }
             : []
         let next = lastIndex + 1
         let family = rung(id)?.family
@@ -208,15 +244,20 @@ final class LivePresentation: Sendable {
             serverControl: ServerControl(canSkipUntil: MediaTime(value: 6 * Int64(ceil(segmentTime.seconds)), timescale: 1),
                                          partHoldBack: MediaTime(value: Int64(partFrames * 3), timescale: Int32(timescale)), canBlockReload: true),
             segments: segments, trailingParts: trailing,
-            preloadHints: ended ? [] : [PreloadHint(type: .part, uri: "part-\(next / per).\(next % per).m4s")],
-            renditionReports: rungs.filter { $0.id != id && $0.family == family }.map { other in
-                let last = lastByRung[other.id] ?? -1
-                return RenditionReport(uri: "../\(other.id)/index.m3u8", lastMediaSequenceNumber: Int64(max(0, last) / per), lastPart: max(0, last) % per)
+            preloadHints: ended ? [] : [PreloadHint(type: .part, uri: LiveObjectName.part(absolute: next, partsPerSegment: per).fileName)],
+            renditionReports: zip(rungs, key.lastParts).filter { $0.0.id != id && $0.0.family == family }.map { other, last in
+                return RenditionReport(uri: "../\(other.id)/" + LiveObjectName.playlist.fileName, lastMediaSequenceNumber: Int64(max(0, last) / per), lastPart: max(0, last) % per)
             },
             endList: ended)
         var delivered = deltaUpdate ? playlist.deltaUpdate() : playlist
         if let token { delivered = delivered.addingQueryItem(name: HostAuth.tokenParameter, value: token) }
-        return delivered.render()
+        let text = delivered.render()
+        state.withLock { state in
+            // The newest texts only: those of older states are not asked for again.
+            if state.rendered.count >= 16 { state.rendered.removeAll(keepingCapacity: true) }
+            state.rendered[key] = text
+        }
+        return text
     }
 
     // MARK: DASH
@@ -259,7 +300,7 @@ final class LivePresentation: Sendable {
         let partTime = MediaTime(value: Int64(partFrames), timescale: Int32(timescale))
         let segmentTime = MediaTime(value: segmentFrames, timescale: Int32(timescale))
         let timing = MPD.DynamicTiming(
-            availabilityStartTime: stamp(startedAt), publishTime: stamp(now), minimumUpdatePeriod: partTime,
+            availabilityStartTime: stamp(timelineStart), publishTime: stamp(now), minimumUpdatePeriod: partTime,
             timeShiftBufferDepth: MediaTime(value: Int64(windowParts * partFrames), timescale: Int32(timescale)),
             suggestedPresentationDelay: MediaTime(value: Int64(partFrames * 3), timescale: Int32(timescale)))
         // A show that has ended is no longer chunked: every listed segment is whole.

@@ -46,6 +46,8 @@ final class LiveSession: Sendable {
         var recordingTrack: String?
         var recordingError: String?
         var rungListeners: Int
+        /// WebSocket listeners (CMAF parts), all rungs.
+        var webSocketListeners: Int
         /// What plays while the source is away (`mount:NAME`, `tracks:N`), nil for silence.
         var fallback: String?
         /// Seconds from the arrival of the audio completing the last part to its publication.
@@ -69,6 +71,11 @@ final class LiveSession: Sendable {
     let startedAt: Date
     let hls: LivePresentation
     let rungStreams: [String: RungStream]
+    /// Each CMAF rung's parts as they are encoded, for WebSocket listeners (the init segment
+    /// first, then the latest part; see ``LiveRoutes/webSocket(_:_:mount:)``).
+    let partStreams: [String: LiveFanout]
+    /// The rung WebRTC listeners hear: the ladder's first Opus rung (nil: none).
+    let webRTCRung: String?
     private let events: AsyncStream<Event>.Continuation
     private let queued = Atomic<Int>(0)
     private let state = Mutex(State())
@@ -85,6 +92,8 @@ final class LiveSession: Sendable {
         var recordingDirectory: String?
         /// Hands a finished recording to the ingest pipeline; returns the track's id.
         var archive: (@Sendable (_ path: String, _ key: String) async throws -> String)?
+        /// Called once a show has begun (its first source connected to a mount without a show).
+        var onStart: @Sendable (LiveSession) -> Void = { _ in }
         /// Called once the session has ended (the mount forgets it).
         var onEnd: @Sendable (LiveSession) -> Void
         /// The mount's now-playing title (set by the mount), carried to LL-HLS and DASH
@@ -97,6 +106,9 @@ final class LiveSession: Sendable {
         var tap: (@Sendable ([Float]) -> Void)?
         /// A mount by name (for a fallback to another mount).
         var mountNamed: (@Sendable (String) -> LiveMount?)?
+        /// Receives the Opus packets of the show's WebRTC rung as soon as they are encoded
+        /// (``LiveWebRTC``): the mount's name, the first packet's decode time at 48 kHz.
+        var opusPackets: (@Sendable (_ mount: String, _ startTime: Int64, _ packets: [EncodedPacket]) -> Void)?
         /// The local path of a catalog track's audio (for a fallback to tracks).
         var trackAudio: (@Sendable (String) async throws -> String)?
     }
@@ -126,6 +138,14 @@ final class LiveSession: Sendable {
                                           fanout: LiveFanout(burstBytes: context.live.burstBytes, lagBytes: context.live.listenerLagBytes))
         }
         rungStreams = streams
+        webRTCRung = ladder.rungs.first { $0.settings.codec == .opus }?.id
+        // A joining WebSocket listener gets the init segment and the latest part (a burst of
+        // one byte keeps only the last buffer); it may fall behind by the listener allowance.
+        partStreams = Dictionary(uniqueKeysWithValues: hls.rungs.map { rung in
+            let fanout = LiveFanout(burstBytes: 1, lagBytes: context.live.listenerLagBytes)
+            fanout.setHeaders([ByteBuffer(bytes: rung.initSegment)])
+            return (rung.id, fanout)
+        })
         let (stream, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
         events = continuation
         continuation.yield(.source(format, generation: generation))
@@ -180,11 +200,12 @@ final class LiveSession: Sendable {
 
     var status: Status {
         let listeners = rungStreams.values.reduce(0) { $0 + $1.fanout.listenerCount }
+        let webSocketListeners = partStreams.values.reduce(0) { $0 + $1.listenerCount }
         return state.withLock { state in
             Status(id: id, startedAt: startedAt, ended: state.ended, sourceConnected: state.sourceConnected,
                    fallbackSeconds: (state.fallbackSeconds * 10).rounded() / 10, reconnects: state.reconnects,
                    loudnessGain: state.loudnessGain.map { ($0 * 100).rounded() / 100 }, recordingTrack: state.recordingTrack,
-                   recordingError: state.recordingError, rungListeners: listeners, fallback: state.fallback,
+                   recordingError: state.recordingError, rungListeners: listeners, webSocketListeners: webSocketListeners, fallback: state.fallback,
                    lastPublishSeconds: state.lastPublishSeconds.map { ($0 * 10_000).rounded() / 10_000 })
         }
     }
@@ -333,14 +354,19 @@ final class LiveSession: Sendable {
             }
             let parts: [LivePart]
             do {
-                parts = try ladder.push(samples)
+                let (mount, rtpRung, sink) = (session.mountName, session.webRTCRung, context.opusPackets)
+                parts = try ladder.push(samples) { rung, startTime, packets in
+                    if rung == rtpRung { sink?(mount, startTime, packets) }
+                }
             } catch {
                 context.logger.error("live ladder failed", metadata: ["mount": "\(session.mountName)", "error": "\(error.message)"])
                 return
             }
             guard !parts.isEmpty else { return }
             for part in parts { serveICY(part) }
-            session.hls.append(announcingTitle(parts))
+            let announced = announcingTitle(parts)
+            session.hls.append(announced)
+            for part in announced { session.partStreams[part.rung]?.publish(ByteBuffer(bytes: part.bytes)) }
             let latency = ContinuousClock.now - arrived
             session.update { $0.lastPublishSeconds = latency / .seconds(1) }
             context.metrics.livePartPublished(latency: latency, missed: latency > .seconds(ladder.partSeconds), count: parts.count { ladder.isCMAF($0.rung) } / max(1, session.hls.rungs.count))
@@ -385,6 +411,7 @@ final class LiveSession: Sendable {
             session.update { $0.ended = true }
             session.hls.end()
             for stream in session.rungStreams.values { stream.fanout.reset() }
+            for fanout in session.partStreams.values { fanout.reset() }
             context.logger.info("live show ended", metadata: ["mount": "\(session.mountName)", "session": "\(session.id)"])
             context.onEnd(session)
             guard let recording else { return }

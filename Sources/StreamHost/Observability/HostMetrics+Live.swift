@@ -28,7 +28,8 @@ extension HostMetrics {
         }.increment()
     }
 
-    /// Sets `veza_live_listeners{protocol="hls"|"dash"}`: players seen lately on all mounts.
+    /// Sets `veza_live_listeners{protocol="hls"|"dash"|"websocket"|"webrtc"}` on all mounts
+    /// (LL-HLS and DASH: players seen lately).
     func liveAudience(_ counts: [String: Int]) {
         for (kind, count) in counts { livePlaylistListeners[kind]?.set(Int64(count)) }
     }
@@ -36,6 +37,8 @@ extension HostMetrics {
     func liveBytesIn(_ count: Int) { liveBytesInTotal.increment(by: Int64(count)) }
     func liveBytesOut(_ count: Int) { liveBytesOutTotal.increment(by: Int64(count)) }
     func liveListenerJoined() { liveListeners.increment() }
+    /// A listener (WebSocket) disconnected for falling behind.
+    func liveListenerDropped() { liveListenersDropped.increment() }
     func liveListenerLeft(dropped: Bool) {
         liveListeners.decrement()
         if dropped { liveListenersDropped.increment() }

@@ -57,10 +57,10 @@ public final class HostMetrics: Sendable {
         liveSources = registry.makeGauge(descriptor: .init(
             namespace: "veza", subsystem: "live", metricName: "sources", unitName: "",
             helpText: "Live sources connected now."))
-        let listenersHelp = "Live listeners now, by protocol (icy: connected; hls, dash: players that asked for the show in the last 12 s)."
+        let listenersHelp = "Live listeners now, by protocol (icy, websocket, webrtc: connected; hls, dash: players that asked for the show in the last 12 s)."
         liveListeners = registry.makeGauge(descriptor: .init(
             namespace: "veza", subsystem: "live", metricName: "listeners", unitName: "", helpText: listenersHelp), labels: [("protocol", "icy")])
-        livePlaylistListeners = Dictionary(uniqueKeysWithValues: ["hls", "dash"].map { kind in
+        livePlaylistListeners = Dictionary(uniqueKeysWithValues: ["hls", "dash", "websocket", "webrtc"].map { kind in
             (kind, registry.makeGauge(descriptor: .init(
                 namespace: "veza", subsystem: "live", metricName: "listeners", unitName: "", helpText: listenersHelp), labels: [("protocol", kind)]))
         })

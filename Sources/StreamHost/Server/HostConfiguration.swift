@@ -62,6 +62,8 @@ public struct HostConfiguration: Sendable {
     public var limits = LimitsConfiguration()
     /// Live mounts: sources, listeners (`live.…`).
     public var live = LiveConfiguration()
+    /// Webhook delivery: retries, timeouts, allowed targets (`webhooks.…`).
+    public var webhooks = WebhookConfiguration()
     /// Object storage (`storage.backend`: `local` (default, under the data directory) or `s3`
     /// with the `s3.*` keys).
     public var s3: S3Configuration?
@@ -126,6 +128,7 @@ public struct HostConfiguration: Sendable {
         auth = AuthConfiguration(reader: reader)
         limits = LimitsConfiguration(reader: reader)
         live = LiveConfiguration(reader: reader)
+        webhooks = WebhookConfiguration(reader: reader)
         problems += live.problems
         if reader.string(forKey: "storage.backend", default: "local") == "s3" {
             var s3 = S3Configuration(

@@ -20,11 +20,14 @@ public protocol ClientAddressRequestContext: RequestContext {
 public struct HostRequestContext: RequestContext, RemoteAddressRequestContext, ClientAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// The host's address the connection reached (WebRTC answers offer it as a candidate).
+    public let localAddress: SocketAddress?
     public var clientAddress: IPAddress?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        localAddress = source.channel.localAddress
         clientAddress = remoteAddress?.ipAddress.flatMap { IPAddress($0) }
     }
 }

@@ -38,6 +38,8 @@ public struct StreamHostServer: Sendable {
     let rateLimits: RateLimitPolicy
     /// Live mounts: their sources and listeners.
     let live: LiveMounts
+    /// Sends the catalog's outbox to webhook endpoints.
+    public let webhooks: WebhookDispatcher
 
     /// Opens the configured backends (the embedded default: `objects/` and `catalog.sqlite` under
     /// `configuration.dataDirectory`; S3 and PostgreSQL when configured) with `tmp/` (uploads
@@ -84,6 +86,20 @@ public struct StreamHostServer: Sendable {
         let pipeline = IngestPipeline(storage: storage, stagingDirectory: stagingDirectory, ladder: configuration.ladder)
         let workers = WorkerPool(catalog: catalog, pipeline: pipeline, configuration: configuration, logger: logger, metrics: metrics)
         self.workers = workers
+        let webhooks = WebhookDispatcher(catalog: catalog, configuration: configuration.webhooks, logger: logger, metrics: metrics)
+        self.webhooks = webhooks
+        // A show's start and end are not catalog changes: they are written to the outbox as they happen.
+        let liveEvent: @Sendable (HostEvent.Kind, LiveSession) -> Void = { kind, session in
+            let event = HostEvent.live(kind, mount: session.mountName, session: session.id)
+            Task {
+                do {
+                    try await catalog.appendEvent(event)
+                    webhooks.notify()
+                } catch {
+                    logger.error("cannot record a live event", metadata: ["event": "\(kind.rawValue)", "error": "\(error)"])
+                }
+            }
+        }
         // A live show's recording becomes a track through the same intake as an upload.
         let intake = TrackIntake(catalog: catalog, storage: storage, configuration: configuration, onEnqueue: { workers.notify() })
         live = LiveMounts(configuration: configuration.live, context: LiveSession.Context(
@@ -96,7 +112,8 @@ public struct StreamHostServer: Sendable {
                 try? FileManager.default.removeItem(atPath: path)
                 return track.id
             },
-            onEnd: { _ in },
+            onStart: { liveEvent(.liveStarted, $0) },
+            onEnd: { liveEvent(.liveEnded, $0) },
             trackAudio: { [temporaryDirectory] id in
                 try await Self.fallbackAudio(track: id, catalog: catalog, storage: storage, temporaryDirectory: temporaryDirectory)
             }), catalog: catalog)
@@ -130,6 +147,7 @@ public struct StreamHostServer: Sendable {
         if let catalog = catalog as? any Service { services.append(catalog) }
         services.append(workers)
         services.append(live)
+        services.append(webhooks)
         return services
     }
 
@@ -154,22 +172,19 @@ public struct StreamHostServer: Sendable {
     public func register<Context: RequestContext>(on parent: some RouterMethods<Context>) {
         let router = parent.group().add(middleware: ErrorMappingMiddleware<Context>())
         LiveRoutes(mounts: live, auth: auth, metrics: metrics).register(on: router)
-        let workers = self.workers
-        let cache = objectCache
-        let manifests = self.manifests
-        let purger = configuration.cdnPurgeURL.map { CDNPurger(endpoint: $0, logger: logger) }
-        TrackRoutes(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
-                    auth: auth, manifests: manifests, onEnqueue: { workers.notify() }, onDelete: { id in
-                        manifests.forget(id)
-                        cache.removeTrack(id)
-                        await purger?.purge(track: id)
-                    }).register(on: router)
+        let webhooks = self.webhooks
+        WebhookRoutes(catalog: catalog, auth: auth, configuration: configuration.webhooks, onRetry: { webhooks.notify() }).register(on: router)
+        TrackRoutes(operations: tracks).register(on: router)
         deliveryRoutes().register(on: router)
         let metrics = self.metrics
         router.get("/metrics") { _, _ -> Response in
             if let depth = try? await catalog.activeJobCount() { metrics.queueDepth.set(Double(depth)) }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
                             body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
+        }
+        router.get("/openapi.json") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_json)))
         }
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/readyz") { _, _ -> Response in
@@ -184,6 +199,24 @@ public struct StreamHostServer: Sendable {
         }
     }
 
+    /// The track API's operations (create from storage, read, list, delete), for transports
+    /// other than the host's HTTP routes (`StreamRPC`'s gRPC services): a job enqueued wakes the
+    /// workers, a deletion drops cached objects and purges the CDN, exactly as over HTTP.
+    public var tracks: TrackOperations {
+        let workers = self.workers
+        let cache = objectCache
+        let manifests = self.manifests
+        let purger = configuration.cdnPurgeURL.map { CDNPurger(endpoint: $0, logger: logger) }
+        let webhooks = self.webhooks
+        return TrackOperations(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
+                               auth: auth, manifests: manifests, onEnqueue: { workers.notify(); webhooks.notify() }, onDelete: { id in
+                                   webhooks.notify()
+                                   manifests.forget(id)
+                                   cache.removeTrack(id)
+                                   await purger?.purge(track: id)
+                               })
+    }
+
     func deliveryRoutes() -> DeliveryRoutes {
         DeliveryRoutes(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics,
                        cache: objectCache, manifests: manifests)
@@ -192,9 +225,13 @@ public struct StreamHostServer: Sendable {
     /// The Hummingbird application: the routes, the worker pool as a service, HTTP/1.1 with
     /// an idle timeout that drops stalled uploads.
     ///
-    /// - Parameter onListening: called with the bound port once the server accepts
-    ///   connections (useful with port 0).
-    public func application(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+    /// - Parameters:
+    ///   - additionalServices: services that run and stop with the host, after ``services``
+    ///     (`streamhost serve` adds the gRPC server here).
+    ///   - onListening: called with the bound port once the server accepts connections
+    ///     (useful with port 0).
+    public func application(additionalServices: [any Service] = [],
+                            onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router(context: HostRequestContext.self)
         let clientAddresses = ClientAddressResolver(trustedProxies: configuration.trustedProxies)
         router.add(middleware: ClientAddressMiddleware(resolver: clientAddresses, metrics: metrics))
@@ -210,6 +247,9 @@ public struct StreamHostServer: Sendable {
             exposedHeaders: [ExposeHeadersMiddleware<HostRequestContext>.exposed],
             maxAge: .seconds(600)))
         router.add(middleware: ExposeHeadersMiddleware())
+        // Innermost: Hummingbird's own errors, a request no route matches among them, answer
+        // with the host's typed JSON error like every route's.
+        router.add(middleware: ErrorMappingMiddleware())
         register(on: router)
         let connections = ConnectionGuard.Counter()
         let limits = configuration.limits
@@ -241,7 +281,7 @@ public struct StreamHostServer: Sendable {
             // A deep accept queue: thousands of listeners connect within seconds of a release (the
             // kernel caps it at net.core.somaxconn).
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName, backlog: 4096),
-            services: services,
+            services: services + additionalServices,
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             eventLoopGroupProvider: configuration.eventLoops > 0
                 ? .shared(MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)) : .singleton,
@@ -258,7 +298,7 @@ public struct StreamHostServer: Sendable {
 
     /// Runs the host until SIGTERM or SIGINT, then shuts down gracefully: the listener stops
     /// accepting, in-flight requests finish, running jobs give their leases back.
-    public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        try await application(onListening: onListening).runService()
+    public func run(additionalServices: [any Service] = [], onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        try await application(additionalServices: additionalServices, onListening: onListening).runService()
     }
 }

@@ -22,8 +22,11 @@ public struct TrackLayout: Sendable, Hashable {
         self.track = track
     }
 
+    /// `tracks/`: every track's objects are under it; nothing else the host stores is.
+    public static let root = "tracks/"
+
     /// `tracks/{id}/`: everything of the track (delete, purge).
-    public var prefix: String { "tracks/\(track)/" }
+    public var prefix: String { Self.root + track + "/" }
 
     /// `tracks/{id}/source/original.{ext}`.
     public func source(fileExtension: String) -> String { prefix + "source/original.\(fileExtension)" }
