@@ -468,7 +468,9 @@ struct LiveTests {
         #expect(mp3Decoded.seconds > 3 && abs(mp3Decoded.frequency - 523) < 10, "mp3 rung: \(mp3Decoded)")
         for bad in [#"{"name":"b1","sourcePassword":"","rungs":["mp4-1"]}"#, #"{"name":"b2","sourcePassword":"","dvrSeconds":5}"#,
                     #"{"name":"b3","sourcePassword":"","loudnessTarget":3}"#, #"{"name":"b 4","sourcePassword":""}"#,
-                    #"{"name":"b5","sourcePassword":"","fallback":{"mount":"b5"}}"#, #"{"name":"b7","sourcePassword":"","rungs":["mp3-128"]}"#, #"{"name":"b6","sourcePassword":"","fallback":{"mount":"a","tracks":["t"]}}"#] {
+                    #"{"name":"b5","sourcePassword":"","fallback":{"mount":"b5"}}"#, #"{"name":"b7","sourcePassword":"","rungs":["mp3-128"]}"#, #"{"name":"b6","sourcePassword":"","fallback":{"mount":"a","tracks":["t"]}}"#,
+                    // 7 characters; the second is 7 characters in 14 bytes of UTF-8 (the schema counts characters)
+                    #"{"name":"b8","sourcePassword":"short-7"}"#, #"{"name":"b9","sourcePassword":"ééééééé"}"#] {
             let refused = try host.curl(["-X", "POST", "-H", "Content-Type: application/json", "-d", bad, "\(host.base)/v1/live"])
             #expect(refused.status == 400, "\(bad): \(refused.status) \(refused.body)")
         }

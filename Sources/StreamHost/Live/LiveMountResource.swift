@@ -31,7 +31,9 @@ struct NewMount: Decodable, Sendable {
     func configuration(defaults: LiveConfiguration) throws -> LiveMountConfiguration {
         func refuse(_ message: String) -> APIError { APIError(.badRequest, code: "bad_request", message) }
         guard LiveMountConfiguration.isValidName(name) else { throw refuse("a mount name is 1–64 letters, digits, - _ or .") }
-        guard sourcePassword.utf8.count >= 8 || sourcePassword.isEmpty else {
+        // Characters are Unicode scalars, as JSON Schema's minLength counts them (not UTF-8 bytes:
+        // "ééé…" is 4 characters but 8 bytes; not grapheme clusters either).
+        guard sourcePassword.unicodeScalars.count >= 8 || sourcePassword.isEmpty else {
             throw refuse("a source password has at least 8 characters (or none: token sources only)")
         }
         if let rungs {
