@@ -9,8 +9,9 @@ struct TokensService: Veza_V1_Tokens.ServiceProtocol {
     let catalog: any Catalog
     let authorization: RPCAuthorization
 
-    /// The longest lifetime a minted token may have.
-    static let maximumTTL: Int64 = 366 * 86_400
+    /// The longest lifetime a minted token may have: no longer than a revocation without an
+    /// expiry is kept, so a revoked token never outlives its revocation.
+    static let maximumTTL = Int64(HostAuth.revocationWithoutExpiry)
 
     func mintToken(request: ServerRequest<Veza_V1_MintTokenRequest>, context: ServerContext) async throws -> ServerResponse<Veza_V1_MintTokenResponse> {
         try await authorization.require([.admin], request.metadata)
@@ -54,7 +55,7 @@ struct TokensService: Veza_V1_Tokens.ServiceProtocol {
             throw RPCError(code: .invalidArgument, message: "token_id must be 1–200 bytes")
         }
         // Without the token's expiry, keep the entry for a year (longer than any token minted here).
-        let expires = message.hasExpiresAt ? message.expiresAt.date : Date().addingTimeInterval(Double(Self.maximumTTL))
+        let expires = message.hasExpiresAt ? message.expiresAt.date : Date().addingTimeInterval(HostAuth.revocationWithoutExpiry)
         return try await RPCAuthorization.mapping {
             try await catalog.revoke(tokenID: message.tokenID, expiresAt: expires)
             return ServerResponse(message: Veza_V1_RevokeTokenResponse())

@@ -7,9 +7,10 @@ public let benchmarkInputDirectory: String = {
     return path
 }()
 
-/// Runs `tool` with stdout and stderr to /dev/null and waits; returns its exit status and its
-/// peak RSS in KiB (from wait4(2), so a child is measured on its own).
-public func spawn(_ tool: String, _ arguments: [String]) -> (status: Int32, peakKiB: Int) {
+/// Runs `tool` with stdout and stderr to /dev/null and waits; returns its exit status, its
+/// peak RSS in KiB and its CPU time (user + system) in milliseconds, from wait4(2), so a child
+/// is measured on its own.
+public func spawn(_ tool: String, _ arguments: [String]) -> (status: Int32, peakKiB: Int, cpuMilliseconds: Int) {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -24,7 +25,8 @@ public func spawn(_ tool: String, _ arguments: [String]) -> (status: Int32, peak
     var status: Int32 = 0
     var usage = rusage()
     while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-    return ((status >> 8) & 0xFF, usage.ru_maxrss)
+    func milliseconds(_ t: timeval) -> Int { Int(t.tv_sec) * 1000 + Int(t.tv_usec) / 1000 }
+    return ((status >> 8) & 0xFF, usage.ru_maxrss, milliseconds(usage.ru_utime) + milliseconds(usage.ru_stime))
 }
 
 /// Runs `/usr/bin/ffmpeg` with `arguments`; returns its exit status.

@@ -156,11 +156,61 @@ public struct LoudnessNormalizer: Sendable {
         realFrames += Int64(frames)
         var output: [Float] = []
         output.reserveCapacity(input.count)
+        // The inter-sample peaks of the whole block first, eight frames at a time per channel
+        // (the per-sample path below shifted each channel's history for every sample: it was
+        // the packager's largest cost of its own).
+        var intervals = [Float](repeating: 0, count: frames)
         input.withUnsafeBufferPointer { x in
-            for n in 0..<frames { step(x, frame: n, output: &output) }
+            for c in 0..<channelCount { interpolateBlock(channel: c, x, frames: frames, into: &intervals) }
+            intervals.withUnsafeBufferPointer { peaks in
+                for n in 0..<frames { step(x, frame: n, interval: peaks[n], output: &output) }
+            }
         }
         compact()
         return output
+    }
+
+    /// Appends the channel's gained samples of the block to its history, and max-accumulates
+    /// into `peaks[n]` the largest interpolated value in the interval the interpolator covers
+    /// once frame `n` is in: the values ``interpolate(channel:appending:)`` returns, frame by
+    /// frame, with the same arithmetic in the same order.
+    private mutating func interpolateBlock(channel c: Int, _ input: UnsafeBufferPointer<Float>, frames: Int, into peaks: inout [Float]) {
+        let h = history[c].count
+        var x = history[c]
+        x.reserveCapacity(h + frames)
+        for n in 0..<frames { x.append(input[n * channelCount + c] * linearGain) }
+        x.withUnsafeBufferPointer { xs in
+            peaks.withUnsafeMutableBufferPointer { out in
+                let base = xs.baseAddress!
+                let last = h - 1
+                var n = 0
+                while n + 8 <= frames {
+                    var best = SIMD8<Float>(repeating: 0)
+                    for phase in phases {
+                        var acc = SIMD8<Float>(repeating: 0)
+                        for tap in phase {
+                            let v = UnsafeRawPointer(base + (last + 1 + n - tap.delay)).loadUnaligned(as: SIMD8<Float>.self)
+                            acc = acc + v * tap.coefficient  // not addingProduct: see MEDIA-NOTES
+                        }
+                        best = pointwiseMax(best, abs(acc))
+                    }
+                    let previous = UnsafeRawPointer(out.baseAddress! + n).loadUnaligned(as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(out.baseAddress! + n).storeBytes(of: pointwiseMax(previous, best), as: SIMD8<Float>.self)
+                    n += 8
+                }
+                while n < frames {
+                    var best: Float = 0
+                    for phase in phases {
+                        var acc: Float = 0
+                        for tap in phase { acc += tap.coefficient * xs[last + 1 + n - tap.delay] }
+                        best = max(best, abs(acc))
+                    }
+                    out[n] = max(out[n], best)
+                    n += 1
+                }
+            }
+        }
+        history[c] = Array(x.suffix(h))
     }
 
     /// Ends the stream: returns the remaining frames.
@@ -168,22 +218,25 @@ public struct LoudnessNormalizer: Sendable {
         var output: [Float] = []
         let silence = [Float](repeating: 0, count: channelCount)
         silence.withUnsafeBufferPointer { x in
-            while statistics.frameCount < realFrames { step(x, frame: 0, output: &output) }
+            while statistics.frameCount < realFrames {
+                var interval: Float = 0
+                for c in 0..<channelCount { interval = max(interval, interpolate(channel: c, appending: 0)) }
+                step(x, frame: 0, interval: interval, output: &output)
+            }
         }
         compact()
         return output
     }
 
-    private mutating func step(_ x: UnsafeBufferPointer<Float>, frame n: Int, output: inout [Float]) {
+    /// One frame through the limiter; `interval` is the interpolated peak its arrival completes.
+    private mutating func step(_ x: UnsafeBufferPointer<Float>, frame n: Int, interval: Float, output: inout [Float]) {
         let i = received
         received += 1
         var samplePeak: Float = 0
-        var interval: Float = 0
         for c in 0..<channelCount {
             let v = x[n * channelCount + c] * linearGain
             pending.append(v)
             samplePeak = max(samplePeak, abs(v))
-            interval = max(interval, interpolate(channel: c, appending: v))
         }
         framePeaks[Int(i % Int64(framePeaks.count))] = samplePeak
         // `interval` lies between frames i − D and i − D + 1 (D: interpolator delay): frame
@@ -215,8 +268,10 @@ public struct LoudnessNormalizer: Sendable {
         for c in 0..<channelCount { output.append(pending[pendingStart + c] * gain) }
         pendingStart += channelCount
         statistics.frameCount += 1
-        if gain < 0.99885 { statistics.limitedFrames += 1 }  // more than 0.01 dB
-        statistics.maximumGainReduction = max(statistics.maximumGainReduction, -20 * log10(Double(gain)))
+        if gain < 1 {
+            if gain < 0.99885 { statistics.limitedFrames += 1 }  // more than 0.01 dB
+            statistics.maximumGainReduction = max(statistics.maximumGainReduction, -20 * log10(Double(gain)))
+        }
     }
 
     /// Appends `v` to the channel's history; returns the largest interpolated value in the

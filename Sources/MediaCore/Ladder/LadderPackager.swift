@@ -8,7 +8,36 @@ import Darwin
 /// Receives the files a packaging run makes, by path relative to the track's version folder
 /// (`cmaf/aac-128/seg-1.m4s`, `progressive/flac.flac`, `waveform.json`). Called concurrently.
 public protocol PackageSink: Sendable {
+    /// Stores `bytes` as `relativePath` (segments, init segments, waveforms).
     func write(_ bytes: [UInt8], to relativePath: String) async throws(MediaError)
+    /// Stores the file at `path`, a temporary file the packager has finished, as `relativePath`,
+    /// and takes the file over: the sink moves it into place or removes it when done.
+    /// Progressive files arrive this way, so a whole file never has to be held in memory. The
+    /// default implementation reads the file into memory, calls ``write(_:to:)`` and removes it.
+    func write(fileAt path: String, to relativePath: String) async throws(MediaError)
+}
+
+extension PackageSink {
+    public func write(fileAt path: String, to relativePath: String) async throws(MediaError) {
+        defer { _ = unlink(path) }
+        try await write(try readWholeFile(path), to: relativePath)
+    }
+}
+
+/// The bytes of the file at `path`.
+func readWholeFile(_ path: String) throws(MediaError) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw MediaError(.ioError, "cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n >= 0 else { throw MediaError(.ioError, "cannot read \(path): \(String(cString: strerror(errno)))") }
+        if n == 0 { return bytes }
+        bytes += chunk[..<n]
+    }
 }
 
 /// What a packaging run produced, for the manifests and the catalog.
@@ -180,7 +209,10 @@ struct EncodeJob: Sendable {
         let timescale = settings.codec == .opus ? 48_000 : sampleRate
         var segmenter: CMAFSegmenter?
         var segments: [PackageReport.Segment] = []
-        var packets: [EncodedPacket] = []
+        // Kept for the progressive file (its index comes first) and for FLAC's segments (made
+        // at the end): spooled to a temporary file, with only sizes and durations in memory.
+        let keepsPackets = rendition.outputs.contains(.progressive) || (wantsCMAF && settings.codec == .flac)
+        let packets = keepsPackets ? try PacketSpool() : nil
         var inputFrames: Int64 = 0
         // Segments need the track (codec configuration); AAC and Opus know it up front.
         func track() -> CMAFTrack { EncodeJob.track(for: encoder.format, timescale: timescale) }
@@ -200,20 +232,22 @@ struct EncodeJob: Sendable {
             inputFrames += Int64(block.count / channelCount)
             let made = try encoder.encode(block)
             if var s = segmenter { let done = s.add(made); segmenter = s; try await emit(done) }
-            packets += made
+            packets?.append(made)
         }
         let tail = try encoder.finish()
-        packets += tail
+        packets?.append(tail)
         if var s = segmenter {
             var done = s.add(tail)
             done += s.finish()
             try await emit(done)
-        } else if wantsCMAF {
+        } else if wantsCMAF, let packets {
             var s = CMAFSegmenter(track: track(), targetDuration: Int(segmentDuration * Double(timescale)))
-            var done = s.add(packets)
-            done += s.finish()
-            try await emit(done)
+            for start in stride(from: 0, to: packets.count, by: 256) {
+                try await emit(s.add(packets.packets(start..<min(start + 256, packets.count))))
+            }
+            try await emit(s.finish())
         }
+        if let failure = packets?.failure { throw failure }
         var initSegment: (String, Int)?
         if wantsCMAF {
             let bytes = CMAFWriter.initSegment(track: track(), mediaDuration: inputFrames * Int64(timescale) / Int64(sampleRate))
@@ -222,11 +256,17 @@ struct EncodeJob: Sendable {
             initSegment = (path, bytes.count)
         }
         var progressive: (String, Int, String)?
-        if rendition.outputs.contains(.progressive) {
-            let (bytes, ext, mime) = progressiveFile(encoder.format, packets: packets, inputFrames: inputFrames)
+        if rendition.outputs.contains(.progressive), let packets {
+            let file = try FileOutput("veza-progressive")
+            let (ext, mime) = writeProgressiveFile(encoder.format, packets: packets, inputFrames: inputFrames, to: file)
+            try file.finish()
+            if let failure = packets.failure {
+                _ = unlink(file.path)
+                throw failure
+            }
             let path = "progressive/\(rendition.id).\(ext)"
-            try await sink.write(bytes, to: path)
-            progressive = (path, bytes.count, mime)
+            try await sink.write(fileAt: file.path, to: path)
+            progressive = (path, file.byteCount, mime)
         }
         let format = encoder.format
         return PackageReport.Rendition(
@@ -235,25 +275,29 @@ struct EncodeJob: Sendable {
             targetBitrate: format.bitrate, initSegment: initSegment, segments: segments, progressive: progressive)
     }
 
-    func progressiveFile(_ format: EncodedFormat, packets: [EncodedPacket], inputFrames: Int64) -> ([UInt8], String, String) {
+    /// Writes the progressive file to `out`; returns its extension and MIME type.
+    func writeProgressiveFile(_ format: EncodedFormat, packets: PacketSpool, inputFrames: Int64, to out: FileOutput) -> (String, String) {
+        var out = out
         switch format.codec {
         case .flac:
-            return (FLACFileWriter.file(streamInfo: format.codecConfiguration, sampleRate: format.sampleRate, packets: packets, metadata: metadata),
-                    "flac", "audio/flac")
+            FLACFileWriter.write(streamInfo: format.codecConfiguration, sampleRate: format.sampleRate, packets: packets, metadata: metadata, to: &out)
+            return ("flac", "audio/flac")
         case .opus:
-            return (OggOpusWriter.file(packets: packets, channelCount: format.channelCount, preSkip: format.priming,
-                                       inputSampleRate: format.sampleRate, sourceFrameCount: inputFrames, metadata: metadata),
-                    "opus", "audio/ogg; codecs=opus")
+            OggOpusWriter.write(packets: packets, channelCount: format.channelCount, preSkip: format.priming,
+                                inputSampleRate: format.sampleRate, sourceFrameCount: inputFrames, metadata: metadata, to: &out)
+            return ("opus", "audio/ogg; codecs=opus")
         case .mp3:
-            return (MP3FileWriter.file(packets: packets, lameTag: format.codecConfiguration, metadata: metadata), "mp3", "audio/mpeg")
+            MP3FileWriter.write(packets: packets, lameTag: format.codecConfiguration, metadata: metadata, to: &out)
+            return ("mp3", "audio/mpeg")
         case .aac:
             let tags = metadata.tags
             let mp4Tags = MP4Tags(title: tags.title, artist: tags.artist, album: tags.album, albumArtist: tags.albumArtist,
                                   trackNumber: tags.trackNumber, trackTotal: tags.trackTotal, discNumber: tags.discNumber,
                                   discTotal: tags.discTotal, date: tags.date, genre: tags.genre, comment: tags.comment,
                                   coverImage: metadata.cover?.data, coverIsPNG: metadata.cover?.mimeType == "image/png")
-            return (MP4FileWriter.file(track: EncodeJob.track(for: format, timescale: format.sampleRate), packets: packets,
-                                       sourceSampleCount: inputFrames, tags: mp4Tags), "m4a", "audio/mp4")
+            MP4FileWriter.write(track: EncodeJob.track(for: format, timescale: format.sampleRate), packets: packets,
+                                sourceSampleCount: inputFrames, tags: mp4Tags, to: &out)
+            return ("m4a", "audio/mp4")
         }
     }
 
@@ -286,10 +330,8 @@ final class Spool: @unchecked Sendable {
     private var written: Int64 = 0
 
     init() throws(MediaError) {
-        var template = Array("/tmp/veza-spool-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw MediaError(.ioError, "cannot create a temporary PCM file") }
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }  // gone from the directory once closed
+        let (fd, path) = try makeTemporaryFile("veza-spool")
+        _ = unlink(path)  // gone from the directory once closed
         descriptor = fd
     }
 

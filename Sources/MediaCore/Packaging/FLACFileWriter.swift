@@ -7,11 +7,18 @@ public enum FLACFileWriter {
     ///   - packets: FLAC frames in order.
     ///   - metadata: tags, ReplayGain and cover.
     public static func file(streamInfo: [UInt8], sampleRate: Int, packets: [EncodedPacket], metadata: ProgressiveMetadata) -> [UInt8] {
+        var out: [UInt8] = []
+        write(streamInfo: streamInfo, sampleRate: sampleRate, packets: PacketsInMemory(packets), metadata: metadata, to: &out)
+        return out
+    }
+
+    static func write(streamInfo: [UInt8], sampleRate: Int, packets: some PacketPayloads, metadata: ProgressiveMetadata,
+                      to output: inout some ByteOutput) {
         var blocks: [(type: UInt8, body: [UInt8])] = [(0, streamInfo)]
         // Seek points: first sample of the frame at or after every 10 s; offsets from the first frame.
         var seek: [UInt8] = []
         var sample: Int64 = 0, offset: Int64 = 0, nextPoint: Int64 = 0
-        for packet in packets {
+        for packet in packets.shapes {
             if sample >= nextPoint {
                 seek.appendBE(UInt64(sample), bytes: 8)
                 seek.appendBE(UInt64(offset), bytes: 8)
@@ -19,7 +26,7 @@ public enum FLACFileWriter {
                 nextPoint = sample + Int64(sampleRate) * 10
             }
             sample += Int64(packet.duration)
-            offset += Int64(packet.data.count)
+            offset += Int64(packet.size)
         }
         if !seek.isEmpty { blocks.append((3, seek)) }
         blocks.append((4, vorbisCommentBody(vendor: metadata.encoder, fields: metadata.vorbisComments(includeReplayGain: true, includeR128: false))))
@@ -30,7 +37,7 @@ public enum FLACFileWriter {
             out.appendBE(UInt64(block.body.count), bytes: 3)
             out += block.body
         }
-        for packet in packets { out += packet.data }
-        return out
+        output.write(out)
+        packets.copy(0..<packets.shapes.count, to: &output)
     }
 }

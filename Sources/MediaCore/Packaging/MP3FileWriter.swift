@@ -7,14 +7,19 @@ public enum MP3FileWriter {
     ///   - lameTag: the encoder's final LAME tag frame (``EncodedFormat/codecConfiguration`` after finish).
     ///   - metadata: tags, ReplayGain and cover (the ID3v2.4 tag).
     public static func file(packets: [EncodedPacket], lameTag: [UInt8], metadata: ProgressiveMetadata) -> [UInt8] {
-        var out = id3v2(metadata)
-        var rest = packets[...]
-        if let first = rest.first, first.duration == 0 {
-            out += lameTag.count == first.data.count ? lameTag : first.data
-            rest = rest.dropFirst()
-        }
-        for packet in rest { out += packet.data }
+        var out: [UInt8] = []
+        write(packets: PacketsInMemory(packets), lameTag: lameTag, metadata: metadata, to: &out)
         return out
+    }
+
+    static func write(packets: some PacketPayloads, lameTag: [UInt8], metadata: ProgressiveMetadata, to out: inout some ByteOutput) {
+        out.write(id3v2(metadata))
+        var rest = 0..<packets.shapes.count
+        if let first = packets.shapes.first, first.duration == 0 {
+            out.write(lameTag.count == first.size ? lameTag : packets.data(0))
+            rest = 1..<rest.upperBound
+        }
+        packets.copy(rest, to: &out)
     }
 
     /// An ID3v2.4 tag (UTF-8 text frames, syncsafe sizes, no unsynchronisation).

@@ -5,6 +5,14 @@
 public enum OggOpusWriter {
     public static func file(packets: [EncodedPacket], channelCount: Int, preSkip: Int, inputSampleRate: Int,
                             sourceFrameCount: Int64, metadata: ProgressiveMetadata, serial: UInt32 = 0x5645_5A41) -> [UInt8] {
+        var out: [UInt8] = []
+        write(packets: PacketsInMemory(packets), channelCount: channelCount, preSkip: preSkip, inputSampleRate: inputSampleRate,
+              sourceFrameCount: sourceFrameCount, metadata: metadata, serial: serial, to: &out)
+        return out
+    }
+
+    static func write(packets: some PacketPayloads, channelCount: Int, preSkip: Int, inputSampleRate: Int, sourceFrameCount: Int64,
+                      metadata: ProgressiveMetadata, serial: UInt32 = 0x5645_5A41, to out: inout some ByteOutput) {
         var writer = OggPageWriter(serial: serial)
         var head: [UInt8] = Array("OpusHead".utf8)
         head.append(1)
@@ -23,16 +31,19 @@ public enum OggOpusWriter {
         var granule: Int64 = 0
         let end = Int64(preSkip) + sourceFrameCount
         var batch: [(data: [UInt8], granule: Int64)] = []
-        for (i, packet) in packets.enumerated() {
+        let shapes = packets.shapes
+        for (i, packet) in shapes.enumerated() {
             granule += Int64(packet.duration)
-            let last = i == packets.count - 1
-            batch.append((packet.data, last ? min(granule, end) : granule))
+            let last = i == shapes.count - 1
+            batch.append((packets.data(i), last ? min(granule, end) : granule))
             if last || batch.count >= 50 {
                 writer.pages(batch, end: last)
                 batch = []
+                out.write(writer.bytes)
+                writer.bytes.removeAll(keepingCapacity: true)
             }
         }
-        return writer.bytes
+        out.write(writer.bytes)
     }
 }
 

@@ -43,8 +43,7 @@ public struct TrackRoutes: Sendable {
             try await self.auth.require(.admin, request)
             let body = try await request.decode(as: Revocation.self, context: context)
             guard !body.jti.isEmpty, body.jti.utf8.count <= 200 else { throw APIError(.badRequest, code: "bad_request", "jti must be 1–200 bytes") }
-            // Without the token's expiry, keep the entry for a year (longer than any token we mint).
-            let expires = body.exp.map { Date(timeIntervalSince1970: $0) } ?? Date().addingTimeInterval(365 * 86400)
+            let expires = body.exp.map { Date(timeIntervalSince1970: $0) } ?? Date().addingTimeInterval(HostAuth.revocationWithoutExpiry)
             try await self.catalog.revoke(tokenID: body.jti, expiresAt: expires)
             context.logger.info("token revoked", metadata: ["jti": "\(body.jti)"])
             return Response(status: .noContent)

@@ -14,6 +14,9 @@ import Synchronization
 /// algorithm: `alg: none` and algorithm confusion (an HS256 token "signed" with an RSA public
 /// key) are refused before jwt-kit verifies the signature.
 public struct HostAuth: Sendable {
+    /// How long a revocation is kept when the token's expiry is not given: a year and a day,
+    /// longer than any token the host mints (HTTP `POST /v1/tokens/revoke` and gRPC `RevokeToken`).
+    public static let revocationWithoutExpiry: TimeInterval = 366 * 86_400
     /// Public mode: every request is allowed and playback URLs are not signed. For demos only.
     public let isPublic: Bool
     public let audience: String

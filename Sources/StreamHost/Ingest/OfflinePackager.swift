@@ -9,16 +9,42 @@ public struct DirectorySink: PackageSink {
     public init(root: String) { self.root = root }
 
     public func write(_ bytes: [UInt8], to relativePath: String) async throws(MediaError) {
-        guard !relativePath.hasPrefix("/"), !relativePath.split(separator: "/").contains("..") else {
-            throw MediaError(.ioError, "refusing to write outside the output directory: \(relativePath)")
-        }
-        let url = URL(fileURLWithPath: root).appendingPathComponent(relativePath)
+        let url = try target(relativePath)
         do {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try Data(bytes).write(to: url, options: .atomic)
         } catch {
             throw MediaError(.ioError, "cannot write \(url.path): \(error.localizedDescription)")
         }
+    }
+
+    /// Moves the file into place: rename(2) when it is on the same file system, else a copy
+    /// to a temporary name beside the target, renamed when complete (the target is never partial).
+    public func write(fileAt path: String, to relativePath: String) async throws(MediaError) {
+        defer { _ = unlink(path) }
+        let url = try target(relativePath)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            if rename(path, url.path) == 0 { return }
+            let temporary = url.path + ".part-\(UUID().uuidString)"
+            try FileManager.default.copyItem(atPath: path, toPath: temporary)
+            guard rename(temporary, url.path) == 0 else {
+                let reason = String(cString: strerror(errno))
+                _ = unlink(temporary)
+                throw MediaError(.ioError, "cannot write \(url.path): \(reason)")
+            }
+        } catch let error as MediaError {
+            throw error
+        } catch {
+            throw MediaError(.ioError, "cannot write \(url.path): \(error.localizedDescription)")
+        }
+    }
+
+    private func target(_ relativePath: String) throws(MediaError) -> URL {
+        guard !relativePath.hasPrefix("/"), !relativePath.split(separator: "/").contains("..") else {
+            throw MediaError(.ioError, "refusing to write outside the output directory: \(relativePath)")
+        }
+        return URL(fileURLWithPath: root).appendingPathComponent(relativePath)
     }
 }
 

@@ -94,8 +94,17 @@ public enum MP4FileWriter {
     }
 
     static func file(track: CMAFTrack, packets: [EncodedPacket], sourceSampleCount: Int64, tags: MP4Tags, limits: Limits) -> [UInt8] {
+        var out: [UInt8] = []
+        write(track: track, packets: PacketsInMemory(packets), sourceSampleCount: sourceSampleCount, tags: tags, limits: limits, to: &out)
+        return out
+    }
+
+    /// ``file(track:packets:sourceSampleCount:tags:)`` to any output, from packets in memory or spooled.
+    static func write(track: CMAFTrack, packets source: some PacketPayloads, sourceSampleCount: Int64, tags: MP4Tags,
+                      limits: Limits = Limits(), to output: inout some ByteOutput) {
+        let packets = source.shapes
         let layout = ChunkLayout(packets: packets, timescale: track.timescale)
-        let payloadSize = packets.reduce(0) { $0 + $1.data.count }
+        let payloadSize = packets.reduce(0) { $0 + $1.size }
 
         var prototype = MP4ByteWriter()
         prototype.compactBoxSizeLimit = limits.compactBoxSize
@@ -121,8 +130,8 @@ public enum MP4FileWriter {
         var out = head
         out.append(moov)
         out.boxHeader("mdat", payloadSize: payloadSize)
-        for packet in packets { out.append(packet.data) }
-        return out.bytes
+        output.write(out.bytes)
+        source.copy(0..<packets.count, to: &output)
     }
 
     private static func majorBrand(_ track: CMAFTrack) -> String {
@@ -138,7 +147,7 @@ public enum MP4FileWriter {
         }
     }
 
-    private static func movie(track: CMAFTrack, packets: [EncodedPacket], layout: ChunkLayout, sourceSampleCount: Int64, tags: MP4Tags, chunkOffsets: [UInt64]?, use64: Bool, writer: MP4ByteWriter) -> [UInt8] {
+    private static func movie(track: CMAFTrack, packets: [PacketShape], layout: ChunkLayout, sourceSampleCount: Int64, tags: MP4Tags, chunkOffsets: [UInt64]?, use64: Bool, writer: MP4ByteWriter) -> [UInt8] {
         var w = writer
         let mediaDuration = UInt64(packets.reduce(0) { $0 + $1.duration })
         let presentation = UInt64(max(sourceSampleCount, 0))
@@ -197,7 +206,7 @@ struct ChunkLayout {
     /// Byte position of each chunk within the mdat payload.
     let chunkByteStarts: [Int]
 
-    init(packets: [EncodedPacket], timescale: Int) {
+    init(packets: [PacketShape], timescale: Int) {
         let frame = max(packets.first?.duration ?? 1, 1)
         let perChunk = max(1, timescale / frame)
         samplesPerChunk = perChunk
@@ -207,7 +216,7 @@ struct ChunkLayout {
         var position = 0
         for (index, packet) in packets.enumerated() {
             if index % perChunk == 0 { starts.append(position) }
-            position += packet.data.count
+            position += packet.size
         }
         chunkByteStarts = starts
     }
@@ -220,11 +229,11 @@ struct Bitrates {
     var maximum: Int?
     var largestPacket: Int
 
-    init(packets: [EncodedPacket], timescale: Int) {
-        largestPacket = packets.map(\.data.count).max() ?? 0
+    init(packets: [PacketShape], timescale: Int) {
+        largestPacket = packets.map(\.size).max() ?? 0
         let totalDuration = packets.reduce(0) { $0 + $1.duration }
         guard totalDuration > 0, timescale > 0 else { return }
-        let totalBytes = packets.reduce(0) { $0 + $1.data.count }
+        let totalBytes = packets.reduce(0) { $0 + $1.size }
         average = Int(Int64(totalBytes) * 8 * Int64(timescale) / Int64(totalDuration))
         // Sliding window of packets spanning at most one second.
         var windowBytes = 0
@@ -232,10 +241,10 @@ struct Bitrates {
         var start = 0
         var peak = 0
         for (index, packet) in packets.enumerated() {
-            windowBytes += packet.data.count
+            windowBytes += packet.size
             windowDuration += packet.duration
             while windowDuration > timescale, start < index {
-                windowBytes -= packets[start].data.count
+                windowBytes -= packets[start].size
                 windowDuration -= packets[start].duration
                 start += 1
             }
@@ -248,7 +257,7 @@ struct Bitrates {
 
 extension MP4ByteWriter {
     /// `stts` (§8.6.1.2), run-length coded.
-    mutating func timeToSample(_ packets: [EncodedPacket]) {
+    mutating func timeToSample(_ packets: [PacketShape]) {
         var runs: [(count: UInt32, delta: UInt32)] = []
         for packet in packets {
             if let last = runs.last, last.delta == UInt32(packet.duration) {
@@ -286,14 +295,14 @@ extension MP4ByteWriter {
     }
 
     /// `stsz` (§8.7.3): a constant size when all packets agree, else a table.
-    mutating func sampleSizes(_ packets: [EncodedPacket]) {
-        let first = packets.first?.data.count ?? 0
-        let constant = !packets.isEmpty && packets.allSatisfy { $0.data.count == first }
+    mutating func sampleSizes(_ packets: [PacketShape]) {
+        let first = packets.first?.size ?? 0
+        let constant = !packets.isEmpty && packets.allSatisfy { $0.size == first }
         fullBox("stsz") { w in
             w.u32(constant ? UInt32(first) : 0)
             w.u32(UInt32(packets.count))
             if !constant {
-                for packet in packets { w.u32(UInt32(packet.data.count)) }
+                for packet in packets { w.u32(UInt32(packet.size)) }
             }
         }
     }
