@@ -1,5 +1,6 @@
 import Foundation
 @testable import MediaCore
+import Synchronization
 import Testing
 import TestSupport
 
@@ -81,10 +82,9 @@ struct PacketSpoolTests {
         } == OggOpusWriter.file(packets: [], channelCount: 2, preSkip: opusFormat.priming, inputSampleRate: 48000, sourceFrameCount: 0,
                                 metadata: ProgressiveMetadata(tags: Tags())))
 
-        final class Collected: PackageSink, @unchecked Sendable {
-            // Safe to share: the test writes once, then reads.
-            var files: [String: [UInt8]] = [:]
-            func write(_ bytes: [UInt8], to relativePath: String) async throws(MediaError) { files[relativePath] = bytes }
+        final class Collected: PackageSink {
+            let files = Mutex<[String: [UInt8]]>([:])
+            func write(_ bytes: [UInt8], to relativePath: String) async throws(MediaError) { files.withLock { $0[relativePath] = bytes } }
         }
         let file = try FileOutput("veza-test")
         var out = file
@@ -93,7 +93,7 @@ struct PacketSpoolTests {
         try file.finish()
         let sink = Collected()
         try await sink.write(fileAt: file.path, to: "progressive/x.bin")
-        #expect(sink.files["progressive/x.bin"] == Array(repeating: 7, count: 300_000) + [1, 2, 3])
+        #expect(sink.files.withLock { $0["progressive/x.bin"] } == Array(repeating: 7, count: 300_000) + [1, 2, 3])
         #expect(access(file.path, F_OK) != 0, "the sink took the file over and removed it")
     }
 }

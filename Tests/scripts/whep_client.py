@@ -37,6 +37,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from client_report import emit
+
 try:
     import numpy as np
 except ImportError:  # pragma: no cover - numpy is optional
@@ -440,18 +442,7 @@ def main(argv=None):
     code = result.pop("_code", None)
     if code is None:
         code = 0 if result["status"] == "ok" else 1
-    if not args.json:
-        if result.get("error"):
-            print(f"whep_client: {result['error']}", file=sys.stderr)
-        for f in result.get("failures", []):
-            print(f"whep_client: FAIL: {f}", file=sys.stderr)
-        print(json.dumps(result, indent=2))
-    else:
-        if code:
-            msg = result.get("error") or "; ".join(result.get("failures", []))
-            print(f"whep_client: {msg}", file=sys.stderr)
-        print(json.dumps(result))
-    return code
+    return emit("whep_client", result, code, args.json)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ import sys
 import time
 import urllib.parse
 
+from client_report import emit
+
 try:
     import websockets
     from websockets.asyncio.client import connect
@@ -478,18 +480,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     result, code = asyncio.run(run(args))
-    if not args.json:
-        if result.get("error"):
-            print(f"ws_live_client: {result['error']}", file=sys.stderr)
-        for f in result.get("failures", []):
-            print(f"ws_live_client: FAIL: {f}", file=sys.stderr)
-        print(json.dumps(result, indent=2))
-    else:
-        if code:
-            msg = result.get("error") or "; ".join(result.get("failures", []))
-            print(f"ws_live_client: {msg}", file=sys.stderr)
-        print(json.dumps(result))
-    return code
+    return emit("ws_live_client", result, code, args.json)
 
 
 if __name__ == "__main__":

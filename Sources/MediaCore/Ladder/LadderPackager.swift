@@ -26,18 +26,10 @@ extension PackageSink {
 
 /// The bytes of the file at `path`.
 func readWholeFile(_ path: String) throws(MediaError) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw MediaError(.ioError, "cannot open \(path): \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        guard n >= 0 else { throw MediaError(.ioError, "cannot read \(path): \(String(cString: strerror(errno)))") }
-        if n == 0 { return bytes }
-        bytes += chunk[..<n]
-    }
+    let file = try ReadOnlyFile(path: path)
+    let bytes = file.read(at: 0, count: Int(file.size))
+    guard bytes.count == file.size else { throw MediaError(.ioError, "cannot read \(path): short read") }
+    return bytes
 }
 
 /// What a packaging run produced, for the manifests and the catalog.
@@ -324,8 +316,7 @@ struct EncodeJob: Sendable {
 }
 
 /// A temporary file of interleaved Float32 PCM, removed when released.
-final class Spool: @unchecked Sendable {
-    // Safe to share: written only during pass 1 and read only during pass 2, from one task at a time.
+final class Spool: @unchecked Sendable {  // safe: written only in pass 1 and read only in pass 2, by one task at a time
     private let descriptor: Int32
     private var written: Int64 = 0
 

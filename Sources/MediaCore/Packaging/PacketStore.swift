@@ -94,8 +94,7 @@ private func writeFully(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) ->
 /// with only their sizes and durations in memory: a progressive file needs every packet
 /// (its index comes first), and keeping them as `[[UInt8]]` until the end held most of a
 /// packaging run's memory (the FLAC rendition of 5 minutes alone is about 50 MiB).
-final class PacketSpool: PacketPayloads, @unchecked Sendable {
-    // Safe to share: one encode task appends, then reads, in turn; never concurrently.
+final class PacketSpool: PacketPayloads, @unchecked Sendable {  // safe: single owner, the rendition's encode task, which appends and then reads
     private let descriptor: Int32
     private(set) var shapes: [PacketShape] = []
     /// Byte position of each packet in the file, and the end.
