@@ -114,6 +114,8 @@ let package = Package(
             resources: [
                 // The demo page, compiled into the binary (no bundle to deploy).
                 .embedInCode("Delivery/demo.html"),
+                // The listening dashboard, likewise.
+                .embedInCode("Analytics/dashboard.html"),
                 // The OpenAPI document, served at /openapi.json (Tests/scripts/openapi_check.sh holds the code to it).
                 .embedInCode("API/openapi.json"),
             ]

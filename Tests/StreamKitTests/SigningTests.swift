@@ -114,6 +114,30 @@ import Testing
         #expect(signer.verify(path: "/hls/t/a", token: unbound, now: Self.now, client: "anyone").isValid)
     }
 
+    @Test func sessionTokensAreVersionTwo() throws {
+        let signer = try Self.signer()
+        let token = try signer.sign(pathPrefix: "/hls/t/", expires: Self.expiry, session: "s_0123456789abcdef-X")
+        #expect(token.hasPrefix("v2.k2.1764075600.L2hscy90Lw.-.s_0123456789abcdef-X."))
+        #expect(token.split(separator: ".").count == 7)
+        #expect(signer.verify(path: "/hls/t/a", token: token, now: Self.now) == .valid(keyID: "k2", expires: Self.expiry))
+        let grant = try signer.grant(for: token).get()
+        #expect(grant.session == "s_0123456789abcdef-X")
+        #expect(try signer.grant(for: signer.sign(pathPrefix: "/hls/t/", expires: Self.expiry)).get().session == nil)
+        // With a client binding too; the session is authenticated like every other field.
+        let bound = try signer.sign(pathPrefix: "/hls/t/", expires: Self.expiry, clientBinding: "c", session: "abc")
+        #expect(signer.verify(path: "/hls/t/a", token: bound, now: Self.now, client: "c").isValid)
+        var fields = bound.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        fields[5] = "abd"
+        #expect(signer.verify(path: "/hls/t/a", token: fields.joined(separator: "."), now: Self.now, client: "c") == .badSignature)
+        // A v2 token relabelled v1 (or a v1 token given a session field) is malformed.
+        #expect(signer.verify(path: "/hls/t/a", token: "v1" + token.dropFirst(2), now: Self.now) == .malformed)
+        for session in ["", "a.b", "a b", String(repeating: "s", count: 65), "é"] {
+            #expect(throws: URLSigningError(.invalidSession(session))) {
+                try signer.sign(pathPrefix: "/hls/t/", expires: Self.expiry, session: session)
+            }
+        }
+    }
+
     @Test func tamperingWithAnyByteIsDetected() throws {
         let signer = try Self.signer()
         let token = try signer.sign(pathPrefixes: ["/hls/t/", "/media/t/"], expires: Self.expiry, clientBinding: "c")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Plays the Veza Stream demo page in headless Chromium and checks that audio really plays.
+"""Plays the Veza Stream demo page in headless Chromium and checks that audio really plays
+(or, with --dashboard PNG, that the listening dashboard draws its charts, and screenshots it).
 
 Usage: chromium_play.py URL [--seconds 4] [--timeout 60] [--switch RENDITION] [--chromium PATH]
 
@@ -20,6 +21,7 @@ only when ok. Chromium and its temporary profile are always removed. Standard li
 """
 
 import argparse
+import base64
 import contextlib
 import ctypes
 import fcntl
@@ -485,6 +487,31 @@ def run_native(args, result):
             wait(cdp, POLL_INTERVAL)
 
 
+def run_dashboard(args, result):
+    """The listening dashboard: every chart drawn, the live count received, then a screenshot."""
+    deadline = time.monotonic() + args.timeout
+    with page(args, result, args.url) as (cdp, session, evaluate, process):
+        cdp.call("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1100, "deviceScaleFactor": 1, "mobile": False},
+                 session=session)
+        while True:
+            if time.monotonic() > deadline:
+                raise Failure(f"timed out after {args.timeout:.0f} s: {result.get('dashboard')}")
+            if process.poll() is not None:
+                raise Failure(f"Chromium exited with status {process.returncode}")
+            status = evaluate("window.vezaDashboard ? JSON.parse(JSON.stringify(window.vezaDashboard)) : null")
+            result["dashboard"] = status
+            if status and status.get("error"):
+                raise Failure(f"the dashboard reported: {status['error']}")
+            if status and status.get("ready") and status.get("charts", 0) >= args.min_charts and status.get("listenersNow") is not None:
+                break
+            wait(cdp, POLL_INTERVAL)
+        shot = cdp.call("Page.captureScreenshot", {"format": "png"}, session=session, timeout=30)
+        with open(args.dashboard, "wb") as out:
+            out.write(base64.b64decode(shot["data"]))
+        result["screenshot"] = args.dashboard
+        result["ok"] = True
+
+
 def main():
     parser = argparse.ArgumentParser(description="Check that the Veza demo page plays audio in headless Chromium.")
     parser.add_argument("url")
@@ -501,6 +528,9 @@ def main():
     parser.add_argument("--throttle-kbps", type=float, default=0,
                         help="--native: throttle the download to this many kbit/s at first (DevTools network emulation)")
     parser.add_argument("--throttle-seconds", type=float, default=5.0, help="--native: how long the throttle lasts")
+    parser.add_argument("--dashboard", metavar="PNG",
+                        help="URL is the listening dashboard: wait for its charts and live count, save a screenshot here")
+    parser.add_argument("--min-charts", type=int, default=5, help="--dashboard: charts that must be drawn (default 5)")
     args = parser.parse_args()
 
     def terminate(signum, _frame):
@@ -511,7 +541,9 @@ def main():
 
     result = {"ok": False, "currentTime": None, "rendition": None, "state": None, "error": None, "consoleErrors": []}
     try:
-        if args.native:
+        if args.dashboard:
+            run_dashboard(args, result)
+        elif args.native:
             args.native = args.url
             run_native(args, result)
         else:

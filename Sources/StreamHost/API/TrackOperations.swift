@@ -36,18 +36,25 @@ public struct TrackOperations: Sendable {
         TrackIntake(catalog: catalog, storage: storage, configuration: configuration, onEnqueue: onEnqueue)
     }
 
-    /// The track as `principal` may see it: with signed playback URLs when it may stream it.
+    /// The track as `principal` may see it: with signed playback URLs when it may stream it,
+    /// for one new playback session of `listener` (honoured for admin tokens: a platform's
+    /// backend naming its user; default: the principal's subject).
     /// 404 when there is no such track.
-    public func resource(id: String, for principal: Principal, now: Date = Date()) async throws -> TrackResource {
+    public func resource(id: String, for principal: Principal, now: Date = Date(), listener: String? = nil) async throws -> TrackResource {
         guard let record = try await catalog.track(id: id) else { throw APIError.notFound("no track \(id)") }
         let resource = TrackResource(record, manifest: manifests.published(record))
-        return principal.allows(.stream, track: id) ? resource.withPlayback(auth: auth, now: now) : resource
+        return principal.allows(.stream, track: id)
+            ? resource.withPlayback(auth: auth, now: now, subject: (principal.allows(.admin) ? listener : nil)
+                                        ?? (principal.subject.isEmpty ? nil : principal.subject)) : resource
     }
 
-    /// A page of tracks, newest first, after the cursor `after` (the previous page's `next`).
-    public func page(limit: Int, after: String?, now: Date = Date()) async throws -> TrackPage {
+    /// A page of tracks, newest first, after the cursor `after` (the previous page's `next`);
+    /// playback URLs are issued to `subject` when given.
+    public func page(limit: Int, after: String?, now: Date = Date(), subject: String? = nil) async throws -> TrackPage {
         let records = try await catalog.tracks(limit: limit + 1, after: after)
-        let page = records.prefix(limit).map { TrackResource($0, manifest: manifests.published($0)).withPlayback(auth: auth, now: now) }
+        let page = records.prefix(limit).map {
+            TrackResource($0, manifest: manifests.published($0)).withPlayback(auth: auth, now: now, subject: subject)
+        }
         return TrackPage(tracks: Array(page), next: records.count > limit ? page.last?.id : nil)
     }
 

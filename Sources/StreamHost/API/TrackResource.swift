@@ -66,23 +66,25 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
         public var progressive: [ProgressiveFile]
     }
 
-    /// Adds ``playback`` for a ready track.
-    func withPlayback(auth: HostAuth, now: Date) -> TrackResource {
+    /// Adds ``playback`` for a ready track: one new playback session, whose token every URL
+    /// carries, issued to `subject` (the API token's subject, when there is one).
+    func withPlayback(auth: HostAuth, now: Date, subject: String? = nil) -> TrackResource {
         guard status == .ready, let version, let renditions else { return self }
         var copy = self
+        let token = auth.playbackToken(track: id, now: now, subject: subject)
         let published = TrackLayout(track: id).version(version)
         copy.playback = Playback(
             expires: auth.isPublic ? nil : now.addingTimeInterval(auth.playbackTTL),
-            hls: auth.signedPath("/hls/\(id)/master.m3u8", track: id, now: now),
+            hls: auth.signedPath("/hls/\(id)/master.m3u8", token: token),
             hlsByCodec: Dictionary(renditions.compactMap(\.switchingSet).map { set in
-                (set, auth.signedPath("/hls/\(id)/" + TrackManifest.masterPlaylistName(set), track: id, now: now))
+                (set, auth.signedPath("/hls/\(id)/" + TrackManifest.masterPlaylistName(set), token: token))
             }, uniquingKeysWith: { first, _ in first }),
-            dash: auth.signedPath("/dash/\(id)/manifest.mpd", track: id, now: now),
-            waveform: auth.signedPath("/v1/tracks/\(id)/waveform.json", track: id, now: now),
+            dash: auth.signedPath("/dash/\(id)/manifest.mpd", token: token),
+            waveform: auth.signedPath("/v1/tracks/\(id)/waveform.json", token: token),
             progressive: renditions.compactMap { rendition in
                 guard let key = rendition.progressive, let relative = published.relative(key) else { return nil }
                 return .init(rendition: rendition.id, mimeType: MediaContentType.forKey(key),
-                             url: auth.signedPath("/media/\(id)/" + published.mediaPathPrefix + relative, track: id, now: now))
+                             url: auth.signedPath("/media/\(id)/" + published.mediaPathPrefix + relative, token: token))
             })
         return copy
     }

@@ -31,13 +31,13 @@ public struct TrackRoutes: Sendable {
             return try await self.upload(request, context: context)
         }
         router.get("/v1/tracks") { request, _ in
-            try await self.auth.requireAny([.stream, .admin], request)
-            return try await self.list(request)
+            let principal = try await self.auth.requireAny([.stream, .admin], request)
+            return try await self.list(request, principal: principal)
         }
         router.get("/v1/tracks/:id") { request, context in
             let id = try context.parameters.require("id")
             let principal = try await self.auth.requireAny([.stream, .upload, .admin], request, track: id)
-            return try await self.operations.resource(id: id, for: principal)
+            return try await self.operations.resource(id: id, for: principal, listener: try Self.listener(request))
         }
         router.post("/v1/tokens/revoke") { request, context in
             try await self.auth.require(.admin, request)
@@ -55,10 +55,21 @@ public struct TrackRoutes: Sendable {
         }
     }
 
-    private func list(_ request: Request) async throws -> TrackPage {
+    private func list(_ request: Request, principal: Principal) async throws -> TrackPage {
         let limit = try request.integerQuery("limit", default: 50, range: 1...500)
         let after = request.uri.queryParameters.get("after")
-        return try await operations.page(limit: limit, after: after)
+        return try await operations.page(limit: limit, after: after,
+                                         subject: principal.allows(.admin) ? try Self.listener(request) ?? principal.subject : principal.subject)
+    }
+
+    /// `?listener=`: who the playback URLs are for (a platform's own user id; admin tokens
+    /// only), counted as one listener in analytics and deleted with
+    /// `DELETE /v1/analytics/subjects/{listener}`; only a keyed hash of it is kept. Without it,
+    /// the access token's subject.
+    static func listener(_ request: Request) throws(APIError) -> String? {
+        guard let value = request.uri.queryParameters.get("listener") else { return nil }
+        guard (1...256).contains(value.utf8.count) else { throw APIError(.badRequest, code: "bad_request", "listener must be 1–256 bytes") }
+        return String(value)
     }
 
     // MARK: Upload

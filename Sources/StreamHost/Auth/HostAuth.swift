@@ -28,6 +28,8 @@ public struct HostAuth: Sendable {
     /// The key id `mint` uses by default (the HS256 key).
     let defaultKeyID: String
     let signer: URLSigner
+    /// Keys the subject tags of playback sessions (``PlaybackSessionLabel``): the URL-signing secret.
+    let subjectKey: [UInt8]
     let catalog: (any Catalog)?
     /// Grants of signed playback tokens already verified.
     let grants = VerifiedGrants()
@@ -80,6 +82,7 @@ public struct HostAuth: Sendable {
         self.algorithms = algorithms
         defaultKeyID = "hs256"
         let urlSecret = configuration.urlSigningSecret.map { Array($0.utf8) } ?? Array(Data(base64Encoded: secrets.urlSigning) ?? Data())
+        subjectKey = urlSecret
         do {
             signer = try URLSigner(keys: ["k1": urlSecret], activeKeyID: "k1")
         } catch {
@@ -211,21 +214,44 @@ public struct HostAuth: Sendable {
     }
 
     /// A signed token opening every playback path of `track` until `now + playbackTTL`
-    /// (nil in public mode).
-    public func playbackToken(track: String, now: Date) -> String? {
+    /// (nil in public mode), for a new playback session: the token carries a random session id
+    /// and, when `subject` is given (the API token's subject), a keyed hash of it
+    /// (``subjectTag(_:)``), so that listening is counted per session and can be deleted per
+    /// subject without the subject appearing in URLs.
+    public func playbackToken(track: String, now: Date, subject: String? = nil) -> String? {
         guard !isPublic else { return nil }
-        return token(opening: Self.playbackPrefixes(track: track), now: now)
+        return token(opening: Self.playbackPrefixes(track: track), now: now, session: newSessionLabel(subject: subject))
+    }
+
+    /// A new session label: 12 random bytes, and the subject's tag.
+    func newSessionLabel(subject: String?) -> PlaybackSessionLabel {
+        var generator = SystemRandomNumberGenerator()
+        let id = Base64URL.encode((0..<12).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        return PlaybackSessionLabel(id: id, subjectTag: subject.map(subjectTag))
+    }
+
+    /// The tag standing for a token subject in playback sessions and stored listening: the
+    /// first 8 bytes of HMAC-SHA256(URL-signing secret, subject), base64url (11 characters).
+    public func subjectTag(_ subject: String) -> String {
+        Base64URL.encode(Array(HMAC<SHA256>.authenticationCode(for: Array(("veza-subject-v1\n" + subject).utf8),
+                                                                using: SymmetricKey(data: subjectKey)).prefix(8)))
     }
 
     /// A signed token opening `prefixes` until `now + playbackTTL`.
-    private func token(opening prefixes: [String], now: Date) -> String? {
+    private func token(opening prefixes: [String], now: Date, session: PlaybackSessionLabel? = nil) -> String? {
         let expires = Timestamp(millisecondsSince1970: Int64((now.timeIntervalSince1970 + playbackTTL) * 1000))
-        return try? signer.sign(pathPrefixes: prefixes, expires: expires)
+        return try? signer.sign(pathPrefixes: prefixes, expires: expires, session: session?.label)
     }
 
-    /// `path` with the playback token of `track` in its query (unchanged in public mode).
-    public func signedPath(_ path: String, track: String, now: Date) -> String {
-        guard let token = playbackToken(track: track, now: now) else { return path }
+    /// `path` with a new playback session's token for `track` in its query (unchanged in
+    /// public mode).
+    public func signedPath(_ path: String, track: String, now: Date, subject: String? = nil) -> String {
+        signedPath(path, token: playbackToken(track: track, now: now, subject: subject))
+    }
+
+    /// `path` with `token` in its query (unchanged when nil): the URLs of one session share one token.
+    public func signedPath(_ path: String, token: String?) -> String {
+        guard let token else { return path }
         return QueryRewriter.adding(name: Self.tokenParameter, value: token, to: path)
     }
 
@@ -276,8 +302,9 @@ public struct HostAuth: Sendable {
             return try verifySignedPath(path, token: token, now: now, client: client)
         }
         if request.headers[.authorization] != nil {
-            try await requireAny(scopes, request, track: track)
-            return token(opening: prefixes, now: now)
+            let principal = try await requireAny(scopes, request, track: track)
+            // A bearer token playing a track starts a playback session of its subject.
+            return token(opening: prefixes, now: now, session: track == nil ? nil : newSessionLabel(subject: principal.subject))
         }
         throw APIError.unauthorized("a signed URL or a bearer token with scope \(scopes.map(\.rawValue).joined(separator: " or ")) is required",
                                     error: "invalid_request")

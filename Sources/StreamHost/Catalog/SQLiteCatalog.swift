@@ -64,6 +64,9 @@ public final class SQLiteCatalog: Catalog {
             migrator.registerMigration("v5-webhooks") { db in
                 try db.execute(sql: Self.webhookSchema)
             }
+            migrator.registerMigration("v6-listening") { db in
+                try db.execute(sql: Self.analyticsSchema)
+            }
             try migrator.migrate(pool)
         } catch {
             throw CatalogError(.database, "cannot open the catalog at \(path): \(error)")

@@ -20,6 +20,8 @@ public struct DeliveryRoutes: Sendable {
     let configuration: HostConfiguration
     let responder: ObjectResponder
     let manifests: ManifestCache
+    /// Counts each playback session's requests (nil: analytics off).
+    var analytics: ListeningTracker?
 
     public init(catalog: any Catalog, storage: any ObjectStorage, auth: HostAuth, configuration: HostConfiguration,
                 metrics: HostMetrics?) {
@@ -56,15 +58,23 @@ public struct DeliveryRoutes: Sendable {
                 let id = try context.parameters.require("id")
                 let rest = context.parameters.getCatchAll().joined(separator: "/")
                 guard let kind = Self.publishedObjectKind(rest) else { throw APIError.notFound("no such object") }
-                _ = try await self.auth.authorizePlayback(request, track: id, now: Date(), client: Self.client(context))
+                let token = try await self.auth.authorizePlayback(request, track: id, now: Date(), client: Self.client(context))
                 let key = TrackLayout(track: id).object(rest)
                 if self.configuration.redirectMedia, let url = self.storage.presignedURL(for: key, expires: 3600) {
+                    self.count(token: token, track: id, object: DeliveredObject(mediaPath: Substring(rest), range: nil), bytes: 0,
+                               request: request, context: context)
                     return Response(status: .found, headers: [.location: url, .cacheControl: "private, max-age=60"])
                 }
                 let pacing = kind.metricsKind == "progressive" ? try await self.pacing(track: id, path: rest) : nil
-                return try await self.responder.respond(
+                let response = try await self.responder.respond(
                     key: key, request: request, contentType: MediaContentType.forKey(key),
                     cacheControl: Self.immutable, kind: kind, requestStart: start, pacing: pacing)
+                if response.status.code < 300 {
+                    let range = response.headers[.contentRange].flatMap(Self.sentRange)
+                    self.count(token: token, track: id, object: DeliveredObject(mediaPath: Substring(rest), range: range),
+                               bytes: response.headers[.contentLength].flatMap { Int($0) } ?? 0, request: request, context: context)
+                }
+                return response
             }
             router.on("/v1/tracks/:id/waveform.json", method: method) { request, context in
                 let id = try context.parameters.require("id")
@@ -78,6 +88,10 @@ public struct DeliveryRoutes: Sendable {
         router.get("/demo") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
                      body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.demo_html)))
+        }
+        router.get("/dashboard") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.dashboard_html)))
         }
         router.get("/") { _, _ in
             Response(status: .found, headers: [.location: "/demo"])
@@ -131,6 +145,21 @@ public struct DeliveryRoutes: Sendable {
         }
     }
 
+    /// Counts a media request of the session whose token opened it.
+    private func count(token: String?, track: String, object: DeliveredObject, bytes: Int, request: Request, context: some RequestContext) {
+        guard let analytics, let token, let label = PlaybackSessionLabel.of(token: token) else { return }
+        analytics.observe(label: label, track: track, object: object, bytes: bytes, client: Self.client(context),
+                          userAgent: { request.headers[.userAgent] }, at: Date().timeIntervalSince1970)
+    }
+
+    /// The bytes a `Content-Range: bytes a-b/len` names.
+    static func sentRange(_ field: String) -> Range<Int64>? {
+        guard field.hasPrefix("bytes "), let dash = field.firstIndex(of: "-"), let slash = field.firstIndex(of: "/"), dash < slash,
+              let first = Int64(field[field.index(field.startIndex, offsetBy: 6)..<dash]),
+              let last = Int64(field[field.index(after: dash)..<slash]), first <= last else { return nil }
+        return first..<(last + 1)
+    }
+
     /// The request's client address, when the context knows it.
     static func client(_ context: some RequestContext) -> IPAddress? {
         (context as? any ClientAddressRequestContext)?.clientAddress
@@ -140,6 +169,10 @@ public struct DeliveryRoutes: Sendable {
         let (manifest, version, token) = try await playable(id, request, client: client)
         guard let text = try render(document, id: id, manifest: manifest, version: version, token: token) else {
             throw APIError.notFound("track \(id) has no such rendition")
+        }
+        if let analytics, let token, let label = PlaybackSessionLabel.of(token: token) {
+            analytics.observe(label: label, track: id, object: .playlist, bytes: text.utf8.count, client: client,
+                              userAgent: { request.headers[.userAgent] }, at: Date().timeIntervalSince1970)
         }
         return self.document(text, type: document.contentType, request: request, signed: token != nil)
     }

@@ -72,6 +72,12 @@ final class ManifestCache: Sendable {
         }
     }
 
+    /// The manifest and version of a track seen ready lately, without starting a refresh (for
+    /// readers other than the delivery paths, which keep the entry fresh).
+    func peekReady(_ id: String) -> (manifest: TrackManifest, version: Int)? {
+        ready.withLock { ready in ready[id].map { ($0.manifest, $0.version) } }
+    }
+
     /// A refresh of `id` ended without renewing it (the catalog failed): a caller may try
     /// again a second later, while the entry lasts.
     func refreshFailed(_ id: String, now: ContinuousClock.Instant = .now) {

@@ -206,6 +206,18 @@ final class LiveMounts: Sendable, Service {
         return url == node ? nil : url ?? nil
     }
 
+    /// Listeners now by mount: relay and ladder ICY connections, WebSocket listeners, LL-HLS
+    /// and DASH players seen lately (WebRTC sessions are counted for the host, not per mount).
+    func listenerCounts() -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for mount in all {
+            let status = mount.session?.status
+            counts[mount.name] = mount.audience.counts().values.reduce(0, +) + mount.status.listeners
+                + (status?.rungListeners ?? 0) + (status?.webSocketListeners ?? 0)
+        }
+        return counts
+    }
+
     /// Sets the LL-HLS and DASH listener gauges from every mount's audience.
     func publishAudience() {
         guard let metrics = context?.metrics else { return }

@@ -64,6 +64,8 @@ public struct HostConfiguration: Sendable {
     public var live = LiveConfiguration()
     /// Webhook delivery: retries, timeouts, allowed targets (`webhooks.…`).
     public var webhooks = WebhookConfiguration()
+    /// Listening analytics: sessions, plays, rollups (`analytics.…`).
+    public var analytics = AnalyticsConfiguration()
     /// Object storage (`storage.backend`: `local` (default, under the data directory) or `s3`
     /// with the `s3.*` keys).
     public var s3: S3Configuration?
@@ -129,6 +131,7 @@ public struct HostConfiguration: Sendable {
         limits = LimitsConfiguration(reader: reader)
         live = LiveConfiguration(reader: reader)
         webhooks = WebhookConfiguration(reader: reader)
+        analytics = AnalyticsConfiguration(reader: reader)
         problems += live.problems
         if reader.string(forKey: "storage.backend", default: "local") == "s3" {
             var s3 = S3Configuration(

@@ -40,6 +40,9 @@ public struct StreamHostServer: Sendable {
     let live: LiveMounts
     /// Sends the catalog's outbox to webhook endpoints.
     public let webhooks: WebhookDispatcher
+    /// Listening analytics (nil when `analytics.enabled` is false): sessions from delivery and
+    /// beacons, written to the catalog when it keeps them (``AnalyticsStore``).
+    public let analytics: ListeningAnalytics?
 
     /// Opens the configured backends (the embedded default: `objects/` and `catalog.sqlite` under
     /// `configuration.dataDirectory`; S3 and PostgreSQL when configured) with `tmp/` (uploads
@@ -117,6 +120,16 @@ public struct StreamHostServer: Sendable {
             trackAudio: { [temporaryDirectory] id in
                 try await Self.fallbackAudio(track: id, catalog: catalog, storage: storage, temporaryDirectory: temporaryDirectory)
             }), catalog: catalog)
+        let live = self.live
+        if configuration.analytics.enabled {
+            let timings = TrackTimings(manifests: manifests)
+            analytics = ListeningAnalytics(
+                tracker: ListeningTracker(configuration: configuration.analytics, timing: { timings.timing($0) }),
+                store: catalog as? any AnalyticsStore, metrics: metrics, logger: logger,
+                mountListeners: { live.listenerCounts() })
+        } else {
+            analytics = nil
+        }
     }
 
     /// A local file of a ready track's audio for a live fallback: its best progressive
@@ -148,6 +161,7 @@ public struct StreamHostServer: Sendable {
         services.append(workers)
         services.append(live)
         services.append(webhooks)
+        if let analytics { services.append(analytics) }
         return services
     }
 
@@ -175,6 +189,7 @@ public struct StreamHostServer: Sendable {
         let webhooks = self.webhooks
         WebhookRoutes(catalog: catalog, auth: auth, configuration: configuration.webhooks, onRetry: { webhooks.notify() }).register(on: router)
         TrackRoutes(operations: tracks).register(on: router)
+        if let analytics { AnalyticsRoutes(analytics: analytics, auth: auth).register(on: router) }
         deliveryRoutes().register(on: router)
         let metrics = self.metrics
         router.get("/metrics") { _, _ -> Response in
@@ -218,8 +233,10 @@ public struct StreamHostServer: Sendable {
     }
 
     func deliveryRoutes() -> DeliveryRoutes {
-        DeliveryRoutes(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics,
-                       cache: objectCache, manifests: manifests)
+        var routes = DeliveryRoutes(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics,
+                                    cache: objectCache, manifests: manifests)
+        routes.analytics = analytics?.tracker
+        return routes
     }
 
     /// The Hummingbird application: the routes, the worker pool as a service, HTTP/1.1 with
@@ -302,3 +319,4 @@ public struct StreamHostServer: Sendable {
         try await application(additionalServices: additionalServices, onListening: onListening).runService()
     }
 }
+

@@ -40,16 +40,16 @@ public struct WebhookRoutes: Sendable {
             }
             try await self.catalog.createWebhook(endpoint)
             context.logger.info("webhook endpoint created", metadata: ["webhook": "\(endpoint.id)", "events": "\(endpoint.events)"])
-            return try Self.json(EndpointResource(endpoint, showSecret: true), status: .created,
+            return try Response.json(EndpointResource(endpoint, showSecret: true), status: .created,
                                  extra: [.location: "/v1/webhooks/\(endpoint.id)"])
         }
         router.get("/v1/webhooks") { request, _ -> Response in
             try await self.auth.require(.admin, request)
-            return try Self.json(EndpointList(webhooks: try await self.catalog.webhooks().map { EndpointResource($0, showSecret: false) }))
+            return try Response.json(EndpointList(webhooks: try await self.catalog.webhooks().map { EndpointResource($0, showSecret: false) }))
         }
         router.get("/v1/webhooks/:id") { request, context -> Response in
             try await self.auth.require(.admin, request)
-            return try Self.json(EndpointResource(try await self.endpoint(context), showSecret: false))
+            return try Response.json(EndpointResource(try await self.endpoint(context), showSecret: false))
         }
         router.delete("/v1/webhooks/:id") { request, context -> Response in
             try await self.auth.require(.admin, request)
@@ -68,7 +68,7 @@ public struct WebhookRoutes: Sendable {
                 state = parsed
             }
             let limit = try request.integerQuery("limit", default: 100, range: 1...1000)
-            return try Self.json(DeliveryList(deliveries: try await self.catalog.webhookDeliveries(endpoint: endpoint.id, state: state, limit: limit)))
+            return try Response.json(DeliveryList(deliveries: try await self.catalog.webhookDeliveries(endpoint: endpoint.id, state: state, limit: limit)))
         }
         router.post("/v1/webhooks/:id/deliveries/:delivery/retry") { request, context -> Response in
             try await self.auth.require(.admin, request)
@@ -111,16 +111,6 @@ public struct WebhookRoutes: Sendable {
         let events = body.events.contains("*") ? ["*"] : Array(Set(body.events)).sorted()
         return WebhookEndpoint(id: "wh_" + TrackRoutes.newID(), url: body.url, events: events, secret: .generate(),
                                description: body.description, createdAt: Date())
-    }
-
-    private static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, extra: HTTPFields = [:]) throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        var headers = extra
-        headers[.contentType] = "application/json; charset=utf-8"
-        headers[.cacheControl] = "no-store"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
     }
 }
 

@@ -16,6 +16,8 @@ public struct URLSigningError: Error, Sendable, Hashable, CustomStringConvertibl
         case noPathPrefix
         /// An expiry before the Unix epoch.
         case invalidExpiry
+        /// A session label with characters outside `[A-Za-z0-9_-]`, or longer than 64.
+        case invalidSession(String)
     }
 
     /// What is wrong.
@@ -71,6 +73,14 @@ public struct TokenRefusal: Error, Sendable, Hashable {
 ///   HMAC-SHA256(secret, `"veza-bind-v1\n" + client`) (the client value itself is not revealed),
 /// - `mac`: unpadded base64url of HMAC-SHA256(secret, the token text before the last `.`).
 ///
+/// ## Version 2: a playback session
+///
+/// `v2.<kid>.<expires>.<prefixes>.<binding>.<session>.<mac>`: as version 1, with `session`, an
+/// opaque label (`[A-Za-z0-9_-]{1,64}`) the signer vouches for, such as a playback session id.
+/// A server reads it from the verified ``Grant/session`` to tell one listening session's
+/// requests from another's. Tokens are issued as version 2 only when a session is given, and
+/// both versions verify.
+///
 /// Verification order: shape → key id → MAC (constant time, via swift-crypto) → expiry → path → client,
 /// so nothing but `malformed`/`unknownKey`/`badSignature` is revealed about an unauthentic token.
 ///
@@ -106,9 +116,9 @@ public struct URLSigner: Sendable {
     }
 
     /// Issues a token for one path prefix (for example `/hls/{trackId}/`).
-    public func sign(pathPrefix: String, expires: Timestamp, clientBinding: String? = nil,
+    public func sign(pathPrefix: String, expires: Timestamp, clientBinding: String? = nil, session: String? = nil,
                      keyID: String? = nil) throws(URLSigningError) -> String {
-        try sign(pathPrefixes: [pathPrefix], expires: expires, clientBinding: clientBinding, keyID: keyID)
+        try sign(pathPrefixes: [pathPrefix], expires: expires, clientBinding: clientBinding, session: session, keyID: keyID)
     }
 
     /// Issues a token valid for every path under any of `pathPrefixes`, until `expires`.
@@ -117,7 +127,10 @@ public struct URLSigner: Sendable {
     /// paths below `prefix + "/"` (so `/hls/abc` never covers `/hls/abcd`). Prefixes are normalised
     /// like request paths (percent-decoding); those with `.`/`..` segments, encoded `/` or `\`,
     /// encoded `%` or control characters are refused.
-    public func sign(pathPrefixes: [String], expires: Timestamp, clientBinding: String? = nil,
+    ///
+    /// With a `session` (`[A-Za-z0-9_-]{1,64}`), the token is version 2 and its grant names the
+    /// session (``Grant/session``).
+    public func sign(pathPrefixes: [String], expires: Timestamp, clientBinding: String? = nil, session: String? = nil,
                      keyID: String? = nil) throws(URLSigningError) -> String {
         guard !pathPrefixes.isEmpty else { throw URLSigningError(.noPathPrefix) }
         let kid = keyID ?? activeKeyID
@@ -131,8 +144,10 @@ public struct URLSigner: Sendable {
             }
             normalised.append(path)
         }
+        if let session, !Self.isValidKeyID(session) { throw URLSigningError(.invalidSession(session)) }
         let binding = clientBinding.map { Base64URL.encode(Self.bindingTag(client: $0, key: key)) } ?? "-"
-        let body = "v1.\(kid).\(expires.secondsSince1970).\(Base64URL.encode(Array(normalised.joined(separator: "\n").utf8))).\(binding)"
+        let fields = "\(kid).\(expires.secondsSince1970).\(Base64URL.encode(Array(normalised.joined(separator: "\n").utf8))).\(binding)"
+        let body = session.map { "v2." + fields + "." + $0 } ?? "v1." + fields
         let mac = HMAC<SHA256>.authenticationCode(for: Array(body.utf8), using: key)
         return body + "." + Base64URL.encode(Array(mac))
     }
@@ -169,9 +184,9 @@ public struct URLSigner: Sendable {
     /// ``TokenVerification/badSignature`` (as ``TokenRefusal``).
     public func grant(for token: String) -> Result<Grant, TokenRefusal> {
         let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 6, token.utf8.count <= 8192 else { return .failure(.init(.malformed)) }
+        guard parts.count == 6 || parts.count == 7, token.utf8.count <= 8192 else { return .failure(.init(.malformed)) }
         let field = { (index: Int) -> Substring in Substring(parts[index]) }
-        guard field(0) == "v1" else { return .failure(.init(.malformed)) }
+        guard field(0) == (parts.count == 6 ? "v1" : "v2") else { return .failure(.init(.malformed)) }
         let kid = String(field(1))
         guard Self.isValidKeyID(kid) else { return .failure(.init(.malformed)) }
         let expiresText = field(2)
@@ -185,16 +200,23 @@ public struct URLSigner: Sendable {
             guard let tag = Base64URL.decode(bindingField), tag.count == 16 else { return .failure(.init(.malformed)) }
             bindingTag = tag
         }
-        guard let mac = Base64URL.decode(field(5)), mac.count == 32 else { return .failure(.init(.malformed)) }
+        var session: String?
+        if parts.count == 7 {
+            let label = String(field(5))
+            guard Self.isValidKeyID(label) else { return .failure(.init(.malformed)) }
+            session = label
+        }
+        let macPart = parts[parts.count - 1]
+        guard let mac = Base64URL.decode(Substring(macPart)), mac.count == 32 else { return .failure(.init(.malformed)) }
         guard let secret = keys[kid] else { return .failure(.init(.unknownKey)) }
-        let bodyLength = token.utf8.count - parts[5].count - 1
+        let bodyLength = token.utf8.count - macPart.count - 1
         let body = Array(token.utf8.prefix(bodyLength))
         guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: body, using: SymmetricKey(data: secret)) else {
             return .failure(.init(.badSignature))
         }
         return .success(Grant(keyID: kid, expires: Timestamp(secondsSince1970: expiresSeconds),
                               prefixes: prefixText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
-                              bindingTag: bindingTag))
+                              bindingTag: bindingTag, session: session))
     }
 
     /// What an authentic token opens (see ``URLSigner/grant(for:)``).
@@ -206,6 +228,8 @@ public struct URLSigner: Sendable {
         /// The normalised path prefixes it opens.
         public let prefixes: [String]
         let bindingTag: [UInt8]?
+        /// The session label a version-2 token carries (nil for version 1).
+        public let session: String?
 
         /// Whether the token is bound to a client identity.
         public var isClientBound: Bool { bindingTag != nil }

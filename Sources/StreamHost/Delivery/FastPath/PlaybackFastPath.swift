@@ -222,6 +222,11 @@ final class PlaybackFastPath: Sendable {
             metrics.bytesServed(body.readableBytes, kind: served.metricsKind)
             if served.isStreamStart { metrics.streamStart.record(ContinuousClock.now - start) }
         }
+        if method == .get, status.code < 300, let analytics = delivery.analytics, let token, let label = PlaybackSessionLabel.of(token: token) {
+            let object = target.service == .media ? DeliveredObject(mediaPath: target.rest, range: file?.range) : .playlist
+            analytics.observe(label: label, track: id, object: object, bytes: body?.readableBytes ?? file.map { Int($0.range.count) } ?? 0,
+                              client: clientAddress, userAgent: { request.headers.first(name: "user-agent") }, at: Date().timeIntervalSince1970)
+        }
         metrics.requestFinished(route: route, method: method.rawValue, status: status.code, duration: ContinuousClock.now - start)
         metrics.fastPathAnswered()
         if logger.logLevel <= .debug {

@@ -1,0 +1,382 @@
+import Foundation
+import MediaCore
+import Synchronization
+
+/// A published track's timing, as the listening tracker needs it: each rendition's segments
+/// (media start and duration, in seconds, by segment number) and progressive files (size).
+final class TrackTiming: Sendable {
+    struct Span: Sendable, Hashable {
+        var start: Double
+        var duration: Double
+    }
+
+    let track: String
+    let version: Int
+    let durationSeconds: Double
+    /// Rendition id → segments by number (numbers start at 1; index 0 is unused).
+    let segments: [String: [Span]]
+    /// `progressive/{file}` → (rendition id, size in bytes).
+    let progressive: [String: (rendition: String, bytes: Int64)]
+    /// Rendition id → codec (`aac`, `opus`, `mp3`, `flac`).
+    let codecs: [String: String]
+    /// The longest segment of any rendition (seconds).
+    let longestSegment: Double
+    /// The highest segment number of any rendition.
+    let lastSegment: Int
+
+    convenience init(track: String, version: Int, manifest: TrackManifest) {
+        self.init(track: track, version: version, durationSeconds: manifest.durationSeconds, renditions: manifest.renditions)
+    }
+
+    init(track: String, version: Int, durationSeconds: Double, renditions: [PublishedRendition]) {
+        self.track = track
+        self.version = version
+        self.durationSeconds = durationSeconds
+        var segments: [String: [Span]] = [:]
+        var progressive: [String: (String, Int64)] = [:]
+        var codecs: [String: String] = [:]
+        var longest = 0.0
+        var last = 0
+        for rendition in renditions {
+            codecs[rendition.id] = rendition.codec
+            if let file = rendition.progressive, let size = rendition.progressiveByteSize {
+                progressive[file] = (rendition.id, Int64(size))
+            }
+            guard !rendition.segments.isEmpty, rendition.timescale > 0 else { continue }
+            let scale = Double(rendition.timescale)
+            let top = rendition.segments.map(\.number).max() ?? 0
+            guard top <= 1_000_000 else { continue }
+            var spans = [Span](repeating: Span(start: 0, duration: 0), count: top + 1)
+            for segment in rendition.segments where segment.number >= 1 {
+                let span = Span(start: Double(segment.start) / scale, duration: Double(segment.duration) / scale)
+                spans[segment.number] = span
+                longest = max(longest, span.duration)
+            }
+            last = max(last, top)
+            segments[rendition.id] = spans
+        }
+        self.segments = segments
+        self.progressive = progressive
+        self.codecs = codecs
+        longestSegment = longest
+        lastSegment = last
+    }
+}
+
+/// Track timings made from the manifests of ready tracks, kept per track and version.
+final class TrackTimings: Sendable {
+    private let manifests: ManifestCache
+    private let cache = Mutex<[String: TrackTiming]>([:])
+
+    init(manifests: ManifestCache) { self.manifests = manifests }
+
+    /// The timing of `track`'s ready version (nil when the host has not seen it ready lately).
+    func timing(_ track: String) -> TrackTiming? {
+        guard let ready = manifests.peekReady(track) else { return nil }
+        if let known = cache.withLock({ $0[track] }), known.version == ready.version { return known }
+        let made = TrackTiming(track: track, version: ready.version, manifest: ready.manifest)
+        cache.withLock { cache in
+            if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
+            cache[track] = made
+        }
+        return made
+    }
+}
+
+/// What one delivery request fetched, as the listening tracker counts it.
+enum DeliveredObject: Sendable, Hashable {
+    /// A multivariant or media playlist, or the MPD.
+    case playlist
+    /// A rendition's init segment.
+    case initSegment(rendition: String)
+    /// Segment `number` (from 1) of a rendition.
+    case segment(rendition: String, number: Int)
+    /// Bytes `range` of a progressive file (`progressive/{file}`).
+    case progressive(file: String, range: Range<Int64>)
+    /// Anything else under the track's token (the waveform).
+    case other
+
+    /// The object under `/media/{id}/` at `rest` (`v{n}/cmaf/{rendition}/seg-{k}.m4s`, …), and
+    /// the version it belongs to.
+    init(mediaPath rest: Substring, range: Range<Int64>?) {
+        let parts = rest.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 2 else { self = .other; return }
+        if parts.count == 4, parts[1] == "cmaf" {
+            let file = parts[3]
+            if file == "init.mp4" {
+                self = .initSegment(rendition: String(parts[2]))
+            } else if file.hasPrefix("seg-"), file.hasSuffix(".m4s"), let number = Int(file.dropFirst(4).dropLast(4)) {
+                self = .segment(rendition: String(parts[2]), number: number)
+            } else {
+                self = .other
+            }
+        } else if parts.count == 3, parts[1] == "progressive" {
+            self = .progressive(file: "progressive/" + parts[2], range: range ?? 0..<Int64.max)
+        } else {
+            self = .other
+        }
+    }
+
+    var isMedia: Bool {
+        switch self {
+        case .segment, .progressive: true
+        default: false
+        }
+    }
+}
+
+/// One playback event a player reported (`POST /v1/events`), checked.
+struct PlaybackBeacon: Sendable, Hashable {
+    enum Kind: String, Sendable, Hashable, CaseIterable {
+        case play, pause, resume, seek, skip, complete, stall
+        case qualityChange = "quality_change"
+        case error
+    }
+
+    var id: String
+    var kind: Kind
+    /// Media position (seconds) when it happened; for `seek`, the position left.
+    var position: Double
+    /// `seek`: the position sought to.
+    var to: Double?
+    /// The client's clock (seconds since 1970).
+    var clientTime: Double
+    /// `quality_change`: the rendition now playing.
+    var rendition: String?
+}
+
+/// One listening session as the host reconstructs it: from the delivery requests made under
+/// its playback token (the server's view) and, when the player sends them, from its beacons.
+///
+/// ## The server's estimate of listening time (no beacons)
+///
+/// A player fetches segments ahead of its position and, once its buffer is full, fetches the
+/// next segment when it has played one more: between two fetches it plays at most the segment
+/// fetched first. So the time listened up to the last fetch is Σ min(gap, d + j) over
+/// consecutive segment fetches, d the earlier segment's duration and j a jitter allowance
+/// (d/4, at most 1 s) so that late and early requests cancel out: a burst adds nothing, a pause
+/// adds its segment (and at most j), not the pause. After the last fetch the player played at most one more segment
+/// before the next fetch would have come; half of the last segment is counted, so the error is
+/// at most half a segment (plus jitter) per session. A session that fetched the track's last
+/// segment is taken to have played what it buffered to the end (a player that downloads the
+/// whole track and stops cannot be told apart without beacons). Never more than the media
+/// fetched.
+///
+/// Progressive files (one long request) are counted by the media their bytes hold; without
+/// beacons that is an upper bound, as the host does not yet see where the player stopped.
+///
+/// ## With beacons
+///
+/// Listening is the sum of the position advanced while playing (from `play`/`resume`/a seek's
+/// target to the next event's position), each stretch no longer than the client time between
+/// its two events plus one second. When the last beacon left the player playing, the server's
+/// view after that beacon is added (the fetch-gap sum since then plus half a segment, no more
+/// than the track left).
+struct ListeningSession: Sendable {
+    let id: String
+    let track: String
+    let subjectTag: String?
+    let timing: TrackTiming?
+    let clientPrefix: String?
+    let clientType: String
+    let firstSeen: Double
+    var lastSeen: Double
+    var firstMedia: Double?
+    var lastMedia: Double?
+    var playlistRequests = 0
+    var mediaRequests = 0
+    var bytes: Int64 = 0
+
+    // The server's view.
+    /// Segment numbers fetched (bit n of word n / 64).
+    private var fetched: [UInt64] = []
+    private(set) var coveredSeconds = 0.0
+    /// Σ min(gap, earlier segment's duration) over consecutive segment fetches.
+    private(set) var consumed = 0.0
+    private var lastFetch: (time: Double, duration: Double, number: Int)?
+    private(set) var serverSeeks = 0
+    private(set) var reachedEnd = false
+    private(set) var renditionSegments: [String: Int] = [:]
+    /// Progressive media fetched, as intervals of seconds.
+    private var progressiveCovered: [Range<Double>] = []
+    private(set) var progressiveRendition: String?
+
+    // The player's view.
+    private(set) var beacons = 0
+    private(set) var seenEvents: Set<String> = []
+    private var beaconListened = 0.0
+    private var playingFrom: (position: Double, clientTime: Double)?
+    private var lastBeaconPosition = 0.0
+    private var consumedAtLastBeacon = 0.0
+    private var lastBeaconAt = 0.0
+    private(set) var beaconCompleted = false
+    private(set) var beaconSkipped = false
+    private(set) var stalls = 0
+    private(set) var beaconSeeks = 0
+    private(set) var errors = 0
+    private var beaconRendition: String?
+
+    init(id: String, track: String, subjectTag: String?, timing: TrackTiming?, clientPrefix: String?, clientType: String, at time: Double) {
+        self.id = id
+        self.track = track
+        self.subjectTag = subjectTag
+        self.timing = timing
+        self.clientPrefix = clientPrefix
+        self.clientType = clientType
+        firstSeen = time
+        lastSeen = time
+    }
+
+    /// Counts a delivery request answered at `time`.
+    mutating func observe(_ object: DeliveredObject, bytes: Int, at time: Double) {
+        lastSeen = max(lastSeen, time)
+        self.bytes += Int64(bytes)
+        switch object {
+        case .playlist:
+            playlistRequests += 1
+        case .initSegment, .other:
+            break
+        case .segment(let rendition, let number):
+            mediaRequests += 1
+            noteMedia(time)
+            renditionSegments[rendition, default: 0] += 1
+            guard let spans = timing?.segments[rendition], number >= 1, number < spans.count else { return }
+            let span = spans[number]
+            let word = number / 64
+            if fetched.count <= word { fetched += [UInt64](repeating: 0, count: word + 1 - fetched.count) }
+            let bit = UInt64(1) << UInt64(number % 64)
+            if fetched[word] & bit == 0 {
+                fetched[word] |= bit
+                coveredSeconds += span.duration
+            }
+            if let last = lastFetch {
+                // A late fetch counts up to a jitter allowance more, an early one less, so request
+                // timing noise cancels out over the session; a pause counts as its segment plus
+                // at most the allowance.
+                consumed += min(max(0, time - last.time), last.duration + Self.jitterAllowance(last.duration))
+                if number != last.number + 1 && number != last.number { serverSeeks += 1 }
+            }
+            lastFetch = (time, span.duration, number)
+            if number == spans.count - 1 { reachedEnd = true }
+        case .progressive(let file, let range):
+            mediaRequests += 1
+            noteMedia(time)
+            guard let (rendition, size) = timing?.progressive[file], size > 0, let duration = timing?.durationSeconds else { return }
+            progressiveRendition = rendition
+            let upper = min(range.upperBound, size)
+            guard upper > range.lowerBound else { return }
+            let media = Double(range.lowerBound) / Double(size) * duration..<Double(upper) / Double(size) * duration
+            progressiveCovered.append(media)
+            if upper == size { reachedEnd = true }
+        }
+    }
+
+    /// How much later than a segment's duration a fetch may come and still count as played
+    /// time: a quarter of the segment, at most a second.
+    static func jitterAllowance(_ duration: Double) -> Double { min(1, duration / 4) }
+
+    private mutating func noteMedia(_ time: Double) {
+        if firstMedia == nil { firstMedia = time }
+        lastMedia = max(lastMedia ?? time, time)
+    }
+
+    /// Takes a checked beacon received at `time`; false when its id was seen before.
+    mutating func receive(_ beacon: PlaybackBeacon, at time: Double) -> Bool {
+        guard seenEvents.insert(beacon.id).inserted else { return false }
+        beacons += 1
+        lastSeen = max(lastSeen, time)
+        lastBeaconAt = time
+        consumedAtLastBeacon = consumed
+        func accrue() {
+            guard let from = playingFrom else { return }
+            let advanced = beacon.position - from.position
+            let allowed = max(0, beacon.clientTime - from.clientTime) + 1
+            beaconListened += max(0, min(advanced, allowed))
+        }
+        switch beacon.kind {
+        case .play, .resume:
+            accrue()
+            playingFrom = (beacon.position, beacon.clientTime)
+        case .pause:
+            accrue()
+            playingFrom = nil
+        case .seek:
+            beaconSeeks += 1
+            let wasPlaying = playingFrom != nil
+            accrue()
+            playingFrom = wasPlaying ? (beacon.to ?? beacon.position, beacon.clientTime) : nil
+        case .qualityChange:
+            accrue()
+            if playingFrom != nil { playingFrom = (beacon.position, beacon.clientTime) }
+            beaconRendition = beacon.rendition ?? beaconRendition
+        case .stall:
+            stalls += 1
+            accrue()
+            if playingFrom != nil { playingFrom = (beacon.position, beacon.clientTime) }
+        case .skip:
+            accrue()
+            playingFrom = nil
+            beaconSkipped = true
+        case .complete:
+            accrue()
+            playingFrom = nil
+            beaconCompleted = true
+        case .error:
+            errors += 1
+            accrue()
+            playingFrom = nil
+        }
+        lastBeaconPosition = beacon.to ?? beacon.position
+        return true
+    }
+
+    /// Whether a player fetched media within the last `window` seconds before `now`.
+    func isListening(now: Double, window: Double) -> Bool {
+        guard let lastMedia else { return false }
+        return now - lastMedia <= window
+    }
+
+    /// The seconds of the track fetched (segments and progressive bytes).
+    var mediaFetchedSeconds: Double {
+        var merged: [Range<Double>] = []
+        for range in progressiveCovered.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = merged.last, range.lowerBound <= last.upperBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, range.upperBound)
+            } else {
+                merged.append(range)
+            }
+        }
+        return coveredSeconds + merged.reduce(0) { $0 + ($1.upperBound - $1.lowerBound) }
+    }
+
+    /// The server's estimate (see the type's documentation).
+    var serverListenedSeconds: Double {
+        let fetchedSeconds = mediaFetchedSeconds
+        var estimate = consumed
+        if let lastFetch {
+            estimate += reachedEnd ? max(0, coveredSeconds - consumed) : lastFetch.duration / 2
+        }
+        estimate += mediaFetchedSeconds - coveredSeconds   // progressive: what its bytes hold
+        return min(estimate, fetchedSeconds)
+    }
+
+    /// Listening time: the beacons' when there are any (with the server's view after the
+    /// last one when it left the player playing), else the server's.
+    var listenedSeconds: Double {
+        guard beacons > 0 else { return serverListenedSeconds }
+        var total = beaconListened
+        if playingFrom != nil {
+            var tail = consumed - consumedAtLastBeacon
+            if let lastFetch, lastFetch.time >= lastBeaconAt { tail += lastFetch.duration / 2 }
+            let left = max(0, (timing?.durationSeconds ?? .infinity) - lastBeaconPosition)
+            total += min(tail, left)
+        }
+        return total
+    }
+
+    /// The rendition heard most (by segments fetched; a quality change beacon wins last).
+    var mainRendition: String? {
+        if let beaconRendition { return beaconRendition }
+        return renditionSegments.max(by: { ($0.value, $1.key) < ($1.value, $0.key) })?.key ?? progressiveRendition
+    }
+}

@@ -1,0 +1,339 @@
+import Foundation
+import Synchronization
+
+/// A listening session once it ended, as it is stored and rolled up.
+public struct FinishedSession: Sendable, Hashable, Codable {
+    /// How a session ended.
+    public enum Outcome: String, Sendable, Hashable, Codable, CaseIterable {
+        /// Played to the end (a `complete` beacon, or the last segment fetched and the track
+        /// listened to within a segment of its end).
+        case completed
+        /// Left before the play threshold (30 s by default).
+        case skipped
+        /// Left after the play threshold, before the end.
+        case abandoned
+        /// Fetched playlists but no media, or a client that names itself a bot: not a listener,
+        /// counted apart.
+        case bot
+    }
+
+    /// The session id (16 base64url characters, random).
+    public var id: String
+    /// The track played.
+    public var track: String
+    /// A keyed hash of the token subject the playback URL was issued to (never the subject).
+    public var subjectTag: String?
+    /// The session's first request, seconds since 1970.
+    public var startedAt: Double
+    /// Its last request or beacon, seconds since 1970.
+    public var endedAt: Double
+    /// Seconds listened (see ``ListeningSession``'s estimator; beacons when there were any).
+    public var listenedSeconds: Double
+    /// Seconds of the track fetched (segments and progressive bytes).
+    public var fetchedSeconds: Double
+    public var outcome: Outcome
+    /// Whether it counts as a play (listened at least the threshold, or a short track completed).
+    public var isPlay: Bool
+    /// Stalls the player reported.
+    public var stalls: Int
+    /// Seeks (reported, or jumps between the segments fetched).
+    public var seeks: Int
+    /// Beacons accepted.
+    public var beacons: Int
+    /// The rendition heard most.
+    public var rendition: String?
+    /// Its codec.
+    public var codec: String?
+    /// `203.0.113.0/24`, `2001:db8:1::/48`, or nil (`analytics.clientNetworks = none`).
+    public var clientPrefix: String?
+    /// From the User-Agent: `browser`, `ffmpeg`, `gstreamer`, `mpv`, `vlc`, `apple`, `android`,
+    /// `bot` or `other`.
+    public var clientType: String
+    /// ISO 3166 country code, when a location database is configured (not yet).
+    public var country: String?
+    /// Segment and progressive requests.
+    public var mediaRequests: Int
+    /// Playlist and MPD requests.
+    public var playlistRequests: Int
+    /// Bytes sent.
+    public var bytes: Int64
+
+    /// Who counts as one listener for unique counts: the token subject when the URL was issued
+    /// to one, else the session.
+    var listenerKey: String { subjectTag.map { "s:" + $0 } ?? "p:" + id }
+}
+
+/// A beacon batch's outcome: how many were taken and why the others were dropped.
+struct BeaconReceipt: Sendable, Hashable, Codable {
+    var accepted = 0
+    var dropped: [String: Int] = [:]
+}
+
+/// The host's live view of listening: every playback session's state, updated by each delivery
+/// request (on the event loop, so it costs a dictionary lookup under one of 16 locks) and each
+/// beacon, ended after ``AnalyticsConfiguration/idleTimeoutSeconds`` without a request.
+final class ListeningTracker: Sendable {
+    let configuration: AnalyticsConfiguration
+    /// The timing of a ready track (nil when unknown).
+    private let timingSource: @Sendable (String) -> TrackTiming?
+
+    private final class Shard: Sendable {
+        struct State {
+            var sessions: [String: ListeningSession] = [:]
+            /// Sessions ended lately, by id: when (late beacons are dropped, not a new session).
+            var ended: [String: Double] = [:]
+        }
+        let state = Mutex(State())
+    }
+    private let shards: [Shard] = (0..<16).map { _ in Shard() }
+    /// Per track, the most listeners seen at once in the current minute: (minute, peak, the
+    /// peak last reported to the store).
+    private let peaks = Mutex<[String: (minute: Int64, peak: Int, reported: Int)]>([:])
+    /// Plays counted as they happen (a session crossing the play threshold), per minute.
+    private let playsNow = Mutex<[Int64: Int]>([:])
+
+    init(configuration: AnalyticsConfiguration, timing: @escaping @Sendable (String) -> TrackTiming?) {
+        self.configuration = configuration
+        timingSource = timing
+    }
+
+    private func shard(_ session: String) -> Shard {
+        var hash: UInt32 = 2_166_136_261
+        for byte in session.utf8.prefix(16) { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return shards[Int(hash % UInt32(shards.count))]
+    }
+
+    /// Counts a delivery request of session `label` (a version-2 playback token's session).
+    func observe(label parsed: PlaybackSessionLabel, track: String, object: DeliveredObject, bytes: Int, client: IPAddress?,
+                 userAgent: () -> String?, at time: Double) {
+        let shard = shard(parsed.id)
+        let known = shard.state.withLock { state -> Bool in
+            guard state.sessions[parsed.id] != nil else { return false }
+            update(&state.sessions[parsed.id]!, object: object, bytes: bytes, at: time)
+            return true
+        }
+        if known { return }
+        // A new session: the slower lookups (timing, User-Agent) outside the lock.
+        let timing = timingSource(track)
+        let session = ListeningSession(
+            id: parsed.id, track: track, subjectTag: parsed.subjectTag, timing: timing,
+            clientPrefix: configuration.keepsClientNetworks ? client?.networkPrefix : nil,
+            clientType: Self.clientType(userAgent()), at: time)
+        shard.state.withLock { state in
+            if state.sessions[parsed.id] == nil {
+                // Resumed after a pause longer than the idle timeout: a new session (same id).
+                state.ended[parsed.id] = nil
+                state.sessions[parsed.id] = session
+            }
+            update(&state.sessions[parsed.id]!, object: object, bytes: bytes, at: time)
+        }
+    }
+
+    private func update(_ session: inout ListeningSession, object: DeliveredObject, bytes: Int, at time: Double) {
+        let before = session.listenedSeconds
+        session.observe(object, bytes: bytes, at: time)
+        countPlay(before: before, after: session.listenedSeconds, at: time)
+    }
+
+    private func countPlay(before: Double, after: Double, at time: Double) {
+        let threshold = configuration.playThresholdSeconds
+        guard before < threshold, after >= threshold else { return }
+        playsNow.withLock { $0[Int64(time / 60), default: 0] += 1 }
+    }
+
+    /// Takes a batch of checked beacons for session `label` of `track`.
+    func receive(_ beacons: [PlaybackBeacon], label: PlaybackSessionLabel, track: String, client: IPAddress?,
+                 userAgent: String?, at time: Double) -> BeaconReceipt {
+        var receipt = BeaconReceipt()
+        let shard = shard(label.id)
+        let timing = shard.state.withLock { $0.sessions[label.id] == nil } ? timingSource(track) : nil
+        shard.state.withLock { state in
+            if state.ended[label.id] != nil {
+                receipt.dropped["session_ended", default: 0] += beacons.count
+                return
+            }
+            if state.sessions[label.id] == nil {
+                state.sessions[label.id] = ListeningSession(
+                    id: label.id, track: track, subjectTag: label.subjectTag, timing: timing,
+                    clientPrefix: configuration.keepsClientNetworks ? client?.networkPrefix : nil,
+                    clientType: Self.clientType(userAgent), at: time)
+            }
+            for beacon in beacons.sorted(by: { $0.clientTime < $1.clientTime }) {
+                let before = state.sessions[label.id]!.listenedSeconds
+                if state.sessions[label.id]!.receive(beacon, at: time) {
+                    receipt.accepted += 1
+                    countPlay(before: before, after: state.sessions[label.id]!.listenedSeconds, at: time)
+                } else {
+                    receipt.dropped["duplicate", default: 0] += 1
+                }
+            }
+        }
+        return receipt
+    }
+
+    /// What a sweep found: the sessions that ended, and the listeners now per track.
+    struct Sweep: Sendable {
+        var finished: [FinishedSession] = []
+        /// Track → sessions that fetched media within the last segment's duration (+ 2 s).
+        var listeners: [String: Int] = [:]
+        /// (track, minute, most listeners at once in it so far) where that grew since the last sweep.
+        var peaks: [(track: String, minute: Int64, peak: Int)] = []
+        /// Plays counted in the minutes so far (session crossing the threshold), by minute.
+        var playsByMinute: [Int64: Int] = [:]
+    }
+
+    /// Ends the sessions idle for the timeout (all of them with `closingAll`, at shutdown) and
+    /// counts current listeners.
+    func sweep(now: Double, closingAll: Bool = false) -> Sweep {
+        var sweep = Sweep()
+        let idle = configuration.idleTimeoutSeconds
+        for shard in shards {
+            shard.state.withLock { state in
+                var ended: [String] = []
+                for (id, session) in state.sessions {
+                    if closingAll || now - session.lastSeen >= idle {
+                        ended.append(id)
+                        sweep.finished.append(finish(session, now: now))
+                    } else if session.isListening(now: now, window: (session.timing?.longestSegment ?? 10) + 2) {
+                        sweep.listeners[session.track, default: 0] += 1
+                    }
+                }
+                for id in ended {
+                    state.sessions[id] = nil
+                    state.ended[id] = now
+                }
+                state.ended = state.ended.filter { now - $0.value < 2 * idle }
+            }
+        }
+        let minute = Int64(now / 60)
+        peaks.withLock { peaks in
+            for (track, count) in sweep.listeners {
+                if let known = peaks[track], known.minute == minute {
+                    peaks[track]!.peak = max(known.peak, count)
+                } else {
+                    peaks[track] = (minute, count, 0)
+                }
+            }
+            // Only peaks that grew are written (a sweep a second would otherwise rewrite every
+            // listened track's rollups each second).
+            for (track, entry) in peaks where entry.peak > entry.reported {
+                sweep.peaks.append((track, entry.minute, entry.peak))
+                peaks[track]!.reported = entry.peak
+            }
+            peaks = peaks.filter { $0.value.minute == minute }
+        }
+        sweep.playsByMinute = playsNow.withLock { plays in
+            plays = plays.filter { $0.key >= minute - 60 }
+            return plays
+        }
+        return sweep
+    }
+
+    /// The session's record, with its outcome.
+    func finish(_ session: ListeningSession, now: Double) -> FinishedSession {
+        let listened = session.listenedSeconds
+        let threshold = configuration.playThresholdSeconds
+        let timing = session.timing
+        let outcome: FinishedSession.Outcome
+        if session.mediaRequests == 0 && session.beacons == 0 || session.clientType == "bot" {
+            outcome = .bot
+        } else if session.beaconCompleted {
+            outcome = .completed
+        } else if let timing, session.reachedEnd, listened >= timing.durationSeconds - max(timing.longestSegment, 1) * 1.5 {
+            outcome = .completed
+        } else if listened < threshold {
+            outcome = .skipped
+        } else {
+            outcome = .abandoned
+        }
+        let rendition = session.mainRendition
+        return FinishedSession(
+            id: session.id, track: session.track, subjectTag: session.subjectTag, startedAt: session.firstSeen,
+            endedAt: max(session.lastSeen, session.firstSeen), listenedSeconds: (listened * 1000).rounded() / 1000,
+            fetchedSeconds: (session.mediaFetchedSeconds * 1000).rounded() / 1000, outcome: outcome,
+            isPlay: outcome != .bot && (listened >= threshold || outcome == .completed),
+            stalls: session.stalls, seeks: max(session.serverSeeks, session.beaconSeeks), beacons: session.beacons,
+            rendition: rendition, codec: rendition.flatMap { timing?.codecs[$0] }, clientPrefix: session.clientPrefix,
+            clientType: session.clientType, country: nil, mediaRequests: session.mediaRequests,
+            playlistRequests: session.playlistRequests, bytes: session.bytes)
+    }
+
+    /// Drops the open sessions of a token subject (its listening is being deleted); returns how many.
+    func forget(subjectTag: String) -> Int {
+        shards.reduce(0) { total, shard in
+            total + shard.state.withLock { state in
+                let ids = state.sessions.filter { $0.value.subjectTag == subjectTag }.map(\.key)
+                for id in ids {
+                    state.sessions[id] = nil
+                    state.ended[id] = 0
+                }
+                return ids.count
+            }
+        }
+    }
+
+    /// Sessions open now (listening or not).
+    var openSessions: Int { shards.reduce(0) { total, shard in total + shard.state.withLock { $0.sessions.count } } }
+
+    /// The kind of client a User-Agent names.
+    static func clientType(_ userAgent: String?) -> String {
+        guard let agent = userAgent?.lowercased(), !agent.isEmpty else { return "other" }
+        if agent.contains("bot") || agent.contains("crawl") || agent.contains("spider") || agent.contains("curl/")
+            || agent.contains("wget") || agent.contains("python-requests") { return "bot" }
+        if agent.hasPrefix("lavf") || agent.contains("ffmpeg") { return "ffmpeg" }
+        if agent.contains("gstreamer") { return "gstreamer" }
+        if agent.contains("mpv") { return "mpv" }
+        if agent.contains("vlc") { return "vlc" }
+        if agent.contains("applecoremedia") || agent.contains("avplayer") { return "apple" }
+        if agent.contains("exoplayer") || agent.contains("android") { return "android" }
+        if agent.contains("mozilla") { return "browser" }
+        return "other"
+    }
+}
+
+/// The session label a playback token carries: a random session id (16 base64url characters)
+/// and, when the URL was issued to a token subject, an 11-character keyed hash of it.
+public struct PlaybackSessionLabel: Sendable, Hashable {
+    /// The session id.
+    public let id: String
+    /// The listener's tag (``HostAuth/subjectTag(_:)``), when the URL was issued to one.
+    public let subjectTag: String?
+
+    static let idLength = 16
+    static let tagLength = 11
+
+    /// Reads a label; nil for one the host did not make.
+    init?(_ label: String) {
+        let count = label.utf8.count
+        guard count == Self.idLength || count == Self.idLength + Self.tagLength else { return nil }
+        id = String(label.prefix(Self.idLength))
+        subjectTag = count > Self.idLength ? String(label.dropFirst(Self.idLength)) : nil
+    }
+
+    init(id: String, subjectTag: String?) {
+        self.id = id
+        self.subjectTag = subjectTag
+    }
+
+    var label: String { id + (subjectTag ?? "") }
+
+    /// The session label of a verified version-2 token (its sixth field), without parsing
+    /// the rest again.
+    static func of(token: String) -> PlaybackSessionLabel? {
+        let bytes = token.utf8
+        var fields = 0
+        var start = bytes.startIndex
+        var end = bytes.startIndex
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            if bytes[index] == UInt8(ascii: ".") {
+                fields += 1
+                if fields == 5 { start = bytes.index(after: index) }
+                if fields == 6 { end = index }
+            }
+            index = bytes.index(after: index)
+        }
+        guard fields == 6, start < end else { return nil }
+        return PlaybackSessionLabel(String(Substring(bytes[start..<end])))
+    }
+}
