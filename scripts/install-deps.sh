@@ -81,6 +81,14 @@ if ! python3 -c "import grpc, grpc_tools" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check "grpcio==1.85.4" "grpcio-tools==1.85.4"
 fi
 
+# From PyPI: mmdb-writer, which builds the MaxMind-format country databases the analytics tests
+# read with the host's own reader (Sources/StreamHost/Analytics/MaxMindDB.swift), and maxminddb,
+# MaxMind's reader, which the tests compare it with.
+if ! python3 -c "import mmdb_writer, maxminddb" 2>/dev/null; then
+  echo "Installing (PyPI): mmdb-writer maxminddb"
+  python3 -m pip install --quiet --disable-pip-version-check "mmdb-writer==0.2.7" "maxminddb==2.8.2"
+fi
+
 if ! command -v swift >/dev/null 2>&1; then
   echo "error: the Swift 6 toolchain is not on PATH (see https://www.swift.org/install/linux/)" >&2
   exit 1

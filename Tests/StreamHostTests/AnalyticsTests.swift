@@ -14,7 +14,13 @@ struct AnalyticsTests {
 
     @Test("sessions reconstructed from HLS requests and beacons: outcomes, plays, listening time within half a segment, bots apart, beacons checked, live feed, deletion by subject, no raw address stored")
     func sessionsMatchTheTruth() throws {
+        // Countries from a MaxMind-format database (mmdb-writer), for addresses a trusted proxy
+        // (the listeners themselves, on loopback) forwards.
+        let (countries, _) = try MaxMindDatabaseTests.build("analytics", ["203.0.113.0/24=NZ", "198.51.100.0/24=BR"], probes: [])
+        defer { try? FileManager.default.removeItem(atPath: countries) }
         let host = HostProcess(name: "analytics", environment: [
+            "VEZA_SERVER_TRUSTED_PROXIES": "127.0.0.1",
+            "VEZA_ANALYTICS_COUNTRY_DATABASE": countries,
             "VEZA_LADDER_SEGMENT_SECONDS": "2",
             "VEZA_ANALYTICS_IDLE_TIMEOUT_SECONDS": "4",
             "VEZA_ANALYTICS_SWEEP_SECONDS": "0.2",
@@ -41,10 +47,12 @@ struct AnalyticsTests {
             return host.base + path
         }
         let plans: [[String: Any]] = [
-            ["name": "complete", "master": try masterURL(token: listener), "behaviour": "complete"],
-            ["name": "skip", "master": try masterURL(), "behaviour": "stop", "stopAt": 3.1, "threshold": 8],
-            ["name": "abandon-beacons", "master": try masterURL(), "behaviour": "stop", "stopAt": 12.5, "beacons": true, "threshold": 8],
-            ["name": "pause-complete-beacons", "master": try masterURL(), "behaviour": "complete", "pauseAt": 5, "pauseFor": 3, "beacons": true],
+            ["name": "complete", "master": try masterURL(token: listener), "behaviour": "complete", "forwardedFor": "203.0.113.5"],
+            ["name": "skip", "master": try masterURL(), "behaviour": "stop", "stopAt": 3.1, "threshold": 8, "forwardedFor": "203.0.113.77"],
+            ["name": "abandon-beacons", "master": try masterURL(), "behaviour": "stop", "stopAt": 12.5, "beacons": true, "threshold": 8,
+             "forwardedFor": "198.51.100.7"],
+            ["name": "pause-complete-beacons", "master": try masterURL(), "behaviour": "complete", "pauseAt": 5, "pauseFor": 3, "beacons": true,
+             "forwardedFor": "198.51.100.8"],
             ["name": "bot", "master": try masterURL(), "behaviour": "bot"],
         ]
         let planPath = host.dataDirectory + "-plan.json"
@@ -124,8 +132,12 @@ struct AnalyticsTests {
         }
         let played = try #require(rows.first { $0["client_type"] as? String == "ffmpeg" }, "no ffmpeg session: \(rows)")
         #expect(played["outcome"] as? String == "completed", "\(played)")
-        #expect(rows.allSatisfy { ($0["client_prefix"] as? String).map { $0 == "127.0.0.0/24" } ?? true }, "\(rows)")
-        #expect(try !String(contentsOfFile: host.dataDirectory + "/catalog.sqlite", encoding: .isoLatin1).contains("127.0.0.1"))
+        let prefixes = Set(rows.compactMap { $0["client_prefix"] as? String })
+        #expect(prefixes == ["127.0.0.0/24", "203.0.113.0/24", "198.51.100.0/24"], "\(rows)")
+        let stored = try String(contentsOfFile: host.dataDirectory + "/catalog.sqlite", encoding: .isoLatin1)
+        for address in ["127.0.0.1", "203.0.113.5", "203.0.113.77", "198.51.100.7", "198.51.100.8"] {
+            #expect(!stored.contains(address), "\(address) stored")
+        }
 
         // The rollups agree: completed = complete, pause-complete and ffmpeg; skipped; abandoned.
         let report = try host.curl([host.base + "/v1/analytics/tracks/\(id)?interval=minute&from=\(Int(Date().timeIntervalSince1970) - 600)"])
@@ -140,6 +152,10 @@ struct AnalyticsTests {
         #expect(totals["uniqueListeners"] as? Int == 5, "\(totals)")
         #expect(totals["peakListeners"] as? Int ?? 0 >= 4, "\(totals)")
         #expect((Self.json(report.body)["clients"] as? [[String: Any]] ?? []).contains { $0["value"] as? String == "ffmpeg" })
+        let byCountry = Dictionary(uniqueKeysWithValues: (Self.json(report.body)["countries"] as? [[String: Any]] ?? []).map {
+            ($0["value"] as? String ?? "", $0["sessions"] as? Int ?? 0)
+        })
+        #expect(byCountry == ["NZ": 2, "BR": 2, "unknown": 1], "\(report.body)")
         let top = try host.curl([host.base + "/v1/analytics/top?interval=minute&from=\(Int(Date().timeIntervalSince1970) - 600)"])
         #expect((Self.json(top.body)["tracks"] as? [[String: Any]])?.first?["track"] as? String == id, "\(top.body)")
         #expect(try host.curl([host.base + "/v1/analytics/tracks/\(id)?interval=week"]).status == 400)

@@ -110,6 +110,19 @@ import Testing
         #expect(forged.listenedSeconds == 6)
     }
 
+    @Test func progressiveRangesMerge() {
+        var session = ListeningSession(id: "p", track: "t", subjectTag: nil, timing: Self.timing(), clientPrefix: nil, clientType: "browser", at: 0)
+        // 180 s in 2,880,000 bytes: 16,000 bytes a second. The same range a thousand times is one interval.
+        for index in 0..<1000 { session.observe(.progressive(file: "progressive/aac-128.m4a", range: 0..<160_000), bytes: 160_000, at: Double(index)) }
+        #expect(session.mediaFetchedSeconds == 10)
+        session.observe(.progressive(file: "progressive/aac-128.m4a", range: 320_000..<480_000), bytes: 160_000, at: 1000)
+        session.observe(.progressive(file: "progressive/aac-128.m4a", range: 150_000..<330_000), bytes: 180_000, at: 1001)
+        #expect(session.mediaFetchedSeconds == 30)
+        var ranges: [Range<Double>] = []
+        for range in [5.0..<6, 1..<2, 3..<4, 1.5..<3.5, 10..<11] { ListeningSession.insert(range, into: &ranges) }
+        #expect(ranges == [1..<4, 5..<6, 10..<11])
+    }
+
     @Test func mediaPathsAndLabels() {
         #expect(DeliveredObject(mediaPath: "v2/cmaf/aac-128/seg-12.m4s", range: nil) == .segment(rendition: "aac-128", number: 12))
         #expect(DeliveredObject(mediaPath: "v2/cmaf/aac-128/init.mp4", range: nil) == .initSegment(rendition: "aac-128"))

@@ -10,7 +10,8 @@ actually "heard" per listener, and its outcome) is printed as JSON lines.
 
 Usage: listen_sessions.py PLAN.json   (a list of listeners:
   {"name", "master" (URL with ?token=), "behaviour": "complete"|"stop"|"bot", "stopAt": s,
-   "pauseAt": s, "pauseFor": s, "beacons": bool, "userAgent": str})
+   "pauseAt": s, "pauseFor": s, "beacons": bool, "userAgent": str, "forwardedFor": address sent as
+   X-Forwarded-For, for a host that trusts this client as a proxy})
 """
 import json
 import sys
@@ -22,8 +23,11 @@ import urllib.request
 BUFFER = 3
 
 
+FORWARDED = {}
+
+
 def get(url, agent):
-    request = urllib.request.Request(url, headers={"User-Agent": agent})
+    request = urllib.request.Request(url, headers={"User-Agent": agent, **FORWARDED.get(agent, {})})
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.read()
 
@@ -50,14 +54,16 @@ def beacon(master_url, agent, events):
     base = master_url.split("/hls/", 1)[0]
     body = json.dumps({"events": events}).encode()
     request = urllib.request.Request(base + "/v1/events?" + query, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": agent})
+                                     headers={"Content-Type": "application/json", "User-Agent": agent, **FORWARDED.get(agent, {})})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
 
 def listen(plan, results):
-    agent = plan.get("userAgent", "VezaTestPlayer/1.0 (Mozilla/5.0)")
     name = plan["name"]
+    agent = plan.get("userAgent", f"VezaTestPlayer/1.0 (Mozilla/5.0; {name})")
+    if plan.get("forwardedFor"):
+        FORWARDED[agent] = {"X-Forwarded-For": plan["forwardedFor"]}
     if plan["behaviour"] == "bot":
         get(plan["master"], agent)
         media_playlist(plan["master"], agent)

@@ -23,6 +23,9 @@ public struct AnalyticsConfiguration: Sendable, Hashable {
     public var keepsClientNetworks = true
     /// Most events in one `POST /v1/events` (`analytics.maxBatchEvents`). Default 100.
     public var maxBatchEvents = 100
+    /// A MaxMind-format database (GeoLite2-Country or -City, DB-IP, …) giving each session's
+    /// country from its client address (`analytics.countryDatabase`). Default none.
+    public var countryDatabase: String?
 
     public init() {}
 
@@ -35,5 +38,6 @@ public struct AnalyticsConfiguration: Sendable, Hashable {
         retentionDays = max(1, reader.double(forKey: "analytics.retentionDays", default: retentionDays))
         keepsClientNetworks = reader.string(forKey: "analytics.clientNetworks", default: "prefix") != "none"
         maxBatchEvents = min(10_000, max(1, reader.int(forKey: "analytics.maxBatchEvents", default: maxBatchEvents)))
+        countryDatabase = reader.string(forKey: "analytics.countryDatabase").flatMap { $0.isEmpty ? nil : $0 }
     }
 }

@@ -179,6 +179,8 @@ struct ListeningSession: Sendable {
     let timing: TrackTiming?
     let clientPrefix: String?
     let clientType: String
+    /// ISO 3166 code, from the country database.
+    let country: String?
     let firstSeen: Double
     var lastSeen: Double
     var firstMedia: Double?
@@ -200,6 +202,8 @@ struct ListeningSession: Sendable {
     /// Progressive media fetched, as intervals of seconds.
     private var progressiveCovered: [Range<Double>] = []
     private(set) var progressiveRendition: String?
+    /// Counted as a play in the real-time plays-per-minute already.
+    var playCounted = false
 
     // The player's view.
     private(set) var beacons = 0
@@ -216,7 +220,9 @@ struct ListeningSession: Sendable {
     private(set) var errors = 0
     private var beaconRendition: String?
 
-    init(id: String, track: String, subjectTag: String?, timing: TrackTiming?, clientPrefix: String?, clientType: String, at time: Double) {
+    init(id: String, track: String, subjectTag: String?, timing: TrackTiming?, clientPrefix: String?, clientType: String,
+         country: String? = nil, at time: Double) {
+        self.country = country
         self.id = id
         self.track = track
         self.subjectTag = subjectTag
@@ -266,7 +272,7 @@ struct ListeningSession: Sendable {
             let upper = min(range.upperBound, size)
             guard upper > range.lowerBound else { return }
             let media = Double(range.lowerBound) / Double(size) * duration..<Double(upper) / Double(size) * duration
-            progressiveCovered.append(media)
+            Self.insert(media, into: &progressiveCovered)
             if upper == size { reachedEnd = true }
         }
     }
@@ -338,15 +344,25 @@ struct ListeningSession: Sendable {
 
     /// The seconds of the track fetched (segments and progressive bytes).
     var mediaFetchedSeconds: Double {
-        var merged: [Range<Double>] = []
-        for range in progressiveCovered.sorted(by: { $0.lowerBound < $1.lowerBound }) {
-            if let last = merged.last, range.lowerBound <= last.upperBound {
-                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, range.upperBound)
+        coveredSeconds + progressiveCovered.reduce(0) { $0 + ($1.upperBound - $1.lowerBound) }
+    }
+
+    /// Adds `range` to sorted, disjoint `ranges`, merging what overlaps (so a session that asks
+    /// for the same bytes again and again keeps one interval).
+    static func insert(_ range: Range<Double>, into ranges: inout [Range<Double>]) {
+        var merged = range
+        var kept: [Range<Double>] = []
+        kept.reserveCapacity(ranges.count + 1)
+        for existing in ranges {
+            if existing.upperBound < merged.lowerBound || existing.lowerBound > merged.upperBound {
+                kept.append(existing)
             } else {
-                merged.append(range)
+                merged = min(existing.lowerBound, merged.lowerBound)..<max(existing.upperBound, merged.upperBound)
             }
         }
-        return coveredSeconds + merged.reduce(0) { $0 + ($1.upperBound - $1.lowerBound) }
+        let index = kept.firstIndex { $0.lowerBound > merged.lowerBound } ?? kept.count
+        kept.insert(merged, at: index)
+        ranges = kept
     }
 
     /// The server's estimate (see the type's documentation).

@@ -49,7 +49,7 @@ public struct FinishedSession: Sendable, Hashable, Codable {
     /// From the User-Agent: `browser`, `ffmpeg`, `gstreamer`, `mpv`, `vlc`, `apple`, `android`,
     /// `bot` or `other`.
     public var clientType: String
-    /// ISO 3166 country code, when a location database is configured (not yet).
+    /// ISO 3166 country code, when a country database is configured (``AnalyticsConfiguration/countryDatabase``).
     public var country: String?
     /// Segment and progressive requests.
     public var mediaRequests: Int
@@ -76,6 +76,8 @@ final class ListeningTracker: Sendable {
     let configuration: AnalyticsConfiguration
     /// The timing of a ready track (nil when unknown).
     private let timingSource: @Sendable (String) -> TrackTiming?
+    /// Countries of client addresses (``AnalyticsConfiguration/countryDatabase``).
+    let countries: MaxMindDatabase?
 
     private final class Shard: Sendable {
         struct State {
@@ -92,9 +94,18 @@ final class ListeningTracker: Sendable {
     /// Plays counted as they happen (a session crossing the play threshold), per minute.
     private let playsNow = Mutex<[Int64: Int]>([:])
 
-    init(configuration: AnalyticsConfiguration, timing: @escaping @Sendable (String) -> TrackTiming?) {
+    init(configuration: AnalyticsConfiguration, countries: MaxMindDatabase? = nil, timing: @escaping @Sendable (String) -> TrackTiming?) {
         self.configuration = configuration
+        self.countries = countries
         timingSource = timing
+    }
+
+    /// A new session's record (the slower lookups: User-Agent, country).
+    private func newSession(_ label: PlaybackSessionLabel, track: String, timing: TrackTiming?, client: IPAddress?,
+                            userAgent: String?, at time: Double) -> ListeningSession {
+        ListeningSession(id: label.id, track: track, subjectTag: label.subjectTag, timing: timing,
+                         clientPrefix: configuration.keepsClientNetworks ? client?.networkPrefix : nil,
+                         clientType: Self.clientType(userAgent), country: client.flatMap { countries?.country($0) }, at: time)
     }
 
     private func shard(_ session: String) -> Shard {
@@ -115,10 +126,7 @@ final class ListeningTracker: Sendable {
         if known { return }
         // A new session: the slower lookups (timing, User-Agent) outside the lock.
         let timing = timingSource(track)
-        let session = ListeningSession(
-            id: parsed.id, track: track, subjectTag: parsed.subjectTag, timing: timing,
-            clientPrefix: configuration.keepsClientNetworks ? client?.networkPrefix : nil,
-            clientType: Self.clientType(userAgent()), at: time)
+        let session = newSession(parsed, track: track, timing: timing, client: client, userAgent: userAgent(), at: time)
         shard.state.withLock { state in
             if state.sessions[parsed.id] == nil {
                 // Resumed after a pause longer than the idle timeout: a new session (same id).
@@ -130,14 +138,14 @@ final class ListeningTracker: Sendable {
     }
 
     private func update(_ session: inout ListeningSession, object: DeliveredObject, bytes: Int, at time: Double) {
-        let before = session.listenedSeconds
         session.observe(object, bytes: bytes, at: time)
-        countPlay(before: before, after: session.listenedSeconds, at: time)
+        countPlay(&session, at: time)
     }
 
-    private func countPlay(before: Double, after: Double, at time: Double) {
-        let threshold = configuration.playThresholdSeconds
-        guard before < threshold, after >= threshold else { return }
+    /// Counts the session in the real-time plays per minute when it first reaches the threshold.
+    private func countPlay(_ session: inout ListeningSession, at time: Double) {
+        guard !session.playCounted, session.listenedSeconds >= configuration.playThresholdSeconds else { return }
+        session.playCounted = true
         playsNow.withLock { $0[Int64(time / 60), default: 0] += 1 }
     }
 
@@ -146,23 +154,20 @@ final class ListeningTracker: Sendable {
                  userAgent: String?, at time: Double) -> BeaconReceipt {
         var receipt = BeaconReceipt()
         let shard = shard(label.id)
-        let timing = shard.state.withLock { $0.sessions[label.id] == nil } ? timingSource(track) : nil
+        let made = shard.state.withLock { $0.sessions[label.id] == nil }
+            ? newSession(label, track: track, timing: timingSource(track), client: client, userAgent: userAgent, at: time) : nil
         shard.state.withLock { state in
             if state.ended[label.id] != nil {
                 receipt.dropped["session_ended", default: 0] += beacons.count
                 return
             }
             if state.sessions[label.id] == nil {
-                state.sessions[label.id] = ListeningSession(
-                    id: label.id, track: track, subjectTag: label.subjectTag, timing: timing,
-                    clientPrefix: configuration.keepsClientNetworks ? client?.networkPrefix : nil,
-                    clientType: Self.clientType(userAgent), at: time)
+                state.sessions[label.id] = made ?? newSession(label, track: track, timing: nil, client: client, userAgent: userAgent, at: time)
             }
             for beacon in beacons.sorted(by: { $0.clientTime < $1.clientTime }) {
-                let before = state.sessions[label.id]!.listenedSeconds
                 if state.sessions[label.id]!.receive(beacon, at: time) {
                     receipt.accepted += 1
-                    countPlay(before: before, after: state.sessions[label.id]!.listenedSeconds, at: time)
+                    countPlay(&state.sessions[label.id]!, at: time)
                 } else {
                     receipt.dropped["duplicate", default: 0] += 1
                 }
@@ -254,7 +259,7 @@ final class ListeningTracker: Sendable {
             isPlay: outcome != .bot && (listened >= threshold || outcome == .completed),
             stalls: session.stalls, seeks: max(session.serverSeeks, session.beaconSeeks), beacons: session.beacons,
             rendition: rendition, codec: rendition.flatMap { timing?.codecs[$0] }, clientPrefix: session.clientPrefix,
-            clientType: session.clientType, country: nil, mediaRequests: session.mediaRequests,
+            clientType: session.clientType, country: session.country, mediaRequests: session.mediaRequests,
             playlistRequests: session.playlistRequests, bytes: session.bytes)
     }
 

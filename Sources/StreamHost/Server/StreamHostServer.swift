@@ -123,8 +123,16 @@ public struct StreamHostServer: Sendable {
         let live = self.live
         if configuration.analytics.enabled {
             let timings = TrackTimings(manifests: manifests)
+            var countries: MaxMindDatabase?
+            if let path = configuration.analytics.countryDatabase {
+                do {
+                    countries = try MaxMindDatabase(path: path)
+                } catch {
+                    logger.error("analytics.countryDatabase cannot be read; sessions get no country", metadata: ["error": "\(error)"])
+                }
+            }
             analytics = ListeningAnalytics(
-                tracker: ListeningTracker(configuration: configuration.analytics, timing: { timings.timing($0) }),
+                tracker: ListeningTracker(configuration: configuration.analytics, countries: countries, timing: { timings.timing($0) }),
                 store: catalog as? any AnalyticsStore, metrics: metrics, logger: logger,
                 mountListeners: { live.listenerCounts() })
         } else {
