@@ -44,6 +44,10 @@
 #        EVENT_LOOPS=0 (the host's server.eventLoops; 0: one per core)
 #        LOADGEN_EVENT_LOOPS=0 (veza-loadgen's --event-loops, the threads its listeners run on; 0: one per core)
 #        TARGETS="nginx host" (TARGETS=host measures the host alone: no ratios)
+#        SESSIONS=shared (every HLS listener plays one signed URL) or per-listener (each its own
+#        playback session, from `streamhost sign --count`, as each user of a platform gets its
+#        own URL: what listening analytics count)
+#        ANALYTICS=1 (0 turns the host's listening analytics off: VEZA_ANALYTICS_ENABLED=false)
 #
 # SCENARIO (default listeners) picks the run and its defaults:
 #   listeners    the above (10,000 listeners, 10 % progressive, at 1× and 4×);
@@ -84,6 +88,10 @@ SKIP_PROBABILITY=${SKIP_PROBABILITY:-0.3}
 EVENT_LOOPS=${EVENT_LOOPS:-0}
 LOADGEN_EVENT_LOOPS=${LOADGEN_EVENT_LOOPS:-0}
 TARGETS=${TARGETS:-nginx host}
+SESSIONS=${SESSIONS:-shared}
+case $SESSIONS in shared|per-listener) ;; *) die "SESSIONS=$SESSIONS: expected shared or per-listener";; esac
+ANALYTICS=${ANALYTICS:-1}
+case $ANALYTICS in 0|1) ;; *) die "ANALYTICS=$ANALYTICS: expected 0 or 1";; esac
 for t in $TARGETS; do case $t in nginx|host) ;; *) die "TARGETS=$TARGETS: expected nginx and/or host";; esac; done
 PROGRESSIVE_RENDITION=${PROGRESSIVE_RENDITION:-aac-128}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
@@ -203,7 +211,8 @@ start_host() {
   local log=$work/serve-$1.log
   # Every listener is 127.0.0.1: the per-client rate limits and connection cap are off.
   VEZA_LIMITS_API_RATE=0 VEZA_LIMITS_UPLOAD_RATE=0 VEZA_LIMITS_MEDIA_RATE=0 VEZA_LIMITS_CONNECTIONS_PER_CLIENT=0 \
-    VEZA_SERVER_EVENT_LOOPS=$EVENT_LOOPS "$bin" serve --port 0 --data-directory "$data" > "$log" 2>&1 &
+    VEZA_SERVER_EVENT_LOOPS=$EVENT_LOOPS VEZA_ANALYTICS_ENABLED=$( [ "$ANALYTICS" = 1 ] && echo true || echo false ) \
+    "$bin" serve --port 0 --data-directory "$data" > "$log" 2>&1 &
   host=$!
   pids+=("$host")
   wait_listening "$log" "$host"
@@ -378,7 +387,12 @@ run() { # run TARGET SPEED
   m0=$(machine_ticks)
   t0=$EPOCHREALTIME
   echo "== $target, speed $speed: $LISTENERS listeners for ${DURATION}s (ramp ${RAMP}s), accept backlog ${backlog:-?}"
-  "$loadgen" --url "$url" --progressive-url "$prog" --progressive-fraction "$PROGRESSIVE_FRACTION" \
+  local sessions=()
+  if [ "$target" = host ] && [ "$SESSIONS" = per-listener ]; then
+    "$bin" sign "/hls/$id/master.m3u8" --count "$LISTENERS" --ttl 2h --data-directory "$data" | sed "s|^|$base|" > "$work/urls-$speed"
+    sessions=(--urls "$work/urls-$speed")
+  fi
+  "$loadgen" --url "$url" "${sessions[@]}" --progressive-url "$prog" --progressive-fraction "$PROGRESSIVE_FRACTION" \
     --progressive-kbps "$prog_kbps" --listen-seconds "$listen_seconds" --listeners "$LISTENERS" --duration "$DURATION" \
     --ramp-seconds "$RAMP" --speed "$speed" --skip-probability "$SKIP_PROBABILITY" --server-pid "$pid" \
     --event-loops "$LOADGEN_EVENT_LOOPS" "${scenario_args[@]}" --json "$out" > "$log" 2>&1 &

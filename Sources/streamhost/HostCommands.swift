@@ -292,11 +292,14 @@ struct Sign: AsyncParsableCommand {
 
     @Argument(help: "Path on the host, e.g. /hls/t_abc/master.m3u8.") var path: String
     @Option(help: "Lifetime, e.g. 90s, 15m, 1h, 7d. Default 1h.") var ttl: String = "1h"
+    @Option(help: "How many URLs to print, each a playback session of its own (1–1,000,000). Default 1.") var count: Int = 1
+    @Option(help: "The listener the sessions are counted for (analytics; only a keyed hash is kept). Default: none.") var listener: String?
     @OptionGroup var options: HostOptions
 
     func run() async throws {
         let configuration = try await options.load()
         guard let seconds = parseDuration(ttl) else { throw ValidationError("--ttl must look like 90s, 15m, 1h or 7d") }
+        guard (1...1_000_000).contains(count) else { throw ValidationError("--count must be 1–1,000,000") }
         let parts = path.split(separator: "/")
         guard parts.count >= 2, ["hls", "dash", "media"].contains(parts[0]) || (parts[0] == "v1" && parts.count >= 3) else {
             throw ValidationError("the path must start with /hls/TRACK, /dash/TRACK or /media/TRACK")
@@ -307,7 +310,10 @@ struct Sign: AsyncParsableCommand {
         auth.playbackTTL = seconds
         let signer = try await HostAuth(configuration: auth,
                                         secrets: try HostSecrets.loadOrCreate(dataDirectory: configuration.dataDirectory), catalog: nil)
-        print(signer.signedPath(path, track: track, now: Date()))
+        let now = Date()
+        var lines = ""
+        for _ in 0..<count { lines += signer.signedPath(path, track: track, now: now, subject: listener) + "\n" }
+        print(lines, terminator: "")
     }
 }
 

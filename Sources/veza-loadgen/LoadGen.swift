@@ -24,6 +24,8 @@ struct LoadGen: AsyncParsableCommand {
 
     @Option(help: "The master playlist URL (may carry ?token=); needed unless every listener is progressive.")
     var url: String?
+    @Option(help: "A file of master playlist URLs, one per line (`streamhost sign PATH --count N`): HLS listener i plays line i (modulo their number), each its own playback session. Instead of --url.")
+    var urls: String?
     @Option(help: "A progressive file URL.")
     var progressiveURL: String?
     @Option(help: "Fraction of the listeners that are progressive (0…1).")
@@ -105,7 +107,15 @@ struct LoadGen: AsyncParsableCommand {
         }
         if let forwardedFor, Self.ipv4(forwardedFor) == nil { throw ValidationError("--forwarded-for \(forwardedFor): an IPv4 address") }
         if progressiveFraction > 0 && progressiveURL == nil { throw ValidationError("--progressive-fraction needs --progressive-url") }
-        if progressiveFraction < 1 && url == nil && whep == nil && websocket == nil && llhls == nil {
+        if let urls {
+            guard let text = try? String(contentsOfFile: urls, encoding: .utf8) else { throw ValidationError("--urls \(urls): cannot read it") }
+            let lines = text.split(whereSeparator: \.isNewline)
+            guard !lines.isEmpty else { throw ValidationError("--urls \(urls): no URL in it") }
+            for line in lines where LoopbackURL(String(line)) == nil {
+                throw ValidationError("--urls \(urls): \(line.prefix(80)): only http:// URLs on a loopback host")
+            }
+        }
+        if progressiveFraction < 1 && url == nil && urls == nil && whep == nil && websocket == nil && llhls == nil {
             throw ValidationError("--url is required (unless --progressive-fraction 1, --llhls, --whep or --websocket)")
         }
     }
@@ -134,6 +144,9 @@ struct LoadGen: AsyncParsableCommand {
         // Listener i is progressive when i × fraction crosses an integer: spread over the ramp.
         let progressive = (0..<listeners).map { Int(Double($0 + 1) * progressiveFraction) > Int(Double($0) * progressiveFraction) }
         let master = url.flatMap(LoopbackURL.init)
+        // One playback session per listener (checked in validate()).
+        let masters = ((urls.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }) ?? "")
+            .split(whereSeparator: \.isNewline).compactMap { LoopbackURL(String($0)) }
         let file = progressiveURL.flatMap(LoopbackURL.init)
 
         // The steady state starts 5 s after the ramp (see ``Report/Steady``).
@@ -186,7 +199,7 @@ struct LoadGen: AsyncParsableCommand {
                     listener = LLHLSPlayer(loop: loop, url: live, settings: settings, playlists: livePlaylists)
                 } else if isProgressive, let file {
                     listener = ProgressivePlayer(loop: loop, url: file, settings: settings)
-                } else if let master {
+                } else if let master = masters.isEmpty ? master : masters[index % masters.count] {
                     listener = HLSPlayer(loop: loop, master: master, settings: settings, playlists: playlists)
                 } else {
                     return done.succeed(.hls)
@@ -197,7 +210,7 @@ struct LoadGen: AsyncParsableCommand {
         }
         var slowResults: [SlowClients.Result] = []
         await withTaskGroup(of: SlowClients.Result.self) { group in
-            if let slowTarget = master ?? file, slowloris > 0 {
+            if let slowTarget = master ?? masters.first ?? file, slowloris > 0 {
                 group.addTask {
                     await SlowClients.run(.trickle, count: slowloris, url: slowTarget, interval: .seconds(slowInterval), start: start,
                                           ramp: .seconds(rampSeconds), end: end)
