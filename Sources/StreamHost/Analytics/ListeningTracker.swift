@@ -27,7 +27,7 @@ public struct FinishedSession: Sendable, Hashable, Codable {
     public var startedAt: Double
     /// Its last request or beacon, seconds since 1970.
     public var endedAt: Double
-    /// Seconds listened (see ``ListeningSession``'s estimator; beacons when there were any).
+    /// Seconds listened: the server's estimate from the session's requests, or the beacons' when there were any (see "Listening analytics" in the HTTP API article).
     public var listenedSeconds: Double
     /// Seconds of the track fetched (segments and progressive bytes).
     public var fetchedSeconds: Double

@@ -89,7 +89,7 @@ public struct TokenRefusal: Error, Sendable, Hashable {
 public struct URLSigner: Sendable {
     // Raw secrets: swift-crypto's SymmetricKey is not Sendable, so keys are made per operation.
     private let keys: [String: [UInt8]]
-    /// The key id used when ``sign(pathPrefixes:expires:clientBinding:keyID:)`` is given none.
+    /// The key id used when ``sign(pathPrefixes:expires:clientBinding:session:keyID:)`` is given none.
     public let activeKeyID: String
 
     /// Creates a signer.
