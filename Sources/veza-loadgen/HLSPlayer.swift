@@ -203,81 +203,25 @@ final class PlaylistCache: Sendable {
 
     /// The ladder of the master playlist `text` fetched from `master` (see ``ladder(_:master:codecs:)``);
     /// `nil` when it does not parse or has no usable ladder.
-    ///
-    /// Playlists differ between playback sessions only by their signed token (`?token=` in the
-    /// master URL, carried into every URI): they are cached with the token masked and each
-    /// listener gets the cached value with its own token put back, so that a run with a URL per
-    /// listener (`--urls`) parses each playlist once, not once per listener.
     func ladder(_ text: String, master: LoopbackURL, codecs: String?) -> (Ladder, [HLSPlayer.Variant])? {
-        let token = Self.token(of: master)
-        let masked = Self.mask(master, token)
-        let found = Self.cached(in: masters, Key(url: masked, codecs: codecs, text: Self.mask(text, token)), capacity: capacity) {
-            guard let playlist = try? parser.parseMaster(Self.mask(text, token)) else { return nil }
-            return Self.ladder(playlist, master: masked, codecs: codecs)
+        Self.cached(in: masters, Key(url: master, codecs: codecs, text: text), capacity: capacity) {
+            guard let playlist = try? parser.parseMaster(text) else { return nil }
+            return Self.ladder(playlist, master: master, codecs: codecs)
         }
-        guard let token, let (ladder, variants) = found else { return found }
-        return (ladder, variants.map { variant in
-            var own = variant
-            own.url = Self.unmask(variant.url, token)
-            return own
-        })
     }
 
     /// The media playlist `text` fetched from `url`, with its URIs resolved; `nil` when it does
-    /// not parse or has no segments. Cached with the token masked, as ``ladder(_:master:codecs:)``.
+    /// not parse or has no segments.
     func media(_ text: String, url: LoopbackURL) -> Media? {
-        let token = Self.token(of: url)
-        let masked = Self.mask(url, token)
-        let found = Self.cached(in: medias, Key(url: masked, codecs: nil, text: Self.mask(text, token)), capacity: capacity) {
-            guard let playlist = try? parser.parseMedia(Self.mask(text, token)), !playlist.segments.isEmpty else { return nil }
+        Self.cached(in: medias, Key(url: url, codecs: nil, text: text), capacity: capacity) {
+            guard let playlist = try? parser.parseMedia(text), !playlist.segments.isEmpty else { return nil }
             let firstMap = playlist.segments.lazy.compactMap(\.map).first
             return Media(segments: playlist.segments.map { segment in
                 let map = segment.map ?? firstMap
-                return Media.Segment(duration: segment.duration.seconds, path: masked.resolving(segment.uri)?.path,
-                                     hasInit: map != nil, initPath: map.flatMap { masked.resolving($0.uri)?.path })
+                return Media.Segment(duration: segment.duration.seconds, path: url.resolving(segment.uri)?.path,
+                                     hasInit: map != nil, initPath: map.flatMap { url.resolving($0.uri)?.path })
             })
         }
-        guard let token, let found else { return found }
-        return Media(segments: found.segments.map { segment in
-            var own = segment
-            own.path = segment.path.map { Self.unmask($0, token) }
-            own.initPath = segment.initPath.map { Self.unmask($0, token) }
-            return own
-        })
-    }
-
-    /// Stands for a session's token in cached playlists (unreserved characters: no escaping).
-    static let placeholder = "VEZAxLOADGENxTOKENx"
-
-    /// The value of the `token` query parameter of `url`, when it has one of some length.
-    static func token(of url: LoopbackURL) -> String? {
-        guard let query = url.path.split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
-        for pair in query.split(separator: "&") where pair.hasPrefix("token=") {
-            let value = pair.dropFirst(6)
-            return value.count >= 16 ? String(value) : nil
-        }
-        return nil
-    }
-
-    static func mask(_ text: String, _ token: String?) -> String {
-        guard let token else { return text }
-        return text.split(separator: token, omittingEmptySubsequences: false).joined(separator: placeholder)
-    }
-
-    static func unmask(_ text: String, _ token: String) -> String {
-        text.split(separator: placeholder, omittingEmptySubsequences: false).joined(separator: token)
-    }
-
-    static func mask(_ url: LoopbackURL, _ token: String?) -> LoopbackURL {
-        var copy = url
-        copy.path = mask(url.path, token)
-        return copy
-    }
-
-    static func unmask(_ url: LoopbackURL, _ token: String) -> LoopbackURL {
-        var copy = url
-        copy.path = unmask(url.path, token)
-        return copy
     }
 
     private static func cached<Value: Sendable>(in cache: borrowing Mutex<[Key: Value?]>, _ key: Key, capacity: Int, _ make: () -> Value?) -> Value? {
