@@ -372,7 +372,7 @@ struct ListeningSession: Sendable {
         if let lastFetch {
             estimate += reachedEnd ? max(0, coveredSeconds - consumed) : lastFetch.duration / 2
         }
-        estimate += mediaFetchedSeconds - coveredSeconds   // progressive: what its bytes hold
+        estimate += fetchedSeconds - coveredSeconds   // progressive: what its bytes hold
         return min(estimate, fetchedSeconds)
     }
 
