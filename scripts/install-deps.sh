@@ -28,6 +28,8 @@ packages=(
   # to the host as to Icecast; mpv and VLC listen to its ICY mounts; icecast2 is the reference
   # server of the live benchmark.
   liquidsoap ezstream mpv vlc-bin vlc-plugin-base icecast2
+  # The analytics backend at scale (issue 24): the tests start their own ClickHouse server.
+  clickhouse-server clickhouse-client
 )
 
 missing=()

@@ -8,6 +8,9 @@
 #                                                (scripts/proxies/nginx-reverse-proxy.conf)
 #   scripts/services.sh stop-s3 DIR             stop only SeaweedFS (outage tests)
 #   scripts/services.sh start-s3 DIR            start SeaweedFS again: same data, same ports
+#   scripts/services.sh clickhouse DIR          start ClickHouse (its HTTP interface; Debian's clickhouse-server)
+#   scripts/services.sh stop-clickhouse DIR     stop only ClickHouse (outage tests: `clickhouse` starts it
+#                                                again with the same data and port)
 #   scripts/services.sh status DIR              what is running under DIR
 #   scripts/services.sh stop DIR                stop everything started under DIR (idempotent)
 #
@@ -16,7 +19,7 @@
 #   VEZA_PG_URL=postgres://veza:veza@127.0.0.1:PORT/veza
 #   VEZA_S3_ENDPOINT=http://127.0.0.1:PORT  VEZA_S3_BUCKET=veza-media  VEZA_S3_REGION=us-east-1
 #   VEZA_S3_ACCESS_KEY=veza  VEZA_S3_SECRET_KEY=...  VEZA_VARNISH_URL=http://127.0.0.1:PORT
-#   VEZA_NGINX_URL=http://127.0.0.1:PORT
+#   VEZA_NGINX_URL=http://127.0.0.1:PORT  VEZA_CLICKHOUSE_URL=http://127.0.0.1:PORT (user veza, password veza)
 #   VEZA_S3_FORCE_PATH_STYLE=true (SeaweedFS serves path-style URLs only, /BUCKET/KEY),
 #   PG_PID, SEAWEED_PID, VARNISH_PID and each service's ports.
 #
@@ -48,7 +51,7 @@ die() { echo "services.sh: $*" >&2; exit 1; }
 say() { echo "services.sh: $*" >&2; }
 
 usage() {
-  sed -n '5,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -652,12 +655,77 @@ start_nginx() {
 
 stop_nginx() { stop_daemon NGINX_PID "$DIR/nginx" "$DIR/nginx/nginx.pid" nginx; }
 
+# --- ClickHouse ------------------------------------------------------------------------------
+
+ensure_clickhouse() {
+  command -v clickhouse-server >/dev/null 2>&1 || apt_install clickhouse-server clickhouse-client
+}
+
+clickhouse_running() { pid_is "$(env_get CLICKHOUSE_PID)" "$DIR/clickhouse/"; }
+
+clickhouse_query() { curl -s --noproxy '*' -m 5 -u veza:veza "http://127.0.0.1:$1/?query=$2" 2>/dev/null || true; }
+
+# Debian's clickhouse-server (18.16) with its state under DIR/clickhouse: the HTTP interface on a
+# free port, user veza/veza on 127.0.0.1. Started again after stop-clickhouse, it keeps its data
+# and port (outage tests).
+start_clickhouse() {
+  local cdir=$DIR/clickhouse port tcp pid i
+  ensure_clickhouse
+  if clickhouse_running; then say "ClickHouse already running"; return 0; fi
+  mkdir -p "$cdir/data" "$cdir/tmp" "$cdir/format_schemas"
+  port=$(service_port CLICKHOUSE_PORT)
+  env_set CLICKHOUSE_PORT "$port"
+  tcp=$(service_port CLICKHOUSE_TCP_PORT)
+  env_set CLICKHOUSE_TCP_PORT "$tcp"
+  sed -e "s|@DIR@|$cdir|g" -e "s|@PORT@|$port|g" -e "s|@TCP_PORT@|$tcp|g" >"$cdir/config.xml" <<'XML'
+<yandex>
+  <logger><level>warning</level><log>@DIR@/server.log</log><errorlog>@DIR@/error.log</errorlog><console>0</console></logger>
+  <http_port>@PORT@</http_port>
+  <tcp_port>@TCP_PORT@</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>@DIR@/data/</path>
+  <tmp_path>@DIR@/tmp/</tmp_path>
+  <format_schema_path>@DIR@/format_schemas/</format_schema_path>
+  <users_config>@DIR@/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>268435456</mark_cache_size>
+  <uncompressed_cache_size>268435456</uncompressed_cache_size>
+  <max_concurrent_queries>100</max_concurrent_queries>
+</yandex>
+XML
+  cat >"$cdir/users.xml" <<'XML'
+<yandex>
+  <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
+  <users>
+    <default><password>veza-unused</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default>
+    <veza><password>veza</password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></veza>
+  </users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+XML
+  rm -f "$cdir/clickhouse.pid"
+  (cd "$cdir" && exec clickhouse-server --config-file="$cdir/config.xml" --pid-file="$cdir/clickhouse.pid") </dev/null >>"$cdir/stdout.log" 2>&1 &
+  pid=$!
+  env_set CLICKHOUSE_PID "$pid"
+  env_set VEZA_CLICKHOUSE_URL "http://127.0.0.1:$port"
+  for ((i = 0; i < 300; i++)); do
+    [ "$(clickhouse_query "$port" 'SELECT%201')" = 1 ] && break
+    pid_is "$pid" "$cdir/" || { tail -20 "$cdir/error.log" "$cdir/stdout.log" >&2 2>/dev/null; die "clickhouse-server exited"; }
+    sleep 0.1
+  done
+  [ "$i" -lt 300 ] || die "ClickHouse does not answer on 127.0.0.1:$port"
+  say "ClickHouse $(clickhouse_query "$port" 'SELECT%20version()') on 127.0.0.1:$port (PID $pid)"
+}
+
+stop_clickhouse() { stop_daemon CLICKHOUSE_PID "$DIR/clickhouse/" "$DIR/clickhouse/clickhouse.pid" ClickHouse; }
+
 # --- commands --------------------------------------------------------------------------------
 
 # Ports already recorded for DIR (and their +10000), so no two services share one.
 taken_ports() {
   local k p
-  for k in PG_PORT SEAWEED_MASTER_PORT SEAWEED_VOLUME_PORT SEAWEED_FILER_PORT S3_PORT VARNISH_PORT NGINX_PORT; do
+  for k in PG_PORT SEAWEED_MASTER_PORT SEAWEED_VOLUME_PORT SEAWEED_FILER_PORT S3_PORT VARNISH_PORT NGINX_PORT CLICKHOUSE_PORT CLICKHOUSE_TCP_PORT; do
     p=$(env_get "$k")
     [ -z "$p" ] || echo "$p"
   done
@@ -665,8 +733,9 @@ taken_ports() {
 
 status() {
   local name pid alive
-  for name in PG VARNISH NGINX SEAWEED; do
+  for name in PG VARNISH NGINX SEAWEED CLICKHOUSE; do
     case $name in
+      CLICKHOUSE) pid=$(env_get CLICKHOUSE_PID); clickhouse_running && alive=running || alive=stopped ;;
       NGINX) pid=$(env_get NGINX_PID); nginx_running && alive=running || alive=stopped ;;
       PG) pid=$(head -n 1 "$DIR/pg/data/postmaster.pid" 2>/dev/null || true); pg_running && alive=running || alive=stopped ;;
       SEAWEED) pid=$(env_get SEAWEED_PID); seaweed_running && alive=running || alive=stopped ;;
@@ -687,6 +756,7 @@ stop_all() {
   [ -d "$DIR" ] || return 0
   stop_varnish
   stop_nginx
+  stop_clickhouse
   stop_s3
   stop_pg
 }
@@ -695,8 +765,8 @@ main() {
   [ $# -ge 2 ] || usage
   local cmd=$1
   case $cmd in
-    start | start-s3 | varnish | nginx) mkdir -p "$2" ;;
-    stop | stop-s3 | status) ;;
+    start | start-s3 | varnish | nginx | clickhouse) mkdir -p "$2" ;;
+    stop | stop-s3 | stop-clickhouse | status) ;;
     *) usage ;;
   esac
   if [ -d "$2" ]; then DIR=$(cd "$2" && pwd -P); else DIR=$2; fi
@@ -711,6 +781,8 @@ main() {
       ;;
     start-s3) start_s3 ;;
     stop-s3) stop_s3 ;;
+    clickhouse) start_clickhouse ;;
+    stop-clickhouse) stop_clickhouse ;;
     varnish)
       [ $# -ge 3 ] || usage
       start_varnish "$3"

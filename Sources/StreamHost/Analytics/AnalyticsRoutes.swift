@@ -58,7 +58,7 @@ public struct AnalyticsRoutes: Sendable {
     private func store() throws(APIError) -> any AnalyticsStore {
         guard let store = analytics.store else {
             throw APIError(.notImplemented, code: "analytics_unavailable",
-                           "listening history is kept in the embedded catalog (SQLite); this host's catalog does not keep it yet")
+                           "listening history is kept in the embedded catalog (SQLite) or in ClickHouse (analytics.backend = clickhouse); this host has neither")
         }
         return store
     }
@@ -154,8 +154,8 @@ public struct AnalyticsRoutes: Sendable {
         let (from, to, interval) = try range(request, defaultInterval: .hour)
         let store = try store()
         let rows = try await store.rollups(track: id, interval: interval, from: from, to: to)
-        var total = RollupRow(track: id, interval: interval, bucket: from)
-        for row in rows { total.merge(row) }
+        let total = try await store.totals(track: id, interval: interval, from: from, to: to).first
+            ?? RollupRow(track: id, interval: interval, bucket: from)
         var breakdowns: [String: [BreakdownEntry]] = [:]
         for dimension in ["codec", "rendition", "client_type", "country"] {
             breakdowns[dimension] = try await store.breakdown(track: id, dimension: dimension, from: Double(from), to: Double(to))
@@ -175,11 +175,8 @@ public struct AnalyticsRoutes: Sendable {
         guard ["plays", "listeners", "listenedSeconds"].contains(by) else {
             throw APIError(.badRequest, code: "bad_request", "by must be plays, listeners or listenedSeconds")
         }
-        var tracks: [String: RollupRow] = [:]
-        for row in try await store().rollups(track: nil, interval: interval, from: from, to: to) {
-            tracks[row.track, default: RollupRow(track: row.track, interval: interval, bucket: from)].merge(row)
-        }
-        let ranked = tracks.values.map { TopTrack(track: $0.track, figures: ListeningFigures($0)) }.sorted { a, b in
+        let tracks = try await store().totals(track: nil, interval: interval, from: from, to: to)
+        let ranked = tracks.map { TopTrack(track: $0.track, figures: ListeningFigures($0)) }.sorted { a, b in
             let (x, y): (Double, Double) = switch by {
             case "listeners": (Double(a.figures.uniqueListeners), Double(b.figures.uniqueListeners))
             case "listenedSeconds": (a.figures.listenedSeconds, b.figures.listenedSeconds)
@@ -280,7 +277,7 @@ struct ListeningFigures: Codable, Sendable, Hashable {
         sessions = row.sessions
         plays = row.plays
         uniqueListeners = row.uniqueListeners
-        uniqueListenersError = (HyperLogLog.standardError * 10_000).rounded() / 10_000
+        uniqueListenersError = (row.uniqueListenersError * 10_000).rounded() / 10_000
         listenedSeconds = (row.listenedSeconds * 1000).rounded() / 1000
         averageListenedSeconds = row.sessions > 0 ? (row.listenedSeconds / Double(row.sessions) * 1000).rounded() / 1000 : 0
         completions = row.completions

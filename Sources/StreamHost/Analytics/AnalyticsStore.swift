@@ -59,9 +59,18 @@ public struct RollupRow: Sendable, Hashable {
     /// Most listeners at once.
     public var peakListeners = 0
     var listeners = HyperLogLog()
+    /// The store's own distinct count, when it keeps its own sketch (ClickHouse's
+    /// `uniqCombined`) rather than ``HyperLogLog``.
+    var uniqueEstimate: Int?
 
-    /// The estimated unique listeners (HyperLogLog, relative standard error 1.6 %).
-    public var uniqueListeners: Int { listeners.estimate }
+    /// The estimated unique listeners (HyperLogLog: relative standard error 1.6 % in the
+    /// catalog, about 0.3 % in ClickHouse).
+    public var uniqueListeners: Int { uniqueEstimate ?? listeners.estimate }
+
+    /// The relative standard error of ``uniqueListeners``.
+    public var uniqueListenersError: Double {
+        uniqueEstimate == nil ? HyperLogLog.standardError : ClickHouseAnalyticsStore.uniqueListenersError
+    }
 
     init(track: String, interval: RollupInterval, bucket: Int64) {
         self.track = track
@@ -97,6 +106,10 @@ public struct RollupRow: Sendable, Hashable {
         stalls += other.stalls
         peakListeners = max(peakListeners, other.peakListeners)
         listeners.merge(other.listeners)
+        // Two stores' own counts cannot be merged exactly: their sum bounds the union.
+        if uniqueEstimate != nil || other.uniqueEstimate != nil {
+            uniqueEstimate = (uniqueEstimate ?? 0) + (other.uniqueEstimate ?? 0)
+        }
     }
 }
 
@@ -110,14 +123,20 @@ public struct BreakdownEntry: Sendable, Hashable, Codable {
     public var listenedSeconds: Double
 }
 
-/// Where finished sessions and rollups are kept: the embedded catalog (``SQLiteCatalog``)
-/// implements it.
+/// Where finished sessions and rollups are kept: the embedded catalog (``SQLiteCatalog``) and
+/// ClickHouse (``ClickHouseAnalyticsStore``) implement it.
 public protocol AnalyticsStore: Sendable {
     /// Stores sessions and folds them (and the peaks) into the minute, hour and day rollups, in
     /// one transaction.
     func recordListening(_ sessions: [FinishedSession], peaks: [ListenerPeak]) async throws(CatalogError)
     /// A track's rollup rows in `[from, to)` at `interval` (tracks: nil for every track).
     func rollups(track: String?, interval: RollupInterval, from: Int64, to: Int64) async throws(CatalogError) -> [RollupRow]
+    /// Each track's totals over `[from, to)` from its `interval` rollups, one row per track
+    /// (tracks: nil for every track). By default the rollups merged.
+    func totals(track: String?, interval: RollupInterval, from: Int64, to: Int64) async throws(CatalogError) -> [RollupRow]
+    /// Sends what waits to be written, when the store buffers (called every sweep). By default
+    /// nothing.
+    func flush() async
     /// Sessions (not bots) of `track` started in `[from, to)` grouped by `dimension`
     /// (`codec`, `rendition`, `client_type`, `country`).
     func breakdown(track: String, dimension: String, from: Double, to: Double) async throws(CatalogError) -> [BreakdownEntry]
@@ -126,4 +145,16 @@ public protocol AnalyticsStore: Sendable {
     /// Deletes sessions and minute rollups that started before `sessionsBefore`, hour and day
     /// rollups before `rollupsBefore`.
     func purgeListening(sessionsBefore: Double, rollupsBefore: Double) async throws(CatalogError)
+}
+
+extension AnalyticsStore {
+    public func totals(track: String?, interval: RollupInterval, from: Int64, to: Int64) async throws(CatalogError) -> [RollupRow] {
+        var tracks: [String: RollupRow] = [:]
+        for row in try await rollups(track: track, interval: interval, from: from, to: to) {
+            tracks[row.track, default: RollupRow(track: row.track, interval: interval, bucket: from)].merge(row)
+        }
+        return tracks.values.sorted { $0.track < $1.track }
+    }
+
+    public func flush() async {}
 }

@@ -96,7 +96,11 @@ public final class ListeningAnalytics: Service, Sendable {
             pending = ([], [])
             return batch
         }
-        guard let store, !batch.sessions.isEmpty || !batch.peaks.isEmpty else { return }
+        guard let store else { return }
+        guard !batch.sessions.isEmpty || !batch.peaks.isEmpty else {
+            await store.flush()
+            return
+        }
         do {
             try await store.recordListening(batch.sessions, peaks: batch.peaks)
         } catch {

@@ -132,7 +132,7 @@ public struct HostConfiguration: Sendable {
         live = LiveConfiguration(reader: reader)
         webhooks = WebhookConfiguration(reader: reader)
         analytics = AnalyticsConfiguration(reader: reader)
-        problems += live.problems
+        problems += live.problems + analytics.problems
         if reader.string(forKey: "storage.backend", default: "local") == "s3" {
             var s3 = S3Configuration(
                 endpoint: reader.string(forKey: "s3.endpoint", default: "https://s3.amazonaws.com"),

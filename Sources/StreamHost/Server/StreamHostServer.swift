@@ -67,13 +67,21 @@ public struct StreamHostServer: Sendable {
         }
         let auth = try await HostAuth(configuration: configuration.auth, secrets: try HostSecrets.loadOrCreate(dataDirectory: data),
                                       catalog: catalog)
+        let analyticsStore: (any AnalyticsStore)? = switch configuration.analytics.backend {
+        case .catalog: nil
+        case .clickhouse:
+            try ClickHouseAnalyticsStore(configuration: configuration.analytics, dataDirectory: data,
+                                         node: "\(ProcessInfo.processInfo.hostName):\(configuration.port)", logger: logger)
+        }
         self.init(configuration: configuration, storage: storage, catalog: catalog, auth: auth, metrics: metrics,
-                  temporaryDirectory: temporary, stagingDirectory: staging, logger: logger)
+                  temporaryDirectory: temporary, stagingDirectory: staging, logger: logger, analyticsStore: analyticsStore)
     }
 
-    /// Assembles a host over any storage and catalog (S3, PostgreSQL, …).
+    /// Assembles a host over any storage and catalog (S3, PostgreSQL, …); listening analytics go
+    /// to `analyticsStore`, or to the catalog when it is one (``SQLiteCatalog``).
     public init(configuration: HostConfiguration, storage: any ObjectStorage, catalog: any Catalog, auth: HostAuth,
-                metrics: HostMetrics, temporaryDirectory: String, stagingDirectory: String, logger: Logger) {
+                metrics: HostMetrics, temporaryDirectory: String, stagingDirectory: String, logger: Logger,
+                analyticsStore: (any AnalyticsStore)? = nil) {
         self.configuration = configuration
         rateLimits = RateLimitPolicy(limits: configuration.limits, metrics: metrics)
         var auth = auth
@@ -133,7 +141,7 @@ public struct StreamHostServer: Sendable {
             }
             analytics = ListeningAnalytics(
                 tracker: ListeningTracker(configuration: configuration.analytics, countries: countries, timing: { timings.timing($0) }),
-                store: catalog as? any AnalyticsStore, metrics: metrics, logger: logger,
+                store: analyticsStore ?? catalog as? any AnalyticsStore, metrics: metrics, logger: logger,
                 mountListeners: { live.listenerCounts() })
         } else {
             analytics = nil
