@@ -17,8 +17,8 @@ import NIOHTTP1
 /// Nothing is lost while ClickHouse is away: each batch is first written to a spool file in
 /// ``AnalyticsConfiguration/bufferDirectory`` (fsynced, bounded by
 /// ``AnalyticsConfiguration/bufferMaxBytes``, oldest dropped and logged beyond it) and deleted
-/// once ClickHouse has taken it; sending is retried with backoff each sweep and after a
-/// restart. A batch that may have arrived although its answer was lost is sent again without
+/// once ClickHouse has taken it. Sending runs in the background (a sweep never waits for
+/// ClickHouse), one send at a time, retried with backoff each sweep and after a restart. A batch that may have arrived although its answer was lost is sent again without
 /// the sessions ClickHouse already holds (ids are checked first), so a session counts once.
 ///
 /// It speaks ClickHouse's HTTP interface (from version 18.16, the one Debian ships) through
@@ -39,6 +39,7 @@ public actor ClickHouseAnalyticsStore: AnalyticsStore {
     private var failures = 0
     /// Spool files sent at least once without a clear answer: checked for duplicates first.
     private var ambiguous: Set<String>
+    private var sending: Task<Void, Never>?
 
     /// A store writing to the ClickHouse server at `url` (`http://host:8123`).
     public init(configuration: AnalyticsConfiguration, dataDirectory: String, node: String, logger: Logger) throws(CatalogError) {
@@ -72,11 +73,33 @@ public actor ClickHouseAnalyticsStore: AnalyticsStore {
         if dropped > 0 {
             logger.error("analytics buffer full: the oldest unsent batches were dropped", metadata: ["files": "\(dropped)"])
         }
-        await flush()
+        _ = startSending()
     }
 
-    /// Sends what the spool holds, oldest first, unless a recent failure asks to wait.
+    /// Starts sending what the spool holds in the background (the sweep never waits for
+    /// ClickHouse), unless a send is under way or a recent failure asks to wait.
     public func flush() async {
+        _ = startSending()
+    }
+
+    /// Sends what the spool holds and returns when done (or when ClickHouse failed).
+    public func sendBuffered() async {
+        if let running = sending { await running.value }
+        await startSending().value
+    }
+
+    /// One send at a time, so that no batch goes twice.
+    private func startSending() -> Task<Void, Never> {
+        if let running = sending { return running }
+        let task = Task {
+            await self.sendAll()
+            self.sending = nil
+        }
+        sending = task
+        return task
+    }
+
+    private func sendAll() async {
         let now = Date().timeIntervalSince1970
         guard now >= retryAfter else { return }
         for file in spool.files() {
@@ -112,7 +135,8 @@ public actor ClickHouseAnalyticsStore: AnalyticsStore {
         }
         guard !rows.isEmpty else { return }
         let table = kind == .sessions ? "listening_session" : "listener_peak"
-        _ = try await post(parameters: ["query": "INSERT INTO \(database).\(table) FORMAT JSONEachRow"], body: rows.joined(separator: "\n"))
+        _ = try await post(parameters: ["query": "INSERT INTO \(database).\(table) FORMAT JSONEachRow"], body: rows.joined(separator: "\n"),
+                           timeout: .seconds(10))
     }
 
     private func ensureSchema() async throws(SendError) {
@@ -185,12 +209,13 @@ public actor ClickHouseAnalyticsStore: AnalyticsStore {
             GROUP BY track, b FORMAT JSONEachRow
             """
         // A bucket's peak: the most listeners at once in any of its minutes, summing the nodes.
-        let peakBucket = perBucket ? "toUInt32(intDiv(toUInt32(minute), \(interval.seconds)) * \(interval.seconds))" : "toUInt32(\(from))"
+        let minuteBucket = "toUInt32(intDiv(toUInt32(minute), \(interval.seconds)) * \(interval.seconds))"
+        let peakBucket = perBucket ? minuteBucket : "toUInt32(\(from))"
         let peaks = """
             SELECT track, \(peakBucket) AS b, max(p) AS peak FROM (
                 SELECT track, minute, sum(p1) AS p FROM (
                     SELECT track, minute, node, max(peak) AS p1 FROM \(database).listener_peak
-                    WHERE minute >= toDateTime(\(from)) AND minute < toDateTime(\(to))\(trackFilter) GROUP BY track, minute, node
+                    WHERE \(minuteBucket) >= \(from) AND \(minuteBucket) < \(to)\(trackFilter) GROUP BY track, minute, node
                 ) GROUP BY track, minute
             ) GROUP BY track, b FORMAT JSONEachRow
             """
@@ -308,7 +333,7 @@ public actor ClickHouseAnalyticsStore: AnalyticsStore {
         try await post(parameters: [:], body: sql)
     }
 
-    private func post(parameters: [String: String], body: String) async throws(SendError) -> String {
+    private func post(parameters: [String: String], body: String, timeout: TimeAmount = .seconds(15)) async throws(SendError) -> String {
         var components = URLComponents()
         components.queryItems = (["database": "default", "output_format_json_quote_64bit_integers": "0"].merging(parameters) { $1 })
             .sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
@@ -317,7 +342,7 @@ public actor ClickHouseAnalyticsStore: AnalyticsStore {
         if let authorization { request.headers.add(name: "Authorization", value: authorization) }
         request.body = .bytes(ByteBuffer(string: body))
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            let response = try await HTTPClient.shared.execute(request, timeout: timeout)
             let text = String(buffer: try await response.body.collect(upTo: 256 << 20))
             guard response.status == .ok else {
                 throw SendError(error: "HTTP \(response.status.code): \(text.prefix(500))", refused: false)
