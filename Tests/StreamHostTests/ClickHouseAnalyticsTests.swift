@@ -239,6 +239,34 @@ struct ClickHouseAnalyticsTests {
         #expect(totals["uniqueListenersError"] as? Double == 0.0029, "\(totals)")
     }
 
+    @Test("Ingestion: 20,000 finished sessions in batches of 1,000 (one sweep's worth each) into SQLite and into ClickHouse, every one counted in both; the rates are printed for BENCHMARKS.md (a measurement, not a gate)")
+    func ingestionRate() async throws {
+        let server = try Server()
+        let dir = Fixtures.directory + "/ch-ingest-\(UUID().uuidString.prefix(6))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clickhouse = try Self.store(server, buffer: dir + "/buffer", database: "veza_ingest")
+        let sqlite = try SQLiteCatalog(path: dir + "/catalog.sqlite")
+        let start = 1_796_200_000.0
+        let batches = (0..<20).map { Self.sessions(1_000, start: start, seed: UInt64(100 + $0), subjects: (0..<5_000).map { "s\($0)" }) }
+        let clock = ContinuousClock()
+        let sqliteTime = try await clock.measure {
+            for batch in batches { try await sqlite.recordListening(batch, peaks: []) }
+        }
+        let clickhouseTime = try await clock.measure {
+            for batch in batches {
+                try await clickhouse.recordListening(batch, peaks: [])
+                await clickhouse.sendBuffered()
+            }
+        }
+        func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+        print("analytics ingestion: SQLite \(Int(20_000 / seconds(sqliteTime))) sessions/s, ClickHouse \(Int(20_000 / seconds(clickhouseTime))) sessions/s (spooled, fsynced and sent, batches of 1,000)")
+        let all = batches.flatMap { $0 }
+        let expected = all.filter { $0.outcome != .bot }.count
+        let a = try await clickhouse.totals(track: nil, interval: .day, from: 0, to: 4_000_000_000).reduce(0) { $0 + $1.sessions }
+        let b = try await sqlite.totals(track: nil, interval: .day, from: 0, to: 4_000_000_000).reduce(0) { $0 + $1.sessions }
+        #expect(a == expected && b == expected)
+    }
+
     @Test("The spool keeps whole batches within its bound: beyond it the oldest go, never the newest")
     func spoolIsBounded() throws {
         let dir = Fixtures.directory + "/ch-spool-\(UUID().uuidString.prefix(6))"
