@@ -133,7 +133,7 @@ struct ClickHouseAnalyticsTests {
         let b = try await sqlite.deleteListening(subjectTag: "subject-5")
         #expect(a == b && a > 0)
         var left = -1
-        for _ in 0..<100 {
+        for _ in 0..<600 {
             left = try await clickhouse.breakdown(track: "trk-a", dimension: "codec", from: 0, to: 4e9).reduce(0) { $0 + $1.sessions }
             let expected = try await sqlite.breakdown(track: "trk-a", dimension: "codec", from: 0, to: 4e9).reduce(0) { $0 + $1.sessions }
             if left == expected { break }
@@ -227,7 +227,7 @@ struct ClickHouseAnalyticsTests {
             #expect(result.succeeded, "\(result.stderr)")
         }
         var totals: [String: Any] = [:]
-        for _ in 0..<100 {
+        for _ in 0..<300 {
             let report = try host.curl([host.base + "/v1/analytics/tracks/\(id)?interval=minute&from=\(Int(Date().timeIntervalSince1970) - 600)"])
             totals = AnalyticsTests.json(report.body)["totals"] as? [String: Any] ?? [:]
             if totals["completions"] as? Int == 2 { break }
