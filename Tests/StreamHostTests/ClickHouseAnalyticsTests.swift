@@ -14,7 +14,7 @@ private let servicesScript = URL(fileURLWithPath: #filePath).deletingLastPathCom
 @Suite("Listening analytics in ClickHouse", .serialized)
 struct ClickHouseAnalyticsTests {
     /// A ClickHouse server of its own, under a fresh state directory.
-    final class Server {
+    struct Server {
         let state: String
         let url: String
 
@@ -29,7 +29,9 @@ struct ClickHouseAnalyticsTests {
         func stop() throws { try Subprocess.check(servicesScript, ["stop-clickhouse", state]) }
         func start() throws { try Subprocess.check(servicesScript, ["clickhouse", state]) }
 
-        deinit {
+        /// Stops the server and removes its state (a `defer` of each test: the lifetime of a
+        /// local is not its scope in optimised code, so no deinit does it).
+        func remove() {
             _ = try? Subprocess.run(servicesScript, ["stop", state])
             try? FileManager.default.removeItem(atPath: state)
         }
@@ -45,6 +47,23 @@ struct ClickHouseAnalyticsTests {
         configuration.bufferDirectory = buffer
         return try ClickHouseAnalyticsStore(configuration: configuration, dataDirectory: buffer, node: "test-node",
                                             logger: Logger(label: "clickhouse-test"))
+    }
+
+    /// A ClickHouse store (database `veza_<name>`, its buffer in a fresh directory) and a SQLite
+    /// catalog in the same directory, to be fed the same sessions.
+    struct Stores {
+        let directory: String
+        let clickhouse: ClickHouseAnalyticsStore
+        let sqlite: SQLiteCatalog
+        var buffer: String { directory + "/buffer" }
+
+        init(_ server: Server, name: String) throws {
+            directory = Fixtures.directory + "/ch-\(name)-\(UUID().uuidString.prefix(6))"
+            clickhouse = try ClickHouseAnalyticsTests.store(server, buffer: directory + "/buffer", database: "veza_\(name)")
+            sqlite = try SQLiteCatalog(path: directory + "/catalog.sqlite")
+        }
+
+        func remove() { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     /// Sessions with every outcome, over three tracks and three hours, some listeners coming back.
@@ -111,10 +130,10 @@ struct ClickHouseAnalyticsTests {
     @Test("3,000 sessions and 360 peaks in batches: ClickHouse's rollups (materialised views), totals and breakdowns equal SQLite's for minute, hour and day; unique listeners within 3 standard errors of the exact count")
     func sameFiguresAsTheCatalog() async throws {
         let server = try Server()
-        let dir = Fixtures.directory + "/ch-same-\(UUID().uuidString.prefix(6))"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let clickhouse = try Self.store(server, buffer: dir + "/buffer", database: "veza_same")
-        let sqlite = try SQLiteCatalog(path: dir + "/catalog.sqlite")
+        defer { server.remove() }
+        let stores = try Stores(server, name: "same")
+        defer { stores.remove() }
+        let (clickhouse, sqlite) = (stores.clickhouse, stores.sqlite)
         let start = 1_796_000_000.0
         let subjects = (0..<400).map { "subject-\($0)" }
         let sessions = Self.sessions(3_000, start: start, seed: 7, subjects: subjects)
@@ -151,11 +170,10 @@ struct ClickHouseAnalyticsTests {
     @Test("ClickHouse stopped while sessions end: every batch waits on disk, nothing is refused or lost; started again, the backlog is sent and the figures equal SQLite's; a batch whose answer was lost and a restart with a backlog count each session once")
     func outageLosesNothing() async throws {
         let server = try Server()
-        let dir = Fixtures.directory + "/ch-outage-\(UUID().uuidString.prefix(6))"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let buffer = dir + "/buffer"
-        let clickhouse = try Self.store(server, buffer: buffer, database: "veza_outage")
-        let sqlite = try SQLiteCatalog(path: dir + "/catalog.sqlite")
+        defer { server.remove() }
+        let stores = try Stores(server, name: "outage")
+        defer { stores.remove() }
+        let (buffer, clickhouse, sqlite) = (stores.buffer, stores.clickhouse, stores.sqlite)
         let start = 1_796_100_000.0
         var all: [FinishedSession] = []
         func record(_ batch: [FinishedSession], into store: ClickHouseAnalyticsStore) async throws {
@@ -204,6 +222,7 @@ struct ClickHouseAnalyticsTests {
     @Test("A host with analytics.backend = clickhouse: two ffmpeg players' sessions reach ClickHouse and GET /v1/analytics/tracks/{id} reports them from there")
     func hostWritesToClickHouse() throws {
         let server = try Server()
+        defer { server.remove() }
         let host = HostProcess(name: "analytics-clickhouse", environment: [
             "VEZA_ANALYTICS_BACKEND": "clickhouse",
             "VEZA_ANALYTICS_CLICKHOUSE_URL": server.url,
@@ -242,10 +261,10 @@ struct ClickHouseAnalyticsTests {
     @Test("Ingestion: 20,000 finished sessions in batches of 1,000 (one sweep's worth each) into SQLite and into ClickHouse, every one counted in both; the rates are printed for BENCHMARKS.md (a measurement, not a gate)")
     func ingestionRate() async throws {
         let server = try Server()
-        let dir = Fixtures.directory + "/ch-ingest-\(UUID().uuidString.prefix(6))"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let clickhouse = try Self.store(server, buffer: dir + "/buffer", database: "veza_ingest")
-        let sqlite = try SQLiteCatalog(path: dir + "/catalog.sqlite")
+        defer { server.remove() }
+        let stores = try Stores(server, name: "ingest")
+        defer { stores.remove() }
+        let (clickhouse, sqlite) = (stores.clickhouse, stores.sqlite)
         let start = 1_796_200_000.0
         let batches = (0..<20).map { Self.sessions(1_000, start: start, seed: UInt64(100 + $0), subjects: (0..<5_000).map { "s\($0)" }) }
         let clock = ContinuousClock()
@@ -275,7 +294,7 @@ struct ClickHouseAnalyticsTests {
         var dropped = 0
         var names: [[String]] = []
         for seed in 0..<12 {
-            let rows = Self.sessions(400, start: 1_796_000_000, seed: UInt64(seed), subjects: []).map { ClickHouseAnalyticsStore.SessionRow($0, node: "n") }
+            let rows = Self.sessions(400, start: 1_796_000_000, seed: UInt64(seed), subjects: []).map { ClickHouseSchema.SessionRow($0, node: "n") }
             dropped += try spool.append(sessions: rows, peaks: [])
             names.append(spool.files())
         }

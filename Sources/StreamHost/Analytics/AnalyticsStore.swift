@@ -61,16 +61,20 @@ public struct RollupRow: Sendable, Hashable {
     var listeners = HyperLogLog()
     /// The store's own distinct count, when it keeps its own sketch (ClickHouse's
     /// `uniqCombined`) rather than ``HyperLogLog``.
-    var uniqueEstimate: Int?
+    var storeEstimate: DistinctEstimate?
+
+    /// A distinct count from a store's own sketch, and that sketch's relative standard error.
+    struct DistinctEstimate: Sendable, Hashable {
+        var count: Int
+        var relativeError: Double
+    }
 
     /// The estimated unique listeners (HyperLogLog: relative standard error 1.6 % in the
     /// catalog, about 0.3 % in ClickHouse).
-    public var uniqueListeners: Int { uniqueEstimate ?? listeners.estimate }
+    public var uniqueListeners: Int { storeEstimate?.count ?? listeners.estimate }
 
     /// The relative standard error of ``uniqueListeners``.
-    public var uniqueListenersError: Double {
-        uniqueEstimate == nil ? HyperLogLog.standardError : ClickHouseAnalyticsStore.uniqueListenersError
-    }
+    public var uniqueListenersError: Double { storeEstimate?.relativeError ?? HyperLogLog.standardError }
 
     init(track: String, interval: RollupInterval, bucket: Int64) {
         self.track = track
@@ -107,8 +111,9 @@ public struct RollupRow: Sendable, Hashable {
         peakListeners = max(peakListeners, other.peakListeners)
         listeners.merge(other.listeners)
         // Two stores' own counts cannot be merged exactly: their sum bounds the union.
-        if uniqueEstimate != nil || other.uniqueEstimate != nil {
-            uniqueEstimate = (uniqueEstimate ?? 0) + (other.uniqueEstimate ?? 0)
+        if storeEstimate != nil || other.storeEstimate != nil {
+            storeEstimate = DistinctEstimate(count: (storeEstimate?.count ?? 0) + (other.storeEstimate?.count ?? 0),
+                                             relativeError: max(storeEstimate?.relativeError ?? 0, other.storeEstimate?.relativeError ?? 0))
         }
     }
 }
