@@ -7,7 +7,7 @@ SWIFT_FLAGS ?= -Xswiftc -warnings-as-errors
 # build folder: with other flags in .build, `make test` and `make demo` would rebuild each other.
 TEST_FLAGS ?= -c release -Xswiftc -enable-testing --scratch-path .build-test
 
-.PHONY: fuzz fuzz-short bench-webhooks openapi-check webrtc-shim bench-live-listeners demo test test-scale deps build examples docs coverage bench bench-check bench-thresholds bench-host bench-delivery bench-listeners clean
+.PHONY: bench-analytics fuzz fuzz-short bench-webhooks openapi-check webrtc-shim bench-live-listeners demo test test-scale deps build examples docs coverage bench bench-check bench-thresholds bench-host bench-delivery bench-listeners clean
 
 deps:
 	scripts/install-deps.sh
@@ -45,18 +45,23 @@ webrtc-shim: deps
 	  Tests/CWebRTCTest/shim_test.c -lssl -lcrypto -lsrtp2 -lpthread -o .build/cwebrtc-shim-test
 	.build/cwebrtc-shim-test
 
-# Examples/ (issue 20): a package that depends on this one by path, built in debug (the
-# configuration users build: the libraries compile there with warnings as errors too), then run:
-# the StreamKit-only program must link no FFmpeg, the embedded host must answer both its routes.
+# Examples/ (issue 20): a package that depends on this one by path, built with the test build's
+# flags into its folder (only the four example programs are compiled again; a debug build of its
+# own cost CI about 10 minutes), then run: the StreamKit-only program must link no FFmpeg, the
+# embedded host must answer both its routes. The debug configuration users build is checked for
+# warnings by the fuzz build (scripts/fuzz.sh: debug, warnings as errors).
+# The root package's snippets (Snippets/) have names of their own: with the same names as these
+# programs, the two packages' builds replaced each other's products and recompiled StreamHost.
+EXAMPLES_BIN = .build-test/release
 examples: deps
 	@# SwiftPM keeps a path dependency's source list in its build plan: a file added to this
-	@# package later would be missing from Examples/.build, so the plan is made afresh.
-	rm -f Examples/.build/debug.yaml
-	cd Examples && $(SWIFT) build $(SWIFT_FLAGS)
-	@if ldd Examples/.build/debug/ManifestOnly | grep -E 'libav|libswresample|libopus|libmp3lame|libFLAC'; then \
+	@# package later would be missing, so the plan is made afresh.
+	rm -f .build-test/release.yaml
+	cd Examples && $(SWIFT) build -c release -Xswiftc -enable-testing --scratch-path ../.build-test $(SWIFT_FLAGS)
+	@if ldd $(EXAMPLES_BIN)/ManifestOnly | grep -E 'libav|libswresample|libopus|libmp3lame|libFLAC'; then \
 	  echo "error: ManifestOnly (StreamKit only) links a media library" >&2; exit 1; fi
-	Examples/.build/debug/ManifestOnly > /dev/null
-	cd Examples && rm -rf example-data && env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u all_proxy .build/debug/EmbedInHummingbird --check && rm -rf example-data
+	$(EXAMPLES_BIN)/ManifestOnly > /dev/null
+	cd Examples && rm -rf example-data && env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u all_proxy ../$(EXAMPLES_BIN)/EmbedInHummingbird --check && rm -rf example-data
 
 # The same host suites against S3 (SeaweedFS) + PostgreSQL, plus multi-node, outage and CDN
 # tests; the servers are started and stopped by scripts/services.sh. CI runs it after `test`.
@@ -120,6 +125,14 @@ bench-listeners: deps
 	STREAMHOST=.build/release/streamhost LOADGEN=.build/release/veza-loadgen Benchmarks/listener-load.sh
 	SCENARIO=progressive STREAMHOST=.build/release/streamhost LOADGEN=.build/release/veza-loadgen Benchmarks/listener-load.sh
 	SCENARIO=hostile STREAMHOST=.build/release/streamhost LOADGEN=.build/release/veza-loadgen Benchmarks/listener-load.sh
+
+# Listening analytics against a known truth (issue 24): 10,000 listeners that complete, skip,
+# abandon, pause and seek (half sending beacons) over six tracks, on SQLite and then on ClickHouse
+# (stopped for 60 s mid-run); the host's figures against veza-loadgen's truth. About 25 minutes.
+bench-analytics: deps
+	$(SWIFT) build -c release --product streamhost
+	$(SWIFT) build -c release --product veza-loadgen
+	STREAMHOST=.build/release/streamhost LOADGEN=.build/release/veza-loadgen Benchmarks/analytics-accuracy.sh
 
 # Live (issue 21): glass-to-glass latency beside icecast2 (LL-HLS player and ICY listeners) and the
 # cost of 20 transcoded mounts on this machine. About 3 minutes.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (Fuzz/, with AddressSanitizer, in debug so that assertions and
-# bounds checks stay on) and runs each for SECONDS, two at a time (2 cores), starting from its
+# bounds checks stay on; warnings are errors: this is CI's check of the debug configuration that
+# users build) and runs each for SECONDS, two at a time (2 cores), starting from its
 # committed seeds (Fuzz/Corpus/<harness>) and the inputs of crashes found and fixed
 # (Fuzz/Regressions/<harness>, run first, every time). A new crash is written to
 # Fuzz/Findings/ and fails the run; the table at the end gives executions per harness.
@@ -19,7 +20,7 @@ export SWIFT_BACKTRACE=enable=no
 # SwiftPM keeps a path dependency's source list in its build plan: a file added to the package
 # since the last build would be missing, so the plan is made afresh (as for Examples/).
 rm -f Fuzz/.build/debug.yaml
-(cd Fuzz && swift build --sanitize=fuzzer --sanitize=address)
+(cd Fuzz && swift build --sanitize=fuzzer --sanitize=address -Xswiftc -warnings-as-errors)
 binary=Fuzz/.build/debug/veza-fuzz
 work=Fuzz/.build/corpus
 mkdir -p Fuzz/Findings "$work"
