@@ -294,12 +294,22 @@ struct Sign: AsyncParsableCommand {
     @Option(help: "Lifetime, e.g. 90s, 15m, 1h, 7d. Default 1h.") var ttl: String = "1h"
     @Option(help: "How many URLs to print, each a playback session of its own (1–1,000,000). Default 1.") var count: Int = 1
     @Option(help: "The listener the sessions are counted for (analytics; only a keyed hash is kept). Default: none.") var listener: String?
+    @Option(help: "A file of listeners, one per line: one URL per line, each a session of that line's listener (instead of --count and --listener).")
+    var listenersFile: String?
     @OptionGroup var options: HostOptions
 
     func run() async throws {
         let configuration = try await options.load()
         guard let seconds = parseDuration(ttl) else { throw ValidationError("--ttl must look like 90s, 15m, 1h or 7d") }
         guard (1...1_000_000).contains(count) else { throw ValidationError("--count must be 1–1,000,000") }
+        var subjects: [String?] = Array(repeating: listener, count: count)
+        if let listenersFile {
+            guard let text = try? String(contentsOfFile: listenersFile, encoding: .utf8) else {
+                throw ValidationError("--listeners-file \(listenersFile): cannot read it")
+            }
+            subjects = text.split(whereSeparator: \.isNewline).map { String($0) }
+            guard (1...1_000_000).contains(subjects.count) else { throw ValidationError("--listeners-file must name 1–1,000,000 listeners") }
+        }
         let parts = path.split(separator: "/")
         guard parts.count >= 2, ["hls", "dash", "media"].contains(parts[0]) || (parts[0] == "v1" && parts.count >= 3) else {
             throw ValidationError("the path must start with /hls/TRACK, /dash/TRACK or /media/TRACK")
@@ -312,7 +322,7 @@ struct Sign: AsyncParsableCommand {
                                         secrets: try HostSecrets.loadOrCreate(dataDirectory: configuration.dataDirectory), catalog: nil)
         let now = Date()
         var lines = ""
-        for _ in 0..<count { lines += signer.signedPath(path, track: track, now: now, subject: listener) + "\n" }
+        for subject in subjects { lines += signer.signedPath(path, track: track, now: now, subject: subject) + "\n" }
         print(lines, terminator: "")
     }
 }

@@ -180,6 +180,12 @@ final class ListenerConnection: ChannelDuplexHandler, RemovableChannelHandler {
         send(path, .stream(events))
     }
 
+    /// `POST path` with a JSON `body` (a player's beacons); `completion` gets the response (with
+    /// its body) once its end has arrived.
+    func post(_ path: String, json body: ByteBuffer, _ completion: @escaping (HTTPResponse) -> Void) {
+        send(path, .whole(keepBody: true, completion), method: .POST, body: body)
+    }
+
     /// Streaming: no more socket reads until ``resume()`` (no timeout runs meanwhile).
     func pause() {
         paused = true
@@ -203,7 +209,7 @@ final class ListenerConnection: ChannelDuplexHandler, RemovableChannelHandler {
         context?.close(promise: nil)
     }
 
-    private func send(_ path: String, _ receiver: Receiver) {
+    private func send(_ path: String, _ receiver: Receiver, method: HTTPMethod = .GET, body requestBody: ByteBuffer? = nil) {
         guard let context, self.receiver == nil else {
             onFailure(.lost)
             return
@@ -215,7 +221,13 @@ final class ListenerConnection: ChannelDuplexHandler, RemovableChannelHandler {
         body = nil
         bytes = 0
         deadline = .now() + timeout
-        context.write(wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers))), promise: nil)
+        var requestHeaders = headers
+        if let requestBody {
+            requestHeaders.add(name: "Content-Type", value: "application/json")
+            requestHeaders.add(name: "Content-Length", value: String(requestBody.readableBytes))
+        }
+        context.write(wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: requestHeaders))), promise: nil)
+        if let requestBody { context.write(wrapOutboundOut(.body(.byteBuffer(requestBody))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 

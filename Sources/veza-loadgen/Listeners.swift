@@ -164,6 +164,18 @@ class Listener {
         }
     }
 
+    /// POSTs a JSON `body` to `path`; `then` gets the response whatever its status (counted), unless
+    /// the listener has ended.
+    func post(_ path: String, json body: ByteBuffer, _ then: @escaping (HTTPResponse) -> Void) {
+        connected { connection in
+            connection.post(path, json: body) { response in
+                self.stats.record(response)
+                guard !self.ended else { return }
+                then(response)
+            }
+        }
+    }
+
     /// The connection failed while a response was awaited: counted, and ``play()`` goes on (on a new connection).
     private func lost(_ failure: ConnectionFailure) {
         connection = nil

@@ -72,6 +72,14 @@ struct LoadGen: AsyncParsableCommand {
     var websocket: String?
     @Option(help: "LL-HLS listeners instead: a live rung's media playlist (http://HOST:PORT/live/{mount}/{rung}/index.m3u8[?token=T]), played from PART-HOLD-BACK behind the edge with blocking reloads.")
     var llhls: String?
+    @Option(help: "Listener behaviours for the listening-analytics accuracy run: weights such as complete=30,skip=25,abandon=20,pause=15,seek=10. Each HLS listener plays one session at real time (--speed 1) with a behaviour drawn from them (see --truth).")
+    var behaviours: BehaviourMix?
+    @Option(help: "With --behaviours: the fraction of listeners whose players send beacons (POST /v1/events), spread over the ramp.")
+    var beaconFraction = 0.5
+    @Option(help: "With --behaviours: the seed of the behaviours drawn (the same seed draws the same run).")
+    var seed: UInt64 = 1
+    @Option(help: "With --behaviours: write what each session did (the ground truth), one JSON line per listener, to this file.")
+    var truth: String?
     @Option(help: "Write the JSON report to this file.")
     var json: String?
     @Flag(help: "Exit with status 1 when any stall or error happened.")
@@ -104,6 +112,15 @@ struct LoadGen: AsyncParsableCommand {
             if let text, LoopbackURL(text) == nil {
                 throw ValidationError("\(name) \(text): only http:// URLs on a loopback host (127.x.x.x, ::1, localhost)")
             }
+        }
+        if behaviours != nil {
+            guard speed == 1 else { throw ValidationError("--behaviours plays at real time: --speed 1") }
+            guard (0...1).contains(beaconFraction) else { throw ValidationError("--beacon-fraction is between 0 and 1") }
+            guard url != nil || urls != nil, progressiveFraction == 0, llhls == nil, whep == nil, websocket == nil else {
+                throw ValidationError("--behaviours plays HLS sessions (--url or --urls), nothing else")
+            }
+        } else if truth != nil {
+            throw ValidationError("--truth needs --behaviours")
         }
         if let forwardedFor, Self.ipv4(forwardedFor) == nil { throw ValidationError("--forwarded-for \(forwardedFor): an IPv4 address") }
         if progressiveFraction > 0 && progressiveURL == nil { throw ValidationError("--progressive-fraction needs --progressive-url") }
@@ -186,6 +203,8 @@ struct LoadGen: AsyncParsableCommand {
         let livePlaylists = LivePlaylistCache()
         let live = llhls.flatMap(LoopbackURL.init)
         let forwardedBase = forwardedFor.flatMap(Self.ipv4)
+        let truthLog = TruthLog()
+        let beacons = (0..<listeners).map { Int(Double($0 + 1) * beaconFraction) > Int(Double($0) * beaconFraction) }
         var finished: [EventLoopFuture<ListenerOutcome>] = []
         for index in 0..<listeners {
             let startAt = start + .seconds(rampSeconds * Double(index) / Double(listeners))
@@ -197,6 +216,9 @@ struct LoadGen: AsyncParsableCommand {
                 let listener: Listener
                 if let live {
                     listener = LLHLSPlayer(loop: loop, url: live, settings: settings, playlists: livePlaylists)
+                } else if let mix = behaviours, let master = masters.isEmpty ? master : masters[index % masters.count] {
+                    listener = BehaviourPlayer(loop: loop, master: master, settings: settings, playlists: playlists, index: index, mix: mix,
+                                               seed: seed, sendsBeacons: beacons[index], truth: truthLog)
                 } else if isProgressive, let file {
                     listener = ProgressivePlayer(loop: loop, url: file, settings: settings)
                 } else if let master = masters.isEmpty ? master : masters[index % masters.count] {
@@ -249,6 +271,7 @@ struct LoadGen: AsyncParsableCommand {
             slow: slowResults.isEmpty ? nil : slowResults, server: server, loadgen: own, steady: steady,
             llhlsURL: llhls, delayToLiveEdgeMs: llhls == nil ? nil : .init(counters.liveDelay))
         print(report.summary)
+        if let truth { try truthLog.write(to: truth) }
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

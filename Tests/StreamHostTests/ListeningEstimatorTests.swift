@@ -70,6 +70,36 @@ import Testing
         }
     }
 
+    @Test func concurrentListenersAreUnbiased() {
+        // Sessions stopping at every point of the track, some pausing for a minute: at each
+        // instant (evaluated once the delay has passed), a session counts as playing when it
+        // was, except within half a segment (and the jitter) of a start, stop, pause or resume,
+        // and those errors cancel out over the sessions.
+        let timing = Self.timing()
+        var estimated = 0
+        var truth = 0
+        for (index, stop) in stride(from: 1.0, through: 155, by: 1.3).enumerated() {
+            let pauseAt: Double? = index % 3 == 0 ? stop / 2 : nil
+            let session = Self.play(stop: stop, pauseAt: pauseAt, pause: 60, timing: timing)
+            let start = 1000 + 0.01 * 3
+            let edges = [start, start + stop + (pauseAt == nil ? 0 : 60)] + (pauseAt.map { [start + $0, start + $0 + 60] } ?? [])
+            for step in 0..<600 {
+                let instant = 999 + Double(step) * 0.5
+                let pausedNow = pauseAt.map { instant > start + $0 && instant < start + $0 + 60 } ?? false
+                let playing = instant >= start && instant <= edges[1] && !pausedNow
+                let counted = session.wasListening(at: instant)
+                if counted != playing {
+                    let distance = edges.map { abs($0 - instant) }.min()!
+                    #expect(distance <= 3 + 1 + 0.2, "stop \(stop), pause \(pauseAt ?? -1): \(instant - start) s counted \(counted)")
+                }
+                estimated += counted ? 1 : 0
+                truth += playing ? 1 : 0
+            }
+        }
+        #expect(abs(Double(estimated - truth)) / Double(truth) < 0.01, "\(estimated) against \(truth)")
+        #expect(ListeningSession.evaluationDelay(longestSegment: 6) == 8)
+    }
+
     @Test func outcomesAndPlays() {
         let tracker = ListeningTracker(configuration: AnalyticsConfiguration(), timing: { _ in Self.timing() })
         #expect(tracker.finish(Self.play(stop: 1000), now: 2000).outcome == .completed)

@@ -196,6 +196,14 @@ struct ListeningSession: Sendable {
     /// Σ min(gap, earlier segment's duration) over consecutive segment fetches.
     private(set) var consumed = 0.0
     private var lastFetch: (time: Double, duration: Double, number: Int)?
+    /// The last ``recentLimit`` segment fetches (time, the segment's duration), oldest first: what
+    /// ``wasListening(at:)`` reads, a few seconds behind the newest (48 fetches are minutes of
+    /// playing, and more than a player's first burst).
+    private var recent: [(time: Double, duration: Double)] = []
+    /// After a fetch of the track's last segment: the media then fetched and not yet counted as
+    /// listened (the player plays its buffer out after its last request).
+    private var remainingAtEnd = 0.0
+    static let recentLimit = 48
     private(set) var serverSeeks = 0
     private(set) var reachedEnd = false
     private(set) var renditionSegments: [String: Int] = [:]
@@ -263,7 +271,12 @@ struct ListeningSession: Sendable {
                 if number != last.number + 1 && number != last.number { serverSeeks += 1 }
             }
             lastFetch = (time, span.duration, number)
-            if number == spans.count - 1 { reachedEnd = true }
+            if recent.count >= Self.recentLimit { recent.removeFirst() }
+            recent.append((time, span.duration))
+            if number == spans.count - 1 {
+                reachedEnd = true
+                remainingAtEnd = max(0, coveredSeconds - consumed)
+            }
         case .progressive(let file, let range):
             mediaRequests += 1
             noteMedia(time)
@@ -340,6 +353,50 @@ struct ListeningSession: Sendable {
     func isListening(now: Double, window: Double) -> Bool {
         guard let lastMedia else { return false }
         return now - lastMedia <= window
+    }
+
+    /// Whether the player was playing at `time`, as far as its requests tell, once ``evaluationDelay``
+    /// has passed after it (a playing player fetches again within a segment and the jitter
+    /// allowance; a fetch that does not come means it stopped or paused).
+    ///
+    /// Consistent with ``serverListenedSeconds``: between two fetches the player played at most
+    /// the earlier segment, so a longer gap (a pause) counts half a segment after the first
+    /// fetch and half before the second; after the last fetch it counts half a segment, or what
+    /// was buffered when the last segment was fetched. The errors at the two ends of a stretch
+    /// have opposite signs, so concurrent-listener counts are not biased by how many players
+    /// start or stop.
+    func wasListening(at time: Double) -> Bool {
+        guard let firstMedia, time >= firstMedia else { return false }
+        guard !recent.isEmpty else {
+            // Progressive only: the request's span.
+            return time <= (lastMedia ?? firstMedia)
+        }
+        var before: (time: Double, duration: Double)?
+        var after: Double?
+        for fetch in recent {
+            if fetch.time <= time {
+                before = fetch
+            } else {
+                after = fetch.time
+                break
+            }
+        }
+        guard let before else {
+            // Older than what is kept: only the stretch just before the next fetch.
+            return after.map { $0 - time <= recent[0].duration / 2 } ?? false
+        }
+        if let after {
+            if after - before.time <= before.duration + Self.jitterAllowance(before.duration) { return true }
+            return time - before.time <= before.duration / 2 || after - time <= before.duration / 2
+        }
+        let tail = reachedEnd ? max(before.duration / 2, remainingAtEnd) : before.duration / 2
+        return time - before.time <= tail
+    }
+
+    /// How long after an instant ``wasListening(at:)`` can tell for segments up to `longestSegment`
+    /// seconds: the longest segment, its jitter allowance and a second for the request.
+    static func evaluationDelay(longestSegment: Double) -> Double {
+        longestSegment + jitterAllowance(longestSegment) + 1
     }
 
     /// The seconds of the track fetched (segments and progressive bytes).

@@ -88,8 +88,8 @@ final class ListeningTracker: Sendable {
         let state = Mutex(State())
     }
     private let shards: [Shard] = (0..<16).map { _ in Shard() }
-    /// Per track, the most listeners seen at once in the current minute: (minute, peak, the
-    /// peak last reported to the store).
+    /// Per track, the most listeners at once in the minute being evaluated (see
+    /// ``ListeningSession/wasListening(at:)``): (minute, peak, the peak last reported to the store).
     private let peaks = Mutex<[String: (minute: Int64, peak: Int, reported: Int)]>([:])
     /// Plays counted as they happen (a session crossing the play threshold), per minute.
     private let playsNow = Mutex<[Int64: Int]>([:])
@@ -181,6 +181,9 @@ final class ListeningTracker: Sendable {
         var finished: [FinishedSession] = []
         /// Track → sessions that fetched media within the last segment's duration (+ 2 s).
         var listeners: [String: Int] = [:]
+        /// Track → sessions that were playing at the instant evaluated for it (a little in the
+        /// past: ``ListeningSession/evaluationDelay(longestSegment:)``), and that instant's minute.
+        var playing: [String: (count: Int, minute: Int64)] = [:]
         /// (track, minute, most listeners at once in it so far) where that grew since the last sweep.
         var peaks: [(track: String, minute: Int64, peak: Int)] = []
         /// Plays counted in the minutes so far (session crossing the threshold), by minute.
@@ -199,8 +202,14 @@ final class ListeningTracker: Sendable {
                     if closingAll || now - session.lastSeen >= idle {
                         ended.append(id)
                         sweep.finished.append(finish(session, now: now))
-                    } else if session.isListening(now: now, window: (session.timing?.longestSegment ?? 10) + 2) {
-                        sweep.listeners[session.track, default: 0] += 1
+                    } else {
+                        if session.isListening(now: now, window: (session.timing?.longestSegment ?? 10) + 2) {
+                            sweep.listeners[session.track, default: 0] += 1
+                        }
+                        let instant = now - ListeningSession.evaluationDelay(longestSegment: session.timing?.longestSegment ?? 10)
+                        if session.wasListening(at: instant) {
+                            sweep.playing[session.track, default: (0, Int64(instant / 60))].count += 1
+                        }
                     }
                 }
                 for id in ended {
@@ -212,11 +221,11 @@ final class ListeningTracker: Sendable {
         }
         let minute = Int64(now / 60)
         peaks.withLock { peaks in
-            for (track, count) in sweep.listeners {
-                if let known = peaks[track], known.minute == minute {
-                    peaks[track]!.peak = max(known.peak, count)
-                } else {
-                    peaks[track] = (minute, count, 0)
+            for (track, playing) in sweep.playing {
+                if let known = peaks[track], known.minute == playing.minute {
+                    peaks[track]!.peak = max(known.peak, playing.count)
+                } else if peaks[track].map({ $0.minute < playing.minute }) ?? true {
+                    peaks[track] = (playing.minute, playing.count, 0)
                 }
             }
             // Only peaks that grew are written (a sweep a second would otherwise rewrite every
@@ -225,7 +234,7 @@ final class ListeningTracker: Sendable {
                 sweep.peaks.append((track, entry.minute, entry.peak))
                 peaks[track]!.reported = entry.peak
             }
-            peaks = peaks.filter { $0.value.minute == minute }
+            peaks = peaks.filter { $0.value.minute >= minute - 1 }
         }
         sweep.playsByMinute = playsNow.withLock { plays in
             plays = plays.filter { $0.key >= minute - 60 }
