@@ -116,6 +116,56 @@ import Testing
         #expect(tracker.finish(crawler, now: 10).outcome == .bot)
     }
 
+    /// A player three segments ahead that plays from 0 to `seekAt`, jumps to `seekTo` (dropping
+    /// its buffer) and plays on to the end (or to `stop`); returns the session and the truth.
+    static func playWithSeek(seekAt: Double, seekTo: Double, stop: Double = .infinity) -> (ListeningSession, listened: Double) {
+        let timing = Self.timing()
+        let spans = timing.segments["aac-128"]!
+        let count = spans.count - 1
+        var session = ListeningSession(id: "s", track: "t", subjectTag: nil, timing: timing, clientPrefix: nil, clientType: "browser", at: 1000)
+        let t0 = 1000.0
+        // Plays from `from` (media) at wall `wall`: fetches `first`, `first + 1`, `first + 2` at
+        // once, then segment k when the position reaches the start of segment k - 2, until `until`.
+        func run(first: Int, from: Double, wall: Double, until: Double) {
+            var clock = wall
+            for number in first..<min(first + 3, count + 1) {
+                clock += 0.01
+                session.observe(.segment(rendition: "aac-128", number: number), bytes: 96000, at: clock)
+            }
+            var k = first + 3
+            while k <= count, spans[k - 2].start < until {
+                session.observe(.segment(rendition: "aac-128", number: k), bytes: 96000, at: wall + spans[k - 2].start - from)
+                k += 1
+            }
+        }
+        run(first: 1, from: 0, wall: t0, until: seekAt)
+        let target = spans.lastIndex { $0.start <= seekTo }!
+        let end = min(stop, timing.durationSeconds)
+        run(first: target, from: seekTo, wall: t0 + seekAt, until: end)
+        return (session, seekAt + (end - seekTo))
+    }
+
+    @Test func aSeekDropsTheBufferAndCompletesFromWhereItJumped() {
+        let tracker = ListeningTracker(configuration: AnalyticsConfiguration(), timing: { _ in Self.timing() })
+        // Jumps over 60 s and plays to the end: completed, and what was buffered before the jump
+        // (up to three segments) is not counted as heard.
+        for (seekAt, seekTo) in [(40.0, 100.0), (33.0, 57.5), (10.0, 160.0), (61.0, 170.9)] {
+            let (session, listened) = Self.playWithSeek(seekAt: seekAt, seekTo: seekTo)
+            let finished = tracker.finish(session, now: 3000)
+            #expect(finished.outcome == .completed, "\(seekAt) → \(seekTo)")
+            #expect(abs(session.serverListenedSeconds - listened) <= 3 + 1, "\(seekAt) → \(seekTo): \(session.serverListenedSeconds) against \(listened)")
+        }
+        // (A jump within what the player has buffered, to a segment it fetched, is not seen: it
+        // counts as listened, as for a player with a larger buffer.)
+        // A jump into the last segment and a stop is not a completion.
+        let (last, _) = Self.playWithSeek(seekAt: 40, seekTo: 176)
+        #expect(tracker.finish(last, now: 3000).outcome == .abandoned)
+        // Jumps and stops before the end: abandoned, within half a segment.
+        let (stopped, listened) = Self.playWithSeek(seekAt: 40, seekTo: 90, stop: 130)
+        #expect(tracker.finish(stopped, now: 3000).outcome == .abandoned)
+        #expect(abs(stopped.serverListenedSeconds - listened) <= 3 + 1, "\(stopped.serverListenedSeconds) against \(listened)")
+    }
+
     @Test func beaconsRefineTheServerView() {
         var session = Self.play(stop: 50)
         let t0 = 2000.0

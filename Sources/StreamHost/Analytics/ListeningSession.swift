@@ -157,9 +157,10 @@ struct PlaybackBeacon: Sendable, Hashable {
 /// (d/4, at most 1 s) so that late and early requests cancel out: a burst adds nothing, a pause
 /// adds its segment (and at most j), not the pause. After the last fetch the player played at most one more segment
 /// before the next fetch would have come; half of the last segment is counted, so the error is
-/// at most half a segment (plus jitter) per session. A session that fetched the track's last
-/// segment is taken to have played what it buffered to the end (a player that downloads the
-/// whole track and stops cannot be told apart without beacons). Never more than the media
+/// at most half a segment (plus jitter) per session. A session whose last fetch is the track's
+/// last segment is taken to have played what it buffered to the end (a player that downloads
+/// the whole track and stops cannot be told apart without beacons); what it buffered is counted
+/// from its last jump, as a seek drops the buffer the player had. Never more than the media
 /// fetched.
 ///
 /// Progressive files (one long request) are counted by the media their bytes hold; without
@@ -205,6 +206,19 @@ struct ListeningSession: Sendable {
     private var remainingAtEnd = 0.0
     static let recentLimit = 48
     private(set) var serverSeeks = 0
+    /// Where (media seconds) the segments fetched one after the other up to the last fetch
+    /// begin: the start of the track, or of the segment a jump (a seek) went to.
+    private(set) var runStart = 0.0
+    /// The seconds of media fetched since `runStart`, and ``consumed`` when the run began: what
+    /// the player buffered and has not played is their difference (a seek drops the buffer it
+    /// had, so what was fetched before it does not count).
+    private var runFetched = 0.0
+    private var consumedAtRunStart = 0.0
+    /// Whether the last segment fetched is the track's last.
+    private var lastFetchWasFinal = false
+    /// Fetched in the current run and not yet counted in ``consumed``: the buffer a player plays
+    /// out after its last request.
+    private var runUnplayed: Double { max(0, runFetched - (consumed - consumedAtRunStart)) }
     private(set) var reachedEnd = false
     private(set) var renditionSegments: [String: Int] = [:]
     /// Progressive media fetched, as intervals of seconds.
@@ -227,6 +241,10 @@ struct ListeningSession: Sendable {
     private(set) var beaconSeeks = 0
     private(set) var errors = 0
     private var beaconRendition: String?
+    /// The last ``recentLimit`` stretches (server times) in which the beacons said the player was
+    /// not playing (from a `pause`, `skip`, `complete` or `error` to the next `play` or `resume`,
+    /// open while none came): ``wasListening(at:)`` trusts them over the requests.
+    private var beaconStops: [(from: Double, to: Double?)] = []
 
     init(id: String, track: String, subjectTag: String?, timing: TrackTiming?, clientPrefix: String?, clientType: String,
          country: String? = nil, at time: Double) {
@@ -268,14 +286,25 @@ struct ListeningSession: Sendable {
                 // timing noise cancels out over the session; a pause counts as its segment plus
                 // at most the allowance.
                 consumed += min(max(0, time - last.time), last.duration + Self.jitterAllowance(last.duration))
-                if number != last.number + 1 && number != last.number { serverSeeks += 1 }
+                if number != last.number + 1 && number != last.number {
+                    serverSeeks += 1
+                    runStart = span.start
+                    // The target lies on average in the middle of the segment it falls in.
+                    runFetched = -span.duration / 2
+                    consumedAtRunStart = consumed
+                }
+                if number != last.number { runFetched += span.duration }
+            } else {
+                runStart = span.start
+                runFetched = span.duration
             }
             lastFetch = (time, span.duration, number)
             if recent.count >= Self.recentLimit { recent.removeFirst() }
             recent.append((time, span.duration))
-            if number == spans.count - 1 {
+            lastFetchWasFinal = number == spans.count - 1
+            if lastFetchWasFinal {
                 reachedEnd = true
-                remainingAtEnd = max(0, coveredSeconds - consumed)
+                remainingAtEnd = runUnplayed
             }
         case .progressive(let file, let range):
             mediaRequests += 1
@@ -346,6 +375,13 @@ struct ListeningSession: Sendable {
             playingFrom = nil
         }
         lastBeaconPosition = beacon.to ?? beacon.position
+        let stopOpen = beaconStops.last.map { $0.to == nil } ?? false
+        if playingFrom == nil, !stopOpen, beacon.kind != .seek {
+            if beaconStops.count >= Self.recentLimit { beaconStops.removeFirst() }
+            beaconStops.append((time, nil))
+        } else if playingFrom != nil, stopOpen {
+            beaconStops[beaconStops.count - 1].to = time
+        }
         return true
     }
 
@@ -364,9 +400,11 @@ struct ListeningSession: Sendable {
     /// fetch and half before the second; after the last fetch it counts half a segment, or what
     /// was buffered when the last segment was fetched. The errors at the two ends of a stretch
     /// have opposite signs, so concurrent-listener counts are not biased by how many players
-    /// start or stop.
+    /// start or stop. Where the player's beacons said it was paused or stopped, it was not
+    /// playing, whatever its requests (a paused player may still fill its buffer).
     func wasListening(at time: Double) -> Bool {
         guard let firstMedia, time >= firstMedia else { return false }
+        if beaconStops.contains(where: { $0.from <= time && time < ($0.to ?? .infinity) }) { return false }
         guard !recent.isEmpty else {
             // Progressive only: the request's span.
             return time <= (lastMedia ?? firstMedia)
@@ -389,7 +427,7 @@ struct ListeningSession: Sendable {
             if after - before.time <= before.duration + Self.jitterAllowance(before.duration) { return true }
             return time - before.time <= before.duration / 2 || after - time <= before.duration / 2
         }
-        let tail = reachedEnd ? max(before.duration / 2, remainingAtEnd) : before.duration / 2
+        let tail = lastFetchWasFinal ? max(before.duration / 2, remainingAtEnd) : before.duration / 2
         return time - before.time <= tail
     }
 
@@ -427,7 +465,7 @@ struct ListeningSession: Sendable {
         let fetchedSeconds = mediaFetchedSeconds
         var estimate = consumed
         if let lastFetch {
-            estimate += reachedEnd ? max(0, coveredSeconds - consumed) : lastFetch.duration / 2
+            estimate += lastFetchWasFinal ? runUnplayed : lastFetch.duration / 2
         }
         estimate += fetchedSeconds - coveredSeconds   // progressive: what its bytes hold
         return min(estimate, fetchedSeconds)

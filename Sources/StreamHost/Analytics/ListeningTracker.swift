@@ -243,6 +243,17 @@ final class ListeningTracker: Sendable {
         return sweep
     }
 
+    /// Without a `complete` beacon, whether a session that fetched the last segment played the
+    /// end: it listened to all but a segment and a half of the track, or, after a seek, it
+    /// fetched on from where it jumped to the end for at least a segment and a half (a jump into
+    /// the last segment and a stop is not a completion). A player that stops in the last buffer
+    /// it fetched (30 s for hls.js) cannot be told from one that plays it out without beacons.
+    static func playedToTheEnd(_ session: ListeningSession, listened: Double, timing: TrackTiming) -> Bool {
+        let margin = max(timing.longestSegment, 1) * 1.5
+        if listened >= timing.durationSeconds - margin { return true }
+        return session.serverSeeks > 0 && timing.durationSeconds - session.runStart >= margin
+    }
+
     /// The session's record, with its outcome.
     func finish(_ session: ListeningSession, now: Double) -> FinishedSession {
         let listened = session.listenedSeconds
@@ -253,7 +264,7 @@ final class ListeningTracker: Sendable {
             outcome = .bot
         } else if session.beaconCompleted {
             outcome = .completed
-        } else if let timing, session.reachedEnd, listened >= timing.durationSeconds - max(timing.longestSegment, 1) * 1.5 {
+        } else if let timing, session.reachedEnd, Self.playedToTheEnd(session, listened: listened, timing: timing) {
             outcome = .completed
         } else if listened < threshold {
             outcome = .skipped
