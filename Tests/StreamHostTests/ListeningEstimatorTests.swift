@@ -149,14 +149,15 @@ import Testing
         let tracker = ListeningTracker(configuration: AnalyticsConfiguration(), timing: { _ in Self.timing() })
         // Jumps over 60 s and plays to the end: completed, and what was buffered before the jump
         // (up to three segments) is not counted as heard.
-        for (seekAt, seekTo) in [(40.0, 100.0), (33.0, 57.5), (10.0, 160.0), (61.0, 170.9)] {
+        for (seekAt, seekTo) in [(40.0, 100.0), (33.0, 57.5), (40.0, 50.0), (10.0, 160.0), (61.0, 170.9)] {
             let (session, listened) = Self.playWithSeek(seekAt: seekAt, seekTo: seekTo)
             let finished = tracker.finish(session, now: 3000)
             #expect(finished.outcome == .completed, "\(seekAt) → \(seekTo)")
             #expect(abs(session.serverListenedSeconds - listened) <= 3 + 1, "\(seekAt) → \(seekTo): \(session.serverListenedSeconds) against \(listened)")
         }
-        // (A jump within what the player has buffered, to a segment it fetched, is not seen: it
-        // counts as listened, as for a player with a larger buffer.)
+        // (40 → 50 lands in the segment fetched last: fetched again, it is a jump. A jump to the
+        // segment after the last one fetched is not seen: it counts as listened, as for a player
+        // with a larger buffer.)
         // A jump into the last segment and a stop is not a completion.
         let (last, _) = Self.playWithSeek(seekAt: 40, seekTo: 176)
         #expect(tracker.finish(last, now: 3000).outcome == .abandoned)

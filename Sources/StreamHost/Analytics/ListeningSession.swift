@@ -286,14 +286,18 @@ struct ListeningSession: Sendable {
                 // timing noise cancels out over the session; a pause counts as its segment plus
                 // at most the allowance.
                 consumed += min(max(0, time - last.time), last.duration + Self.jitterAllowance(last.duration))
-                if number != last.number + 1 && number != last.number {
+                // The same segment again, later than a quick retry: the player jumped back into
+                // it (a seek drops what it had buffered after it).
+                let again = number == last.number && time - last.time > Self.jitterAllowance(last.duration)
+                let jumped = number != last.number + 1 && (number != last.number || again)
+                if jumped {
                     serverSeeks += 1
                     runStart = span.start
                     // The target lies on average in the middle of the segment it falls in.
                     runFetched = -span.duration / 2
                     consumedAtRunStart = consumed
                 }
-                if number != last.number { runFetched += span.duration }
+                if number != last.number || jumped { runFetched += span.duration }
             } else {
                 runStart = span.start
                 runFetched = span.duration
