@@ -17,11 +17,13 @@
 #    listener subject drawn from SUBJECTS (some listen to several tracks); `streamhost sign
 #    --listeners-file` signs one URL per listener, each its own playback session;
 # 4. the run: listeners start evenly over RAMP seconds; it lasts until the longest session is
-#    done; then the sessions end after the idle timeout (60 s) and the figures are compared.
+#    done; then the sessions end after the idle timeout (IDLE: the host's default, 120 s; a
+#    pause longer than it, less a buffer, makes two sessions, as the host defines them) and the
+#    figures are compared.
 # Usage: Benchmarks/analytics-accuracy.sh   (make bench-analytics; uses .build/release binaries)
 # Knobs: LISTENERS=10000  RAMP=240  SUBJECTS=6000  BACKENDS="sqlite clickhouse"  OUTAGE=60
 #        TRACK_SECONDS="90 120 150 180 210 240"  MIX=complete=30,skip=25,abandon=20,pause=15,seek=10
-#        BEACON_FRACTION=0.5  SEED=1  KEEP=1 (keep the work directory)  STREAMHOST=path  LOADGEN=path
+#        BEACON_FRACTION=0.5  SEED=1  IDLE=120  KEEP=1 (keep the work directory)  STREAMHOST=path  LOADGEN=path
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=Benchmarks/lib.sh
@@ -37,7 +39,7 @@ MIX=${MIX:-complete=30,skip=25,abandon=20,pause=15,seek=10}
 BEACON_FRACTION=${BEACON_FRACTION:-0.5}
 SEED=${SEED:-1}
 KEEP=${KEEP:-0}
-IDLE=60
+IDLE=${IDLE:-120}
 
 # The host reads every VEZA_… variable: only the ones set below may count.
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^VEZA_' || true)

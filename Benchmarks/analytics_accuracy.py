@@ -195,6 +195,7 @@ def main():
     check("sessions found in the store", len(played), len(played) - len(missing), "all", not missing)
     beacon_truth = beacon_host = 0.0
     errors = []
+    outside = collections.Counter()
     confusion = collections.Counter()
     for s in played:
         row = stored.get(s["session"])
@@ -206,6 +207,8 @@ def main():
             beacon_host += row["listened"]
         else:
             errors.append(row["listened"] - s["listenedSeconds"])
+            if abs(errors[-1]) > args.segment_seconds:
+                outside[s["behaviour"]] += 1
     check("listening time, sessions with beacons (s)", round(beacon_truth), round(beacon_host), "≤ 1 %",
           relative(beacon_truth, beacon_host) <= 0.01, f"{relative(beacon_truth, beacon_host) * 100:.3f} %")
     if errors:
@@ -214,7 +217,8 @@ def main():
         p99 = abs(errors[int(0.99 * (len(errors) - 1))])
         check("listening time, sessions without beacons: within one segment", len(errors), within,
               f"all (|error| ≤ {args.segment_seconds:g} s)", within == len(errors),
-              f"mean {sum(errors) / len(errors):+.2f} s, p99 {p99:.2f} s, max {abs(errors[-1]):.2f} s")
+              f"mean {sum(errors) / len(errors):+.2f} s, p99 {p99:.2f} s, max {abs(errors[-1]):.2f} s"
+              + (f"; outside, by behaviour: {dict(sorted(outside.items()))}" if outside else ""))
 
     # Countries: each session's, from its address (the plan), against the host's breakdown.
     country_truth = collections.Counter(listeners[s["listener"]]["country"] or "unknown" for s in played)

@@ -181,9 +181,11 @@ final class ListeningTracker: Sendable {
         var finished: [FinishedSession] = []
         /// Track → sessions that fetched media within the last segment's duration (+ 2 s).
         var listeners: [String: Int] = [:]
-        /// Track → sessions that were playing at the instant evaluated for it (a little in the
-        /// past: ``ListeningSession/evaluationDelay(longestSegment:)``), and that instant's minute.
-        var playing: [String: (count: Int, minute: Int64)] = [:]
+        /// Track → sessions that were playing at each of the ``ListeningTracker/samplesPerSweep``
+        /// instants evaluated for it (evenly spaced over the sweep interval, oldest first, the
+        /// newest ``ListeningSession/evaluationDelay(longestSegment:)`` in the past), with each
+        /// instant's minute.
+        var playing: [String: [(count: Int, minute: Int64)]] = [:]
         /// (track, minute, most listeners at once in it so far) where that grew since the last sweep.
         var peaks: [(track: String, minute: Int64, peak: Int)] = []
         /// Plays counted in the minutes so far (session crossing the threshold), by minute.
@@ -195,6 +197,7 @@ final class ListeningTracker: Sendable {
     func sweep(now: Double, closingAll: Bool = false) -> Sweep {
         var sweep = Sweep()
         let idle = configuration.idleTimeoutSeconds
+        let step = configuration.sweepSeconds / Double(Self.samplesPerSweep)
         for shard in shards {
             shard.state.withLock { state in
                 var ended: [String] = []
@@ -206,9 +209,12 @@ final class ListeningTracker: Sendable {
                         if session.isListening(now: now, window: (session.timing?.longestSegment ?? 10) + 2) {
                             sweep.listeners[session.track, default: 0] += 1
                         }
-                        let instant = now - ListeningSession.evaluationDelay(longestSegment: session.timing?.longestSegment ?? 10)
-                        if session.wasListening(at: instant) {
-                            sweep.playing[session.track, default: (0, Int64(instant / 60))].count += 1
+                        let newest = now - ListeningSession.evaluationDelay(longestSegment: session.timing?.longestSegment ?? 10)
+                        for sample in 0..<Self.samplesPerSweep {
+                            let instant = newest - Double(Self.samplesPerSweep - 1 - sample) * step
+                            if session.wasListening(at: instant) {
+                                sweep.playing[session.track, default: Self.noSamples(newest, step)][sample].count += 1
+                            }
                         }
                     }
                 }
@@ -221,11 +227,13 @@ final class ListeningTracker: Sendable {
         }
         let minute = Int64(now / 60)
         peaks.withLock { peaks in
-            for (track, playing) in sweep.playing {
-                if let known = peaks[track], known.minute == playing.minute {
-                    peaks[track]!.peak = max(known.peak, playing.count)
-                } else if peaks[track].map({ $0.minute < playing.minute }) ?? true {
-                    peaks[track] = (playing.minute, playing.count, 0)
+            for (track, samples) in sweep.playing {
+                for playing in samples {
+                    if let known = peaks[track], known.minute == playing.minute {
+                        peaks[track]!.peak = max(known.peak, playing.count)
+                    } else if peaks[track].map({ $0.minute < playing.minute }) ?? true {
+                        peaks[track] = (playing.minute, playing.count, 0)
+                    }
                 }
             }
             // Only peaks that grew are written (a sweep a second would otherwise rewrite every
@@ -252,6 +260,16 @@ final class ListeningTracker: Sendable {
         let margin = max(timing.longestSegment, 1) * 1.5
         if listened >= timing.durationSeconds - margin { return true }
         return session.serverSeeks > 0 && timing.durationSeconds - session.runStart >= margin
+    }
+
+    /// How many instants per sweep the concurrent listeners are counted at (every 0.25 s with
+    /// the default sweep of a second): a peak is the most at one instant, and a count sampled
+    /// once a second misses most of the rise within that second while many players start.
+    static let samplesPerSweep = 4
+
+    /// Empty samples for a sweep whose newest instant is `newest`.
+    private static func noSamples(_ newest: Double, _ step: Double) -> [(count: Int, minute: Int64)] {
+        (0..<samplesPerSweep).map { (0, Int64((newest - Double(samplesPerSweep - 1 - $0) * step) / 60)) }
     }
 
     /// The session's record, with its outcome.
