@@ -194,6 +194,16 @@ struct LiveTests {
             #expect(decoded.seconds > 5.5 && decoded.seconds < 12, "\(item.mount): \(decoded)")
             #expect(abs(decoded.frequency - 523) < 8, "\(item.mount): \(decoded)")
             #expect(try Self.mount(host, item.mount)["title"] as? String == expectedTitle)
+            // The listener is a listening session of `live:{mount}` (while the show goes on):
+            // about the 6 s it was connected, a skip (under the 30 s play threshold), the relay
+            // in the source's codec.
+            let listening = try Self.liveListening(host, item.mount) { ($0["totals"] as? [String: Any])?["sessions"] as? Int == 1 }
+            let totals = listening["totals"] as? [String: Any] ?? [:]
+            let listened = totals["listenedSeconds"] as? Double ?? 0
+            #expect(listened > 5.5 && listened < 9, "\(item.mount): \(totals)")
+            #expect(totals["skips"] as? Int == 1 && totals["plays"] as? Int == 0, "\(item.mount): \(totals)")
+            let codec = ["radio": "mp3", "aac": "aac", "opus": "ogg", "legacy": "mp3"][item.mount]
+            #expect(Self.values(listening, "codecs") == [codec] && Self.values(listening, "renditions") == ["relay"], "\(item.mount): \(listening)")
         }
         // Every source gone: the mounts are idle, a listener gets 404 not_live.
         for item in cases { _ = try Self.wait(host, item.mount, state: "idle") }
@@ -429,6 +439,33 @@ struct LiveTests {
         Thread.sleep(forTimeInterval: 0.5)
         let ended = try host.curl([signed("\(base)/aac-128/index.m3u8")], authenticated: false)
         #expect(ended.status == 200 && ended.body.contains("#EXT-X-ENDLIST") && !ended.body.contains("PRELOAD-HINT"), "\(ended.body)")
+
+        // Listening analytics: the LL-HLS and DASH players' sessions (each client ends once it
+        // has been gone for the audience window, 12 s) and the rung streams' ICY sessions are
+        // stored under live:radio.
+        let report = try Self.liveListening(host, "radio", within: 40) { Set(Self.values($0, "renditions")).isSuperset(of: ["hls", "dash"]) }
+        #expect(Set(Self.values(report, "renditions")).isSuperset(of: ["hls", "dash"]), "\(report)")
+        #expect(Self.values(report, "renditions").contains { $0.hasPrefix("aac-") || $0.hasPrefix("opus-") }, "\(report)")
+    }
+
+    /// The listening report of `live:{mount}` over the last hour, once `ready` holds (or after `within` seconds).
+    static func liveListening(_ host: HostProcess, _ mount: String, within: Double = 15,
+                              until ready: ([String: Any]) -> Bool) throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(within)
+        var report: [String: Any] = [:]
+        repeat {
+            let from = Int(Date().timeIntervalSince1970) - 3600
+            let answer = try host.curl(["\(host.base)/v1/analytics/tracks/live:\(mount)?interval=minute&from=\(from)"])
+            report = (try? JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]) ?? ["status": answer.status, "body": answer.body]
+            if ready(report) { break }
+            Thread.sleep(forTimeInterval: 0.5)
+        } while Date() < deadline
+        return report
+    }
+
+    /// The values of a listening report's breakdown (`codecs`, `renditions`, …), sorted.
+    static func values(_ report: [String: Any], _ breakdown: String) -> [String] {
+        (report[breakdown] as? [[String: Any]] ?? []).compactMap { $0["value"] as? String }.sorted()
     }
 
     @Test("mounts through the API: create (admin) with its own ladder, window and open listening, list, refuse a duplicate or bad settings, delete; kept across a restart")

@@ -93,6 +93,8 @@ final class ListeningTracker: Sendable {
     private let peaks = Mutex<[String: (minute: Int64, peak: Int, reported: Int)]>([:])
     /// Plays counted as they happen (a session crossing the play threshold), per minute.
     private let playsNow = Mutex<[Int64: Int]>([:])
+    /// Live listeners' sessions ended since the last sweep (``recordLive(_:)``).
+    let liveEnded = Mutex<[FinishedSession]>([])
 
     init(configuration: AnalyticsConfiguration, countries: MaxMindDatabase? = nil, timing: @escaping @Sendable (String) -> TrackTiming?) {
         self.configuration = configuration
@@ -243,6 +245,10 @@ final class ListeningTracker: Sendable {
                 peaks[track]!.reported = entry.peak
             }
             peaks = peaks.filter { $0.value.minute >= minute - 1 }
+        }
+        sweep.finished += liveEnded.withLock { ended in
+            defer { ended = [] }
+            return ended
         }
         sweep.playsByMinute = playsNow.withLock { plays in
             plays = plays.filter { $0.key >= minute - 60 }

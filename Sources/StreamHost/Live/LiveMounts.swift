@@ -17,6 +17,8 @@ final class LiveMounts: Sendable, Service {
     private let table = Table()
     /// WebSocket listeners between their 101 and their connection leaving HTTP.
     let webSockets = LiveWebSocketUpgrades()
+    /// Where listeners' sessions go when they end (listening analytics connects to it).
+    let listening = LiveListening()
     /// WebRTC (WHEP) sessions (nil without a ladder: they play its Opus rung).
     let webRTC: LiveWebRTC?
     private let catalog: (any Catalog)?
@@ -218,8 +220,16 @@ final class LiveMounts: Sendable, Service {
         return counts
     }
 
-    /// Sets the LL-HLS and DASH listener gauges from every mount's audience.
+    /// Sets the LL-HLS and DASH listener gauges from every mount's audience, and hands the
+    /// sessions of players gone for longer than the audience window to listening analytics.
     func publishAudience() {
+        for mount in all {
+            for (kind, player) in mount.audience.takeEnded() {
+                listening.ended(LiveListenerSession(
+                    mount: mount.name, transport: kind.rawValue, address: player.address, userAgent: player.userAgent,
+                    startedAt: player.first, endedAt: player.last, requests: player.requests))
+            }
+        }
         guard let metrics = context?.metrics else { return }
         var totals: [String: Int] = [:]
         for mount in all {

@@ -31,14 +31,22 @@ extension LiveRoutes {
         }
         let bitrate = source.bitrate?.split(separator: ";").first { $0.hasPrefix("bitrate=") || $0.allSatisfy(\.isNumber) }
             .map { String($0.split(separator: "=").last ?? "") }
+        let codec = switch source.format {
+        case .mpegAudio: "mp3"
+        case .adts: "aac"
+        case .ogg: "ogg"
+        }
+        let session = LiveListenerSession(mount: mount.name, transport: "icy", rendition: "relay", codec: codec, address: DeliveryRoutes.client(context),
+                                          userAgent: request.headers[.userAgent], startedAt: 0, endedAt: 0)
         return icyResponse(request, mount: mount, listener: listener, fanout: mount.relay, contentType: source.format.contentType,
-                           name: source.name, genre: source.genre, description: source.description, isPublic: source.isPublic, bitrate: bitrate)
+                           name: source.name, genre: source.genre, description: source.description, isPublic: source.isPublic, bitrate: bitrate,
+                           session: session)
     }
 
     /// One rung of the ladder as an ICY stream (`/live/{mount}/{rung}.aac` as ADTS,
     /// `/live/{mount}/{rung}.opus` as Ogg Opus): it goes on through the fallback while the
     /// source is away.
-    func listenToRung(_ request: Request, mount: LiveMount, file: String) throws -> Response {
+    func listenToRung(_ request: Request, mount: LiveMount, file: String, address: IPAddress?) throws -> Response {
         guard let session = mount.session, !session.isEnded else { throw APIError(.notFound, code: "not_live", "mount \(mount.name) has no show now") }
         let stem = file.split(separator: ".").dropLast().joined(separator: ".")
         guard let stream = session.rungStreams[stem], file == "\(stem).\(stream.fileExtension)" else {
@@ -47,13 +55,18 @@ extension LiveRoutes {
         let info = mount.status.source
         return icyResponse(request, mount: mount, listener: stream.fanout.addListener(), fanout: stream.fanout, contentType: stream.contentType,
                            name: info?.name, genre: info?.genre, description: info?.description, isPublic: info?.isPublic ?? false,
-                           bitrate: String(stream.bitrate / 1000))
+                           bitrate: String(stream.bitrate / 1000),
+                           session: LiveListenerSession(mount: mount.name, transport: "icy-ladder", rendition: stream.rung,
+                                                        codec: stream.fileExtension, address: address, userAgent: request.headers[.userAgent],
+                                                        startedAt: 0, endedAt: 0))
     }
 
     /// An ICY response: Icecast's headers, then the listener's queue as one continuous body,
     /// with `StreamTitle` blocks every `icy-metaint` bytes for clients that sent `Icy-MetaData: 1`.
+    /// When it ends, `session` (times and bytes filled in) goes to listening analytics.
     func icyResponse(_ request: Request, mount: LiveMount, listener: LiveListener, fanout: LiveFanout, contentType: String,
-                             name: String?, genre: String?, description: String?, isPublic: Bool, bitrate: String?) -> Response {
+                     name: String?, genre: String?, description: String?, isPublic: Bool, bitrate: String?,
+                     session: LiveListenerSession) -> Response {
         let interval = request.headers[HTTPField.Name("Icy-MetaData")!] == "1" ? mounts.configuration.icyMetaInterval : nil
         var headers: HTTPFields = [.contentType: contentType, .cacheControl: "no-cache, no-store"]
         func set(_ name: String, _ value: String?) {
@@ -68,12 +81,17 @@ extension LiveRoutes {
         set("icy-br", bitrate)
         if let interval { set("icy-metaint", String(interval)) }
         let metrics = self.metrics
+        let listening = mounts.listening
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             metrics.liveListenerJoined()
+            var session = session
+            session.startedAt = Date().timeIntervalSince1970
             var interleaver = interval.map { ICYMetadataInterleaver(interval: $0) }
+            var left = false
             do {
                 for await buffer in listener.buffers {
                     listener.consumed(buffer.readableBytes)
+                    session.bytes += Int64(buffer.readableBytes)
                     if var icy = interleaver {
                         for piece in icy.interleave(count: buffer.readableBytes, title: mount.title) {
                             switch piece {
@@ -91,9 +109,13 @@ extension LiveRoutes {
                 }
             } catch {
                 // The listener went away.
+                left = true
             }
             fanout.removeListener(listener)
             metrics.liveListenerLeft(dropped: listener.wasDropped)
+            session.endedAt = Date().timeIntervalSince1970
+            session.showEnded = !left && !listener.wasDropped
+            listening.ended(session)
             try? await writer.finish(nil)
         })
     }

@@ -22,8 +22,7 @@ extension LiveRoutes {
     func liveHLS(_ request: Request, _ context: some RequestContext, _ name: String, kind: LiveAudience.Kind?) async throws -> (LivePresentation, String?) {
         guard let mount = await mounts.find(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
         let token = try await authorise(request, context, mount: mount)
-        let client = (DeliveryRoutes.client(context)?.description ?? "-") + "\u{0}" + (request.headers[.userAgent] ?? "")
-        mount.audience.touch(kind, client: client)
+        mount.audience.touch(kind, address: DeliveryRoutes.client(context), userAgent: request.headers[.userAgent])
         guard let hls = mount.hls else { throw APIError(.notFound, code: "not_live", "mount \(mount.name) has no live ladder now") }
         return (hls, token)
     }
@@ -57,7 +56,7 @@ extension LiveRoutes {
         if file.hasSuffix(".aac") || file.hasSuffix(".opus") || file.hasSuffix(".mp3") {
             guard let mount = await mounts.find(name) else { throw APIError.notFound("no live mount \(name.prefix(64))") }
             _ = try await authorise(request, context, mount: mount)
-            return try listenToRung(request, mount: mount, file: file)
+            return try listenToRung(request, mount: mount, file: file, address: DeliveryRoutes.client(context))
         }
         let mount = name
         let family: String

@@ -45,8 +45,10 @@ extension LiveRoutes {
         }
         let greeting = WebSocketGreeting(mount: mount.name, rung: rung.id, mimeType: "audio/mp4; codecs=\"\(rung.codecs)\"", codecs: rung.codecs,
                                          timescale: presentation.timescale, partSeconds: presentation.partSeconds)
+        let listenerSession = LiveListenerSession(mount: mount.name, transport: "websocket", rendition: rung.id, codec: rung.codecs,
+                                          address: DeliveryRoutes.client(context), userAgent: request.headers[.userAgent], startedAt: 0, endedAt: 0)
         let id = mounts.webSockets.park(LiveWebSocketUpgrades.Pending(
-            listener: fanout.addListener(), fanout: fanout, greeting: Self.greetingText(greeting)))
+            listener: fanout.addListener(), fanout: fanout, greeting: Self.greetingText(greeting), session: listenerSession, listening: mounts.listening))
         return Response(status: .switchingProtocols, headers: [
             .upgrade: "websocket", .connection: "Upgrade",
             HTTPField.Name("Sec-WebSocket-Accept")!: Self.webSocketAccept(key),
@@ -94,6 +96,9 @@ final class LiveWebSocketUpgrades: Sendable {
         var listener: LiveListener
         var fanout: LiveFanout
         var greeting: String
+        /// The listener's session (times and bytes filled in when it ends) and where it goes.
+        var session: LiveListenerSession
+        var listening: LiveListening
     }
 
     /// The internal response field (never sent).
@@ -203,6 +208,10 @@ final class LiveWebSocketHandler: ChannelInboundHandler, RemovableChannelHandler
     let upgrade: LiveWebSocketUpgrades.Pending
     let metrics: HostMetrics
     private var closing = false
+    private var startedAt = Date().timeIntervalSince1970
+    private var sentBytes: Int64 = 0
+    /// The listener's queue ended (the show ended) without the connection failing first.
+    private var showEnded = false
 
     init(upgrade: LiveWebSocketUpgrades.Pending, metrics: HostMetrics) {
         self.upgrade = upgrade
@@ -220,7 +229,9 @@ final class LiveWebSocketHandler: ChannelInboundHandler, RemovableChannelHandler
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let listener = upgrade.listener
         let eventLoop = context.eventLoop
+        startedAt = Date().timeIntervalSince1970
         Task {
+            var failed = false
             for await buffer in listener.buffers {
                 let written = eventLoop.flatSubmit {
                     handler.value.send(buffer, context: loopContext.value)
@@ -228,10 +239,15 @@ final class LiveWebSocketHandler: ChannelInboundHandler, RemovableChannelHandler
                 do {
                     try await written.get()
                 } catch {
+                    failed = true
                     break
                 }
             }
-            eventLoop.execute { handler.value.close(context: loopContext.value, code: listener.wasDropped ? .policyViolation : .goingAway) }
+            let ended = !failed && !listener.wasDropped
+            eventLoop.execute {
+                handler.value.showEnded = ended
+                handler.value.close(context: loopContext.value, code: listener.wasDropped ? .policyViolation : .goingAway)
+            }
         }
     }
 
@@ -242,6 +258,7 @@ final class LiveWebSocketHandler: ChannelInboundHandler, RemovableChannelHandler
         let metrics = self.metrics
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: buffer)), promise: promise)
+        sentBytes += Int64(bytes)
         return promise.futureResult.map {
             listener.consumed(bytes)
             metrics.liveBytesOut(bytes)
@@ -293,6 +310,12 @@ final class LiveWebSocketHandler: ChannelInboundHandler, RemovableChannelHandler
     func channelInactive(context: ChannelHandlerContext) {
         upgrade.fanout.removeListener(upgrade.listener)
         if upgrade.listener.wasDropped { metrics.liveListenerDropped() }
+        var session = upgrade.session
+        session.startedAt = startedAt
+        session.endedAt = Date().timeIntervalSince1970
+        session.bytes = sentBytes
+        session.showEnded = showEnded
+        upgrade.listening.ended(session)
         context.fireChannelInactive()
     }
 }

@@ -139,9 +139,10 @@ public struct StreamHostServer: Sendable {
                     logger.error("analytics.countryDatabase cannot be read; sessions get no country", metadata: ["error": "\(error)"])
                 }
             }
+            let tracker = ListeningTracker(configuration: configuration.analytics, countries: countries, timing: { timings.timing($0) })
+            live.listening.connect { tracker.recordLive($0) }
             analytics = ListeningAnalytics(
-                tracker: ListeningTracker(configuration: configuration.analytics, countries: countries, timing: { timings.timing($0) }),
-                store: analyticsStore ?? catalog as? any AnalyticsStore, metrics: metrics, logger: logger,
+                tracker: tracker, store: analyticsStore ?? catalog as? any AnalyticsStore, metrics: metrics, logger: logger,
                 mountListeners: { live.listenerCounts() })
         } else {
             analytics = nil
