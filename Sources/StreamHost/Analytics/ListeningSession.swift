@@ -400,8 +400,8 @@ struct ListeningSession: Sendable {
     /// allowance; a fetch that does not come means it stopped or paused).
     ///
     /// Consistent with ``serverListenedSeconds``: between two fetches the player played at most
-    /// the earlier segment, so a longer gap (a pause) counts half a segment after the first
-    /// fetch and half before the second; after the last fetch it counts half a segment, or what
+    /// the earlier segment (and the jitter allowance), so a longer gap (a pause) counts half of
+    /// that after the first fetch and half before the second; after the last fetch it counts half a segment, or what
     /// was buffered when the last segment was fetched. The errors at the two ends of a stretch
     /// have opposite signs, so concurrent-listener counts are not biased by how many players
     /// start or stop. Where the player's beacons said it was paused or stopped, it was not
@@ -428,8 +428,12 @@ struct ListeningSession: Sendable {
             return after.map { $0 - time <= recent[0].duration / 2 } ?? false
         }
         if let after {
-            if after - before.time <= before.duration + Self.jitterAllowance(before.duration) { return true }
-            return time - before.time <= before.duration / 2 || after - time <= before.duration / 2
+            let counted = before.duration + Self.jitterAllowance(before.duration)
+            if after - before.time <= counted { return true }
+            // As ``consumed`` counts it: the segment and the allowance of the gap, half after
+            // the first fetch and half before the second (a fetch late by more than the
+            // allowance loses only what is beyond it).
+            return time - before.time <= counted / 2 || after - time <= counted / 2
         }
         let tail = lastFetchWasFinal ? max(before.duration / 2, remainingAtEnd) : before.duration / 2
         return time - before.time <= tail
