@@ -1,4 +1,5 @@
 import Foundation
+import StreamKit
 import Synchronization
 
 /// A listening session once it ended, as it is stored and rolled up.
@@ -365,6 +366,12 @@ public struct PlaybackSessionLabel: Sendable, Hashable {
     }
 
     var label: String { id + (subjectTag ?? "") }
+
+    /// A new session id: 12 random bytes, base64url (``idLength`` characters).
+    static func randomID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return Base64URL.encode((0..<12).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
 
     /// The session label of a verified version-2 token (its sixth field), without parsing
     /// the rest again.

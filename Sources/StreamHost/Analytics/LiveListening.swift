@@ -54,11 +54,8 @@ extension ListeningTracker {
         } else {
             outcome = listened < configuration.playThresholdSeconds ? .skipped : .abandoned
         }
-        var random = SystemRandomNumberGenerator()
-        let bytes = (0..<12).map { _ in UInt8.random(in: 0...255, using: &random) }
-        let id = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
         let session = FinishedSession(
-            id: id, track: live.track, subjectTag: nil, startedAt: live.startedAt, endedAt: max(live.endedAt, live.startedAt),
+            id: PlaybackSessionLabel.randomID(), track: live.track, subjectTag: nil, startedAt: live.startedAt, endedAt: max(live.endedAt, live.startedAt),
             listenedSeconds: (listened * 1000).rounded() / 1000, fetchedSeconds: (listened * 1000).rounded() / 1000, outcome: outcome,
             isPlay: outcome != .bot && listened >= configuration.playThresholdSeconds, stalls: 0, seeks: 0, beacons: 0,
             rendition: live.rendition ?? live.transport, codec: live.codec,

@@ -225,9 +225,7 @@ public struct HostAuth: Sendable {
 
     /// A new session label: 12 random bytes, and the subject's tag.
     func newSessionLabel(subject: String?) -> PlaybackSessionLabel {
-        var generator = SystemRandomNumberGenerator()
-        let id = Base64URL.encode((0..<12).map { _ in UInt8.random(in: 0...255, using: &generator) })
-        return PlaybackSessionLabel(id: id, subjectTag: subject.map(subjectTag))
+        PlaybackSessionLabel(id: PlaybackSessionLabel.randomID(), subjectTag: subject.map(subjectTag))
     }
 
     /// The tag standing for a token subject in playback sessions and stored listening: the
