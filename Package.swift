@@ -18,7 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
         // 4.x: jwt-kit 5 needs swift-crypto ≥ 4.1.
-        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "4.0.0"..<"5.0.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // Scale-out backends: S3-compatible storage over HTTP, PostgreSQL catalog and queue.
@@ -71,6 +71,9 @@ let package = Package(
                 "CFFmpeg", "COpus", "CLame", "CFLAC",
                 // AsyncChannel: the bounded hand-off from the PCM producer to each encoder.
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                // AES-128-CBC of protected segments (CryptoExtras' AES._CBC, BoringSSL underneath).
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
         .target(

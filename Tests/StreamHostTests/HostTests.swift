@@ -6,7 +6,8 @@ import TestSupport
 /// A real `streamhost serve` process on a loopback port, with its own data directory.
 final class HostProcess {
     let dataDirectory: String
-    let environment: [String: String]
+    /// The host's environment; a test may change it between a ``stop()`` and the next ``start(workers:port:)``.
+    var environment: [String: String]
     private(set) var process: Process?
     private(set) var port = 0
     /// The gRPC port, when the host was started with `--grpc-port`.

@@ -78,6 +78,10 @@ public struct LadderConfiguration: Sendable, Hashable {
     public var resamplerQuality: ResamplerQuality = .high
     /// Waveform zoom levels (samples per pixel at the source rate).
     public var waveformSamplesPerPixel: [Int] = [256, 1024]
+    /// Encryption of the CMAF media segments (nil: clear). Progressive files are written as the
+    /// ladder asks, in the clear: a caller protecting a track leaves `.progressive` out of its
+    /// renditions' outputs unless clear downloads are meant (StreamHost's `protection.progressive`).
+    public var protection: SegmentProtection?
 
     public init() {}
 }

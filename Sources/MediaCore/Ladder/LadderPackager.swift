@@ -118,7 +118,8 @@ public enum LadderPackager {
                 jobRate = rate
             }
             return EncodeJob(rendition: rendition, settings: settings, sampleRate: jobRate, channelCount: channels,
-                             segmentDuration: configuration.segmentDuration, metadata: metadata, sourceFrames: frames)
+                             segmentDuration: configuration.segmentDuration, metadata: metadata, sourceFrames: frames,
+                             protection: configuration.protection)
         }
         let lossless = jobs.filter { $0.sampleRate == rate && $0.settings.codec == .flac }
         let lossy = jobs.filter { !($0.sampleRate == rate && $0.settings.codec == .flac) }
@@ -194,6 +195,7 @@ struct EncodeJob: Sendable {
     let segmentDuration: Double
     let metadata: ProgressiveMetadata
     let sourceFrames: Int64
+    let protection: SegmentProtection?
 
     func run(blocks: AsyncChannel<[Float]>, sink: some PackageSink) async throws(MediaError) -> PackageReport.Rendition {
         let encoder = try makeEncoder(settings, sampleRate: sampleRate, channelCount: channelCount)
@@ -211,9 +213,13 @@ struct EncodeJob: Sendable {
         func emit(_ made: [CMAFSegment]) async throws(MediaError) {
             for segment in made {
                 let path = "cmaf/\(rendition.id)/seg-\(segment.number).m4s"
-                try await sink.write(segment.bytes, to: path)
+                var bytes = segment.bytes
+                if case .aes128(let key)? = protection {
+                    bytes = try AES128Segments.encrypt(bytes, key: key, segmentNumber: segment.number)
+                }
+                try await sink.write(bytes, to: path)
                 segments.append(.init(number: segment.number, start: segment.startTime, duration: segment.duration,
-                                      byteSize: segment.byteSize, path: path))
+                                      byteSize: bytes.count, path: path))
             }
         }
         // FLAC's STREAMINFO is final only after the last frame; its segments are made at the end

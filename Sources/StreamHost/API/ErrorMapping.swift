@@ -18,6 +18,7 @@ import MediaCore
 /// | ``IntakeError`` storage unavailable | 503 + Retry-After 10 | `storage_unavailable` |
 /// | ``CatalogError`` queue full / database | 503 + Retry-After 30 / 5 | `queue_full` / `catalog_unavailable` |
 /// | ``StorageError`` | 503 + Retry-After 5 | `storage_unavailable` |
+/// | ``ProtectionError`` key service / unsupported | 503 + Retry-After 30 / 400 | `key_service_unavailable` / `protection_unsupported` |
 /// | `MediaError` | as ``IntakeError/init(media:)`` | |
 /// | `DecodingError` (a JSON body) | 400 | `bad_request` |
 /// | Hummingbird's `HTTPError` (no route: 404, a body over its limit: 413, a body that does not decode: 400, …) | its status | by status: `not_found`, `payload_too_large`, `bad_request`, … |
@@ -46,6 +47,11 @@ extension APIError {
             switch error.code {
             case .queueFull: self.init(.serviceUnavailable, code: "queue_full", error.message, retryAfter: 30)
             case .database: self.init(.serviceUnavailable, code: "catalog_unavailable", error.message, retryAfter: 5)
+            }
+        case let error as ProtectionError:
+            switch error.kind {
+            case .keyService: self.init(.serviceUnavailable, code: "key_service_unavailable", error.message, retryAfter: 30)
+            case .unsupported: self.init(.badRequest, code: "protection_unsupported", error.message)
             }
         case let error as StorageError:
             self.init(.serviceUnavailable, code: "storage_unavailable", "storage: \(error.message)", retryAfter: 5)

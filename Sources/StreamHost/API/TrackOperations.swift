@@ -18,6 +18,8 @@ public struct TrackOperations: Sendable {
     let onEnqueue: @Sendable () -> Void
     /// Called with a track id once the track is deleted (drops cached objects, purges the CDN).
     let onDelete: @Sendable (String) async -> Void
+    /// Content keys of protected uploads (nil: protection is refused).
+    var keys: KeyService?
 
     init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, temporaryDirectory: String,
          auth: HostAuth, manifests: ManifestCache, onEnqueue: @escaping @Sendable () -> Void,
@@ -33,7 +35,7 @@ public struct TrackOperations: Sendable {
     }
 
     var intake: TrackIntake {
-        TrackIntake(catalog: catalog, storage: storage, configuration: configuration, onEnqueue: onEnqueue)
+        TrackIntake(catalog: catalog, storage: storage, configuration: configuration, keys: keys, onEnqueue: onEnqueue)
     }
 
     /// The track as `principal` may see it: with signed playback URLs when it may stream it,

@@ -41,6 +41,9 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
     public var normalizedLoudness: LoudnessReport?
     public var gainDB: Double?
     public var renditions: [RenditionSummary]?
+    /// How the segments are encrypted, once ready (absent: in the clear): the method and the
+    /// key's id. The key itself is only ever served to a playback session (`/hls/{id}/key/{keyId}`).
+    public var protection: PublishedProtection?
     /// Where to play the track (signed for the caller unless the host is public), once ready.
     public var playback: Playback?
 
@@ -61,7 +64,8 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
         /// channel count, so a player's ABR can switch between all of them; changing codec means
         /// loading another playlist.
         public var hlsByCodec: [String: String]
-        public var dash: String
+        /// The DASH MPD; absent for a track protected with HLS AES-128 (DASH cannot decrypt it).
+        public var dash: String?
         public var waveform: String
         public var progressive: [ProgressiveFile]
     }
@@ -79,7 +83,7 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
             hlsByCodec: Dictionary(renditions.compactMap(\.switchingSet).map { set in
                 (set, auth.signedPath("/hls/\(id)/" + TrackManifest.masterPlaylistName(set), token: token))
             }, uniquingKeysWith: { first, _ in first }),
-            dash: auth.signedPath("/dash/\(id)/manifest.mpd", token: token),
+            dash: protection == nil ? auth.signedPath("/dash/\(id)/manifest.mpd", token: token) : nil,
             waveform: auth.signedPath("/v1/tracks/\(id)/waveform.json", token: token),
             progressive: renditions.compactMap { rendition in
                 guard let key = rendition.progressive, let relative = published.relative(key) else { return nil }
@@ -105,6 +109,7 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
             loudness = manifest.loudness
             normalizedLoudness = manifest.normalizedLoudness
             gainDB = manifest.gainDB
+            protection = manifest.protection
             var sets: [String: String] = [:]
             for set in manifest.hlsSwitchingSets {
                 for rendition in set.renditions { sets[rendition.id] = set.id }
@@ -120,7 +125,20 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
 
 /// The body of `POST /v1/tokens/revoke`.
 struct Revocation: Decodable {
-    var jti: String
+    /// An access token's id.
+    var jti: String?
     /// The token's `exp` (seconds since 1970), so the entry can be forgotten after it.
     var exp: Double?
+    /// Or a playback token (a signed URL's `token`): its session is revoked until it expires.
+    var playbackToken: String?
+
+    enum CodingKeys: String, CodingKey { case jti, exp, playbackToken }
+
+    /// A field that is present must be a string: `null` is refused (400), not read as absent.
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        jti = container.contains(.jti) ? try container.decode(String.self, forKey: .jti) : nil
+        playbackToken = container.contains(.playbackToken) ? try container.decode(String.self, forKey: .playbackToken) : nil
+        exp = try container.decodeIfPresent(Double.self, forKey: .exp)
+    }
 }

@@ -42,10 +42,22 @@ public struct TrackRoutes: Sendable {
         router.post("/v1/tokens/revoke") { request, context in
             try await self.auth.require(.admin, request)
             let body = try await request.decode(as: Revocation.self, context: context)
-            guard !body.jti.isEmpty, body.jti.utf8.count <= 200 else { throw APIError(.badRequest, code: "bad_request", "jti must be 1–200 bytes") }
-            let expires = body.exp.map { Date(timeIntervalSince1970: $0) } ?? Date().addingTimeInterval(HostAuth.revocationWithoutExpiry)
-            try await self.catalog.revoke(tokenID: body.jti, expiresAt: expires)
-            context.logger.info("token revoked", metadata: ["jti": "\(body.jti)"])
+            switch (body.jti, body.playbackToken) {
+            case (let jti?, nil):
+                guard !jti.isEmpty, jti.utf8.count <= 200 else { throw APIError(.badRequest, code: "bad_request", "jti must be 1–200 bytes") }
+                let expires = body.exp.map { Date(timeIntervalSince1970: $0) } ?? Date().addingTimeInterval(HostAuth.revocationWithoutExpiry)
+                try await self.catalog.revoke(tokenID: jti, expiresAt: expires)
+                context.logger.info("token revoked", metadata: ["jti": "\(jti)"])
+            case (nil, let token?):
+                // A playback session: its keys stop at once (its clear segments, if any, play until it expires).
+                guard token.utf8.count <= 8192, let session = self.auth.playbackSession(of: token) else {
+                    throw APIError(.badRequest, code: "bad_request", "playbackToken is not a playback token this host signed with a session")
+                }
+                try await self.catalog.revoke(tokenID: HostAuth.revokedSessionID(session.id), expiresAt: session.expires)
+                context.logger.info("playback session revoked", metadata: ["session": "\(session.id)"])
+            default:
+                throw APIError(.badRequest, code: "bad_request", "give exactly one of jti and playbackToken")
+            }
             return Response(status: .noContent)
         }
         router.delete("/v1/tracks/:id") { request, context in
@@ -72,10 +84,22 @@ public struct TrackRoutes: Sendable {
         return String(value)
     }
 
+    /// `?protection=none|aes-128`: how the upload's segments are encrypted (absent: the host's
+    /// `protection.default`). Checked before the body is read.
+    static func protection(_ request: Request) throws(APIError) -> ProtectionConfiguration.Method? {
+        guard let value = request.uri.queryParameters.get("protection") else { return nil }
+        guard let method = ProtectionConfiguration.Method(rawValue: String(value)) else {
+            throw APIError(.badRequest, code: "bad_request",
+                           "protection must be one of \(ProtectionConfiguration.Method.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return method
+    }
+
     // MARK: Upload
 
     private func upload(_ request: Request, context: some RequestContext) async throws -> Response {
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!].map { String($0.prefix(200)) }
+        _ = try Self.protection(request)
         if let existing = try await operations.existing(idempotencyKey: idempotencyKey) {
             return try accepted(existing, context: context)
         }
@@ -88,7 +112,8 @@ public struct TrackRoutes: Sendable {
         let received = try await receiver.receive(request.body, contentType: request.headers[.contentType] ?? "", to: temporary)
 
         let priority = request.uri.queryParameters.get("priority") == "background" ? JobPriority.backCatalogue : .interactive
-        let record = try await operations.intake.accept(file: temporary, byteCount: received, idempotencyKey: idempotencyKey, priority: priority)
+        let record = try await operations.intake.accept(file: temporary, byteCount: received, idempotencyKey: idempotencyKey, priority: priority,
+                                                        protection: try Self.protection(request))
         context.logger.info("upload accepted", metadata: ["track": "\(record.id)", "bytes": "\(received)"])
         return try accepted(record, context: context)
     }

@@ -266,6 +266,16 @@ public struct HostAuth: Sendable {
                                   prefixes: Self.playbackPrefixes(track: track))
     }
 
+    /// The revocation-list entry of playback session `id` (beside access tokens' `jti`s).
+    public static func revokedSessionID(_ id: String) -> String { "session:" + id }
+
+    /// The session id and expiry of a playback token this host signed (expired or not): what
+    /// revoking it records. Nil for a token that is not the host's, or carries no session.
+    public func playbackSession(of token: String) -> (id: String, expires: Date)? {
+        guard case .success(let grant) = signer.grant(for: token), let label = PlaybackSessionLabel.of(token: token) else { return nil }
+        return (label.id, Date(timeIntervalSince1970: Double(grant.expires.millisecondsSince1970) / 1000))
+    }
+
     // MARK: Live mounts
 
     /// The path prefix one live token opens: everything under `/live/{mount}/` (LL-HLS, DASH,

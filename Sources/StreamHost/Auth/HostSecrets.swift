@@ -25,19 +25,23 @@ public struct HostSecrets: Codable, Sendable {
             return Data((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }).base64EncodedString()
         }
         let secrets = HostSecrets(jwtHS256: random(), urlSigning: random())
-        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        let temporary = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: try JSONEncoder().encode(secrets),
-                                             attributes: [.posixPermissions: 0o600]) else {
+        guard createSecretFileOnce(path, contents: try JSONEncoder().encode(secrets)) else {
             throw StorageError(key: path, "cannot write the secrets file")
         }
-        // link(2) fails when the file exists: of processes starting together, exactly one
-        // secrets file wins and every process reads that one.
-        let linked = link(temporary, path) == 0 || errno == EEXIST
-        unlink(temporary)
-        guard linked else { throw StorageError(key: path, "cannot write the secrets file") }
         return try loadOrCreate(dataDirectory: dataDirectory)
     }
+}
+
+/// Creates `path` (and its directory) holding `contents` with mode 0600, unless it exists.
+/// link(2) fails when the file exists: of processes starting together, exactly one file wins and
+/// every process reads that one. False when it could not be written.
+func createSecretFileOnce(_ path: String, contents: Data) -> Bool {
+    try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    let temporary = path + ".tmp-\(getpid())"
+    guard FileManager.default.createFile(atPath: temporary, contents: contents, attributes: [.posixPermissions: 0o600]) else { return false }
+    let linked = link(temporary, path) == 0 || errno == EEXIST
+    unlink(temporary)
+    return linked
 }
 
 /// A failure to set up authentication (a bad key file, a secret too short).

@@ -176,6 +176,19 @@ public protocol Catalog: Sendable {
     func revoke(tokenID: String, expiresAt: Date) async throws(CatalogError)
     /// Whether the token id was revoked.
     func isRevoked(tokenID: String) async throws(CatalogError) -> Bool
+    /// Stores a track's content key (wrapped) unless the track has one already; returns the
+    /// track's key as stored (the existing one when there was one).
+    func saveContentKey(_ record: ContentKeyRecord) async throws(CatalogError) -> ContentKeyRecord
+    /// The track's content key, if it has one (the track is protected).
+    func contentKey(track: String) async throws(CatalogError) -> ContentKeyRecord?
+    /// Forgets the track's content key (an upload that turned out to repeat an earlier one).
+    func deleteContentKey(track: String) async throws(CatalogError)
+    /// Up to `limit` content keys wrapped by a KEK other than `kekID`.
+    func contentKeys(notWrappedBy kekID: String, limit: Int) async throws(CatalogError) -> [ContentKeyRecord]
+    /// Replaces the wrapping of `record` (as read) by `wrappedKey` under `kekID`; false when the
+    /// row changed meanwhile (another host re-wrapped it).
+    func rewrapContentKey(_ record: ContentKeyRecord, wrappedKey: String, kekID: String) async throws(CatalogError) -> Bool
+
     /// Calls `handler` when a job may have become available anywhere (PostgreSQL: LISTEN/NOTIFY),
     /// so idle workers wake before their next poll. Stores without notifications do nothing.
     func onJobAvailable(_ handler: @escaping @Sendable () -> Void)
@@ -237,4 +250,29 @@ public protocol Catalog: Sendable {
 
 extension Catalog {
     public func onJobAvailable(_ handler: @escaping @Sendable () -> Void) {}
+}
+
+/// A track's content key as the catalog keeps it: wrapped by a key-encryption key, never in
+/// the clear. Deleting the track deletes it, which leaves whatever copies of the encrypted
+/// segments remain (in caches, on disks) undecryptable.
+public struct ContentKeyRecord: Sendable, Hashable {
+    public var trackID: String
+    /// 32 hex digits naming the key: the last component of its HLS key URI.
+    public var keyID: String
+    /// The protection method (`aes-128`).
+    public var method: String
+    /// The wrapped key (``KeyService``): base64 of AES-256-GCM nonce, ciphertext and tag.
+    public var wrappedKey: String
+    /// The id of the KEK that wrapped it.
+    public var kekID: String
+    public var createdAt: Date
+
+    public init(trackID: String, keyID: String, method: String, wrappedKey: String, kekID: String, createdAt: Date) {
+        self.trackID = trackID
+        self.keyID = keyID
+        self.method = method
+        self.wrappedKey = wrappedKey
+        self.kekID = kekID
+        self.createdAt = createdAt
+    }
 }

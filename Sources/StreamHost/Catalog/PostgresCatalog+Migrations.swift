@@ -78,6 +78,14 @@ extension PostgresCatalog {
             "ALTER TABLE webhook_event ADD COLUMN txid xid8 NOT NULL DEFAULT pg_current_xact_id()",
             "CREATE INDEX webhook_event_commit_order ON webhook_event (txid, seq)",
         ]),
+        // Content keys, wrapped by a key-encryption key that is never in the catalog.
+        (7, [
+            """
+            CREATE TABLE content_key (track_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, method TEXT NOT NULL,
+                wrapped_key TEXT NOT NULL, kek_id TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)
+            """,
+            "CREATE INDEX content_key_kek ON content_key (kek_id)",
+        ]),
     ]
 
     /// Applies the migrations not yet applied, in one transaction under an advisory lock.

@@ -67,6 +67,13 @@ public final class SQLiteCatalog: Catalog {
             migrator.registerMigration("v6-listening") { db in
                 try db.execute(sql: Self.analyticsSchema)
             }
+            migrator.registerMigration("v7-content-keys") { db in
+                try db.execute(sql: """
+                    CREATE TABLE content_key (track_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, method TEXT NOT NULL,
+                        wrapped_key TEXT NOT NULL, kek_id TEXT NOT NULL, created_at REAL NOT NULL)
+                    """)
+                try db.execute(sql: "CREATE INDEX content_key_kek ON content_key (kek_id)")
+            }
             try migrator.migrate(pool)
         } catch {
             throw CatalogError(.database, "cannot open the catalog at \(path): \(error)")
@@ -162,6 +169,7 @@ public final class SQLiteCatalog: Catalog {
             try db.execute(sql: "DELETE FROM job WHERE track_id = ?", arguments: [id])
             try db.execute(sql: "DELETE FROM track WHERE id = ?", arguments: [id])
             guard db.changesCount > 0 else { return false }
+            try db.execute(sql: "DELETE FROM content_key WHERE track_id = ?", arguments: [id])
             try Self.enqueue(.trackDeleted(id: id, at: Date()), db)
             return true
         }
@@ -283,6 +291,45 @@ public final class SQLiteCatalog: Catalog {
     public func isRevoked(tokenID: String) async throws(CatalogError) -> Bool {
         try await read { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM revoked_token WHERE jti = ?", arguments: [tokenID]) ?? false
+        }
+    }
+
+    public func saveContentKey(_ record: ContentKeyRecord) async throws(CatalogError) -> ContentKeyRecord {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO content_key (track_id, key_id, method, wrapped_key, kek_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(track_id) DO NOTHING
+                """, arguments: [record.trackID, record.keyID, record.method, record.wrappedKey, record.kekID,
+                                 record.createdAt.timeIntervalSince1970])
+            return try Self.contentKeys(db, "WHERE track_id = ?", [record.trackID]).first ?? record
+        }
+    }
+
+    public func contentKey(track: String) async throws(CatalogError) -> ContentKeyRecord? {
+        try await read { db in try Self.contentKeys(db, "WHERE track_id = ?", [track]).first }
+    }
+
+    public func deleteContentKey(track: String) async throws(CatalogError) {
+        try await write { db in try db.execute(sql: "DELETE FROM content_key WHERE track_id = ?", arguments: [track]) }
+    }
+
+    public func contentKeys(notWrappedBy kekID: String, limit: Int) async throws(CatalogError) -> [ContentKeyRecord] {
+        try await read { db in try Self.contentKeys(db, "WHERE kek_id <> ? ORDER BY track_id LIMIT ?", [kekID, limit]) }
+    }
+
+    public func rewrapContentKey(_ record: ContentKeyRecord, wrappedKey: String, kekID: String) async throws(CatalogError) -> Bool {
+        try await write { db in
+            try db.execute(sql: "UPDATE content_key SET wrapped_key = ?, kek_id = ? WHERE track_id = ? AND wrapped_key = ?",
+                           arguments: [wrappedKey, kekID, record.trackID, record.wrappedKey])
+            return db.changesCount > 0
+        }
+    }
+
+    private static func contentKeys(_ db: Database, _ clause: String, _ arguments: StatementArguments) throws -> [ContentKeyRecord] {
+        try Row.fetchAll(db, sql: "SELECT track_id, key_id, method, wrapped_key, kek_id, created_at FROM content_key " + clause,
+                         arguments: arguments).map { row in
+            ContentKeyRecord(trackID: row[0], keyID: row[1], method: row[2], wrappedKey: row[3], kekID: row[4],
+                             createdAt: Date(timeIntervalSince1970: row[5]))
         }
     }
 

@@ -167,6 +167,10 @@ public struct DeliveryRoutes: Sendable {
 
     private func serve(_ document: Document, id: String, request: Request, client: IPAddress?) async throws -> Response {
         let (manifest, version, token) = try await playable(id, request, client: client)
+        if case .mpd = document, let protection = manifest.protection {
+            throw APIError(.notFound, code: "not_available",
+                           "track \(id) is protected with HLS \(protection.method.uppercased()), which DASH players cannot decrypt: play its HLS playlists")
+        }
         guard let text = try render(document, id: id, manifest: manifest, version: version, token: token) else {
             throw APIError.notFound("track \(id) has no such rendition")
         }

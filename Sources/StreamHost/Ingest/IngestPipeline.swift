@@ -13,11 +13,30 @@ public struct IngestPipeline: Sendable {
     public let storage: any ObjectStorage
     public let stagingDirectory: String
     public let ladder: LadderConfiguration
+    /// Content keys of protected tracks (nil: every track is packaged in the clear).
+    public let keys: KeyService?
 
-    public init(storage: any ObjectStorage, stagingDirectory: String, ladder: LadderConfiguration) {
+    public init(storage: any ObjectStorage, stagingDirectory: String, ladder: LadderConfiguration, keys: KeyService? = nil) {
         self.storage = storage
         self.stagingDirectory = stagingDirectory
         self.ladder = ladder
+        self.keys = keys
+    }
+
+    /// The ladder for `track`: encrypted with its content key when it has one, and then without
+    /// progressive files unless `protection.progressive` is `clear`; and the manifest's record of it.
+    func ladder(for track: TrackRecord) async throws -> (LadderConfiguration, PublishedProtection?) {
+        guard let keys, let (record, protection) = try await keys.segmentProtection(track: track.id) else { return (ladder, nil) }
+        var ladder = self.ladder
+        ladder.protection = protection
+        if !keys.configuration.clearProgressive {
+            ladder.renditions = ladder.renditions.compactMap { rendition in
+                var rendition = rendition
+                rendition.outputs.remove(.progressive)
+                return rendition.outputs.isEmpty || rendition.settings.codec == .mp3 ? nil : rendition
+            }
+        }
+        return (ladder, PublishedProtection(method: record.method, keyID: record.keyID))
     }
 
     /// Runs `job` for `track`, returning the published `manifest.json` text.
@@ -33,7 +52,8 @@ public struct IngestPipeline: Sendable {
             try await storage.fetch(track.sourceKey, to: local)
             source = local
         }
-        _ = try await OfflinePackager.package(file: source!, to: staging + "/out", configuration: ladder) { fraction in
+        let (ladder, protection) = try await ladder(for: track)
+        _ = try await OfflinePackager.package(file: source!, to: staging + "/out", configuration: ladder, protection: protection) { fraction in
             progress(fraction * 95)
         }
         try Task.checkCancellation()

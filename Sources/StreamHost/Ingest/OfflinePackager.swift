@@ -53,11 +53,18 @@ public struct DirectorySink: PackageSink {
 /// playlist per switching set (`master-aac.m3u8`, `master-opus.m3u8`, `master-flac.m3u8`) and
 /// `master.m3u8`, the default set's (AAC when there is one).
 public enum OfflinePackager {
+    /// - Parameter protection: names the key of `configuration.protection` in the manifest and
+    ///   the playlists (required when the configuration encrypts; the MPD is then not written).
     public static func package(file: String, to directory: String, configuration: LadderConfiguration = LadderConfiguration(),
+                               protection: PublishedProtection? = nil,
                                progress: @Sendable (Double) -> Void = { _ in }) async throws(MediaError) -> TrackManifest {
+        guard (configuration.protection == nil) == (protection == nil) else {
+            throw MediaError(.unsupportedParameters, "an encrypted package needs its key named (protection), and only an encrypted one")
+        }
         let sink = DirectorySink(root: directory)
         let report = try await LadderPackager.package(source: file, configuration: configuration, sink: sink, progress: progress)
-        let manifest = TrackManifest(report: report)
+        var manifest = TrackManifest(report: report)
+        manifest.protection = protection
         do {
             if manifest.renditions.contains(where: { $0.initSegment != nil }) {
                 // One multivariant playlist per switching set, and master.m3u8 for the default one.
@@ -71,7 +78,7 @@ public enum OfflinePackager {
                         try await sink.write(Array(playlist.utf8), to: "\(rendition.id).m3u8")
                     }
                 }
-                try await sink.write(Array(try manifest.mpd().utf8), to: "manifest.mpd")
+                if let mpd = try manifest.mpd() { try await sink.write(Array(mpd.utf8), to: "manifest.mpd") }
             }
         } catch let error as MediaError {
             throw error

@@ -15,17 +15,30 @@ public struct TrackIntake: Sendable {
     let storage: any ObjectStorage
     let configuration: HostConfiguration
     let onEnqueue: @Sendable () -> Void
+    /// Makes the content keys of protected tracks (nil: protection is refused).
+    let keys: KeyService?
 
-    public init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, onEnqueue: @escaping @Sendable () -> Void) {
+    public init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, keys: KeyService? = nil,
+                onEnqueue: @escaping @Sendable () -> Void) {
         self.catalog = catalog
         self.storage = storage
         self.configuration = configuration
+        self.keys = keys
         self.onEnqueue = onEnqueue
     }
 
     /// Accepts `file` (consumed: moved into storage), returning the track (an earlier one
     /// when `idempotencyKey` was used before).
-    public func accept(file: String, byteCount: Int, idempotencyKey: String?, priority: JobPriority) async throws -> TrackRecord {
+    ///
+    /// - Parameter protection: how the track's segments are encrypted (nil: the host's
+    ///   `protection.default`). A protected track's content key is created before its job
+    ///   exists, so no worker can package it in the clear.
+    public func accept(file: String, byteCount: Int, idempotencyKey: String?, priority: JobPriority,
+                       protection: ProtectionConfiguration.Method? = nil) async throws -> TrackRecord {
+        let method = protection ?? configuration.protection.defaultMethod
+        if method != .none && keys == nil {
+            throw ProtectionError(.unsupported, "this host has no key service: tracks cannot be protected")
+        }
         let probe: MediaProbe
         let family: MediaFamily
         do {
@@ -54,9 +67,11 @@ public struct TrackIntake: Sendable {
         }
         let outcome: InsertOutcome
         do {
+            if method != .none, let keys { try await keys.createKey(track: id, method: method) }
             outcome = try await catalog.insert(track: track, job: job, idempotencyKey: idempotencyKey, maxQueueDepth: configuration.maxQueueDepth)
         } catch {
             try? await storage.delete(prefix: layout.prefix)
+            if method != .none { try? await catalog.deleteContentKey(track: id) }
             throw error
         }
         switch outcome {
@@ -65,6 +80,7 @@ public struct TrackIntake: Sendable {
             return record
         case .existing(let record):
             try? await storage.delete(prefix: layout.prefix)
+            if method != .none { try? await catalog.deleteContentKey(track: id) }
             return record
         }
     }

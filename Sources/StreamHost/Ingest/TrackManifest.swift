@@ -18,6 +18,8 @@ public struct TrackManifest: Sendable, Hashable, Codable {
     public var limiterMaximumGainReductionDB: Double
     public var renditions: [PublishedRendition]
     public var waveforms: [String]
+    /// How the CMAF segments are encrypted (nil: clear). Names the key, never holds it.
+    public var protection: PublishedProtection?
 
     public init(report: PackageReport) {
         durationSeconds = Double(report.frameCount) / Double(report.probe.sampleRate)
@@ -93,17 +95,53 @@ public struct TrackManifest: Sendable, Hashable, Codable {
 
     /// The HLS media playlist of one rendition (nil if it has no CMAF output); `query` is
     /// added to the init segment and every media segment URI.
+    ///
+    /// A protected track's playlist (``protection``) has an `EXT-X-KEY` before each segment,
+    /// `METHOD=AES-128` with the segment's IV and the URI `key/{keyID}` (beside the playlist:
+    /// `/hls/{id}/key/{keyID}` when served), which carries `query` too.
     public func mediaPlaylist(rendition id: String, base: String = "", query: (name: String, value: String)? = nil) throws(ManifestBuildError) -> String? {
         guard let rendition = streamKitRenditions(base: base).first(where: { $0.id == id }) else { return nil }
-        let playlist = try MediaPlaylist.vod(rendition)
-        guard let query else { return playlist.render() }
-        return playlist.addingQueryItem(name: query.name, value: query.value, scope: .relativeAndHTTP).render()
+        var playlist = try MediaPlaylist.vod(rendition)
+        if let query { playlist = playlist.addingQueryItem(name: query.name, value: query.value, scope: .relativeAndHTTP) }
+        if let protection {
+            var uri = PublishedProtection.keyPath(protection.keyID)
+            if let query { uri = QueryRewriter.adding(name: query.name, value: query.value, to: uri) }
+            for (index, segment) in rendition.segments.enumerated() {
+                playlist.segments[index].encryption = .key(EncryptionKey(
+                    method: .aes128, uri: uri, initializationVector: AES128Segments.iv(segmentNumber: Int(segment.number))))
+            }
+        }
+        return playlist.render()
     }
 
     /// The DASH MPD over every CMAF rendition; `query` is added to the segment templates.
-    public func mpd(base: String = "", query: (name: String, value: String)? = nil) throws(ManifestBuildError) -> String {
-        try MPD.vod(renditions: streamKitRenditions(base: base, query: query)).render()
+    /// Nil for a track protected with HLS AES-128, a scheme DASH players cannot decrypt.
+    public func mpd(base: String = "", query: (name: String, value: String)? = nil) throws(ManifestBuildError) -> String? {
+        guard protection == nil else { return nil }
+        return try MPD.vod(renditions: streamKitRenditions(base: base, query: query)).render()
     }
+}
+
+/// How a published track's segments are protected, as `manifest.json` records it: the method
+/// and the key's id (the key itself is in the key service only).
+public struct PublishedProtection: Sendable, Hashable, Codable {
+    /// `aes-128`.
+    public var method: String
+    /// 32 hex digits naming the content key.
+    public var keyID: String
+
+    public init(method: String, keyID: String) {
+        self.method = method
+        self.keyID = keyID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case method
+        case keyID = "keyId"
+    }
+
+    /// The key's URI relative to a media playlist: `key/{keyID}`.
+    public static func keyPath(_ keyID: String) -> String { "key/" + keyID }
 }
 
 /// One rendition as `manifest.json` records it once published: the packager's

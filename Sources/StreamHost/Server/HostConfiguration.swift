@@ -66,6 +66,8 @@ public struct HostConfiguration: Sendable {
     public var webhooks = WebhookConfiguration()
     /// Listening analytics: sessions, plays, rollups (`analytics.…`).
     public var analytics = AnalyticsConfiguration()
+    /// Content protection: encrypted tracks, the key-encryption key, key delivery (`protection.…`).
+    public var protection = ProtectionConfiguration()
     /// Object storage (`storage.backend`: `local` (default, under the data directory) or `s3`
     /// with the `s3.*` keys).
     public var s3: S3Configuration?
@@ -132,7 +134,8 @@ public struct HostConfiguration: Sendable {
         live = LiveConfiguration(reader: reader)
         webhooks = WebhookConfiguration(reader: reader)
         analytics = AnalyticsConfiguration(reader: reader)
-        problems += live.problems + analytics.problems
+        protection = ProtectionConfiguration(reader: reader)
+        problems += live.problems + analytics.problems + protection.problems
         if reader.string(forKey: "storage.backend", default: "local") == "s3" {
             var s3 = S3Configuration(
                 endpoint: reader.string(forKey: "s3.endpoint", default: "https://s3.amazonaws.com"),

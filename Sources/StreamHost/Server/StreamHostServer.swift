@@ -43,6 +43,8 @@ public struct StreamHostServer: Sendable {
     /// Listening analytics (nil when `analytics.enabled` is false): sessions from delivery and
     /// beacons, written to the catalog when it keeps them (``AnalyticsStore``).
     public let analytics: ListeningAnalytics?
+    /// Content keys of protected tracks (``KeyService``).
+    public let keys: KeyService
 
     /// Opens the configured backends (the embedded default: `objects/` and `catalog.sqlite` under
     /// `configuration.dataDirectory`; S3 and PostgreSQL when configured) with `tmp/` (uploads
@@ -75,6 +77,8 @@ public struct StreamHostServer: Sendable {
         }
         self.init(configuration: configuration, storage: storage, catalog: catalog, auth: auth, metrics: metrics,
                   temporaryDirectory: temporary, stagingDirectory: staging, logger: logger, analyticsStore: analyticsStore)
+        // A KEK rotation under way: move every content key to the current KEK before serving.
+        if !configuration.protection.previousKeks.isEmpty { try await keys.rewrapAll() }
     }
 
     /// Assembles a host over any storage and catalog (S3, PostgreSQL, …); listening analytics go
@@ -94,7 +98,10 @@ public struct StreamHostServer: Sendable {
         self.catalog = catalog
         self.logger = logger
         self.temporaryDirectory = temporaryDirectory
-        let pipeline = IngestPipeline(storage: storage, stagingDirectory: stagingDirectory, ladder: configuration.ladder)
+        let keys = KeyService(catalog: catalog, configuration: configuration.protection, dataDirectory: configuration.dataDirectory,
+                              metrics: metrics, logger: logger)
+        self.keys = keys
+        let pipeline = IngestPipeline(storage: storage, stagingDirectory: stagingDirectory, ladder: configuration.ladder, keys: keys)
         let workers = WorkerPool(catalog: catalog, pipeline: pipeline, configuration: configuration, logger: logger, metrics: metrics)
         self.workers = workers
         let webhooks = WebhookDispatcher(catalog: catalog, configuration: configuration.webhooks, logger: logger, metrics: metrics)
@@ -112,7 +119,7 @@ public struct StreamHostServer: Sendable {
             }
         }
         // A live show's recording becomes a track through the same intake as an upload.
-        let intake = TrackIntake(catalog: catalog, storage: storage, configuration: configuration, onEnqueue: { workers.notify() })
+        let intake = TrackIntake(catalog: catalog, storage: storage, configuration: configuration, keys: keys, onEnqueue: { workers.notify() })
         live = LiveMounts(configuration: configuration.live, context: LiveSession.Context(
             live: configuration.live, metrics: metrics, logger: logger,
             recordingDirectory: configuration.live.record || configuration.live.mounts.contains(where: \.record)
@@ -206,6 +213,7 @@ public struct StreamHostServer: Sendable {
         let webhooks = self.webhooks
         WebhookRoutes(catalog: catalog, auth: auth, configuration: configuration.webhooks, onRetry: { webhooks.notify() }).register(on: router)
         TrackRoutes(operations: tracks).register(on: router)
+        KeyRoutes(keys: keys, auth: auth, catalog: catalog, metrics: metrics).register(on: router)
         if let analytics { AnalyticsRoutes(analytics: analytics, auth: auth).register(on: router) }
         deliveryRoutes().register(on: router)
         let metrics = self.metrics
@@ -240,13 +248,15 @@ public struct StreamHostServer: Sendable {
         let manifests = self.manifests
         let purger = configuration.cdnPurgeURL.map { CDNPurger(endpoint: $0, logger: logger) }
         let webhooks = self.webhooks
-        return TrackOperations(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
+        var operations = TrackOperations(catalog: catalog, storage: storage, configuration: configuration, temporaryDirectory: temporaryDirectory,
                                auth: auth, manifests: manifests, onEnqueue: { workers.notify(); webhooks.notify() }, onDelete: { id in
                                    webhooks.notify()
                                    manifests.forget(id)
                                    cache.removeTrack(id)
                                    await purger?.purge(track: id)
                                })
+        operations.keys = keys
+        return operations
     }
 
     func deliveryRoutes() -> DeliveryRoutes {

@@ -59,13 +59,15 @@ extension MediaPlaylist {
         }
         for segment in segments {
             if segment.discontinuity { lines.append("#EXT-X-DISCONTINUITY") }
-            if let encryption = segment.encryption { lines.append("#EXT-X-KEY:" + Self.keyAttributes(encryption)) }
+            // EXT-X-MAP before EXT-X-KEY: a key applies to the initialization sections declared
+            // after it (RFC 8216 §4.3.2.4), so a segment's own key leaves its map clear.
             if let map = segment.map {
                 var writer = AttributeWriter()
                 writer.quotedURI("URI", map.uri)
                 writer.quoted("BYTERANGE", map.byteRange?.rendered)
                 lines.append("#EXT-X-MAP:" + writer.text)
             }
+            if let encryption = segment.encryption { lines.append("#EXT-X-KEY:" + Self.keyAttributes(encryption)) }
             if let date = segment.programDateTime { lines.append("#EXT-X-PROGRAM-DATE-TIME:" + date.iso8601) }
             if let kbps = segment.bitrateKilobits { lines.append("#EXT-X-BITRATE:\(kbps)") }
             for part in segment.parts { lines.append(Self.partLine(part)) }

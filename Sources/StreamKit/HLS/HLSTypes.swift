@@ -137,6 +137,8 @@ public struct MediaSegment: Sendable, Hashable {
     /// EXT-X-DISCONTINUITY before this segment.
     public var discontinuity: Bool
     /// An EXT-X-KEY tag placed before this segment (applies to it and the following ones).
+    /// Rendered after this segment's ``map``: the key does not apply to that initialization
+    /// section, which stays in the clear (an encrypted initialization section is not modelled).
     public var encryption: SegmentEncryption?
     /// An EXT-X-MAP tag placed before this segment (applies to it and the following ones).
     public var map: MediaInitialization?

@@ -1,0 +1,81 @@
+import Crypto
+import CryptoExtras
+import Foundation
+
+/// A 128-bit content key: the key a protected track's segments are encrypted with.
+///
+/// Its bytes never appear in a description, a debug print or an error message (they read
+/// `ContentKey(16 bytes)`), so that logging a configuration or a value that holds one does not
+/// leak it. ``bytes`` is for the key service that wraps it and the player that needs it.
+public struct ContentKey: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+    /// The 16 key bytes.
+    public let bytes: [UInt8]
+
+    /// A key from 16 bytes; nil for any other length.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 16 else { return nil }
+        self.bytes = bytes
+    }
+
+    /// A fresh key from the system's cryptographically secure generator.
+    public static func random() -> ContentKey {
+        var generator = SystemRandomNumberGenerator()
+        return ContentKey(bytes: (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) })!
+    }
+
+    public var description: String { "ContentKey(16 bytes)" }
+    public var debugDescription: String { description }
+}
+
+/// How a packaging run protects the CMAF segments it writes (``LadderConfiguration/protection``).
+public enum SegmentProtection: Sendable, Hashable {
+    /// HLS `METHOD=AES-128` (RFC 8216 §4.3.2.4): every media segment encrypted whole with
+    /// AES-128-CBC and PKCS#7 padding under `key`, its IV ``AES128Segments/iv(segmentNumber:)``.
+    /// Init segments stay clear: they hold codec parameters, no audio, and the playlist declares
+    /// them before the key (``AES128Segments``).
+    case aes128(ContentKey)
+}
+
+/// Whole-segment AES-128-CBC, as HLS `METHOD=AES-128` decrypts it.
+///
+/// Each media segment gets its own IV: its segment number as a 128-bit big-endian integer (the
+/// value RFC 8216 would derive from a media sequence number, written explicitly in each
+/// `EXT-X-KEY` so that it does not depend on how a playlist numbers its segments). The init
+/// segment is not encrypted.
+public enum AES128Segments {
+    /// The IV of segment `number`: the number as 16 big-endian bytes.
+    public static func iv(segmentNumber number: Int) -> [UInt8] {
+        let value = UInt64(truncatingIfNeeded: number)
+        return [UInt8](repeating: 0, count: 8) + (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * UInt64($0))) }
+    }
+
+    /// `plaintext` encrypted with `key` and segment `number`'s IV, PKCS#7-padded (1 to 16 bytes
+    /// longer than the plaintext).
+    public static func encrypt(_ plaintext: [UInt8], key: ContentKey, segmentNumber number: Int) throws(MediaError) -> [UInt8] {
+        do {
+            let iv = try AES._CBC.IV(ivBytes: iv(segmentNumber: number))
+            return Array(try AES._CBC.encrypt(plaintext, using: SymmetricKey(data: key.bytes), iv: iv))
+        } catch {
+            throw MediaError(.internalFailure, "AES-128-CBC encryption of segment \(number) failed")
+        }
+    }
+
+    /// The plaintext of segment `number` encrypted by ``encrypt(_:key:segmentNumber:)``; an
+    /// error when the padding does not check (a wrong key or damaged bytes).
+    public static func decrypt(_ ciphertext: [UInt8], key: ContentKey, segmentNumber number: Int) throws(MediaError) -> [UInt8] {
+        guard !ciphertext.isEmpty, ciphertext.count % 16 == 0 else {
+            throw MediaError(.invalidData, "an AES-128 segment is a whole number of 16-byte blocks")
+        }
+        do {
+            let iv = try AES._CBC.IV(ivBytes: iv(segmentNumber: number))
+            return Array(try AES._CBC.decrypt(ciphertext, using: SymmetricKey(data: key.bytes), iv: iv))
+        } catch {
+            throw MediaError(.invalidData, "segment \(number) does not decrypt with this key")
+        }
+    }
+
+    /// Size of the encrypted form of `plaintextSize` bytes.
+    public static func encryptedSize(_ plaintextSize: Int) -> Int {
+        (plaintextSize / 16 + 1) * 16
+    }
+}

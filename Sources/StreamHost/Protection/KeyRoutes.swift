@@ -1,0 +1,86 @@
+public import Hummingbird
+import Foundation
+import HTTPTypes
+import Logging
+import MediaCore
+import NIOCore
+import StreamKit
+
+/// Key delivery: `GET /hls/{id}/key/{keyId}` answers the 16 bytes of a protected track's
+/// content key (HLS `METHOD=AES-128`) to a playback session entitled to the track.
+///
+/// The route sits under `/hls/{id}/`, which the session's signed token already opens, so the
+/// token that plays the track fetches its key and no other track's. Refused: no token or a bad
+/// one (401), another track's token (403), a revoked session (403, ``HostAuth/revokePlayback(token:)``),
+/// too many fetches in the session (429, `protection.keyRate`), an unknown key (404). Every
+/// fetch is logged with the track, key id and session id, never the key, and counted in
+/// `veza_key_requests_total{result}`. The answer is `Cache-Control: no-store`: no shared
+/// cache may keep it.
+public struct KeyRoutes: Sendable {
+    let keys: KeyService
+    let auth: HostAuth
+    let catalog: any Catalog
+    let limiter: RateLimiter
+    let metrics: HostMetrics?
+
+    public init(keys: KeyService, auth: HostAuth, catalog: any Catalog, metrics: HostMetrics?) {
+        self.keys = keys
+        self.auth = auth
+        self.catalog = catalog
+        self.metrics = metrics
+        limiter = RateLimiter(capacity: 65_536)
+    }
+
+    /// Adds the route to `router`.
+    public func register<Context: RequestContext>(on router: some RouterMethods<Context>) {
+        router.get("/hls/:id/key/:keyId") { request, context in
+            let id = try context.parameters.require("id")
+            let keyID = try context.parameters.require("keyId")
+            do {
+                return try await self.deliver(track: id, keyID: keyID, request: request, client: DeliveryRoutes.client(context),
+                                              logger: context.logger)
+            } catch {
+                self.metrics?.keyRequest(Self.result(of: error))
+                throw error
+            }
+        }
+    }
+
+    private func deliver(track id: String, keyID: String, request: Request, client: IPAddress?, logger: Logger) async throws -> Response {
+        let token = try await auth.authorizePlayback(request, track: id, now: Date(), client: client)
+        let session = token.flatMap(PlaybackSessionLabel.of(token:))
+        if let session, try await catalog.isRevoked(tokenID: HostAuth.revokedSessionID(session.id)) {
+            throw APIError(.forbidden, code: "session_revoked", "this playback session was revoked")
+        }
+        if !auth.isPublic {
+            // Per session of a signed URL; a bearer token mints a new session each time, so its
+            // requests count per client address instead.
+            let signed = request.uri.queryParameters.get(HostAuth.tokenParameter) != nil
+            let bucket = signed ? session.map { "session:" + $0.id } ?? "token" : "client:" + (client?.description ?? "unknown")
+            let (retryAfter, _) = limiter.acquire(bucket, limit: keys.configuration.keyRequests, now: Double(DispatchTime.now().uptimeNanoseconds) / 1e9)
+            if let retryAfter {
+                throw APIError(.tooManyRequests, code: "rate_limited", "too many key requests in this session", retryAfter: max(1, Int(retryAfter.rounded(.up))))
+            }
+        }
+        guard keyID.utf8.count == 32, keyID.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
+              let key = try await keys.key(track: id, keyID: keyID) else {
+            throw APIError.notFound("track \(id) has no key \(keyID.prefix(64))")
+        }
+        metrics?.keyRequest("delivered")
+        logger.info("content key delivered", metadata: ["track": "\(id)", "keyId": "\(keyID)", "session": "\(session?.id ?? "-")"])
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream", .contentLength: "16",
+                                               .cacheControl: "private, no-store"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: key.bytes)))
+    }
+
+    /// The metrics label of a refusal.
+    static func result(of error: any Error) -> String {
+        guard let error = error as? APIError else { return error is ProtectionError ? "unavailable" : "error" }
+        switch error.status.code {
+        case 401: return "unauthorized"
+        case 403: return error.code == "session_revoked" ? "revoked" : "forbidden"
+        case 404: return "not_found"
+        case 429: return "rate_limited"
+        default: return "unavailable"
+        }
+    }
+}

@@ -1,0 +1,74 @@
+public import Configuration
+import Foundation
+
+/// Content protection (`protection.…`): which tracks are encrypted, what happens to their
+/// progressive files, where the key-encryption key comes from, and how often a playback session
+/// may fetch a key.
+///
+/// Content keys are generated per track and kept in the catalog wrapped by the key-encryption
+/// key (KEK), which never enters the catalog: it comes from `protection.kek` (best from the
+/// environment, `VEZA_PROTECTION_KEK`), or from the file `protection.kekFile`, or (the embedded
+/// default, when neither is set) from `{data.directory}/kek.b64`, created once with mode 0600.
+/// Hosts sharing a catalog must share the KEK.
+public struct ProtectionConfiguration: Sendable, Hashable {
+    /// How a track's segments are protected.
+    public enum Method: String, Sendable, Hashable, Codable, CaseIterable {
+        /// In the clear.
+        case none
+        /// HLS `METHOD=AES-128`: whole segments in AES-128-CBC (ffmpeg, GStreamer, hls.js,
+        /// Safari, ExoPlayer). DASH has no such scheme: the MPD of these tracks is refused.
+        case aes128 = "aes-128"
+    }
+
+    /// The method of uploads that do not ask for one (`protection.default`: `none` or
+    /// `aes-128`; an upload picks its own with `?protection=`). Default `none`.
+    public var defaultMethod = Method.none
+    /// Whether protected tracks still get their progressive files, in the clear
+    /// (`protection.progressive`: `omit`, the default, makes none; `clear` keeps them, for
+    /// platforms that protect streaming but sell downloads).
+    public var clearProgressive = false
+    /// The current key-encryption key, base64 of 32 bytes (`protection.kek`).
+    public var kek: String?
+    /// A file holding the current KEK in base64 (`protection.kekFile`).
+    public var kekFile: String?
+    /// Earlier KEKs (`protection.previousKeks`, base64, comma-separated in the environment):
+    /// content keys wrapped by one of them are re-wrapped under the current KEK when the host
+    /// starts, without re-packaging anything. Remove an old KEK once a start has logged
+    /// that no key is left under it.
+    public var previousKeks: [String] = []
+    /// Key fetches per playback session (`protection.keyRate`, per second, and
+    /// `protection.keyBurst`). A player fetches a rendition's key once; ABR switching fetches a
+    /// few more. Default 1/s, burst 30.
+    public var keyRequests = RateLimit(rate: 1, burst: 30)
+    /// What was wrong in the keys read (the host refuses to start with any).
+    public var problems: [String] = []
+
+    public init() {}
+
+    /// Reads the `protection.` keys.
+    public init(reader: ConfigReader) {
+        let method = reader.string(forKey: "protection.default", default: defaultMethod.rawValue)
+        if let parsed = Method(rawValue: method) {
+            defaultMethod = parsed
+        } else {
+            problems.append("protection.default: '\(method)' is not one of \(Method.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        switch reader.string(forKey: "protection.progressive", default: "omit") {
+        case "omit": clearProgressive = false
+        case "clear": clearProgressive = true
+        case let other: problems.append("protection.progressive: '\(other)' is not omit or clear")
+        }
+        kek = reader.string(forKey: "protection.kek")
+        kekFile = reader.string(forKey: "protection.kekFile")
+        previousKeks = reader.stringArray(forKey: "protection.previousKeks", default: [])
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        keyRequests = RateLimit(rate: max(0, reader.double(forKey: "protection.keyRate", default: keyRequests.rate)),
+                                burst: reader.double(forKey: "protection.keyBurst", default: keyRequests.burst))
+        // Checked here so that a bad KEK stops the start, not the first protected upload.
+        for (name, value) in [("protection.kek", kek)] + previousKeks.map({ ("protection.previousKeks", Optional($0)) }) {
+            if let value, KeyEncryptionKey(base64: value) == nil {
+                problems.append("\(name): not the base64 of 32 bytes")
+            }
+        }
+    }
+}
