@@ -53,8 +53,13 @@ public struct DirectorySink: PackageSink {
 /// playlist per switching set (`master-aac.m3u8`, `master-opus.m3u8`, `master-flac.m3u8`) and
 /// `master.m3u8`, the default set's (AAC when there is one).
 public enum OfflinePackager {
-    /// - Parameter protection: names the key of `configuration.protection` in the manifest and
-    ///   the playlists (required when the configuration encrypts; the MPD is then not written).
+    /// - Parameters:
+    ///   - file: the source.
+    ///   - directory: where the files go (created as needed).
+    ///   - configuration: the ladder, and how its segments are encrypted.
+    ///   - protection: names the key of `configuration.protection` in the manifest and the
+    ///     playlists (required when the configuration encrypts; the MPD is then not written).
+    ///   - progress: called with the fraction done, 0…1.
     public static func package(file: String, to directory: String, configuration: LadderConfiguration = LadderConfiguration(),
                                protection: PublishedProtection? = nil,
                                progress: @Sendable (Double) -> Void = { _ in }) async throws(MediaError) -> TrackManifest {

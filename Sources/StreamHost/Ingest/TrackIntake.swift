@@ -30,9 +30,14 @@ public struct TrackIntake: Sendable {
     /// Accepts `file` (consumed: moved into storage), returning the track (an earlier one
     /// when `idempotencyKey` was used before).
     ///
-    /// - Parameter protection: how the track's segments are encrypted (nil: the host's
-    ///   `protection.default`). A protected track's content key is created before its job
-    ///   exists, so no worker can package it in the clear.
+    /// - Parameters:
+    ///   - file: the received file.
+    ///   - byteCount: its size.
+    ///   - idempotencyKey: the client's key, if any.
+    ///   - priority: the job's priority.
+    ///   - protection: how the track's segments are encrypted (nil: the host's
+    ///     `protection.default`). A protected track's content key is created before its job
+    ///     exists, so no worker can package it in the clear.
     public func accept(file: String, byteCount: Int, idempotencyKey: String?, priority: JobPriority,
                        protection: ProtectionConfiguration.Method? = nil) async throws -> TrackRecord {
         let method = protection ?? configuration.protection.defaultMethod

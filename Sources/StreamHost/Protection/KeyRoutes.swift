@@ -11,7 +11,7 @@ import StreamKit
 ///
 /// The route sits under `/hls/{id}/`, which the session's signed token already opens, so the
 /// token that plays the track fetches its key and no other track's. Refused: no token or a bad
-/// one (401), another track's token (403), a revoked session (403, ``HostAuth/revokePlayback(token:)``),
+/// one (401), another track's token (403), a revoked session (403, `POST /v1/tokens/revoke` with its `playbackToken`),
 /// too many fetches in the session (429, `protection.keyRate`), an unknown key (404). Every
 /// fetch is logged with the track, key id and session id, never the key, and counted in
 /// `veza_key_requests_total{result}`. The answer is `Cache-Control: no-store`: no shared
