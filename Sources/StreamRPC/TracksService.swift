@@ -118,7 +118,7 @@ extension Veza_V1_Track {
         if let playback = resource.playback {
             self.playback = .with {
                 if let expires = playback.expires { $0.expires = Google_Protobuf_Timestamp(date: expires) }
-                $0.hls = playback.hls
+                $0.hls = playback.hls ?? ""
                 $0.hlsByCodec = playback.hlsByCodec
                 $0.dash = playback.dash ?? ""
                 $0.waveform = playback.waveform

@@ -249,4 +249,95 @@ struct ProtectionTests {
         host.environment["VEZA_PROTECTION_KEK"] = Data(repeating: 7, count: 16).base64EncodedString()
         #expect(throws: (any Error).self) { try host.start() }
     }
+
+    @Test("a track uploaded with ?protection=cenc is DASH only: its MPD carries mp4protection with the default KID and ClearKey, the ClearKey licence endpoint answers its key to its sessions only, ffmpeg decrypts the stored fragments to the clear upload's PCM, and Chromium plays it on the demo page through EME")
+    func commonEncryption() throws {
+        let host = HostProcess(name: "cenc", environment: ["LOG_LEVEL": "info"])
+        try host.start()
+        let source = try Fixtures.make("protected-20.flac", source: Fixtures.sourceArguments(seconds: 20), ["-c:a", "flac"])
+        let clear = try ready(host, source)
+        let protected = try ready(host, source, query: "?protection=cenc")
+        let id = try #require(protected["id"] as? String)
+        let clearID = try #require(clear["id"] as? String)
+        let keyID = try #require((protected["protection"] as? [String: Any])?["keyId"] as? String, "\(protected)")
+        #expect((protected["protection"] as? [String: Any])?["method"] as? String == "cenc")
+        let playback = try #require(protected["playback"] as? [String: Any])
+        #expect(playback["hls"] == nil && (playback["hlsByCodec"] as? [String: Any])?.isEmpty == true, "\(playback)")
+        let mpdURL = host.base + (try #require(playback["dash"] as? String))
+        let token = try #require(URLComponents(string: mpdURL)?.queryItems?.first { $0.name == "token" }?.value)
+
+        let mpd = try host.curl([mpdURL], authenticated: false)
+        let uuid = [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(Array(keyID)[$0]) }.joined(separator: "-")
+        #expect(mpd.status == 200 && mpd.body.contains(#"value="cenc" cenc:default_KID="\#(uuid)""#), "\(mpd.body.prefix(1500))")
+        #expect(mpd.body.contains("urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"))
+        let hls = try host.curl([host.base + "/hls/\(id)/master.m3u8?token=\(token)"], authenticated: false)
+        #expect(hls.status == 404 && hls.body.contains("not_available"), "\(hls)")
+
+        // The licence: the key as a JSON Web Key set, to this track's sessions only.
+        let kidBytes = stride(from: 0, to: 32, by: 2).map { UInt8(String(Array(keyID)[$0..<$0 + 2]), radix: 16)! }
+        let kid = Data(kidBytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .trimmingCharacters(in: CharacterSet(charactersIn: "="))
+        func licence(_ body: String, token: String?) throws -> (status: Int, body: String) {
+            let url = host.base + "/dash/\(id)/clearkey" + (token.map { "?token=\($0)" } ?? "")
+            let reply = try host.curl(["-X", "POST", "-H", "Content-Type: application/json", "--data", body, url], authenticated: false)
+            return (reply.status, reply.body)
+        }
+        let granted = try licence(#"{"kids":["\#(kid)"],"type":"temporary"}"#, token: token)
+        #expect(granted.status == 200, "\(granted)")
+        let jwks = try JSONSerialization.jsonObject(with: Data(granted.body.utf8)) as? [String: Any]
+        let jwk = try #require((jwks?["keys"] as? [[String: Any]])?.first, "\(granted.body)")
+        #expect(jwk["kty"] as? String == "oct" && jwk["kid"] as? String == kid)
+        let k = try #require(jwk["k"] as? String)
+        var padded = k.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while padded.count % 4 != 0 { padded += "=" }
+        let key = try #require(Data(base64Encoded: padded))
+        #expect(key.count == 16)
+        #expect(try licence(#"{"kids":["\#(kid)"]}"#, token: nil).status == 401)
+        let clearToken = try #require(URLComponents(string: (clear["playback"] as? [String: Any])?["hls"] as? String ?? "")?.queryItems?.first { $0.name == "token" }?.value)
+        #expect(try licence(#"{"kids":["\#(kid)"]}"#, token: clearToken).status == 403)
+        #expect(try licence(#"{"kids":["AAAAAAAAAAAAAAAAAAAAAA"]}"#, token: token).status == 404)
+        #expect(try licence(#"{"kids":["not base64"]}"#, token: token).status == 400)
+        #expect(try licence(#"{"kids":[]}"#, token: token).status == 400)
+
+        // ffmpeg decrypts the stored fragments (init + every segment) to the clear upload's PCM.
+        func fragments(_ track: String) throws -> String {
+            var bytes = try #require(try host.object("tracks/\(track)/v1/cmaf/aac-128/init.mp4"))
+            var number = 1
+            while let segment = try host.object("tracks/\(track)/v1/cmaf/aac-128/seg-\(number).m4s") {
+                bytes += segment
+                number += 1
+            }
+            let path = Fixtures.directory + "/fragments-\(UUID().uuidString).mp4"
+            try bytes.write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let clearFile = try fragments(clearID)
+        let protectedFile = try fragments(id)
+        defer { try? FileManager.default.removeItem(atPath: clearFile); try? FileManager.default.removeItem(atPath: protectedFile) }
+        // Piped, as a player streams the fragments (FFmpeg 5.1 decrypts a seekable fragmented file
+        // with the last fragment's IVs: see CommonEncryptionTests).
+        func pcm(_ path: String, key: Data?) throws -> Data? {
+            let out = path + ".raw"
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let keyArgument = key.map { "-decryption_key " + hex($0) } ?? ""
+            let result = try Subprocess.run("sh", ["-c", "ffmpeg -v error -nostdin \(keyArgument) -f mp4 -i pipe:0 -f s16le -y '\(out)' < '\(path)'"])
+            return result.succeeded ? try? Data(contentsOf: URL(fileURLWithPath: out)) : nil
+        }
+        let reference = try #require(try pcm(clearFile, key: nil))
+        #expect(try pcm(protectedFile, key: key) == reference, "ffmpeg -decryption_key gives the clear PCM")
+        #expect(try pcm(protectedFile, key: nil) != reference, "without the key the PCM is not the clear one")
+
+        // Chromium: the demo page plays the MPD through EME ClearKey, to the end.
+        let streamToken = try host.mint(["--scope", "stream"])
+        let demo = try direct("python3", [DeliveryTests.script("chromium_play.py"), host.base + "/demo?autoplay=\(id)#token=\(streamToken)",
+                                          "--to-end", "--rate", "4", "--timeout", "90"], timeLimit: 150)
+        let demoOutput = String(decoding: demo.stdout, as: UTF8.self)
+        #expect(demo.succeeded, "chromium (demo page, EME): \(demoOutput) \(demo.stderr.suffix(1500))")
+        let report = try JSONSerialization.jsonObject(with: Data((demoOutput.split(separator: "\n").last ?? "").utf8)) as? [String: Any]
+        #expect(report?["engine"] as? String == "MSE (DASH/CMAF)", "\(report ?? [:])")
+        #expect(abs((report?["currentTime"] as? Double ?? 0) - 20) < 0.05, "the demo page ended at \(report?["currentTime"] ?? "-") s of 20 s")
+        host.stop()
+        let log = (try? String(contentsOfFile: host.logPath, encoding: .utf8)) ?? ""
+        #expect(log.contains("content key delivered") && !log.contains(hex(key)) && !log.contains(k), "deliveries logged, the key never")
+    }
 }

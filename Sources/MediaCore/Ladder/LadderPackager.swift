@@ -71,6 +71,9 @@ public enum LadderPackager {
         sink: some PackageSink,
         progress: @Sendable (Double) -> Void = { _ in }
     ) async throws(MediaError) -> PackageReport {
+        if case .cenc(_, let keyID)? = configuration.protection, keyID.count != 16 {
+            throw MediaError(.unsupportedParameters, "a cenc key id has 16 bytes, not \(keyID.count)")
+        }
         // Pass 1: decode, measure, build the waveform, spool the PCM.
         let decoder = try AudioDecoder(path: path, options: DecoderOptions(channelMode: .downmixToStereo(.bs775)))
         let rate = decoder.sampleRate
@@ -209,7 +212,11 @@ struct EncodeJob: Sendable {
         let packets = keepsPackets ? try PacketSpool() : nil
         var inputFrames: Int64 = 0
         // Segments need the track (codec configuration); AAC and Opus know it up front.
-        func track() -> CMAFTrack { EncodeJob.track(for: encoder.format, timescale: timescale) }
+        func track() -> CMAFTrack {
+            var track = EncodeJob.track(for: encoder.format, timescale: timescale)
+            if case .cenc(let key, let keyID)? = protection { track.encryption = CMAFEncryption(keyID: keyID, key: key) }
+            return track
+        }
         func emit(_ made: [CMAFSegment]) async throws(MediaError) {
             for segment in made {
                 let path = "cmaf/\(rendition.id)/seg-\(segment.number).m4s"

@@ -167,9 +167,15 @@ public struct DeliveryRoutes: Sendable {
 
     private func serve(_ document: Document, id: String, request: Request, client: IPAddress?) async throws -> Response {
         let (manifest, version, token) = try await playable(id, request, client: client)
-        if case .mpd = document, let protection = manifest.protection {
-            throw APIError(.notFound, code: "not_available",
-                           "track \(id) is protected with HLS \(protection.method.uppercased()), which DASH players cannot decrypt: play its HLS playlists")
+        if let protection = manifest.protection {
+            if case .mpd = document, protection.method == "aes-128" {
+                throw APIError(.notFound, code: "not_available",
+                               "track \(id) is protected with HLS AES-128, which DASH players cannot decrypt: play its HLS playlists")
+            }
+            if case .mpd = document {} else if !manifest.playsOverHLS {
+                throw APIError(.notFound, code: "not_available",
+                               "track \(id) is protected with \(protection.method), which HLS players cannot decrypt: play its DASH MPD")
+            }
         }
         guard let text = try render(document, id: id, manifest: manifest, version: version, token: token) else {
             throw APIError.notFound("track \(id) has no such rendition")

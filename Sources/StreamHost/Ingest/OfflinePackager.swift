@@ -71,7 +71,7 @@ public enum OfflinePackager {
         var manifest = TrackManifest(report: report)
         manifest.protection = protection
         do {
-            if manifest.renditions.contains(where: { $0.initSegment != nil }) {
+            if manifest.renditions.contains(where: { $0.initSegment != nil }) && manifest.playsOverHLS {
                 // One multivariant playlist per switching set, and master.m3u8 for the default one.
                 for id in [nil] + manifest.hlsSwitchingSets.map(\.id) {
                     if let master = try manifest.masterPlaylist(switchingSet: id) {
@@ -84,6 +84,8 @@ public enum OfflinePackager {
                     }
                 }
                 if let mpd = try manifest.mpd() { try await sink.write(Array(mpd.utf8), to: "manifest.mpd") }
+            } else if manifest.renditions.contains(where: { $0.initSegment != nil }), let mpd = try manifest.mpd() {
+                try await sink.write(Array(mpd.utf8), to: "manifest.mpd")
             }
         } catch let error as MediaError {
             throw error

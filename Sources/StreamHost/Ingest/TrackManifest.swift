@@ -83,6 +83,7 @@ public struct TrackManifest: Sendable, Hashable, Codable {
     /// playlist: players cannot switch codec mid-stream (see StreamKit's `SwitchingSet`).
     public func masterPlaylist(switchingSet id: String? = nil, base: String = "", query: (name: String, value: String)? = nil,
                                mediaPlaylistURI: (String) -> String = { "\($0).m3u8" }) throws(ManifestBuildError) -> String? {
+        guard playsOverHLS else { return nil }
         let sets = SwitchingSet.partition(streamKitRenditions(base: base))
         guard let wanted = id ?? defaultHLSSwitchingSet, let set = sets.first(where: { $0.id == wanted }) else {
             if sets.isEmpty { throw ManifestBuildError(renditionID: nil, kind: .noRenditions) }
@@ -100,10 +101,10 @@ public struct TrackManifest: Sendable, Hashable, Codable {
     /// `METHOD=AES-128` with the segment's IV and the URI `key/{keyID}` (beside the playlist:
     /// `/hls/{id}/key/{keyID}` when served), which carries `query` too.
     public func mediaPlaylist(rendition id: String, base: String = "", query: (name: String, value: String)? = nil) throws(ManifestBuildError) -> String? {
-        guard let rendition = streamKitRenditions(base: base).first(where: { $0.id == id }) else { return nil }
+        guard playsOverHLS, let rendition = streamKitRenditions(base: base).first(where: { $0.id == id }) else { return nil }
         var playlist = try MediaPlaylist.vod(rendition)
         if let query { playlist = playlist.addingQueryItem(name: query.name, value: query.value, scope: .relativeAndHTTP) }
-        if let protection {
+        if let protection, protection.method == "aes-128" {
             var uri = PublishedProtection.keyPath(protection.keyID)
             if let query { uri = QueryRewriter.adding(name: query.name, value: query.value, to: uri) }
             for (index, segment) in rendition.segments.enumerated() {
@@ -115,11 +116,31 @@ public struct TrackManifest: Sendable, Hashable, Codable {
     }
 
     /// The DASH MPD over every CMAF rendition; `query` is added to the segment templates.
-    /// Nil for a track protected with HLS AES-128, a scheme DASH players cannot decrypt.
+    /// Nil for a track protected with HLS AES-128, a scheme DASH players cannot decrypt. A `cenc`
+    /// track's adaptation sets carry `ContentProtection`: `mp4protection` with its
+    /// `cenc:default_KID`, W3C ClearKey and the common system.
     public func mpd(base: String = "", query: (name: String, value: String)? = nil) throws(ManifestBuildError) -> String? {
-        guard protection == nil else { return nil }
-        return try MPD.vod(renditions: streamKitRenditions(base: base, query: query)).render()
+        var mpd = try MPD.vod(renditions: streamKitRenditions(base: base, query: query))
+        switch protection?.method {
+        case nil: break
+        case "cenc":
+            let kid = protection!.uuidKeyID
+            for period in mpd.periods.indices {
+                for set in mpd.periods[period].adaptationSets.indices {
+                    mpd.periods[period].adaptationSets[set].contentProtections = [
+                        .mp4Protection(scheme: "cenc", defaultKID: kid),
+                        ContentProtection(schemeIdURI: "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e", value: "ClearKey1.0"),
+                        ContentProtection(schemeIdURI: "urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b"),
+                    ]
+                }
+            }
+        default: return nil
+        }
+        return mpd.render()
     }
+
+    /// Whether HLS players can play this track (clear or AES-128; `cenc` is DASH only).
+    public var playsOverHLS: Bool { protection == nil || protection?.method == "aes-128" }
 }
 
 /// How a published track's segments are protected, as `manifest.json` records it: the method
@@ -142,6 +163,13 @@ public struct PublishedProtection: Sendable, Hashable, Codable {
 
     /// The key's URI relative to a media playlist: `key/{keyID}`.
     public static func keyPath(_ keyID: String) -> String { "key/" + keyID }
+
+    /// The key id as a UUID (`8-4-4-4-12` hex), as DASH's `cenc:default_KID` writes it.
+    public var uuidKeyID: String {
+        let hex = Array(keyID)
+        guard hex.count == 32 else { return keyID }
+        return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(hex[$0]) }.joined(separator: "-")
+    }
 }
 
 /// One rendition as `manifest.json` records it once published: the packager's

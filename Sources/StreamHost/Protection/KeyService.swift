@@ -55,10 +55,18 @@ public struct KeyService: Sendable {
     /// The protection of `track`'s segments, for the packager: nil when the track has no key.
     public func segmentProtection(track: String) async throws -> (record: ContentKeyRecord, protection: SegmentProtection)? {
         guard let record = try await catalog.contentKey(track: track) else { return nil }
-        guard record.method == ProtectionConfiguration.Method.aes128.rawValue else {
+        switch ProtectionConfiguration.Method(rawValue: record.method) {
+        case .aes128?: return (record, .aes128(try keys().unwrap(record)))
+        case .cenc?: return (record, .cenc(try keys().unwrap(record), keyID: Self.bytes(hex: record.keyID)))
+        case .none?, nil:
             throw ProtectionError(.unsupported, "track \(track) asks for protection method \(record.method), which this host does not package")
         }
-        return (record, .aes128(try keys().unwrap(record)))
+    }
+
+    /// The bytes of a key id's 32 hex digits.
+    static func bytes(hex: String) -> [UInt8] {
+        let digits = Array(hex.utf8)
+        return stride(from: 0, to: digits.count - 1, by: 2).compactMap { UInt8(String(decoding: digits[$0...$0 + 1], as: UTF8.self), radix: 16) }
     }
 
     /// The content key of `track` named `keyID`, or nil when the track has no such key.

@@ -15,9 +15,13 @@ public struct ProtectionConfiguration: Sendable, Hashable {
     public enum Method: String, Sendable, Hashable, Codable, CaseIterable {
         /// In the clear.
         case none
-        /// HLS `METHOD=AES-128`: whole segments in AES-128-CBC (ffmpeg, GStreamer, hls.js,
-        /// Safari, ExoPlayer). DASH has no such scheme: the MPD of these tracks is refused.
+        /// HLS `METHOD=AES-128`: whole segments in AES-128-CBC (ffmpeg, hls.js, Safari,
+        /// ExoPlayer). DASH has no such scheme: the MPD of these tracks is refused.
         case aes128 = "aes-128"
+        /// Common Encryption, scheme `cenc` (AES-128-CTR samples in the CMAF boxes): DASH with
+        /// `ContentProtection` (browsers through EME, W3C ClearKey from `POST /dash/{id}/clearkey`;
+        /// ffmpeg with `-decryption_key`). HLS has no `cenc` method: its playlists are refused.
+        case cenc
     }
 
     /// The method of uploads that do not ask for one (`protection.default`: `none` or

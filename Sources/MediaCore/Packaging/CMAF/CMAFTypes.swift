@@ -58,6 +58,8 @@ public struct CMAFTrack: Sendable, Hashable {
     public var averageBitrate: Int?
     /// ISO 639-2/T language code for `mdhd` (three lowercase letters), `"und"` by default.
     public var language: String
+    /// Common Encryption of the samples (nil: clear).
+    public var encryption: CMAFEncryption?
 
     /// Creates a track description. `timescale` defaults to 48000 for Opus and to
     /// `sampleRate` otherwise.
@@ -69,7 +71,8 @@ public struct CMAFTrack: Sendable, Hashable {
         priming: Int = 0,
         bitsPerSample: Int = 16,
         averageBitrate: Int? = nil,
-        language: String = "und"
+        language: String = "und",
+        encryption: CMAFEncryption? = nil
     ) {
         self.codec = codec
         self.sampleRate = sampleRate
@@ -85,10 +88,37 @@ public struct CMAFTrack: Sendable, Hashable {
         self.bitsPerSample = bitsPerSample
         self.averageBitrate = averageBitrate
         self.language = language
+        self.encryption = encryption
     }
 
     /// `media_time` of the edit: the priming, and for Opus at least the `dOps` pre-skip.
     var editMediaTime: Int {
         if case .opus(let preSkip, _) = codec { max(priming, preSkip) } else { priming }
     }
+}
+
+/// Common Encryption (ISO/IEC 23001-7) of a CMAF track: scheme `cenc` (AES-128-CTR over every
+/// whole audio sample, an 8-byte IV per sample), the key and its id.
+///
+/// The init segment declares it (`enca` with `sinf`: `frma`, `schm`, `tenc` with the default KID,
+/// and a `pssh` of the W3C common system for ClearKey and other EME key systems); each media
+/// segment carries its samples' IVs (`senc`, with `saiz` and `saio` pointing at them) and the
+/// samples encrypted in `mdat`. IVs are random per segment and count up per sample, so renditions
+/// sharing a key never share a counter.
+public struct CMAFEncryption: Sendable, Hashable {
+    /// The 16-byte key id (`tenc` default_KID, DASH `cenc:default_KID`).
+    public var keyID: [UInt8]
+    /// The content key.
+    public var key: ContentKey
+
+    /// - Precondition: `keyID` has 16 bytes.
+    public init(keyID: [UInt8], key: ContentKey) {
+        precondition(keyID.count == 16, "a KID has 16 bytes")
+        self.keyID = keyID
+        self.key = key
+    }
+
+    /// The W3C "common" system id (`1077efec-c0b2-4d02-ace3-3c1e52e2fb4b`) of the `pssh` box.
+    public static let commonSystemID: [UInt8] = [0x10, 0x77, 0xef, 0xec, 0xc0, 0xb2, 0x4d, 0x02,
+                                                 0xac, 0xe3, 0x3c, 0x1e, 0x52, 0xe2, 0xfb, 0x4b]
 }

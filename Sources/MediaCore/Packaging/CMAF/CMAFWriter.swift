@@ -56,6 +56,7 @@ public enum CMAFWriter {
                     }
                 }
             }
+            if let encryption = track.encryption { w.commonProtectionHeader(encryption) }
             w.box("mvex") { w in
                 if mediaDuration != nil {
                     w.fullBox("mehd", version: duration > UInt64(UInt32.max) ? 1 : 0) { w in
@@ -94,11 +95,24 @@ public enum CMAFWriter {
 
     /// `mediaSegment` with a preconfigured writer (tests lower its large-box threshold).
     static func mediaSegment(track: CMAFTrack, sequenceNumber: UInt32, baseMediaDecodeTime: UInt64, packets: [EncodedPacket], writer: MP4ByteWriter) -> [UInt8] {
+        var packets = packets
+        var ivs: [UInt64] = []
+        if let encryption = track.encryption {
+            // Random per segment, one up per sample: unique under the key across renditions and segments.
+            var generator = SystemRandomNumberGenerator()
+            let base = UInt64.random(in: 0 ... (UInt64.max >> 1), using: &generator)
+            ivs = (0..<packets.count).map { base + UInt64($0) }
+            for index in packets.indices {
+                packets[index].data = CommonEncryption.encryptSample(packets[index].data, key: encryption.key, iv: ivs[index])
+            }
+        }
         let payloadSize = packets.reduce(0) { $0 + $1.data.count }
         var w = writer
         w.fileType("styp", major: "cmfs", compatible: ["cmfs", "cmff", "msdh"])
         let moofStart = w.count
         var dataOffsetField = 0
+        var auxiliaryOffsetField = 0
+        var firstIV = 0
         w.box("moof") { w in
             w.fullBox("mfhd") { w in w.u32(sequenceNumber) }
             w.box("traf") { w in
@@ -124,8 +138,26 @@ public enum CMAFWriter {
                     w.rollGroupDescription(rollDistance: opusRollDistance(packetDuration: first.duration, timescale: track.timescale))
                     w.rollSampleToGroup([(UInt32(packets.count), 0x1_0001)])
                 }
+                if !ivs.isEmpty {
+                    // ISO/IEC 23001-7 §7: the IVs in 'senc', located by 'saiz' and 'saio'.
+                    w.fullBox("saiz") { w in
+                        w.u8(8)                   // default_sample_info_size: an 8-byte IV, no subsamples
+                        w.u32(UInt32(ivs.count))
+                    }
+                    w.fullBox("saio") { w in
+                        w.u32(1)                  // entry_count
+                        auxiliaryOffsetField = w.count
+                        w.u32(0)                  // offset from the moof, patched below
+                    }
+                    w.fullBox("senc") { w in
+                        w.u32(UInt32(ivs.count))
+                        firstIV = w.count
+                        for iv in ivs { w.u64(iv) }
+                    }
+                }
             }
         }
+        if !ivs.isEmpty { w.patchU32(at: auxiliaryOffsetField, UInt32(firstIV - moofStart)) }
         let moofSize = w.count - moofStart
         // Offset from the first byte of the moof to the first byte of mdat's payload.
         w.patchU32(at: dataOffsetField, UInt32(moofSize + w.headerSize(forPayload: payloadSize)))

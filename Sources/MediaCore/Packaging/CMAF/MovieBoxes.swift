@@ -144,7 +144,7 @@ extension MP4ByteWriter {
         case .opus: coding = "Opus"
         case .flac: coding = "fLaC"
         }
-        box(coding) { w in
+        box(track.encryption == nil ? coding : "enca") { w in
             w.zeros(6)                            // reserved
             w.u16(1)                              // data_reference_index
             w.zeros(8)                            // reserved (version, revision, vendor)
@@ -176,6 +176,7 @@ extension MP4ByteWriter {
                     w.u32(UInt32(clamping: average))
                 }
             }
+            if let encryption = track.encryption { w.protectionScheme(originalFormat: coding, encryption) }
         }
     }
 
@@ -236,6 +237,37 @@ extension MP4ByteWriter {
 
     /// `sgpd` (§8.9.3, version 1) holding one AudioRollRecoveryEntry ('roll', §10.1):
     /// Opus needs 80 ms of pre-roll after random access (Opus-in-ISOBMFF §4.3.6.2).
+    /// `sinf` (ISO/IEC 23001-7 §8): the original format, scheme `cenc` 1.0 and `tenc` (protected,
+    /// 8-byte per-sample IVs, the default KID).
+    mutating func protectionScheme(originalFormat: String, _ encryption: CMAFEncryption) {
+        box("sinf") { w in
+            w.box("frma") { w in w.fourCC(originalFormat) }
+            w.fullBox("schm") { w in
+                w.fourCC("cenc")
+                w.u32(0x0001_0000)                // scheme_version 1.0
+            }
+            w.box("schi") { w in
+                w.fullBox("tenc") { w in
+                    w.u8(0)                       // reserved
+                    w.u8(0)                       // reserved (pattern: version 1 only)
+                    w.u8(1)                       // default_isProtected
+                    w.u8(8)                       // default_Per_Sample_IV_Size
+                    w.append(encryption.keyID)    // default_KID
+                }
+            }
+        }
+    }
+
+    /// `pssh` version 1 of the W3C common system, naming the KID (what EME's `cenc` init data is).
+    mutating func commonProtectionHeader(_ encryption: CMAFEncryption) {
+        fullBox("pssh", version: 1) { w in
+            w.append(CMAFEncryption.commonSystemID)
+            w.u32(1)                              // KID_count
+            w.append(encryption.keyID)
+            w.u32(0)                              // DataSize
+        }
+    }
+
     mutating func rollGroupDescription(rollDistance: Int16) {
         fullBox("sgpd", version: 1) { w in
             w.fourCC("roll")

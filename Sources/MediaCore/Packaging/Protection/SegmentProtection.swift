@@ -34,6 +34,25 @@ public enum SegmentProtection: Sendable, Hashable {
     /// Init segments stay clear: they hold codec parameters, no audio, and the playlist declares
     /// them before the key (``AES128Segments``).
     case aes128(ContentKey)
+    /// Common Encryption, scheme `cenc` (``CMAFEncryption``): the samples in AES-128-CTR, the
+    /// boxes that DASH players (through EME, ClearKey included) and ffmpeg
+    /// (`-decryption_key`) decrypt. `keyID` is the 16-byte KID.
+    case cenc(ContentKey, keyID: [UInt8])
+}
+
+/// The sample encryption of scheme `cenc`.
+enum CommonEncryption {
+    /// `sample` in AES-128-CTR under `key`, its counter block `iv` (8 bytes, big-endian) followed
+    /// by a 64-bit block counter from 0 (ISO/IEC 23001-7 §9.1).
+    static func encryptSample(_ sample: [UInt8], key: ContentKey, iv: UInt64) -> [UInt8] {
+        let counter = (0..<8).map { UInt8(truncatingIfNeeded: iv >> (56 - 8 * UInt64($0))) } + [UInt8](repeating: 0, count: 8)
+        do {
+            return Array(try AES._CTR.encrypt(sample, using: SymmetricKey(data: key.bytes), nonce: AES._CTR.Nonce(nonceBytes: counter)))
+        } catch {
+            // Only a key or counter of the wrong size fails, and both are 16 bytes by construction.
+            preconditionFailure("AES-128-CTR with a 16-byte key and counter failed: \(error)")
+        }
+    }
 }
 
 /// Whole-segment AES-128-CBC, as HLS `METHOD=AES-128` decrypts it.
