@@ -39,16 +39,16 @@ func pipedDecode(_ path: String, key: [UInt8]?) throws -> (pcm: Data?, stderr: S
     return (result.succeeded ? try? Data(contentsOf: URL(fileURLWithPath: out)) : nil, result.stderr)
 }
 
-@Suite("Common Encryption (cenc) in the CMAF writer", .serialized)
+@Suite("Common Encryption (cenc, cbcs) in the CMAF writer", .serialized)
 struct CommonEncryptionTests {
-    /// Packages a 10 s source clear and with `cenc`; returns both runs' files.
-    static func packageBoth(key: ContentKey, keyID: [UInt8]) async throws -> (clear: [String: [UInt8]], protected: [String: [UInt8]]) {
+    /// Packages a 10 s source clear and with `protection`; returns both runs' files.
+    static func packageBoth(_ protection: SegmentProtection) async throws -> (clear: [String: [UInt8]], protected: [String: [UInt8]]) {
         let source = try Fixtures.make("cenc-10.flac", source: Fixtures.sourceArguments(seconds: 10), ["-c:a", "flac"])
         var configuration = LadderConfiguration()
         configuration.renditions = try LadderRendition.parse("aac-128,opus-96,flac")
         let clear = Collected()
         _ = try await LadderPackager.package(source: source, configuration: configuration, sink: clear)
-        configuration.protection = .cenc(key, keyID: keyID)
+        configuration.protection = protection
         let protected = Collected()
         _ = try await LadderPackager.package(source: source, configuration: configuration, sink: protected)
         return (clear.files.withLock { $0 }, protected.files.withLock { $0 })
@@ -78,17 +78,24 @@ struct CommonEncryptionTests {
         try pipedDecode(path, key: key)
     }
 
-    @Test("AAC, Opus and FLAC renditions encrypted as cenc carry enca/sinf/schm/tenc and a common-system pssh in the init segment and saiz/saio/senc in each fragment; ffmpeg with -decryption_key decodes them (streamed in order) to exactly the clear package's PCM, and without it (or with another key) does not")
-    func ffmpegDecrypts() async throws {
+    @Test("AAC, Opus and FLAC renditions encrypted as cenc (saiz/saio/senc in each fragment) or cbcs (the constant IV in tenc) carry enca/sinf/schm/tenc and a common-system pssh in the init segment; ffmpeg with -decryption_key decodes them (streamed in order) to exactly the clear package's PCM, and without it (or with another key) does not",
+          arguments: ["cenc", "cbcs"])
+    func ffmpegDecrypts(scheme: String) async throws {
         let key = ContentKey.random()
         let keyID = ContentKey.random().bytes
-        let (clear, protected) = try await Self.packageBoth(key: key, keyID: keyID)
+        let protection: SegmentProtection = scheme == "cenc" ? .cenc(key, keyID: keyID) : .cbcs(key, keyID: keyID, constantIV: ContentKey.random().bytes)
+        let (clear, protected) = try await Self.packageBoth(protection)
         for rendition in ["aac-128", "opus-96", "flac"] {
-            let initBoxes = boxTypes(try #require(protected["cmaf/\(rendition)/init.mp4"]))
+            let initBytes0 = try #require(protected["cmaf/\(rendition)/init.mp4"])
+            let initBoxes = boxTypes(initBytes0)
             for type in ["enca", "sinf", "frma", "schm", "tenc", "pssh"] { #expect(initBoxes.contains(type), "\(rendition) init: \(initBoxes)") }
+            #expect(Data(initBytes0).range(of: Data(scheme.utf8)) != nil, "schm names \(scheme)")
             #expect(!boxTypes(try #require(clear["cmaf/\(rendition)/init.mp4"])).contains("enca"))
             let segmentBoxes = boxTypes(try #require(protected["cmaf/\(rendition)/seg-1.m4s"]))
-            for type in ["saiz", "saio", "senc", "mdat"] { #expect(segmentBoxes.contains(type), "\(rendition) segment: \(segmentBoxes)") }
+            for type in scheme == "cenc" ? ["saiz", "saio", "senc", "mdat"] : ["mdat"] {
+                #expect(segmentBoxes.contains(type), "\(rendition) segment: \(segmentBoxes)")
+            }
+            #expect(segmentBoxes.contains("senc") == (scheme == "cenc"), "\(rendition) segment: \(segmentBoxes)")
             let initBytes = try #require(protected["cmaf/\(rendition)/init.mp4"])
             #expect(Data(initBytes).range(of: Data(keyID)) != nil, "the KID is in the init segment")
             #expect(Data(initBytes).range(of: Data(key.bytes)) == nil, "the key is not")

@@ -250,17 +250,18 @@ struct ProtectionTests {
         #expect(throws: (any Error).self) { try host.start() }
     }
 
-    @Test("a track uploaded with ?protection=cenc is DASH only: its MPD carries mp4protection with the default KID and ClearKey, the ClearKey licence endpoint answers its key to its sessions only, ffmpeg decrypts the stored fragments to the clear upload's PCM, and Chromium plays it on the demo page through EME")
-    func commonEncryption() throws {
-        let host = HostProcess(name: "cenc", environment: ["LOG_LEVEL": "info"])
+    @Test("a track uploaded with ?protection=cenc or cbcs is DASH only: its MPD carries mp4protection with the scheme and default KID and ClearKey, the ClearKey licence endpoint answers its key to its sessions only, ffmpeg decrypts the stored fragments to the clear upload's PCM, and Chromium plays it on the demo page through EME",
+          arguments: ["cenc", "cbcs"])
+    func commonEncryption(scheme: String) throws {
+        let host = HostProcess(name: scheme, environment: ["LOG_LEVEL": "info"])
         try host.start()
         let source = try Fixtures.make("protected-20.flac", source: Fixtures.sourceArguments(seconds: 20), ["-c:a", "flac"])
         let clear = try ready(host, source)
-        let protected = try ready(host, source, query: "?protection=cenc")
+        let protected = try ready(host, source, query: "?protection=" + scheme)
         let id = try #require(protected["id"] as? String)
         let clearID = try #require(clear["id"] as? String)
         let keyID = try #require((protected["protection"] as? [String: Any])?["keyId"] as? String, "\(protected)")
-        #expect((protected["protection"] as? [String: Any])?["method"] as? String == "cenc")
+        #expect((protected["protection"] as? [String: Any])?["method"] as? String == scheme)
         let playback = try #require(protected["playback"] as? [String: Any])
         #expect(playback["hls"] == nil && (playback["hlsByCodec"] as? [String: Any])?.isEmpty == true, "\(playback)")
         let mpdURL = host.base + (try #require(playback["dash"] as? String))
@@ -268,7 +269,7 @@ struct ProtectionTests {
 
         let mpd = try host.curl([mpdURL], authenticated: false)
         let uuid = [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(Array(keyID)[$0]) }.joined(separator: "-")
-        #expect(mpd.status == 200 && mpd.body.contains(#"value="cenc" cenc:default_KID="\#(uuid)""#), "\(mpd.body.prefix(1500))")
+        #expect(mpd.status == 200 && mpd.body.contains(#"value="\#(scheme)" cenc:default_KID="\#(uuid)""#), "\(mpd.body.prefix(1500))")
         #expect(mpd.body.contains("urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"))
         let hls = try host.curl([host.base + "/hls/\(id)/master.m3u8?token=\(token)"], authenticated: false)
         #expect(hls.status == 404 && hls.body.contains("not_available"), "\(hls)")

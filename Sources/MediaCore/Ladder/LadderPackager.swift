@@ -71,8 +71,13 @@ public enum LadderPackager {
         sink: some PackageSink,
         progress: @Sendable (Double) -> Void = { _ in }
     ) async throws(MediaError) -> PackageReport {
-        if case .cenc(_, let keyID)? = configuration.protection, keyID.count != 16 {
-            throw MediaError(.unsupportedParameters, "a cenc key id has 16 bytes, not \(keyID.count)")
+        switch configuration.protection {
+        case .cenc(_, let keyID)? where keyID.count != 16, .cbcs(_, let keyID, _)? where keyID.count != 16:
+            throw MediaError(.unsupportedParameters, "a key id has 16 bytes, not \(keyID.count)")
+        case .cbcs(_, _, let iv)? where iv.count != 16:
+            throw MediaError(.unsupportedParameters, "a cbcs constant IV has 16 bytes, not \(iv.count)")
+        default:
+            break
         }
         // Pass 1: decode, measure, build the waveform, spool the PCM.
         let decoder = try AudioDecoder(path: path, options: DecoderOptions(channelMode: .downmixToStereo(.bs775)))
@@ -214,7 +219,7 @@ struct EncodeJob: Sendable {
         // Segments need the track (codec configuration); AAC and Opus know it up front.
         func track() -> CMAFTrack {
             var track = EncodeJob.track(for: encoder.format, timescale: timescale)
-            if case .cenc(let key, let keyID)? = protection { track.encryption = CMAFEncryption(keyID: keyID, key: key) }
+            track.encryption = protection?.commonEncryption
             return track
         }
         func emit(_ made: [CMAFSegment]) async throws(MediaError) {

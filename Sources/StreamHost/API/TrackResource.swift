@@ -57,7 +57,7 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
         /// When the signed URLs stop working (absent in public mode).
         public var expires: Date?
         /// The multivariant playlist of the default switching set (AAC when the track has it):
-        /// `/hls/{id}/master.m3u8`; absent for a track protected with `cenc` (DASH only).
+        /// `/hls/{id}/master.m3u8`; absent for a track protected with `cenc` or `cbcs` (DASH only).
         public var hls: String?
         /// One multivariant playlist per switching set, by its id (`aac`, `opus`, `flac`):
         /// `/hls/{id}/master-{set}.m3u8`. Each lists renditions of one codec, sample rate and
@@ -79,8 +79,8 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
         let published = TrackLayout(track: id).version(version)
         copy.playback = Playback(
             expires: auth.isPublic ? nil : now.addingTimeInterval(auth.playbackTTL),
-            hls: protection?.method == "cenc" ? nil : auth.signedPath("/hls/\(id)/master.m3u8", token: token),
-            hlsByCodec: protection?.method == "cenc" ? [:] : Dictionary(renditions.compactMap(\.switchingSet).map { set in
+            hls: protection?.isCommonEncryption == true ? nil : auth.signedPath("/hls/\(id)/master.m3u8", token: token),
+            hlsByCodec: protection?.isCommonEncryption == true ? [:] : Dictionary(renditions.compactMap(\.switchingSet).map { set in
                 (set, auth.signedPath("/hls/\(id)/" + TrackManifest.masterPlaylistName(set), token: token))
             }, uniquingKeysWith: { first, _ in first }),
             dash: protection?.method == "aes-128" ? nil : auth.signedPath("/dash/\(id)/manifest.mpd", token: token),

@@ -117,18 +117,18 @@ public struct TrackManifest: Sendable, Hashable, Codable {
 
     /// The DASH MPD over every CMAF rendition; `query` is added to the segment templates.
     /// Nil for a track protected with HLS AES-128, a scheme DASH players cannot decrypt. A `cenc`
-    /// track's adaptation sets carry `ContentProtection`: `mp4protection` with its
-    /// `cenc:default_KID`, W3C ClearKey and the common system.
+    /// or `cbcs` track's adaptation sets carry `ContentProtection`: `mp4protection` with the scheme
+    /// and its `cenc:default_KID`, W3C ClearKey and the common system.
     public func mpd(base: String = "", query: (name: String, value: String)? = nil) throws(ManifestBuildError) -> String? {
         var mpd = try MPD.vod(renditions: streamKitRenditions(base: base, query: query))
         switch protection?.method {
         case nil: break
-        case "cenc":
+        case let scheme? where protection!.isCommonEncryption:
             let kid = protection!.uuidKeyID
             for period in mpd.periods.indices {
                 for set in mpd.periods[period].adaptationSets.indices {
                     mpd.periods[period].adaptationSets[set].contentProtections = [
-                        .mp4Protection(scheme: "cenc", defaultKID: kid),
+                        .mp4Protection(scheme: scheme, defaultKID: kid),
                         ContentProtection(schemeIdURI: "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e", value: "ClearKey1.0"),
                         ContentProtection(schemeIdURI: "urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b"),
                     ]
@@ -139,8 +139,9 @@ public struct TrackManifest: Sendable, Hashable, Codable {
         return mpd.render()
     }
 
-    /// Whether HLS players can play this track (clear or AES-128; `cenc` is DASH only).
-    public var playsOverHLS: Bool { protection == nil || protection?.method == "aes-128" }
+    /// Whether HLS players can play this track (clear or AES-128; `cenc` and `cbcs` are served
+    /// as DASH only).
+    public var playsOverHLS: Bool { !(protection?.isCommonEncryption ?? false) }
 }
 
 /// How a published track's segments are protected, as `manifest.json` records it: the method
@@ -160,6 +161,9 @@ public struct PublishedProtection: Sendable, Hashable, Codable {
         case method
         case keyID = "keyId"
     }
+
+    /// Common Encryption (`cenc` or `cbcs`): the DASH schemes.
+    public var isCommonEncryption: Bool { method == "cenc" || method == "cbcs" }
 
     /// The key's URI relative to a media playlist: `key/{keyID}`.
     public static func keyPath(_ keyID: String) -> String { "key/" + keyID }

@@ -58,6 +58,9 @@ public struct KeyService: Sendable {
         switch ProtectionConfiguration.Method(rawValue: record.method) {
         case .aes128?: return (record, .aes128(try keys().unwrap(record)))
         case .cenc?: return (record, .cenc(try keys().unwrap(record), keyID: Self.bytes(hex: record.keyID)))
+        case .cbcs?:
+            // The constant IV is not secret (it is in every init segment): fresh per packaging.
+            return (record, .cbcs(try keys().unwrap(record), keyID: Self.bytes(hex: record.keyID), constantIV: ContentKey.random().bytes))
         case .none?, nil:
             throw ProtectionError(.unsupported, "track \(track) asks for protection method \(record.method), which this host does not package")
         }

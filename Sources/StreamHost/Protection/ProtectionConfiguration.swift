@@ -22,6 +22,10 @@ public struct ProtectionConfiguration: Sendable, Hashable {
         /// `ContentProtection` (browsers through EME, W3C ClearKey from `POST /dash/{id}/clearkey`;
         /// ffmpeg with `-decryption_key`). HLS has no `cenc` method: its playlists are refused.
         case cenc
+        /// Common Encryption, scheme `cbcs` (AES-128-CBC over each sample's whole blocks from a
+        /// constant IV: Apple's scheme, and what recent EME implementations share): DASH with
+        /// `ContentProtection` and ClearKey licences, as `cenc`.
+        case cbcs
     }
 
     /// The method of uploads that do not ask for one (`protection.default`: `none` or

@@ -139,7 +139,10 @@ public struct LocalDiskStorage: ObjectStorage {
     static func openFile(_ file: String, key: String) -> Result<(CInt, ObjectInfo)?, StorageError> {
         let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            return errno == ENOENT || errno == ENOTDIR ? .success(nil) : .failure(StorageError(key: key, String(cString: strerror(errno))))
+            // No such file, a component that is a file, or a name longer than the file system
+            // allows (a request's id can be anything): no such object, not a storage failure.
+            return errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG
+                ? .success(nil) : .failure(StorageError(key: key, String(cString: strerror(errno))))
         }
         // swift-system's Stat: reading the C struct's fields here directly fails to compile in
         // debug builds (Swift attributes `struct stat` to NIO's CNIOLinux module there).

@@ -106,16 +106,33 @@ public struct CMAFTrack: Sendable, Hashable {
 /// samples encrypted in `mdat`. IVs are random per segment and count up per sample, so renditions
 /// sharing a key never share a counter.
 public struct CMAFEncryption: Sendable, Hashable {
+    /// The protection scheme (`schm`).
+    public enum Scheme: String, Sendable, Hashable {
+        /// AES-128-CTR over each whole sample, an 8-byte IV per sample in `senc`.
+        case cenc
+        /// AES-128-CBC over each sample's whole 16-byte blocks (the trailing partial block
+        /// clear), restarted at every sample from one constant IV in `tenc` (version 1, no
+        /// pattern: ISO/IEC 23001-7 §10.4 for audio); no `senc`. What Apple's players and HLS
+        /// `SAMPLE-AES` over fMP4 use.
+        case cbcs
+    }
+
+    /// The scheme.
+    public var scheme: Scheme
     /// The 16-byte key id (`tenc` default_KID, DASH `cenc:default_KID`).
     public var keyID: [UInt8]
     /// The content key.
     public var key: ContentKey
+    /// `cbcs`'s constant IV (16 bytes, in `tenc`).
+    public var constantIV: [UInt8]
 
-    /// - Precondition: `keyID` has 16 bytes.
-    public init(keyID: [UInt8], key: ContentKey) {
-        precondition(keyID.count == 16, "a KID has 16 bytes")
+    /// - Precondition: `keyID` and `constantIV` have 16 bytes.
+    public init(scheme: Scheme = .cenc, keyID: [UInt8], key: ContentKey, constantIV: [UInt8] = [UInt8](repeating: 0, count: 16)) {
+        precondition(keyID.count == 16 && constantIV.count == 16, "a KID and an IV have 16 bytes")
+        self.scheme = scheme
         self.keyID = keyID
         self.key = key
+        self.constantIV = constantIV
     }
 
     /// The W3C "common" system id (`1077efec-c0b2-4d02-ace3-3c1e52e2fb4b`) of the `pssh` box.

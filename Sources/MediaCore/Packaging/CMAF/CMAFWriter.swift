@@ -97,7 +97,8 @@ public enum CMAFWriter {
     static func mediaSegment(track: CMAFTrack, sequenceNumber: UInt32, baseMediaDecodeTime: UInt64, packets: [EncodedPacket], writer: MP4ByteWriter) -> [UInt8] {
         var packets = packets
         var ivs: [UInt64] = []
-        if let encryption = track.encryption {
+        switch track.encryption {
+        case let encryption? where encryption.scheme == .cenc:
             // Random per segment, one up per sample: unique under the key across renditions and segments.
             var generator = SystemRandomNumberGenerator()
             let base = UInt64.random(in: 0 ... (UInt64.max >> 1), using: &generator)
@@ -105,6 +106,13 @@ public enum CMAFWriter {
             for index in packets.indices {
                 packets[index].data = CommonEncryption.encryptSample(packets[index].data, key: encryption.key, iv: ivs[index])
             }
+        case let encryption?:
+            // cbcs: the constant IV of tenc, no per-sample information.
+            for index in packets.indices {
+                packets[index].data = CommonEncryption.encryptBlocks(packets[index].data, key: encryption.key, iv: encryption.constantIV)
+            }
+        case nil:
+            break
         }
         let payloadSize = packets.reduce(0) { $0 + $1.data.count }
         var w = writer

@@ -237,22 +237,35 @@ extension MP4ByteWriter {
 
     /// `sgpd` (§8.9.3, version 1) holding one AudioRollRecoveryEntry ('roll', §10.1):
     /// Opus needs 80 ms of pre-roll after random access (Opus-in-ISOBMFF §4.3.6.2).
-    /// `sinf` (ISO/IEC 23001-7 §8): the original format, scheme `cenc` 1.0 and `tenc` (protected,
-    /// 8-byte per-sample IVs, the default KID).
+    /// `sinf` (ISO/IEC 23001-7 §8): the original format, the scheme (`cenc` or `cbcs`, 1.0) and
+    /// `tenc` (protected, the default KID; `cenc`: 8-byte per-sample IVs; `cbcs`: the constant IV).
     mutating func protectionScheme(originalFormat: String, _ encryption: CMAFEncryption) {
         box("sinf") { w in
             w.box("frma") { w in w.fourCC(originalFormat) }
             w.fullBox("schm") { w in
-                w.fourCC("cenc")
+                w.fourCC(encryption.scheme.rawValue)
                 w.u32(0x0001_0000)                // scheme_version 1.0
             }
             w.box("schi") { w in
-                w.fullBox("tenc") { w in
-                    w.u8(0)                       // reserved
-                    w.u8(0)                       // reserved (pattern: version 1 only)
-                    w.u8(1)                       // default_isProtected
-                    w.u8(8)                       // default_Per_Sample_IV_Size
-                    w.append(encryption.keyID)    // default_KID
+                switch encryption.scheme {
+                case .cenc:
+                    w.fullBox("tenc") { w in
+                        w.u8(0)                   // reserved
+                        w.u8(0)                   // reserved (pattern: version 1 only)
+                        w.u8(1)                   // default_isProtected
+                        w.u8(8)                   // default_Per_Sample_IV_Size
+                        w.append(encryption.keyID) // default_KID
+                    }
+                case .cbcs:
+                    w.fullBox("tenc", version: 1) { w in
+                        w.u8(0)                   // reserved
+                        w.u8(0)                   // crypt 0, skip 0: no pattern, every whole block
+                        w.u8(1)                   // default_isProtected
+                        w.u8(0)                   // default_Per_Sample_IV_Size: the constant IV
+                        w.append(encryption.keyID) // default_KID
+                        w.u8(16)                  // default_constant_IV_size
+                        w.append(encryption.constantIV)
+                    }
                 }
             }
         }

@@ -38,6 +38,18 @@ public enum SegmentProtection: Sendable, Hashable {
     /// boxes that DASH players (through EME, ClearKey included) and ffmpeg
     /// (`-decryption_key`) decrypt. `keyID` is the 16-byte KID.
     case cenc(ContentKey, keyID: [UInt8])
+    /// Common Encryption, scheme `cbcs` (``CMAFEncryption/Scheme/cbcs``): each sample's whole
+    /// blocks in AES-128-CBC from `constantIV`. `keyID` and `constantIV` have 16 bytes.
+    case cbcs(ContentKey, keyID: [UInt8], constantIV: [UInt8])
+
+    /// The CMAF track encryption of a `cenc` or `cbcs` protection (nil for AES-128 segments).
+    public var commonEncryption: CMAFEncryption? {
+        switch self {
+        case .aes128: nil
+        case .cenc(let key, let keyID): CMAFEncryption(scheme: .cenc, keyID: keyID, key: key)
+        case .cbcs(let key, let keyID, let iv): CMAFEncryption(scheme: .cbcs, keyID: keyID, key: key, constantIV: iv)
+        }
+    }
 }
 
 /// The sample encryption of scheme `cenc`.
@@ -51,6 +63,20 @@ enum CommonEncryption {
         } catch {
             // Only a key or counter of the wrong size fails, and both are 16 bytes by construction.
             preconditionFailure("AES-128-CTR with a 16-byte key and counter failed: \(error)")
+        }
+    }
+
+    /// `sample` with its whole 16-byte blocks in AES-128-CBC from `iv` and its trailing partial
+    /// block clear (`cbcs` full-sample encryption, ISO/IEC 23001-7 §10.4.2).
+    static func encryptBlocks(_ sample: [UInt8], key: ContentKey, iv: [UInt8]) -> [UInt8] {
+        let whole = sample.count / 16 * 16
+        guard whole > 0 else { return sample }
+        do {
+            let blocks = try AES._CBC.encrypt(sample[..<whole], using: SymmetricKey(data: key.bytes), iv: AES._CBC.IV(ivBytes: iv), noPadding: true)
+            return Array(blocks) + sample[whole...]
+        } catch {
+            // Only a key or IV of the wrong size, or a length that is not whole blocks, fails: none can here.
+            preconditionFailure("AES-128-CBC of whole blocks with a 16-byte key and IV failed: \(error)")
         }
     }
 }
