@@ -83,7 +83,7 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
             hlsByCodec: protection?.isCommonEncryption == true ? [:] : Dictionary(renditions.compactMap(\.switchingSet).map { set in
                 (set, auth.signedPath("/hls/\(id)/" + TrackManifest.masterPlaylistName(set), token: token))
             }, uniquingKeysWith: { first, _ in first }),
-            dash: protection?.method == "aes-128" ? nil : auth.signedPath("/dash/\(id)/manifest.mpd", token: token),
+            dash: protection?.scheme == .aes128 ? nil : auth.signedPath("/dash/\(id)/manifest.mpd", token: token),
             waveform: auth.signedPath("/v1/tracks/\(id)/waveform.json", token: token),
             progressive: renditions.compactMap { rendition in
                 guard let key = rendition.progressive, let relative = published.relative(key) else { return nil }

@@ -130,10 +130,12 @@ public struct DeliveryRoutes: Sendable {
             }
         }
 
-        var contentType: String {
-            if case .mpd = self { return MediaContentType.dashManifest }
-            return MediaContentType.hlsPlaylist
+        var isMPD: Bool {
+            if case .mpd = self { return true }
+            return false
         }
+
+        var contentType: String { isMPD ? MediaContentType.dashManifest : MediaContentType.hlsPlaylist }
 
         /// The route pattern, as metrics label it.
         var route: String {
@@ -167,15 +169,11 @@ public struct DeliveryRoutes: Sendable {
 
     private func serve(_ document: Document, id: String, request: Request, client: IPAddress?) async throws -> Response {
         let (manifest, version, token) = try await playable(id, request, client: client)
-        if let protection = manifest.protection {
-            if case .mpd = document, protection.method == "aes-128" {
-                throw APIError(.notFound, code: "not_available",
-                               "track \(id) is protected with HLS AES-128, which DASH players cannot decrypt: play its HLS playlists")
-            }
-            if case .mpd = document {} else if !manifest.playsOverHLS {
-                throw APIError(.notFound, code: "not_available",
-                               "track \(id) is protected with \(protection.method), which HLS players cannot decrypt: play its DASH MPD")
-            }
+        // A protected track has HLS or DASH, not both: say which, rather than "no such rendition".
+        if let protection = manifest.protection, document.isMPD ? protection.scheme == .aes128 : !manifest.playsOverHLS {
+            throw APIError(.notFound, code: "not_available", document.isMPD
+                ? "track \(id) is protected with HLS AES-128, which DASH players cannot decrypt: play its HLS playlists"
+                : "track \(id) is protected with \(protection.method), which HLS players cannot decrypt: play its DASH MPD")
         }
         guard let text = try render(document, id: id, manifest: manifest, version: version, token: token) else {
             throw APIError.notFound("track \(id) has no such rendition")

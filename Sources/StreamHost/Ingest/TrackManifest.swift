@@ -104,7 +104,7 @@ public struct TrackManifest: Sendable, Hashable, Codable {
         guard playsOverHLS, let rendition = streamKitRenditions(base: base).first(where: { $0.id == id }) else { return nil }
         var playlist = try MediaPlaylist.vod(rendition)
         if let query { playlist = playlist.addingQueryItem(name: query.name, value: query.value, scope: .relativeAndHTTP) }
-        if let protection, protection.method == "aes-128" {
+        if let protection, protection.scheme == .aes128 {
             var uri = PublishedProtection.keyPath(protection.keyID)
             if let query { uri = QueryRewriter.adding(name: query.name, value: query.value, to: uri) }
             for (index, segment) in rendition.segments.enumerated() {
@@ -147,7 +147,7 @@ public struct TrackManifest: Sendable, Hashable, Codable {
 /// How a published track's segments are protected, as `manifest.json` records it: the method
 /// and the key's id (the key itself is in the key service only).
 public struct PublishedProtection: Sendable, Hashable, Codable {
-    /// `aes-128`.
+    /// `aes-128`, `cenc` or `cbcs` (``ProtectionConfiguration/Method``).
     public var method: String
     /// 32 hex digits naming the content key.
     public var keyID: String
@@ -162,8 +162,11 @@ public struct PublishedProtection: Sendable, Hashable, Codable {
         case keyID = "keyId"
     }
 
+    /// The method as the host's enumeration (nil for one this host does not know).
+    public var scheme: ProtectionConfiguration.Method? { ProtectionConfiguration.Method(rawValue: method) }
+
     /// Common Encryption (`cenc` or `cbcs`): the DASH schemes.
-    public var isCommonEncryption: Bool { method == "cenc" || method == "cbcs" }
+    public var isCommonEncryption: Bool { scheme == .cenc || scheme == .cbcs }
 
     /// The key's URI relative to a media playlist: `key/{keyID}`.
     public static func keyPath(_ keyID: String) -> String { "key/" + keyID }

@@ -13,7 +13,7 @@ struct KeyEncryptionKey: Sendable, CustomStringConvertible {
     init?(bytes: [UInt8]) {
         guard bytes.count == 32 else { return nil }
         key = SymmetricKey(data: bytes)
-        id = SHA256.hash(data: Array("veza-kek-id-v1\n".utf8) + bytes).prefix(4).map { String(format: "%02x", $0) }.joined()
+        id = Hex.encode(SHA256.hash(data: Array("veza-kek-id-v1\n".utf8) + bytes).prefix(4))
     }
 
     init?(base64: String) {

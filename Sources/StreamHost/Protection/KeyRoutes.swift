@@ -58,7 +58,7 @@ public struct KeyRoutes: Sendable {
                     guard let bytes = Base64URL.decode(Substring(kid)), bytes.count == 16 else {
                         throw APIError(.badRequest, code: "bad_request", "a kid is the base64url of 16 bytes")
                     }
-                    let keyID = bytes.map { String(format: "%02x", $0) }.joined()
+                    let keyID = Hex.encode(bytes)
                     let key = try await self.key(track: id, keyID: keyID)
                     self.delivered(track: id, keyID: keyID, session: session, logger: context.logger)
                     keys.append(.init(kty: "oct", kid: kid, k: Base64URL.encode(key.bytes)))

@@ -40,7 +40,7 @@ public struct KeyService: Sendable {
         guard method != .none else { throw ProtectionError(.unsupported, "no key is needed for method none") }
         if let existing = try await catalog.contentKey(track: track) { return existing }
         let kek = try keys()
-        let keyID = ContentKey.random().bytes.map { String(format: "%02x", $0) }.joined()
+        let keyID = Hex.encode(ContentKey.random().bytes)
         let record = ContentKeyRecord(trackID: track, keyID: keyID, method: method.rawValue,
                                       wrappedKey: try kek.wrap(ContentKey.random(), track: track, keyID: keyID, method: method.rawValue),
                                       kekID: kek.current.id, createdAt: Date())
@@ -57,19 +57,13 @@ public struct KeyService: Sendable {
         guard let record = try await catalog.contentKey(track: track) else { return nil }
         switch ProtectionConfiguration.Method(rawValue: record.method) {
         case .aes128?: return (record, .aes128(try keys().unwrap(record)))
-        case .cenc?: return (record, .cenc(try keys().unwrap(record), keyID: Self.bytes(hex: record.keyID)))
+        case .cenc?: return (record, .cenc(try keys().unwrap(record), keyID: Hex.decode(record.keyID) ?? []))
         case .cbcs?:
             // The constant IV is not secret (it is in every init segment): fresh per packaging.
-            return (record, .cbcs(try keys().unwrap(record), keyID: Self.bytes(hex: record.keyID), constantIV: ContentKey.random().bytes))
+            return (record, .cbcs(try keys().unwrap(record), keyID: Hex.decode(record.keyID) ?? [], constantIV: ContentKey.random().bytes))
         case .none?, nil:
             throw ProtectionError(.unsupported, "track \(track) asks for protection method \(record.method), which this host does not package")
         }
-    }
-
-    /// The bytes of a key id's 32 hex digits.
-    static func bytes(hex: String) -> [UInt8] {
-        let digits = Array(hex.utf8)
-        return stride(from: 0, to: digits.count - 1, by: 2).compactMap { UInt8(String(decoding: digits[$0...$0 + 1], as: UTF8.self), radix: 16) }
     }
 
     /// The content key of `track` named `keyID`, or nil when the track has no such key.
