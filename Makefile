@@ -29,7 +29,9 @@ openapi-check: deps
 
 # libFuzzer harnesses of every parser that reads outside input (Fuzz/, issue 27): 10 minutes
 # each, two at a time; CI runs each for 15 s (fuzz-short). Crash inputs land in Fuzz/Findings/;
-# once fixed they move to Fuzz/Regressions/<harness>/, which every run replays first.
+# once fixed they move to Fuzz/Regressions/<harness>/, which every run replays first. `make test`
+# replays the seeds and regressions of every harness in the optimised test build (FuzzReplayTests,
+# which holds Harness.swift; Fuzz/ links it), so CI needs no build with sanitizers.
 FUZZ_SECONDS ?= 600
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -178,6 +178,16 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
+        // The fuzz harnesses (Fuzz/ links Harness.swift from here) replayed on their seeds and
+        // regressions with blind mutations: CI's short fuzzing step, in the test build.
+        .testTarget(
+            name: "FuzzReplayTests",
+            dependencies: [
+                "StreamHost", "MediaCore", "StreamKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // Depends on the executable so that `swift test` builds it: tests run it as a subprocess.
         .testTarget(
             name: "StreamHostTests",

@@ -5,7 +5,7 @@
 # committed seeds (Fuzz/Corpus/<harness>) and the inputs of crashes found and fixed
 # (Fuzz/Regressions/<harness>, run first, every time). A new crash is written to
 # Fuzz/Findings/ and fails the run; the table at the end gives executions per harness.
-# Usage: scripts/fuzz.sh SECONDS [HARNESS ...]   (make fuzz: 600 s each; CI: 15 s each)
+# Usage: scripts/fuzz.sh SECONDS [HARNESS ...]   (make fuzz: 600 s each; make fuzz-short: 15 s each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:?usage: scripts/fuzz.sh SECONDS [HARNESS ...]}

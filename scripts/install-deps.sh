@@ -30,6 +30,9 @@ packages=(
   liquidsoap ezstream mpv vlc-bin vlc-plugin-base icecast2
   # The analytics backend at scale (issue 24): the tests start their own ClickHouse server.
   clickhouse-server clickhouse-client
+  # Real music for the watermark's robustness tests (issue 23): Endgame: Singularity's and
+  # HyperRogue's soundtracks (electronic, orchestral, ambient; free licences, Ogg Vorbis).
+  singularity-music hyperrogue-music
 )
 
 missing=()

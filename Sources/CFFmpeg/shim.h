@@ -14,6 +14,7 @@
 #include <libavutil/samplefmt.h>
 #include <libavutil/log.h>
 #include <libavutil/time.h>
+#include <libavutil/tx.h>
 #include <stdio.h>
 #include <libswresample/swresample.h>
 

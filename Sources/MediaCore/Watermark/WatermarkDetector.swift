@@ -1,0 +1,174 @@
+import Foundation
+
+/// What the watermark detector read from a recording: where it lies in the track, and, for each
+/// segment it covers whole, which variant it carries.
+public struct WatermarkReading: Sendable, Hashable {
+    /// One segment's reading.
+    public struct Segment: Sendable, Hashable {
+        /// The segment's index in the track's timeline (as `segmentBoundaries` numbered them).
+        public var index: Int
+        /// The matched-filter estimate of the variant's sign: about −1 for ``WatermarkVariant/a``,
+        /// +1 for ``WatermarkVariant/b``, 0 where two copies were averaged or no watermark is.
+        public var value: Double
+        /// Transform frames that went into it.
+        public var frames: Int
+
+        /// The variant the estimate's sign points to.
+        public var variant: WatermarkVariant { value >= 0 ? .b : .a }
+    }
+
+    /// The reference frame (48 kHz) at which the recording's first sample lies.
+    public var offset: Int
+    /// The recording's level against the reference (a linear factor).
+    public var gain: Double
+    /// The normalised correlation of the aligned recording with the reference (1 = identical).
+    public var alignment: Double
+    /// Segments read, in order.
+    public var segments: [Segment]
+}
+
+/// Reads the watermark back from a recording, given the clear reference the watermark was
+/// embedded into (non-blind detection: the platform keeps its masters).
+///
+/// 1. **Alignment.** Both signals are taken to mono; the recording's loudest 20 s are located in
+///    the reference by cross-correlation (FFT, decimated to 6 kHz), then to the sample at 48 kHz.
+///    The strongest few correlation peaks are refined; where several are as good as the best (a
+///    passage repeated exactly), the one with the most watermark energy is kept.
+/// 2. **Reading.** For each transform frame lying wholly inside a segment (away from its edges
+///    by ``guardFrames`` hops, where codecs' overlapping windows mix neighbours), the magnitudes of
+///    recording `L` and reference `O` in the band give a gain `g = ΣLO/ΣO²` (so level changes
+///    and codecs' band-level drift cancel) and the matched filter `Σ c·α·O·(L − g·O)`; summed over
+///    the segment's frames and divided by `g·Σα²O²`, it estimates the variant's sign.
+public enum WatermarkDetector {
+    /// Hops kept clear of each segment edge.
+    public static let guardFrames = 1
+
+    /// Reads `recording` (mono, at the parameters' sample rate) against `reference` (mono, same
+    /// rate, the clear master as the ladder watermarked it).
+    ///
+    /// - Parameters:
+    ///   - recording: The suspected leak, mono, resampled to `parameters.sampleRate`.
+    ///   - reference: The clear master, mono, at `parameters.sampleRate`.
+    ///   - key: The track's watermark key.
+    ///   - segmentBoundaries: Reference frames where segments start, and the end of the last one
+    ///     (ascending); segment `i` is `segmentBoundaries[i]..<segmentBoundaries[i + 1]`.
+    ///   - parameters: The parameters the watermark was embedded with.
+    /// - Returns: nil when the recording cannot be placed in the reference (too short, silent, or
+    ///   another recording).
+    public static func read(recording: [Float], reference: [Float], key: WatermarkKey, segmentBoundaries: [Int],
+                            parameters: WatermarkParameters = .default) throws(MediaError) -> WatermarkReading? {
+        guard recording.count >= 4 * parameters.frameSize, reference.count >= 4 * parameters.frameSize, segmentBoundaries.count >= 2 else { return nil }
+        let candidates = try Alignment.candidates(recording: recording, reference: reference, sampleRate: parameters.sampleRate)
+        var best: WatermarkReading?
+        var bestEnergy = -1.0
+        let reader = try Reader(key: key, parameters: parameters)
+        // A placement worse than the best by more than rounding is a different passage: a
+        // misaligned reading is noise, and noise can outweigh a watermark. Only placements as
+        // good as the best (a passage repeated exactly) are told apart by their watermark.
+        let bestCorrelation = candidates.first?.correlation ?? 0
+        for candidate in candidates where candidate.correlation >= bestCorrelation - 0.01 {
+            let segments = reader.read(recording: recording, reference: reference, offset: candidate.offset, boundaries: segmentBoundaries)
+            let energy = segments.reduce(0) { $0 + $1.value * $1.value * Double($1.frames) }
+            if energy > bestEnergy {
+                bestEnergy = energy
+                best = WatermarkReading(offset: candidate.offset, gain: candidate.gain, alignment: candidate.correlation, segments: segments)
+            }
+        }
+        return best
+    }
+
+    /// Downmixes interleaved samples to mono (the mean of the channels).
+    public static func mono(_ samples: [Float], channelCount: Int) -> [Float] {
+        guard channelCount > 1 else { return samples }
+        let frames = samples.count / channelCount
+        var mono = [Float](repeating: 0, count: frames)
+        let scale = 1 / Float(channelCount)
+        for frame in 0..<frames {
+            var sum: Float = 0
+            for channel in 0..<channelCount { sum += samples[frame * channelCount + channel] }
+            mono[frame] = sum * scale
+        }
+        return mono
+    }
+
+    /// The per-segment matched filter.
+    final class Reader {
+        let parameters: WatermarkParameters
+        let fft: RealFFT
+        let chips: WatermarkChips
+        let alphas: [Float]
+        let bins: Range<Int>
+        let window: [Float]
+        private var chipScratch: [Float] = []
+        private var leakFrame: [Float]
+        private var referenceFrame: [Float]
+        private var leakSpectrum: [Float]
+        private var referenceSpectrum: [Float]
+
+        init(key: WatermarkKey, parameters: WatermarkParameters) throws(MediaError) {
+            self.parameters = parameters
+            fft = try RealFFT(size: parameters.frameSize)
+            bins = parameters.bins
+            alphas = parameters.alphas
+            chips = WatermarkChips(key: key, count: bins.count)
+            window = sineWindow(parameters.frameSize)
+            leakFrame = [Float](repeating: 0, count: parameters.frameSize)
+            referenceFrame = leakFrame
+            leakSpectrum = [Float](repeating: 0, count: parameters.frameSize + 2)
+            referenceSpectrum = leakSpectrum
+        }
+
+        func read(recording: [Float], reference: [Float], offset: Int, boundaries: [Int]) -> [WatermarkReading.Segment] {
+            let hop = parameters.hop
+            let size = parameters.frameSize
+            var segments: [WatermarkReading.Segment] = []
+            for index in 0..<(boundaries.count - 1) {
+                let start = boundaries[index] + WatermarkDetector.guardFrames * hop
+                let end = boundaries[index + 1] - WatermarkDetector.guardFrames * hop
+                // Frame j spans reference samples (j − 1)·hop ..< (j + 1)·hop.
+                let firstFrame = max(start / hop + 1 + (start % hop == 0 ? 0 : 1), 0)
+                var numerator = 0.0
+                var denominator = 0.0
+                var frames = 0
+                var frame = firstFrame
+                while (frame + 1) * hop <= end {
+                    let referenceStart = (frame - 1) * hop
+                    let recordingStart = referenceStart - offset
+                    defer { frame += 1 }
+                    guard recordingStart >= 0, recordingStart + size <= recording.count, referenceStart >= 0, referenceStart + size <= reference.count else { continue }
+                    for n in 0..<size {
+                        leakFrame[n] = recording[recordingStart + n] * window[n]
+                        referenceFrame[n] = reference[referenceStart + n] * window[n]
+                    }
+                    leakFrame.withUnsafeBufferPointer { input in leakSpectrum.withUnsafeMutableBufferPointer { fft.forward(input, into: $0) } }
+                    referenceFrame.withUnsafeBufferPointer { input in referenceSpectrum.withUnsafeMutableBufferPointer { fft.forward(input, into: $0) } }
+                    var cross = 0.0, power = 0.0
+                    var leakMagnitudes = [Double](repeating: 0, count: bins.count)
+                    var referenceMagnitudes = [Double](repeating: 0, count: bins.count)
+                    for (i, bin) in bins.enumerated() {
+                        let l = Double(hypotf(leakSpectrum[2 * bin], leakSpectrum[2 * bin + 1]))
+                        let o = Double(hypotf(referenceSpectrum[2 * bin], referenceSpectrum[2 * bin + 1]))
+                        leakMagnitudes[i] = l
+                        referenceMagnitudes[i] = o
+                        cross += l * o
+                        power += o * o
+                    }
+                    guard power > 1e-12 else { continue }
+                    let gain = cross / power
+                    guard gain > 1e-6 else { continue }
+                    chips.chips(frame: frame, into: &chipScratch)
+                    for i in 0..<bins.count {
+                        let weight = Double(alphas[i]) * referenceMagnitudes[i]
+                        numerator += Double(chipScratch[i]) * weight * (leakMagnitudes[i] - gain * referenceMagnitudes[i])
+                        denominator += gain * weight * weight
+                    }
+                    frames += 1
+                }
+                if frames > 0, denominator > 0 {
+                    segments.append(.init(index: index, value: numerator / denominator, frames: frames))
+                }
+            }
+            return segments
+        }
+    }
+}
