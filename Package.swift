@@ -170,7 +170,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         // libebur128, the reference loudness meter the MediaCore tests compare with (test-only).
         .systemLibrary(name: "CEbur128", path: "Tests/CEbur128", pkgConfig: "libebur128", providers: [.apt(["libebur128-dev"])]),
-        .testTarget(name: "MediaCoreTests", dependencies: ["MediaCore", "TestSupport", "CEbur128"]),
+        .testTarget(name: "MediaCoreTests", dependencies: ["MediaCore", "StreamKit", "TestSupport", "CEbur128"]),
         .testTarget(
             name: "StreamKitTests",
             dependencies: [
