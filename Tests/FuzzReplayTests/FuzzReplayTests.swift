@@ -1,4 +1,5 @@
 import Foundation
+import StreamKit
 import Testing
 
 /// The fuzz harnesses (Harness.swift, shared with the libFuzzer binary in Fuzz/ through a
@@ -75,20 +76,6 @@ import Testing
 enum ReplayError: Error {
     case noSeeds(String)
     case noMutations(String)
-}
-
-/// A small, fast, seedable generator (Steele, Lea and Flood's SplitMix64), so that a mutation
-/// run repeats exactly.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
 }
 
 /// libFuzzer's basic mutations without its coverage feedback: flip, set, insert and erase

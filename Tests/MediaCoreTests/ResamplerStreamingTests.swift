@@ -1,19 +1,7 @@
 import Foundation
 import MediaCore
+import StreamKit
 import Testing
-
-/// Deterministic generator for test signals and block sizes (SplitMix64).
-struct ResamplerTestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("Resampler streaming, alignment, channels")
 struct ResamplerStreamingTests {
@@ -21,7 +9,7 @@ struct ResamplerStreamingTests {
 
     @Test("random block sizes give bit-identical output", arguments: qualities, [(44_100, 48_000), (48_000, 44_100), (8_000, 192_000), (176_400, 11_025)])
     func blockSizesDoNotMatter(quality: ResamplerQuality, rates: (Int, Int)) throws {
-        var random = ResamplerTestRandom(seed: 42)
+        var random = SplitMix64(seed: 42)
         let channels = 3
         let frames = 20_000
         let input = (0..<(frames * channels)).map { _ in Float.random(in: -1...1, using: &random) }
@@ -94,7 +82,7 @@ struct ResamplerStreamingTests {
     @Test("every rate pair: length round(N·ratio) and a clean tone", arguments: qualities)
     func everyPair(quality: ResamplerQuality) throws {
         let rates = Resampler.supportedRates
-        var random = ResamplerTestRandom(seed: 7)
+        var random = SplitMix64(seed: 7)
         for inputRate in rates {
             for outputRate in rates where outputRate != inputRate {
                 var resampler = try Resampler(inputRate: inputRate, outputRate: outputRate, channelCount: 1, quality: quality)
@@ -120,7 +108,7 @@ struct ResamplerStreamingTests {
 
     @Test("equal rates copy samples exactly")
     func equalRatesPassThrough() throws {
-        var random = ResamplerTestRandom(seed: 3)
+        var random = SplitMix64(seed: 3)
         let input = (0..<999).map { _ in Float.random(in: -1...1, using: &random) }
         var resampler = try Resampler(inputRate: 48_000, outputRate: 48_000, channelCount: 3)
         #expect(resampler.latencyFrames == 0)

@@ -11,7 +11,7 @@ import TestSupport
 /// taken over 1,000,000 sessions, and name nobody from the unmarked master leaked the same way.
 /// Two colluders averaging their copies are reported, not held to a number.
 ///
-/// `VEZA_WATERMARK_TRIALS` sets the number of trials (CI: 3, `make watermark-robustness`: 300);
+/// `VEZA_WATERMARK_TRIALS` sets the number of trials (CI: 3, `make watermark-robustness`: 150);
 /// `VEZA_WATERMARK_REPORT=FILE` writes each trial as a JSON line.
 @Suite(.serialized) struct WatermarkRobustnessTests {
     static let trials = Int(ProcessInfo.processInfo.environment["VEZA_WATERMARK_TRIALS"] ?? "") ?? 3
@@ -27,6 +27,8 @@ import TestSupport
         let b: [Float]
         let reference: [Float]
         let boundaries: [Int]
+        /// The music's energy against the watermark's (variant A − master), in dB.
+        let signalToWatermark: Double
     }
 
     enum Codec: String, CaseIterable { case mp3 = "mp3 128k", aac = "aac 96k", opus = "opus 64k" }
@@ -43,6 +45,12 @@ import TestSupport
         var falseAccusationChance: Double
         var innocentAccused: Int
         var unmarkedAccused: Bool
+        var signalToWatermark: Double
+        /// Frames between where the naming placement put the recording and where it was cut
+        /// (codec delays make a few hundred).
+        var offsetError: Int
+        /// The detector (alignment and reading) and the ranking of the candidates.
+        var detectionSeconds: Double
         var seconds: Double
     }
 
@@ -51,12 +59,15 @@ import TestSupport
         let codeKey = (0..<32).map { UInt8(255 - $0) }
         let music = WatermarkTests.music.filter { Self.duration($0) >= 200 }
         try #require(music.count >= 10, "install singularity-music and hyperrogue-music (scripts/install-deps.sh)")
-        var generator = SplitMixGenerator(seed: 2026)
+        let firstTrial = Int(ProcessInfo.processInfo.environment["VEZA_WATERMARK_FIRST_TRIAL"] ?? "") ?? 0
         var cache: [String: Track] = [:]
         var outcomes: [Outcome] = []
         var collusion: [String] = []
         let report = ProcessInfo.processInfo.environment["VEZA_WATERMARK_REPORT"]
-        for trial in 0..<Self.trials {
+        for trial in firstTrial..<Self.trials {
+            // Each trial draws from its own seed, so any one can be run again alone
+            // (VEZA_WATERMARK_FIRST_TRIAL=k VEZA_WATERMARK_TRIALS=k+1).
+            var generator = SplitMix64(seed: 2026 &+ UInt64(trial) &* 0x9e37_79b9)
             let started = Date()
             let path = music[(trial / 3) % music.count]   // each track under the three codecs in turn
             let track: Track
@@ -74,24 +85,38 @@ import TestSupport
             let leaker = sessions[Int.random(in: 0..<sessions.count, using: &generator)]
             let spliced = Self.splice(track, bits: WatermarkSessionCode(key: codeKey, session: leaker).bits(count: track.boundaries.count - 1))
             let recording = try Self.leak(spliced, codec: codec, gain: gain, start: start)
-            let reading = try #require(try WatermarkDetector.read(recording: recording, reference: track.reference, key: key, segmentBoundaries: track.boundaries))
-            let ranked = WatermarkAccusation.rank(readings: reading.segments.map { ($0.index, $0.value) }, candidates: sessions, key: codeKey, population: Self.population)
+            let detecting = Date()
+            let placements = try WatermarkDetector.readings(recording: recording, reference: track.reference, key: key, segmentBoundaries: track.boundaries)
+            let ranked = WatermarkAccusation.rank(placements: placements.map { $0.segments.map { ($0.index, $0.value) } }, candidates: sessions, key: codeKey,
+                                                  population: Self.population)
+            let detectionSeconds = Date().timeIntervalSince(detecting)
+            // Where the placement that agrees best with the leaker put the recording, against
+            // where it was cut.
+            let leakerBits = WatermarkSessionCode(key: codeKey, session: leaker).bits(count: track.boundaries.count - 1)
+            func agreements(_ placement: WatermarkReading) -> Int {
+                var count = 0
+                for segment in placement.segments where abs(segment.value) >= WatermarkAccusation.erasureThreshold {
+                    if (segment.value > 0) == leakerBits[segment.index] { count += 1 }
+                }
+                return count
+            }
+            let naming = placements.max { agreements($0) < agreements($1) }
+            let offsetError = (naming?.offset ?? 0) - Int(start * 48_000)
             let mine = try #require(ranked.first { $0.session == leaker })
             let innocents = ranked.filter { $0.session != leaker && $0.accused }.count
 
             // The unmarked master, leaked the same way: nobody may be named.
             let unmarked = try Self.leak(Self.interleavedPrefix(track.clear, frames: spliced.count / 2), codec: codec, gain: gain, start: start)
-            let unmarkedReading = try WatermarkDetector.read(recording: unmarked, reference: track.reference, key: key, segmentBoundaries: track.boundaries)
-            let unmarkedAccused = unmarkedReading.map {
-                WatermarkAccusation.rank(readings: $0.segments.map { ($0.index, $0.value) }, candidates: sessions, key: codeKey, population: Self.population)[0].accused
-            } ?? false
+            let unmarkedPlacements = try WatermarkDetector.readings(recording: unmarked, reference: track.reference, key: key, segmentBoundaries: track.boundaries)
+            let unmarkedAccused = WatermarkAccusation.rank(placements: unmarkedPlacements.map { $0.segments.map { ($0.index, $0.value) } }, candidates: sessions,
+                                                           key: codeKey, population: Self.population).first?.accused ?? false
 
             let outcome = Outcome(trial: trial, track: track.name, codec: codec.rawValue, gainDecibels: gain, startSeconds: start, decided: mine.decided,
                                   agreements: mine.agreements, named: ranked[0].session == leaker && mine.accused,
                                   falseAccusationChance: mine.falseAccusationChance, innocentAccused: innocents, unmarkedAccused: unmarkedAccused,
-                                  seconds: Date().timeIntervalSince(started))
+                                  signalToWatermark: track.signalToWatermark, offsetError: offsetError, detectionSeconds: detectionSeconds, seconds: Date().timeIntervalSince(started))
             outcomes.append(outcome)
-            print("watermark trial \(trial): \(track.name), \(codec.rawValue), \(gain) dB, from \(Int(start)) s: \(mine.agreements)/\(mine.decided) agree, bound \(String(format: "%.1e", mine.falseAccusationChance)), named \(outcome.named), innocents accused \(innocents), unmarked accused \(unmarkedAccused), \(String(format: "%.1f", outcome.seconds)) s")
+            print("watermark trial \(trial): \(track.name), \(codec.rawValue), \(gain) dB, from \(Int(start)) s: \(mine.agreements)/\(mine.decided) agree, bound \(String(format: "%.1e", mine.falseAccusationChance)), named \(outcome.named), offset error \(offsetError), innocents accused \(innocents), unmarked accused \(unmarkedAccused), SNR \(String(format: "%.1f", track.signalToWatermark)) dB, detection \(String(format: "%.2f", detectionSeconds)) s, \(String(format: "%.1f", outcome.seconds)) s")
             if let report {
                 let line = try JSONEncoder().encode(outcome) + Data("\n".utf8)
                 if let handle = FileHandle(forWritingAtPath: report) { handle.seekToEndOfFile(); handle.write(line); handle.closeFile() } else { try line.write(to: URL(fileURLWithPath: report)) }
@@ -103,9 +128,10 @@ import TestSupport
                 let other = Self.splice(track, bits: WatermarkSessionCode(key: codeKey, session: partner).bits(count: track.boundaries.count - 1))
                 let averaged = zip(spliced, other).map { ($0 + $1) / 2 }
                 let mixed = try Self.leak(averaged, codec: codec, gain: gain, start: start)
-                if let mixedReading = try WatermarkDetector.read(recording: mixed, reference: track.reference, key: key, segmentBoundaries: track.boundaries) {
-                    let verdicts = WatermarkAccusation.rank(readings: mixedReading.segments.map { ($0.index, $0.value) }, candidates: sessions, key: codeKey,
-                                                            population: Self.population)
+                let mixedPlacements = try WatermarkDetector.readings(recording: mixed, reference: track.reference, key: key, segmentBoundaries: track.boundaries)
+                do {
+                    let verdicts = WatermarkAccusation.rank(placements: mixedPlacements.map { $0.segments.map { ($0.index, $0.value) } }, candidates: sessions,
+                                                            key: codeKey, population: Self.population)
                     let accused = verdicts.filter(\.accused).map(\.session)
                     let line = "collusion trial \(trial): accused \(accused.count) (\(accused.filter { $0 == leaker || $0 == partner }.count) of the 2 colluders, \(accused.filter { $0 != leaker && $0 != partner }.count) innocent); top agreements \(verdicts.prefix(3).map { "\($0.agreements)/\($0.decided)" })"
                     collusion.append(line)
@@ -116,7 +142,7 @@ import TestSupport
         }
         let named = outcomes.filter(\.named).count
         let ratios = outcomes.map { Double($0.agreements) / Double(max(1, $0.decided)) }
-        print("watermark robustness: \(named) of \(outcomes.count) leaks named their session; agreement \(String(format: "%.3f", ratios.min() ?? 0))–\(String(format: "%.3f", ratios.max() ?? 0)); innocents accused \(outcomes.map(\.innocentAccused).reduce(0, +)) of \(outcomes.count * (Self.candidates - 1)); unmarked leaks with a session named \(outcomes.filter(\.unmarkedAccused).count) of \(outcomes.count)")
+        print("watermark robustness: \(named) of \(outcomes.count) leaks named their session; agreement \(String(format: "%.3f", ratios.min() ?? 0))–\(String(format: "%.3f", ratios.max() ?? 0)); innocents accused \(outcomes.map(\.innocentAccused).reduce(0, +)) of \(outcomes.count * (Self.candidates - 1)); unmarked leaks with a session named \(outcomes.filter(\.unmarkedAccused).count) of \(outcomes.count); collusions: \(collusion.joined(separator: "; "))")
         #expect(named == outcomes.count)
         #expect(outcomes.allSatisfy { $0.innocentAccused == 0 && !$0.unmarkedAccused })
     }
@@ -124,7 +150,7 @@ import TestSupport
     /// A random 16-character session label, as playback tokens carry.
     enum PlaybackLabel {
         static let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-        static func random(using generator: inout SplitMixGenerator) -> String {
+        static func random(using generator: inout SplitMix64) -> String {
             String((0..<16).map { _ in alphabet[Int(generator.next() % 64)] })
         }
     }
@@ -140,10 +166,17 @@ import TestSupport
         let a = try WatermarkEmbedder(key: key, variant: .a, channelCount: 2)
         let b = try WatermarkEmbedder(key: key, variant: .b, channelCount: 2)
         let frames = clear.count / 2
+        let variantA = a.process(clear) + a.finish()
+        var signal = 0.0, mark = 0.0
+        for (x, y) in zip(clear, variantA) {
+            signal += Double(x * x)
+            mark += Double((y - x) * (y - x))
+        }
         return Track(name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, clear: clear,
-                     a: a.process(clear) + a.finish(), b: b.process(clear) + b.finish(),
+                     a: variantA, b: b.process(clear) + b.finish(),
                      reference: WatermarkDetector.mono(clear, channelCount: 2),
-                     boundaries: Array(stride(from: 0, through: frames - segmentFrames, by: segmentFrames)) + [frames / segmentFrames * segmentFrames])
+                     boundaries: Array(stride(from: 0, through: frames - segmentFrames, by: segmentFrames)) + [frames / segmentFrames * segmentFrames],
+                     signalToWatermark: 10 * log10(signal / max(mark, 1e-30)))
     }
 
     /// What a player served `bits` (B where true) plays: each segment from its variant.

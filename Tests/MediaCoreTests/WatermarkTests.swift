@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import MediaCore
+import StreamKit
 import TestSupport
 
 /// The forensic watermark's DSP (issue 23): the transform, the embedder's exactness, and reading
@@ -28,7 +29,7 @@ import TestSupport
     }
 
     @Test func alignmentFindsAnExcerpt() throws {
-        var generator = SplitMixGenerator(seed: 5)
+        var generator = SplitMix64(seed: 5)
         let reference = (0..<150_000).map { _ in Float.random(in: -1...1, using: &generator) }
         let probe = Array(reference[12_345..<32_345])
         let correlation = try Alignment.crossCorrelation(probe: probe, reference: reference)
@@ -89,7 +90,7 @@ import TestSupport
         let boundaries = Array(stride(from: 0, through: clear.count / 2, by: segment))
         var bits: [Bool] = []
         var spliced: [Float] = []
-        var generator = SplitMixGenerator(seed: UInt64(leak.hashValue & 0xffff) + 11)
+        var generator = SplitMix64(seed: UInt64(Leak.allCases.firstIndex(of: leak)!) + 11)
         for (index, start) in boundaries.dropLast().enumerated() {
             let bit = Bool.random(using: &generator)
             bits.append(bit)
@@ -177,18 +178,5 @@ import TestSupport
             var resampler = try Resampler(inputRate: rate, outputRate: 48_000, channelCount: 1)
             return resampler.process(decoded) + resampler.flush()
         }
-    }
-}
-
-/// A seedable generator for the tests' choices.
-struct SplitMixGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
     }
 }

@@ -15,6 +15,8 @@ enum Alignment {
     static let decimation = 48
     static let probeSeconds = 20.0
     static let candidateCount = 3
+    /// Peaks of the probe's correlation checked against the whole recording.
+    static let probePeaks = 12
     /// The block size of the FFT correlation (the probe takes at most half of it).
     static let blockSize = 1 << 16
 
@@ -46,17 +48,37 @@ enum Alignment {
             let energy = max(prefix[lag + probeLength] - prefix[lag], bestEnergy / 100)
             return Double(correlation[lag]) / (bestEnergy * energy).squareRoot()
         }
-        // The strongest peaks, a second apart.
+        // The strongest peaks of the probe, a second apart; then the whole recording decides
+        // between them: music built of loops repeats a 20-s stretch, not 3 minutes.
         var peaks: [Int] = []
-        for lag in scores.indices.sorted(by: { scores[$0] > scores[$1] }).prefix(2_000) where peaks.count < candidateCount {
+        for lag in scores.indices.sorted(by: { scores[$0] > scores[$1] }).prefix(5_000) where peaks.count < probePeaks {
             if peaks.allSatisfy({ abs($0 - lag) >= second }) { peaks.append(lag) }
         }
+        let offsets = peaks.map { $0 - probeStart }
+        let whole = offsets.map { Self.correlation(low, lowReference, offset: $0) }
+        let kept = offsets.indices.sorted { whole[$0] > whole[$1] }.prefix(candidateCount).map { offsets[$0] + probeStart }
         let fullProbeStart = probeStart * decimation
         let fullProbeLength = probeLength * decimation
-        return peaks.compactMap { lag in
+        return kept.compactMap { lag in
             refine(recording: recording, reference: reference, probeStart: fullProbeStart, probeLength: fullProbeLength,
                    around: lag * decimation - fullProbeStart, radius: 2 * decimation)
         }.sorted { $0.correlation > $1.correlation }
+    }
+
+    /// The normalised correlation of `recording` with `reference` shifted by `offset`
+    /// (recording[n] against reference[n + offset]) over their overlap.
+    static func correlation(_ recording: [Float], _ reference: [Float], offset: Int) -> Double {
+        let first = max(0, -offset)
+        let last = min(recording.count, reference.count - offset)
+        guard last > first else { return -1 }
+        var cross = 0.0, a = 0.0, b = 0.0
+        for n in first..<last {
+            let x = Double(recording[n]), y = Double(reference[n + offset])
+            cross += x * y
+            a += x * x
+            b += y * y
+        }
+        return a > 0 && b > 0 ? cross / (a * b).squareRoot() : -1
     }
 
     /// Σ probe[n]·reference[n + lag] for every lag at which the probe lies inside the reference,

@@ -57,24 +57,31 @@ public enum WatermarkDetector {
     ///   another recording).
     public static func read(recording: [Float], reference: [Float], key: WatermarkKey, segmentBoundaries: [Int],
                             parameters: WatermarkParameters = .default) throws(MediaError) -> WatermarkReading? {
-        guard recording.count >= 4 * parameters.frameSize, reference.count >= 4 * parameters.frameSize, segmentBoundaries.count >= 2 else { return nil }
-        let candidates = try Alignment.candidates(recording: recording, reference: reference, sampleRate: parameters.sampleRate)
-        var best: WatermarkReading?
-        var bestEnergy = -1.0
-        let reader = try Reader(key: key, parameters: parameters)
+        let all = try readings(recording: recording, reference: reference, key: key, segmentBoundaries: segmentBoundaries, parameters: parameters)
         // A placement worse than the best by more than rounding is a different passage: a
         // misaligned reading is noise, and noise can outweigh a watermark. Only placements as
         // good as the best (a passage repeated exactly) are told apart by their watermark.
-        let bestCorrelation = candidates.first?.correlation ?? 0
-        for candidate in candidates where candidate.correlation >= bestCorrelation - 0.01 {
-            let segments = reader.read(recording: recording, reference: reference, offset: candidate.offset, boundaries: segmentBoundaries)
-            let energy = segments.reduce(0) { $0 + $1.value * $1.value * Double($1.frames) }
-            if energy > bestEnergy {
-                bestEnergy = energy
-                best = WatermarkReading(offset: candidate.offset, gain: candidate.gain, alignment: candidate.correlation, segments: segments)
-            }
+        let bestCorrelation = all.first?.alignment ?? 0
+        func energy(_ reading: WatermarkReading) -> Double { reading.segments.reduce(0) { $0 + $1.value * $1.value * Double($1.frames) } }
+        return all.filter { $0.alignment >= bestCorrelation - 0.01 }.max { energy($0) < energy($1) }
+    }
+
+    /// The readings at every placement the alignment found plausible (its strongest correlation
+    /// peaks, refined), best correlation first. Where music repeats, or a codec smears the
+    /// correlation, the right placement need not be the first: an accusation can weigh them all,
+    /// counting each placement tried in its bound (StreamKit's `WatermarkAccusation` does).
+    ///
+    /// Parameters as ``read(recording:reference:key:segmentBoundaries:parameters:)``; empty when the
+    /// recording cannot be placed.
+    public static func readings(recording: [Float], reference: [Float], key: WatermarkKey, segmentBoundaries: [Int],
+                                parameters: WatermarkParameters = .default) throws(MediaError) -> [WatermarkReading] {
+        guard recording.count >= 4 * parameters.frameSize, reference.count >= 4 * parameters.frameSize, segmentBoundaries.count >= 2 else { return [] }
+        let candidates = try Alignment.candidates(recording: recording, reference: reference, sampleRate: parameters.sampleRate)
+        let reader = try Reader(key: key, parameters: parameters)
+        return candidates.map { candidate in
+            WatermarkReading(offset: candidate.offset, gain: candidate.gain, alignment: candidate.correlation,
+                             segments: reader.read(recording: recording, reference: reference, offset: candidate.offset, boundaries: segmentBoundaries))
         }
-        return best
     }
 
     /// Downmixes interleaved samples to mono (the mean of the channels).

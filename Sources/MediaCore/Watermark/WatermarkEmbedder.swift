@@ -39,7 +39,7 @@ public final class WatermarkEmbedder {
     /// - Parameters:
     ///   - key: The track's watermark key.
     ///   - variant: Which sign to embed.
-    ///   - channelCount: Interleaved channels of the blocks given to ``process(_:)``.
+    ///   - channelCount: Interleaved channels of the blocks given to `process(_:)`.
     ///   - parameters: Layout and strength; the detector must be given the same.
     /// - Throws: ``MediaError`` when the transform cannot be set up.
     public init(key: WatermarkKey, variant: WatermarkVariant, channelCount: Int, parameters: WatermarkParameters = .default) throws(MediaError) {

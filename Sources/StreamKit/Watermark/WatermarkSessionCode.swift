@@ -104,6 +104,29 @@ public enum WatermarkAccusation {
         return verdicts
     }
 
+    /// Scores every candidate against the readings at each of several placements of the recording
+    /// in the track (MediaCore's `WatermarkDetector` readings), keeping each candidate's best; the bound
+    /// counts every placement tried (the population times the placements), best first.
+    ///
+    /// - Parameters:
+    ///   - placements: The readings at each placement.
+    ///   - candidates: The sessions that could have made the recording.
+    ///   - key: The track's session-code key.
+    ///   - population: As in ``rank(readings:candidates:key:population:)``.
+    public static func rank(placements: [[(segment: Int, value: Double)]], candidates: [String], key: [UInt8], population: Int? = nil) -> [Verdict] {
+        let tried = max(candidates.count, population ?? 0) * max(1, placements.count)
+        var best: [String: Verdict] = [:]
+        for readings in placements {
+            for verdict in rank(readings: readings, candidates: candidates, key: key, population: tried) {
+                if let known = best[verdict.session], known.falseAccusationChance <= verdict.falseAccusationChance { continue }
+                best[verdict.session] = verdict
+            }
+        }
+        return best.values.sorted {
+            $0.falseAccusationChance < $1.falseAccusationChance || ($0.falseAccusationChance == $1.falseAccusationChance && $0.session < $1.session)
+        }
+    }
+
     /// `P(Bin(n, ½) ≥ k)`, computed in logarithms (exact to rounding for any `n`).
     public static func binomialTail(_ n: Int, atLeast k: Int) -> Double {
         guard k > 0 else { return 1 }
