@@ -191,8 +191,8 @@ import TestSupport
 
     static func interleavedPrefix(_ samples: [Float], frames: Int) -> [Float] { Array(samples.prefix(frames * 2)) }
 
-    /// Encoded, decoded at 44.1 kHz with the gain (limited to full scale), cut to 3 minutes from
-    /// `start`, back to 48 kHz mono through MediaCore's resampler.
+    /// Cut to (at most) 3 minutes from `start`, encoded, decoded at 44.1 kHz with the gain
+    /// (limited to full scale), back to 48 kHz mono through MediaCore's resampler.
     static func leak(_ samples: [Float], codec: Codec, gain: Double, start: Double) throws -> [Float] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("veza-wm-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

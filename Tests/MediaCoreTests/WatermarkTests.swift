@@ -139,7 +139,7 @@ import TestSupport
     /// A leak: a codec at a bit rate, a rate, a gain.
     enum Leak: String, CaseIterable, CustomStringConvertible {
         case mp3At128 = "mp3 128k, 44.1 kHz, -6 dB"
-        case aacAt96 = "aac 96k, +6 dB"
+        case aacAt96 = "aac 96k, 44.1 kHz, +6 dB"
         case opusAt64 = "opus 64k, 44.1 kHz"
 
         var description: String { rawValue }
@@ -153,30 +153,14 @@ import TestSupport
             }
         }
 
-        /// The spliced stream (48 kHz stereo) leaked: encoded, decoded at the leak's rate with its
-        /// gain, cut, and brought back to 48 kHz mono by MediaCore's resampler.
+        /// The spliced stream (48 kHz stereo) leaked as the robustness suite leaks it, cut at
+        /// `cutSeconds`.
         func apply(to samples: [Float], cutSeconds: Double) throws -> [Float] {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("veza-watermark-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let raw = directory.appendingPathComponent("in.f32").path
-            try samples.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: raw)) }
-            let (codec, file): ([String], String)
             switch self {
-            case .mp3At128: (codec, file) = (["-c:a", "libmp3lame", "-b:a", "128k"], "leak.mp3")
-            case .aacAt96: (codec, file) = (["-c:a", "aac", "-b:a", "96k"], "leak.m4a")
-            case .opusAt64: (codec, file) = (["-c:a", "libopus", "-b:a", "64k"], "leak.opus")
+            case .mp3At128: return try WatermarkRobustnessTests.leak(samples, codec: .mp3, gain: -6, start: cutSeconds)
+            case .aacAt96: return try WatermarkRobustnessTests.leak(samples, codec: .aac, gain: 6, start: cutSeconds)
+            case .opusAt64: return try WatermarkRobustnessTests.leak(samples, codec: .opus, gain: 0, start: cutSeconds)
             }
-            let encoded = directory.appendingPathComponent(file).path
-            _ = try Subprocess.check("ffmpeg", ["-v", "error", "-y", "-f", "f32le", "-ar", "48000", "-ac", "2", "-i", raw] + codec + [encoded])
-            let rate = self == .aacAt96 ? 48_000 : 44_100
-            let gain = self == .mp3At128 ? "-6dB" : self == .aacAt96 ? "6dB" : "0dB"
-            // The gain as a leak applies it: to the decoded audio, clipped back to full scale.
-            let decoded = try Fixtures.ffmpegPCM(encoded, extra: ["-ss", String(format: "%.3f", cutSeconds), "-ar", String(rate), "-ac", "1",
-                                                                  "-af", "volume=\(gain),alimiter=limit=0.99:level=false"])
-            guard rate != 48_000 else { return decoded }
-            var resampler = try Resampler(inputRate: rate, outputRate: 48_000, channelCount: 1)
-            return resampler.process(decoded) + resampler.flush()
         }
     }
 }

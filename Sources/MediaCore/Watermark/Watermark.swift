@@ -132,6 +132,24 @@ struct WatermarkChips {
     }
 }
 
+/// What the embedder and the detector share for one key and layout: the transform, the window,
+/// the band's bins with their α, and the chip sequence.
+final class WatermarkTransform {
+    let fft: RealFFT
+    let window: [Float]
+    let band: Range<Int>
+    let alphas: [Float]
+    let chips: WatermarkChips
+
+    init(key: WatermarkKey, parameters: WatermarkParameters) throws(MediaError) {
+        fft = try RealFFT(size: parameters.frameSize)
+        window = sineWindow(parameters.frameSize)
+        band = parameters.bins
+        alphas = parameters.alphas
+        chips = WatermarkChips(key: key, count: band.count)
+    }
+}
+
 /// The sine window of `size` (periodic): its square sums to one at 50 % overlap, so analysis and
 /// synthesis with it reconstruct exactly.
 func sineWindow(_ size: Int) -> [Float] {

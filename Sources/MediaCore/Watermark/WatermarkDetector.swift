@@ -101,12 +101,11 @@ public enum WatermarkDetector {
     /// The per-segment matched filter.
     final class Reader {
         let parameters: WatermarkParameters
-        let fft: RealFFT
-        let chips: WatermarkChips
-        let alphas: [Float]
-        let bins: Range<Int>
-        let window: [Float]
+        let transform: WatermarkTransform
         private var chipScratch: [Float] = []
+        /// The band's magnitudes of the current frame, recording and reference.
+        private var leakMagnitudes: [Double]
+        private var referenceMagnitudes: [Double]
         private var leakFrame: [Float]
         private var referenceFrame: [Float]
         private var leakSpectrum: [Float]
@@ -114,11 +113,9 @@ public enum WatermarkDetector {
 
         init(key: WatermarkKey, parameters: WatermarkParameters) throws(MediaError) {
             self.parameters = parameters
-            fft = try RealFFT(size: parameters.frameSize)
-            bins = parameters.bins
-            alphas = parameters.alphas
-            chips = WatermarkChips(key: key, count: bins.count)
-            window = sineWindow(parameters.frameSize)
+            transform = try WatermarkTransform(key: key, parameters: parameters)
+            leakMagnitudes = [Double](repeating: 0, count: transform.band.count)
+            referenceMagnitudes = leakMagnitudes
             leakFrame = [Float](repeating: 0, count: parameters.frameSize)
             referenceFrame = leakFrame
             leakSpectrum = [Float](repeating: 0, count: parameters.frameSize + 2)
@@ -128,6 +125,7 @@ public enum WatermarkDetector {
         func read(recording: [Float], reference: [Float], offset: Int, boundaries: [Int]) -> [WatermarkReading.Segment] {
             let hop = parameters.hop
             let size = parameters.frameSize
+            let (fft, window, bins, alphas) = (transform.fft, transform.window, transform.band, transform.alphas)
             var segments: [WatermarkReading.Segment] = []
             for index in 0..<(boundaries.count - 1) {
                 let start = boundaries[index] + WatermarkDetector.guardFrames * hop
@@ -150,8 +148,6 @@ public enum WatermarkDetector {
                     leakFrame.withUnsafeBufferPointer { input in leakSpectrum.withUnsafeMutableBufferPointer { fft.forward(input, into: $0) } }
                     referenceFrame.withUnsafeBufferPointer { input in referenceSpectrum.withUnsafeMutableBufferPointer { fft.forward(input, into: $0) } }
                     var cross = 0.0, power = 0.0
-                    var leakMagnitudes = [Double](repeating: 0, count: bins.count)
-                    var referenceMagnitudes = [Double](repeating: 0, count: bins.count)
                     for (i, bin) in bins.enumerated() {
                         let l = Double(hypotf(leakSpectrum[2 * bin], leakSpectrum[2 * bin + 1]))
                         let o = Double(hypotf(referenceSpectrum[2 * bin], referenceSpectrum[2 * bin + 1]))
@@ -163,7 +159,7 @@ public enum WatermarkDetector {
                     guard power > 1e-12 else { continue }
                     let gain = cross / power
                     guard gain > 1e-6 else { continue }
-                    chips.chips(frame: frame, into: &chipScratch)
+                    transform.chips.chips(frame: frame, into: &chipScratch)
                     for i in 0..<bins.count {
                         let weight = Double(alphas[i]) * referenceMagnitudes[i]
                         numerator += Double(chipScratch[i]) * weight * (leakMagnitudes[i] - gain * referenceMagnitudes[i])

@@ -17,11 +17,7 @@ public final class WatermarkEmbedder {
     /// The layout and strength.
     public let parameters: WatermarkParameters
 
-    private let fft: RealFFT
-    private let chips: WatermarkChips
-    private let alphas: [Float]
-    private let bins: Range<Int>
-    private let window: [Float]
+    private let transform: WatermarkTransform
     /// Per channel: the last hop of input (the first half of the next frame), input not yet
     /// framed, and the second half of the last frame's synthesis waiting to be overlapped.
     private var history: [[Float]]
@@ -47,11 +43,7 @@ public final class WatermarkEmbedder {
         self.variant = variant
         self.channelCount = channelCount
         self.parameters = parameters
-        fft = try RealFFT(size: parameters.frameSize)
-        bins = parameters.bins
-        alphas = parameters.alphas
-        chips = WatermarkChips(key: key, count: bins.count)
-        window = sineWindow(parameters.frameSize)
+        transform = try WatermarkTransform(key: key, parameters: parameters)
         let hop = parameters.hop
         history = Array(repeating: [Float](repeating: 0, count: hop), count: channelCount)
         queue = Array(repeating: [], count: channelCount)
@@ -95,11 +87,12 @@ public final class WatermarkEmbedder {
 
     private func drain() -> [Float] {
         let hop = parameters.hop
+        let (fft, window, band, alphas) = (transform.fft, transform.window, transform.band, transform.alphas)
         var output: [Float] = []
         output.reserveCapacity((queue[0].count / hop) * hop * channelCount)
         var consumed = 0
         while queue[0].count - consumed >= hop {
-            chips.chips(frame: frame, into: &chipScratch)
+            transform.chips.chips(frame: frame, into: &chipScratch)
             let sign = variant.sign
             let first = output.count
             output += [Float](repeating: 0, count: hop * channelCount)
@@ -110,7 +103,7 @@ public final class WatermarkEmbedder {
                 }
                 spectrum.withUnsafeMutableBufferPointer { bins in
                     time.withUnsafeBufferPointer { fft.forward($0, into: bins) }
-                    for (index, bin) in self.bins.enumerated() {
+                    for (index, bin) in band.enumerated() {
                         let factor = 1 + sign * alphas[index] * chipScratch[index]
                         bins[2 * bin] *= factor
                         bins[2 * bin + 1] *= factor
