@@ -16,7 +16,7 @@ export VEZA_SERVICES_DIR="$dir"
 export VEZA_STORAGE_BACKEND=s3 VEZA_CATALOG_BACKEND=postgres VEZA_POSTGRES_URL="$VEZA_PG_URL"
 flags=${TEST_FLAGS:--c release -Xswiftc -enable-testing --scratch-path .build-test}
 # shellcheck disable=SC2086
-swift test $flags --skip-build --filter '\.(HostTests|DeliveryTests|GRPCTests)'
+swift test $flags --skip-build --filter '\.(HostTests|DeliveryTests|GRPCTests|WatermarkHostTests)'
 # Apart: the outage test stops the store under every host running at the time.
 # shellcheck disable=SC2086
 swift test $flags --skip-build --filter '\.ScaleOutTests'

@@ -334,3 +334,61 @@ func parseDuration(_ text: String) -> Double? {
     if let value = Double(text), value > 0 { return value }
     return nil
 }
+
+struct Watermark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Forensic watermarks: trace a leaked recording to the playback session it was served to.",
+        subcommands: [WatermarkDetect.self]
+    )
+}
+
+struct WatermarkDetect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "detect",
+        abstract: "Name the playback session (and its token subject) behind a leaked recording of a watermarked track.",
+        discussion: """
+            Reads the catalog and storage of the configuration (--config, VEZA_…), like `serve`, and the track's kept source. \
+            The recording may be any length from about two minutes, start anywhere, and be in any format the host decodes. \
+            A session is named only when the chance that an innocent one scores as well is at most 1e-6 over --population sessions. \
+            Exit status 0 whether or not a session is named (see the output); 1 on errors.
+            """
+    )
+
+    @Argument(help: "The leaked recording.") var file: String
+    @Option(help: "The track it is a copy of (default: every watermarked track is tried).") var track: String?
+    @Option(help: "Sessions the false-accusation bound is taken over (at least those recorded). Default 1000000.")
+    var population: Int = 1_000_000
+    @Flag(help: "Print the report as JSON.") var json = false
+    @OptionGroup var options: HostOptions
+
+    func run() async throws {
+        guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
+        let configuration = try await options.load(extra: ["workers.count": .int(0)])
+        let host = try await StreamHostServer(configuration: configuration)
+        let report = try await host.withServices {
+            try await host.watermarkDetection.detect(recording: file, track: track, population: population)
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        guard let track = report.track else {
+            print("not placed in any watermarked track")
+            return
+        }
+        print("track \(track) from " + String(format: "%.1f s (alignment %.2f)", report.offsetSeconds ?? 0, report.alignment ?? 0)
+              + ", \(report.segmentsRead) segments read, \(report.candidates) sessions recorded")
+        func line(_ candidate: WatermarkDetection.Candidate) -> String {
+            let who = candidate.subject.map { "subject \($0)" } ?? candidate.subjectTag.map { "subject tag \($0)" } ?? "no subject"
+            return "session \(candidate.session) (\(who)): \(candidate.agreements) of \(candidate.decided) segments agree, "
+                + String(format: "false-accusation bound %.2g", candidate.falseAccusationChance)
+        }
+        if report.accused.isEmpty {
+            print("no session named (bound \(report.bound) over \(report.population) session-placements)")
+            if let runnerUp = report.runnerUp { print("best: " + line(runnerUp)) }
+        }
+        for candidate in report.accused { print("NAMED " + line(candidate)) }
+    }
+}

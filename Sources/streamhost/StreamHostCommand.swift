@@ -8,7 +8,7 @@ struct StreamHostCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamhost",
         abstract: "Veza Stream: ingest, package and serve audio.",
-        subcommands: [Serve.self, Worker.self, Ingest.self, Token.self, Sign.self, Probe.self, Decode.self, Loudness.self, Waveform.self, Package.self, Version.self]
+        subcommands: [Serve.self, Worker.self, Ingest.self, Token.self, Sign.self, Watermark.self, Probe.self, Decode.self, Loudness.self, Waveform.self, Package.self, Version.self]
     )
 }
 
@@ -166,6 +166,10 @@ struct Package: AsyncParsableCommand {
     @Option(help: "Target segment duration in seconds.") var segmentDuration: Double = 6
     @Option(help: "Target loudness in LUFS.") var target: Double = -14
     @Option(help: "Normalisation policy: off, reduce-only, full.") var normalization: String = "full"
+    @Flag(help: "CMAF segments only: no progressive files (renditions that have only a progressive file are left out).")
+    var cmafOnly = false
+    @Option(help: "Forensic A/B watermarking with the key in this file (base64 of 32 bytes; created, mode 0600, when missing): each AAC and Opus rendition is packaged in two variants of 1.92-s segments; progressive, MP3 and FLAC outputs are left out.")
+    var watermarkKey: String?
 
     func run() async throws {
         var configuration = LadderConfiguration()
@@ -174,6 +178,16 @@ struct Package: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.message)
         }
+        if cmafOnly || watermarkKey != nil {
+            configuration.renditions = configuration.renditions.compactMap { rendition in
+                guard rendition.outputs.contains(.cmaf), watermarkKey == nil || [.aac, .opus].contains(rendition.settings.codec) else { return nil }
+                var rendition = rendition
+                rendition.outputs = .cmaf
+                return rendition
+            }
+            guard !configuration.renditions.isEmpty else { throw ValidationError("the ladder has no rendition to package that way") }
+        }
+        if let watermarkKey { configuration.watermark = WatermarkPackaging(key: try Self.key(watermarkKey)) }
         guard let policy = NormalizationPolicy(rawValue: normalization) else {
             throw ValidationError("--normalization must be off, reduce-only or full")
         }
@@ -192,13 +206,29 @@ struct Package: AsyncParsableCommand {
                          manifest.loudness.integratedLoudness, manifest.normalizedLoudness.integratedLoudness,
                          manifest.gainDB, manifest.normalizedLoudness.truePeak))
             for r in manifest.renditions {
-                let size = (r.segments.reduce(0) { $0 + $1.byteSize }) + (r.progressiveByteSize ?? 0)
+                let size = (r.segments + (r.variantSegments ?? [])).reduce(0) { $0 + $1.byteSize } + (r.progressiveByteSize ?? 0)
                 print("  \(r.id.padding(toLength: 9, withPad: " ", startingAt: 0)) \(r.codecs.padding(toLength: 10, withPad: " ", startingAt: 0)) \(r.segments.count) segments, \(size / 1024) KiB")
             }
         } catch {
             bar.update(0, fraction: 0, status: "failed", done: true)
             throw fail(error)
         }
+    }
+}
+
+extension Package {
+    /// The watermark key in `path` (base64 of 32 bytes), made when the file is missing.
+    static func key(_ path: String) throws -> WatermarkKey {
+        if !FileManager.default.fileExists(atPath: path) {
+            let created = FileManager.default.createFile(atPath: path, contents: Data((Data(WatermarkKey.random().bytes).base64EncodedString() + "\n").utf8),
+                                                         attributes: [.posixPermissions: 0o600])
+            guard created else { throw ValidationError("cannot write the watermark key file \(path)") }
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), let key = WatermarkKey(bytes: Array(data)) else {
+            throw ValidationError("\(path) does not hold the base64 of 32 bytes")
+        }
+        return key
     }
 }
 

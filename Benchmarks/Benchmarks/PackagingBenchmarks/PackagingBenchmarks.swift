@@ -84,6 +84,28 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // Forensic watermarking (issue 23): the AAC and Opus renditions of the default ladder, CMAF
+    // only, in 1.92-s segments, without and with A/B variants (every lossy rendition encoded
+    // twice, from PCM watermarked twice); the ratio is on / off, same run. The stored bytes of
+    // each run are a metric too (their ratio is the storage cost).
+    let bytes = BenchmarkMetric.custom("Output KiB", polarity: .prefersSmaller, useScalingFactor: false)
+    let lossy = "aac-256,aac-128,aac-64,opus-160,opus-96,opus-48"
+    for watermarked in [false, true] {
+        let name = "Package 5 min, AAC and Opus CMAF in 1.92-s segments: watermark " + (watermarked ? "on (A and B variants)" : "off (reference)")
+        Benchmark(name, configuration: .init(metrics: metrics + [bytes])) { benchmark in
+            for _ in benchmark.scaledIterations {
+                let target = out + (watermarked ? "-watermark" : "-clear")
+                try? FileManager.default.removeItem(atPath: target)
+                let extra = watermarked ? ["--watermark-key", benchmarkInputDirectory + "/watermark.key"] : ["--segment-duration", "1.92"]
+                let result = spawn(Inputs.streamhost, ["package", source, "--out", target, "--ladder", lossy, "--cmaf-only"] + extra)
+                precondition(result.status == 0, "streamhost package failed")
+                benchmark.measurement(peak, result.peakKiB / 1024)
+                benchmark.measurement(cpu, result.cpuMilliseconds)
+                benchmark.measurement(bytes, directoryBytes(target + "/cmaf") / 1024)
+            }
+        }
+    }
+
     Benchmark("Package 5 min into the default ladder: one ffmpeg command (reference)", configuration: .init(metrics: metrics)) { benchmark in
         for _ in benchmark.scaledIterations {
             try? FileManager.default.removeItem(atPath: out + "-ffmpeg")
@@ -93,5 +115,13 @@ let benchmarks: @Sendable () -> Void = {
             benchmark.measurement(peak, result.peakKiB / 1024)
             benchmark.measurement(cpu, result.cpuMilliseconds)
         }
+    }
+}
+
+/// The bytes of every file under `path`.
+func directoryBytes(_ path: String) -> Int {
+    let files = FileManager.default.enumerator(atPath: path)?.allObjects as? [String] ?? []
+    return files.reduce(0) { total, relative in
+        total + ((try? FileManager.default.attributesOfItem(atPath: path + "/" + relative)[.size] as? Int) ?? 0)
     }
 }

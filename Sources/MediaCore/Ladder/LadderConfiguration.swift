@@ -82,6 +82,10 @@ public struct LadderConfiguration: Sendable, Hashable {
     /// ladder asks, in the clear: a caller protecting a track leaves `.progressive` out of its
     /// renditions' outputs unless clear downloads are meant (StreamHost's `protection.progressive`).
     public var protection: SegmentProtection?
+    /// Forensic A/B watermarking (nil: none): each lossy CMAF rendition is packaged in two
+    /// variants (``WatermarkPackaging``), with segments of ``WatermarkPackaging/segmentDuration``.
+    /// The renditions may then have no progressive output and no FLAC.
+    public var watermark: WatermarkPackaging?
 
     public init() {}
 }

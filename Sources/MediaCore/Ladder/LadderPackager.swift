@@ -79,6 +79,10 @@ public enum LadderPackager {
         default:
             break
         }
+        if configuration.watermark != nil,
+           let unmarked = configuration.renditions.first(where: { $0.outputs.contains(.progressive) || $0.settings.codec == .flac || $0.settings.codec == .mp3 }) {
+            throw MediaError(.unsupportedParameters, "rendition \(unmarked.id) would be an unwatermarked copy: a watermarked ladder has only AAC and Opus CMAF renditions")
+        }
         // Pass 1: decode, measure, build the waveform, spool the PCM.
         let decoder = try AudioDecoder(path: path, options: DecoderOptions(channelMode: .downmixToStereo(.bs775)))
         let rate = decoder.sampleRate
@@ -118,31 +122,45 @@ public enum LadderPackager {
         let sourceBits = min(24, max(16, decoder.probe.bitDepth ?? 16))
         let metadata = ProgressiveMetadata(tags: decoder.probe.tags, integratedLoudness: loudness.integratedLoudness,
                                            truePeak: pow(10, loudness.truePeak / 20))
-        let jobs = configuration.renditions.map { rendition -> EncodeJob in
+        let variants: [WatermarkVariant?] = configuration.watermark == nil ? [nil] : [.a, .b]
+        let segmentDuration = configuration.watermark?.segmentDuration ?? configuration.segmentDuration
+        let jobs = configuration.renditions.flatMap { rendition -> [EncodeJob] in
             var settings = rendition.settings
             var jobRate = configuration.lossySampleRate
             if case .flac(let bits, let level) = settings {
                 settings = .flac(bitsPerSample: bits == 0 ? sourceBits : bits, compressionLevel: level)
                 jobRate = rate
             }
-            return EncodeJob(rendition: rendition, settings: settings, sampleRate: jobRate, channelCount: channels,
-                             segmentDuration: configuration.segmentDuration, metadata: metadata, sourceFrames: frames,
-                             protection: configuration.protection)
+            return variants.map { variant in
+                EncodeJob(rendition: rendition, settings: settings, sampleRate: jobRate, channelCount: channels,
+                          segmentDuration: segmentDuration, metadata: metadata, sourceFrames: frames,
+                          protection: configuration.protection, watermark: configuration.watermark.flatMap { mark in variant.map { (mark, $0) } })
+            }
         }
         let lossless = jobs.filter { $0.sampleRate == rate && $0.settings.codec == .flac }
         let lossy = jobs.filter { !($0.sampleRate == rate && $0.settings.codec == .flac) }
         let losslessChannels = lossless.map { _ in AsyncChannel<[Float]>() }
         let lossyChannels = lossy.map { _ in AsyncChannel<[Float]>() }
 
-        var normalizer = try LoudnessNormalizer(sampleRate: rate, channelCount: channels, gain: gain, configuration: configuration.normalization)
-        var resampler: Resampler
-        do {
-            resampler = try Resampler(inputRate: rate, outputRate: configuration.lossySampleRate, channelCount: channels,
-                                      quality: configuration.resamplerQuality)
-        } catch {
-            throw MediaError(.unsupportedParameters, "cannot resample \(rate) Hz to \(configuration.lossySampleRate) Hz: \(error)")
+        var chain = try LossyChain(sampleRate: rate, channelCount: channels, gain: gain, configuration: configuration)
+        // Watermarked: the chain's output once per variant, each to its own encoders.
+        let embedders = try configuration.watermark.map { mark throws(MediaError) in
+            try [WatermarkVariant.a, .b].map { variant throws(MediaError) in
+                try WatermarkEmbedder(key: mark.key, variant: variant, channelCount: channels, parameters: mark.parameters)
+            }
         }
-        var normalized = try LoudnessMeter(sampleRate: rate, channelCount: channels)
+        func send(_ out: [Float]) async {
+            guard !out.isEmpty else { return }
+            guard let embedders else {
+                for channel in lossyChannels { await channel.send(out) }
+                return
+            }
+            for embedder in embedders {
+                let marked = embedder.process(out)
+                if marked.isEmpty { continue }
+                for (job, channel) in zip(lossy, lossyChannels) where job.watermark?.1 == embedder.variant { await channel.send(marked) }
+            }
+        }
 
         let results: [PackageReport.Rendition]
         do {
@@ -159,26 +177,30 @@ public enum LadderPackager {
                     let block = try spool.read(frame: offset, count: count, channels: channels)
                     offset += Int64(count)
                     for channel in losslessChannels { await channel.send(block) }
-                    if !lossyChannels.isEmpty {
-                        let shaped = normalizer.process(block)
-                        normalized.process(shaped)
-                        var out: [Float] = []
-                        shaped.withUnsafeBufferPointer { resampler.process($0, appendingTo: &out) }
-                        if !out.isEmpty { for channel in lossyChannels { await channel.send(out) } }
-                    }
+                    if !lossyChannels.isEmpty { await send(chain.process(block)) }
                     progress(0.3 + 0.65 * Double(offset) / Double(frames))
                 }
                 if !lossyChannels.isEmpty {
-                    let tail = normalizer.flush()
-                    normalized.process(tail)
-                    var out: [Float] = []
-                    tail.withUnsafeBufferPointer { resampler.process($0, appendingTo: &out) }
-                    out += resampler.flush()
-                    if !out.isEmpty { for channel in lossyChannels { await channel.send(out) } }
+                    await send(chain.flush())
+                    for embedder in embedders ?? [] {
+                        let tail = embedder.finish()
+                        if tail.isEmpty { continue }
+                        for (job, channel) in zip(lossy, lossyChannels) where job.watermark?.1 == embedder.variant { await channel.send(tail) }
+                    }
                 }
                 for channel in losslessChannels + lossyChannels { channel.finish() }
                 var byID: [String: PackageReport.Rendition] = [:]
-                for try await (_, result) in group { byID[result.id] = result }
+                var variantB: [String: [PackagedSegment]] = [:]
+                for try await (index, result) in group {
+                    if (lossless + lossy)[index].watermark?.1 == .b { variantB[result.id] = result.segments } else { byID[result.id] = result }
+                }
+                for (id, segments) in variantB {
+                    guard var rendition = byID[id], rendition.segments.map(\.duration) == segments.map(\.duration) else {
+                        throw MediaError(.internalFailure, "the watermark variants of \(id) have different segments")
+                    }
+                    rendition.variantSegments = segments
+                    byID[id] = rendition
+                }
                 // In ladder order.
                 return configuration.renditions.compactMap { byID[$0.id] }
             }
@@ -188,9 +210,80 @@ public enum LadderPackager {
             throw MediaError(.internalFailure, "packaging failed: \(error)")
         }
         progress(1)
-        return PackageReport(probe: decoder.probe, sourceLoudness: loudness, normalizedLoudness: normalized.report,
-                             normalization: normalizer.statistics, renditions: results, waveformPaths: waveformPaths,
+        return PackageReport(probe: decoder.probe, sourceLoudness: loudness, normalizedLoudness: chain.meter.report,
+                             normalization: chain.normalizer.statistics, renditions: results, waveformPaths: waveformPaths,
                              decode: decoder.report, frameCount: frames)
+    }
+}
+
+/// What every lossy rendition is encoded from: the source's PCM normalised (gain and limiter),
+/// measured again, and resampled to the lossy rate. One chain per packaging run; the watermark
+/// detector's reference (``LadderPackager/watermarkReference(source:configuration:)``) is made
+/// by the same chain, so it is the PCM the embedders were given.
+struct LossyChain {
+    var normalizer: LoudnessNormalizer
+    var meter: LoudnessMeter
+    var resampler: Resampler
+
+    init(sampleRate rate: Int, channelCount channels: Int, gain: Double, configuration: LadderConfiguration) throws(MediaError) {
+        normalizer = try LoudnessNormalizer(sampleRate: rate, channelCount: channels, gain: gain, configuration: configuration.normalization)
+        meter = try LoudnessMeter(sampleRate: rate, channelCount: channels)
+        do {
+            resampler = try Resampler(inputRate: rate, outputRate: configuration.lossySampleRate, channelCount: channels,
+                                      quality: configuration.resamplerQuality)
+        } catch {
+            throw MediaError(.unsupportedParameters, "cannot resample \(rate) Hz to \(configuration.lossySampleRate) Hz: \(error)")
+        }
+    }
+
+    /// A block of source PCM in; the resampled PCM ready so far out.
+    mutating func process(_ block: [Float]) -> [Float] {
+        let shaped = normalizer.process(block)
+        meter.process(shaped)
+        var out: [Float] = []
+        shaped.withUnsafeBufferPointer { resampler.process($0, appendingTo: &out) }
+        return out
+    }
+
+    /// The rest, at the end of the source.
+    mutating func flush() -> [Float] {
+        let tail = normalizer.flush()
+        meter.process(tail)
+        var out: [Float] = []
+        tail.withUnsafeBufferPointer { resampler.process($0, appendingTo: &out) }
+        return out + resampler.flush()
+    }
+}
+
+extension LadderPackager {
+    /// The clear master a watermarked run embedded its variants into, as
+    /// ``WatermarkDetector`` wants its reference: the source decoded, normalised and resampled
+    /// exactly as ``package(source:configuration:sink:progress:)`` does for the lossy
+    /// renditions, downmixed to mono, at `configuration.lossySampleRate`.
+    ///
+    /// The source is decoded twice (once to measure its loudness, once through the chain), so
+    /// only the mono result is held in memory.
+    public static func watermarkReference(source path: String, configuration: LadderConfiguration) throws(MediaError) -> [Float] {
+        let options = DecoderOptions(channelMode: .downmixToStereo(.bs775))
+        let measuring = try AudioDecoder(path: path, options: options)
+        var meter = try LoudnessMeter(sampleRate: measuring.sampleRate, channelCount: measuring.channelCount)
+        while let block = try measuring.read() {
+            block.samples.withUnsafeBufferPointer { meter.process($0) }
+        }
+        let decoder = try AudioDecoder(path: path, options: options)
+        let channels = decoder.channelCount
+        let gain = configuration.normalization.gain(forIntegratedLoudness: meter.report.integratedLoudness)
+        var chain = try LossyChain(sampleRate: decoder.sampleRate, channelCount: channels, gain: gain, configuration: configuration)
+        var mono: [Float] = []
+        func add(_ samples: [Float]) {
+            mono += WatermarkDetector.mono(samples, channelCount: channels)
+        }
+        while let block = try decoder.read() {
+            if Task.isCancelled { throw MediaError(.cancelled, "reading the reference was cancelled") }
+            add(chain.process(block.samples))
+        }
+        add(chain.flush())
+        return mono
     }
 }
 
@@ -204,6 +297,8 @@ struct EncodeJob: Sendable {
     let metadata: ProgressiveMetadata
     let sourceFrames: Int64
     let protection: SegmentProtection?
+    /// The watermark and the variant this job encodes (nil: unwatermarked).
+    let watermark: (WatermarkPackaging, WatermarkVariant)?
 
     func run(blocks: AsyncChannel<[Float]>, sink: some PackageSink) async throws(MediaError) -> PackageReport.Rendition {
         let encoder = try makeEncoder(settings, sampleRate: sampleRate, channelCount: channelCount)
@@ -224,7 +319,8 @@ struct EncodeJob: Sendable {
         }
         func emit(_ made: [CMAFSegment]) async throws(MediaError) {
             for segment in made {
-                let path = "cmaf/\(rendition.id)/seg-\(segment.number).m4s"
+                let path = watermark.map { $0.segmentPath(rendition: rendition.id, number: segment.number, variant: $1) }
+                    ?? "cmaf/\(rendition.id)/seg-\(segment.number).m4s"
                 var bytes = segment.bytes
                 if case .aes128(let key)? = protection {
                     bytes = try AES128Segments.encrypt(bytes, key: key, segmentNumber: segment.number)
@@ -259,7 +355,8 @@ struct EncodeJob: Sendable {
         }
         if let failure = packets?.failure { throw failure }
         var initSegment: (String, Int)?
-        if wantsCMAF {
+        // The variants share variant A's init segment (same encoder, same configuration).
+        if wantsCMAF && watermark?.1 != .b {
             let bytes = CMAFWriter.initSegment(track: track(), mediaDuration: inputFrames * Int64(timescale) / Int64(sampleRate))
             let path = "cmaf/\(rendition.id)/init.mp4"
             try await sink.write(bytes, to: path)
@@ -279,10 +376,12 @@ struct EncodeJob: Sendable {
             progressive = (path, file.byteCount, mime)
         }
         let format = encoder.format
-        return PackageReport.Rendition(
+        var report = PackageReport.Rendition(
             id: rendition.id, codec: format.codec, codecString: EncodeJob.codecString(format), sampleRate: format.sampleRate,
             channelCount: format.channelCount, timescale: timescale, bitsPerSample: format.bitsPerSample,
             targetBitrate: format.bitrate, initSegment: initSegment, segments: segments, progressive: progressive)
+        report.priming = format.codec == .flac ? 0 : format.priming * timescale / format.sampleRate
+        return report
     }
 
     /// Writes the progressive file to `out`; returns its extension and MIME type.
@@ -396,10 +495,17 @@ public struct PackagedRendition: Sendable, Hashable {
     public var segments: [PackagedSegment]
     /// The progressive file, when one was made.
     public var progressive: (path: String, byteSize: Int, mimeType: String)?
+    /// Watermarked runs: variant B of each segment (``segments`` are variant A), with the same
+    /// numbers and durations; empty otherwise.
+    public var variantSegments: [PackagedSegment] = []
+    /// Priming in timescale units (AAC's encoder delay, Opus' pre-skip; 0 for FLAC): segment
+    /// `k` holds the source's audio from `start − priming`.
+    public var priming: Int = 0
 
     public static func == (a: PackagedRendition, b: PackagedRendition) -> Bool {
         a.id == b.id && a.segments == b.segments && a.initSegment?.path == b.initSegment?.path
             && a.progressive?.path == b.progressive?.path && a.progressive?.byteSize == b.progressive?.byteSize
+            && a.variantSegments == b.variantSegments
     }
     public func hash(into hasher: inout Hasher) { hasher.combine(id); hasher.combine(segments) }
 }

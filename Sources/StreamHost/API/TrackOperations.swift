@@ -20,6 +20,8 @@ public struct TrackOperations: Sendable {
     let onDelete: @Sendable (String) async -> Void
     /// Content keys of protected uploads (nil: protection is refused).
     var keys: KeyService?
+    /// Records the playback sessions of watermarked tracks (nil: none is recorded).
+    var watermarks: WatermarkService?
 
     init(catalog: any Catalog, storage: any ObjectStorage, configuration: HostConfiguration, temporaryDirectory: String,
          auth: HostAuth, manifests: ManifestCache, onEnqueue: @escaping @Sendable () -> Void,
@@ -44,18 +46,32 @@ public struct TrackOperations: Sendable {
     /// 404 when there is no such track.
     public func resource(id: String, for principal: Principal, now: Date = Date(), listener: String? = nil) async throws -> TrackResource {
         guard let record = try await catalog.track(id: id) else { throw APIError.notFound("no track \(id)") }
-        let resource = TrackResource(record, manifest: manifests.published(record))
-        return principal.allows(.stream, track: id)
-            ? resource.withPlayback(auth: auth, now: now, subject: (principal.allows(.admin) ? listener : nil)
-                                        ?? (principal.subject.isEmpty ? nil : principal.subject)) : resource
+        let manifest = manifests.published(record)
+        let resource = TrackResource(record, manifest: manifest)
+        guard principal.allows(.stream, track: id) else { return resource }
+        return try await withPlayback(resource, manifest: manifest, now: now,
+                                      subject: (principal.allows(.admin) ? listener : nil) ?? (principal.subject.isEmpty ? nil : principal.subject))
+    }
+
+    /// `resource` with a new playback session's URLs, issued to `subject`; for a watermarked
+    /// track the session is recorded (with its subject) before its URLs are handed out.
+    func withPlayback(_ resource: TrackResource, manifest: TrackManifest?, now: Date, subject: String?) async throws -> TrackResource {
+        guard resource.status == .ready else { return resource }
+        let token = auth.playbackToken(track: resource.id, now: now, subject: subject)
+        if manifest?.watermark != nil, let watermarks, let token, let label = PlaybackSessionLabel.of(token: token) {
+            try await watermarks.register(track: resource.id, session: label, subject: subject)
+        }
+        return resource.withPlayback(auth: auth, now: now, token: token)
     }
 
     /// A page of tracks, newest first, after the cursor `after` (the previous page's `next`);
     /// playback URLs are issued to `subject` when given.
     public func page(limit: Int, after: String?, now: Date = Date(), subject: String? = nil) async throws -> TrackPage {
         let records = try await catalog.tracks(limit: limit + 1, after: after)
-        let page = records.prefix(limit).map {
-            TrackResource($0, manifest: manifests.published($0)).withPlayback(auth: auth, now: now, subject: subject)
+        var page: [TrackResource] = []
+        for record in records.prefix(limit) {
+            let manifest = manifests.published(record)
+            page.append(try await withPlayback(TrackResource(record, manifest: manifest), manifest: manifest, now: now, subject: subject))
         }
         return TrackPage(tracks: Array(page), next: records.count > limit ? page.last?.id : nil)
     }

@@ -44,6 +44,9 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
     /// How the segments are encrypted, once ready (absent: in the clear): the method and the
     /// key's id. The key itself is only ever served to a playback session (`/hls/{id}/key/{keyId}`).
     public var protection: PublishedProtection?
+    /// True once a watermarked track is ready (absent otherwise): each playback session is
+    /// served its own sequence of A/B segment variants, HLS only.
+    public var watermarked: Bool?
     /// Where to play the track (signed for the caller unless the host is public), once ready.
     public var playback: Playback?
 
@@ -73,9 +76,13 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
     /// Adds ``playback`` for a ready track: one new playback session, whose token every URL
     /// carries, issued to `subject` (the API token's subject, when there is one).
     func withPlayback(auth: HostAuth, now: Date, subject: String? = nil) -> TrackResource {
+        withPlayback(auth: auth, now: now, token: auth.playbackToken(track: id, now: now, subject: subject))
+    }
+
+    /// Adds ``playback`` for a ready track, its URLs carrying `token` (one playback session's).
+    func withPlayback(auth: HostAuth, now: Date, token: String?) -> TrackResource {
         guard status == .ready, let version, let renditions else { return self }
         var copy = self
-        let token = auth.playbackToken(track: id, now: now, subject: subject)
         let published = TrackLayout(track: id).version(version)
         copy.playback = Playback(
             expires: auth.isPublic ? nil : now.addingTimeInterval(auth.playbackTTL),
@@ -83,7 +90,7 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
             hlsByCodec: protection?.isCommonEncryption == true ? [:] : Dictionary(renditions.compactMap(\.switchingSet).map { set in
                 (set, auth.signedPath("/hls/\(id)/" + TrackManifest.masterPlaylistName(set), token: token))
             }, uniquingKeysWith: { first, _ in first }),
-            dash: protection?.scheme == .aes128 ? nil : auth.signedPath("/dash/\(id)/manifest.mpd", token: token),
+            dash: protection?.scheme == .aes128 || watermarked == true ? nil : auth.signedPath("/dash/\(id)/manifest.mpd", token: token),
             waveform: auth.signedPath("/v1/tracks/\(id)/waveform.json", token: token),
             progressive: renditions.compactMap { rendition in
                 guard let key = rendition.progressive, let relative = published.relative(key) else { return nil }
@@ -110,6 +117,7 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
             normalizedLoudness = manifest.normalizedLoudness
             gainDB = manifest.gainDB
             protection = manifest.protection
+            watermarked = manifest.watermark == nil ? nil : true
             var sets: [String: String] = [:]
             for set in manifest.hlsSwitchingSets {
                 for rendition in set.renditions { sets[rendition.id] = set.id }

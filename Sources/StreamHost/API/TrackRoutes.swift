@@ -95,11 +95,23 @@ public struct TrackRoutes: Sendable {
         return method
     }
 
+    /// `?watermark=on|off`: whether the upload gets forensic A/B watermarks (absent: the
+    /// host's `protection.watermark`). Checked before the body is read.
+    static func watermark(_ request: Request) throws(APIError) -> Bool? {
+        switch request.uri.queryParameters.get("watermark") {
+        case nil: return nil
+        case "on"?: return true
+        case "off"?: return false
+        default: throw APIError(.badRequest, code: "bad_request", "watermark must be on or off")
+        }
+    }
+
     // MARK: Upload
 
     private func upload(_ request: Request, context: some RequestContext) async throws -> Response {
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!].map { String($0.prefix(200)) }
         _ = try Self.protection(request)
+        _ = try Self.watermark(request)
         if let existing = try await operations.existing(idempotencyKey: idempotencyKey) {
             return try accepted(existing, context: context)
         }
@@ -113,7 +125,7 @@ public struct TrackRoutes: Sendable {
 
         let priority = request.uri.queryParameters.get("priority") == "background" ? JobPriority.backCatalogue : .interactive
         let record = try await operations.intake.accept(file: temporary, byteCount: received, idempotencyKey: idempotencyKey, priority: priority,
-                                                        protection: try Self.protection(request))
+                                                        protection: try Self.protection(request), watermark: try Self.watermark(request))
         context.logger.info("upload accepted", metadata: ["track": "\(record.id)", "bytes": "\(received)"])
         return try accepted(record, context: context)
     }

@@ -22,7 +22,9 @@ enum DeliveredObject: Sendable, Hashable {
             let file = parts[3]
             if file == "init.mp4" {
                 self = .initSegment(rendition: String(parts[2]))
-            } else if file.hasPrefix("seg-"), file.hasSuffix(".m4s"), let number = Int(file.dropFirst(4).dropLast(4)) {
+            } else if file.hasPrefix("seg-"), file.hasSuffix(".m4s"),
+                      // `seg-{k}.m4s`, or a watermark variant's `seg-{k}-{tag}.m4s`
+                      let number = Int(file.dropFirst(4).dropLast(4).prefix { $0 != "-" }) {
                 self = .segment(rendition: String(parts[2]), number: number)
             } else {
                 self = .other

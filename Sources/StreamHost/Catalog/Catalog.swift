@@ -189,6 +189,18 @@ public protocol Catalog: Sendable {
     /// row changed meanwhile (another host re-wrapped it).
     func rewrapContentKey(_ record: ContentKeyRecord, wrappedKey: String, kekID: String) async throws(CatalogError) -> Bool
 
+    /// Records that `track` is packaged with forensic watermarks (before its job exists).
+    func markWatermarked(track: String, at: Date) async throws(CatalogError)
+    /// Whether `track` is packaged with forensic watermarks.
+    func isWatermarked(track: String) async throws(CatalogError) -> Bool
+    /// Forgets the mark (an upload that turned out to repeat an earlier one).
+    func unmarkWatermarked(track: String) async throws(CatalogError)
+    /// Records a playback session of a watermarked track, unless it is known; a known session
+    /// gains its subject when this record has one and the stored one has none.
+    func recordWatermarkSession(_ record: WatermarkSessionRecord) async throws(CatalogError)
+    /// Every playback session recorded for `track`: the watermark detector's candidates.
+    func watermarkSessions(track: String) async throws(CatalogError) -> [WatermarkSessionRecord]
+
     /// Calls `handler` when a job may have become available anywhere (PostgreSQL: LISTEN/NOTIFY),
     /// so idle workers wake before their next poll. Stores without notifications do nothing.
     func onJobAvailable(_ handler: @escaping @Sendable () -> Void)
@@ -250,6 +262,28 @@ public protocol Catalog: Sendable {
 
 extension Catalog {
     public func onJobAvailable(_ handler: @escaping @Sendable () -> Void) {}
+}
+
+/// A playback session of a watermarked track, as the watermark detector names it: its session id
+/// (which fixes the sequence of A/B variants it was served), and the token subject it was issued
+/// to, when the session was started by an API token, or at least that subject's tag.
+public struct WatermarkSessionRecord: Sendable, Hashable {
+    public var trackID: String
+    public var sessionID: String
+    /// The API token's subject the session was issued to (nil: unknown, e.g. a session started
+    /// from a signed URL made elsewhere; see ``subjectTag``).
+    public var subject: String?
+    /// The subject's tag in the playback token (``HostAuth/subjectTag(_:)``), when it had one.
+    public var subjectTag: String?
+    public var createdAt: Date
+
+    public init(trackID: String, sessionID: String, subject: String?, subjectTag: String?, createdAt: Date) {
+        self.trackID = trackID
+        self.sessionID = sessionID
+        self.subject = subject
+        self.subjectTag = subjectTag
+        self.createdAt = createdAt
+    }
 }
 
 /// A track's content key as the catalog keeps it: wrapped by a key-encryption key, never in

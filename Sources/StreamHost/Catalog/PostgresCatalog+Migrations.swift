@@ -86,6 +86,8 @@ extension PostgresCatalog {
             """,
             "CREATE INDEX content_key_kek ON content_key (kek_id)",
         ]),
+        // Forensic watermarking: which tracks, and the playback sessions a leak can name.
+        (8, SQLiteCatalog.watermarkSchema),
     ]
 
     /// Applies the migrations not yet applied, in one transaction under an advisory lock.

@@ -191,6 +191,8 @@ public final class PostgresCatalog: Catalog, Service {
                     "DELETE FROM track WHERE id = \(id) RETURNING id", logger: logger)) { try $0.decode(String.self) }
                 guard deleted != nil else { return false }
                 try await connection.query("DELETE FROM content_key WHERE track_id = \(id)", logger: logger)
+                try await connection.query("DELETE FROM watermark_track WHERE track_id = \(id)", logger: logger)
+                try await connection.query("DELETE FROM watermark_session WHERE track_id = \(id)", logger: logger)
                 try await Self.enqueue(.trackDeleted(id: id, at: Date()), connection, logger)
                 return true
             }

@@ -74,6 +74,9 @@ public final class SQLiteCatalog: Catalog {
                     """)
                 try db.execute(sql: "CREATE INDEX content_key_kek ON content_key (kek_id)")
             }
+            migrator.registerMigration("v8-watermark") { db in
+                for statement in Self.watermarkSchema { try db.execute(sql: statement) }
+            }
             try migrator.migrate(pool)
         } catch {
             throw CatalogError(.database, "cannot open the catalog at \(path): \(error)")
@@ -170,6 +173,8 @@ public final class SQLiteCatalog: Catalog {
             try db.execute(sql: "DELETE FROM track WHERE id = ?", arguments: [id])
             guard db.changesCount > 0 else { return false }
             try db.execute(sql: "DELETE FROM content_key WHERE track_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM watermark_track WHERE track_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM watermark_session WHERE track_id = ?", arguments: [id])
             try Self.enqueue(.trackDeleted(id: id, at: Date()), db)
             return true
         }
@@ -330,6 +335,50 @@ public final class SQLiteCatalog: Catalog {
                          arguments: arguments).map { row in
             ContentKeyRecord(trackID: row[0], keyID: row[1], method: row[2], wrappedKey: row[3], kekID: row[4],
                              createdAt: Date(timeIntervalSince1970: row[5]))
+        }
+    }
+
+    /// The watermark tables (SQLite and PostgreSQL alike).
+    static let watermarkSchema = [
+        "CREATE TABLE watermark_track (track_id TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL)",
+        """
+        CREATE TABLE watermark_session (track_id TEXT NOT NULL, session_id TEXT NOT NULL, subject TEXT, subject_tag TEXT,
+            created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (track_id, session_id))
+        """,
+    ]
+
+    public func markWatermarked(track: String, at date: Date) async throws(CatalogError) {
+        try await write { db in
+            try db.execute(sql: "INSERT INTO watermark_track (track_id, created_at) VALUES (?, ?) ON CONFLICT(track_id) DO NOTHING",
+                           arguments: [track, date.timeIntervalSince1970])
+        }
+    }
+
+    public func isWatermarked(track: String) async throws(CatalogError) -> Bool {
+        try await read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM watermark_track WHERE track_id = ?", arguments: [track]) ?? false }
+    }
+
+    public func unmarkWatermarked(track: String) async throws(CatalogError) {
+        try await write { db in try db.execute(sql: "DELETE FROM watermark_track WHERE track_id = ?", arguments: [track]) }
+    }
+
+    public func recordWatermarkSession(_ record: WatermarkSessionRecord) async throws(CatalogError) {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO watermark_session (track_id, session_id, subject, subject_tag, created_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(track_id, session_id) DO UPDATE SET subject = COALESCE(watermark_session.subject, excluded.subject)
+                """, arguments: [record.trackID, record.sessionID, record.subject, record.subjectTag, record.createdAt.timeIntervalSince1970])
+        }
+    }
+
+    public func watermarkSessions(track: String) async throws(CatalogError) -> [WatermarkSessionRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT track_id, session_id, subject, subject_tag, created_at FROM watermark_session WHERE track_id = ? ORDER BY created_at
+                """, arguments: [track]).map { row in
+                WatermarkSessionRecord(trackID: row[0], sessionID: row[1], subject: row[2], subjectTag: row[3],
+                                       createdAt: Date(timeIntervalSince1970: row[4]))
+            }
         }
     }
 

@@ -22,6 +22,9 @@ public struct DeliveryRoutes: Sendable {
     let manifests: ManifestCache
     /// Counts each playback session's requests (nil: analytics off).
     var analytics: ListeningTracker?
+    /// Records and codes the playback sessions of watermarked tracks (nil: a watermarked
+    /// track's media playlists are refused).
+    var watermarks: WatermarkService?
 
     public init(catalog: any Catalog, storage: any ObjectStorage, auth: HostAuth, configuration: HostConfiguration,
                 metrics: HostMetrics?) {
@@ -175,7 +178,13 @@ public struct DeliveryRoutes: Sendable {
                 ? "track \(id) is protected with HLS AES-128, which DASH players cannot decrypt: play its HLS playlists"
                 : "track \(id) is protected with \(protection.method), which HLS players cannot decrypt: play its DASH MPD")
         }
-        guard let text = try render(document, id: id, manifest: manifest, version: version, token: token) else {
+        let rendered: String?
+        if manifest.watermark != nil {
+            rendered = try await renderWatermarked(document, id: id, manifest: manifest, version: version, token: token)
+        } else {
+            rendered = try render(document, id: id, manifest: manifest, version: version, token: token)
+        }
+        guard let text = rendered else {
             throw APIError.notFound("track \(id) has no such rendition")
         }
         if let analytics, let token, let label = PlaybackSessionLabel.of(token: token) {
@@ -208,6 +217,29 @@ public struct DeliveryRoutes: Sendable {
             manifests.storeTemplate(key, pieces)
         }
         return pieces.isEmpty ? nil : pieces.joined(separator: token)
+    }
+
+    /// A watermarked track's document: a media playlist names, segment by segment, the variant
+    /// the session's code picks (rendered per request, never cached: it is the session's own),
+    /// once the session is recorded as a candidate of the detector. Without a playback session
+    /// (public mode, a token without one) there is nobody to trace: 403. No MPD (404).
+    func renderWatermarked(_ document: Document, id: String, manifest: TrackManifest, version: Int, token: String?) async throws -> String? {
+        switch document {
+        case .mpd:
+            throw APIError(.notFound, code: "not_available", "track \(id) is watermarked, which only its HLS playlists carry: play those")
+        case .master:
+            return try render(document, id: id, manifest: manifest, version: version, token: token)
+        case .media(let rendition):
+            guard let watermarks, let token, let session = PlaybackSessionLabel.of(token: token) else {
+                throw APIError(.forbidden, code: "session_required",
+                               "track \(id) is watermarked: it plays only in a playback session (the signed URLs of GET /v1/tracks/\(id))")
+            }
+            guard let published = manifest.renditions.first(where: { $0.id == rendition }) else { return nil }
+            try await watermarks.register(track: id, session: session, subject: nil)
+            let variants = try watermarks.variants(track: id, session: session.id, count: published.segments.count)
+            return try manifest.mediaPlaylist(rendition: rendition, base: mediaBase(id, version), query: (HostAuth.tokenParameter, token),
+                                              variants: variants)
+        }
     }
 
     /// Stands for the token in a rendered template (unreserved characters only: no encoding).
@@ -266,7 +298,8 @@ public struct DeliveryRoutes: Sendable {
                 if file.matches("init.mp4") { return .init(metricsKind: "init", isStreamStart: false) }
                 guard file.count >= 8, file.hasPrefix("seg-"),
                       UnsafeBufferPointer(rebasing: file.suffix(4)).matches(".m4s") else { return nil }
-                return .init(metricsKind: "segment", isStreamStart: file.matches("seg-1.m4s"))
+                // `seg-1.m4s`, or a watermark variant's `seg-1-{tag}.m4s`
+                return .init(metricsKind: "segment", isStreamStart: file.matches("seg-1.m4s") || (file.count > 6 && file[5] == UInt8(ascii: "-") && file[4] == UInt8(ascii: "1")))
             }
             if second.matches("progressive") {
                 return count == 3 ? .init(metricsKind: "progressive", isStreamStart: true) : nil

@@ -15,19 +15,38 @@ public struct IngestPipeline: Sendable {
     public let ladder: LadderConfiguration
     /// Content keys of protected tracks (nil: every track is packaged in the clear).
     public let keys: KeyService?
+    /// Watermarked tracks' keys (nil: no track is watermarked).
+    public let watermarks: WatermarkService?
 
-    public init(storage: any ObjectStorage, stagingDirectory: String, ladder: LadderConfiguration, keys: KeyService? = nil) {
+    public init(storage: any ObjectStorage, stagingDirectory: String, ladder: LadderConfiguration, keys: KeyService? = nil,
+                watermarks: WatermarkService? = nil) {
         self.storage = storage
         self.stagingDirectory = stagingDirectory
         self.ladder = ladder
         self.keys = keys
+        self.watermarks = watermarks
     }
 
     /// The ladder for `track`: encrypted with its content key when it has one, and then without
     /// progressive files unless `protection.progressive` is `clear`; and the manifest's record of it.
+    ///
+    /// A watermarked track keeps only its AAC and Opus CMAF renditions: a progressive or
+    /// lossless copy would be the whole track without a watermark.
     func ladder(for track: TrackRecord) async throws -> (LadderConfiguration, PublishedProtection?) {
-        guard let keys, let (record, protection) = try await keys.segmentProtection(track: track.id) else { return (ladder, nil) }
         var ladder = self.ladder
+        if let packaging = try await watermarks?.packaging(track: track.id) {
+            ladder.watermark = packaging
+            ladder.renditions = ladder.renditions.compactMap { rendition in
+                guard rendition.settings.codec == .aac || rendition.settings.codec == .opus, rendition.outputs.contains(.cmaf) else { return nil }
+                var rendition = rendition
+                rendition.outputs = .cmaf
+                return rendition
+            }
+            if ladder.renditions.isEmpty {
+                throw MediaError(.unsupportedParameters, "the ladder has no AAC or Opus CMAF rendition to watermark")
+            }
+        }
+        guard let keys, let (record, protection) = try await keys.segmentProtection(track: track.id) else { return (ladder, nil) }
         ladder.protection = protection
         if !keys.configuration.clearProgressive {
             ladder.renditions = ladder.renditions.compactMap { rendition in

@@ -70,6 +70,7 @@ public enum OfflinePackager {
         let report = try await LadderPackager.package(source: file, configuration: configuration, sink: sink, progress: progress)
         var manifest = TrackManifest(report: report)
         manifest.protection = protection
+        manifest.watermark = configuration.watermark.map { PublishedWatermark(parameters: $0.parameters, segmentDuration: $0.segmentDuration) }
         do {
             if manifest.renditions.contains(where: { $0.initSegment != nil }) && manifest.playsOverHLS {
                 // One multivariant playlist per switching set, and master.m3u8 for the default one.
@@ -79,7 +80,9 @@ public enum OfflinePackager {
                     }
                 }
                 for rendition in manifest.renditions {
-                    if let playlist = try manifest.mediaPlaylist(rendition: rendition.id) {
+                    // Watermarked: the files list variant A throughout (the host renders each
+                    // session's own choice of variants).
+                    if let playlist = try manifest.mediaPlaylist(rendition: rendition.id, variants: manifest.watermark == nil ? nil : []) {
                         try await sink.write(Array(playlist.utf8), to: "\(rendition.id).m3u8")
                     }
                 }

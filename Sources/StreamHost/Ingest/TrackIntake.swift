@@ -38,9 +38,12 @@ public struct TrackIntake: Sendable {
     ///   - protection: how the track's segments are encrypted (nil: the host's
     ///     `protection.default`). A protected track's content key is created before its job
     ///     exists, so no worker can package it in the clear.
+    ///   - watermark: whether the track gets forensic A/B watermarks (nil: the host's
+    ///     `protection.watermark`); marked before its job exists, like a content key.
     public func accept(file: String, byteCount: Int, idempotencyKey: String?, priority: JobPriority,
-                       protection: ProtectionConfiguration.Method? = nil) async throws -> TrackRecord {
+                       protection: ProtectionConfiguration.Method? = nil, watermark: Bool? = nil) async throws -> TrackRecord {
         let method = protection ?? configuration.protection.defaultMethod
+        let watermarked = watermark ?? configuration.protection.watermarkByDefault
         if method != .none && keys == nil {
             throw ProtectionError(.unsupported, "this host has no key service: tracks cannot be protected")
         }
@@ -73,10 +76,12 @@ public struct TrackIntake: Sendable {
         let outcome: InsertOutcome
         do {
             if method != .none, let keys { try await keys.createKey(track: id, method: method) }
+            if watermarked { try await catalog.markWatermarked(track: id, at: now) }
             outcome = try await catalog.insert(track: track, job: job, idempotencyKey: idempotencyKey, maxQueueDepth: configuration.maxQueueDepth)
         } catch {
             try? await storage.delete(prefix: layout.prefix)
             if method != .none { try? await catalog.deleteContentKey(track: id) }
+            if watermarked { try? await catalog.unmarkWatermarked(track: id) }
             throw error
         }
         switch outcome {
@@ -86,6 +91,7 @@ public struct TrackIntake: Sendable {
         case .existing(let record):
             try? await storage.delete(prefix: layout.prefix)
             if method != .none { try? await catalog.deleteContentKey(track: id) }
+            if watermarked { try? await catalog.unmarkWatermarked(track: id) }
             return record
         }
     }

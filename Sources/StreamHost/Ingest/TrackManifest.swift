@@ -20,6 +20,9 @@ public struct TrackManifest: Sendable, Hashable, Codable {
     public var waveforms: [String]
     /// How the CMAF segments are encrypted (nil: clear). Names the key, never holds it.
     public var protection: PublishedProtection?
+    /// Forensic A/B watermarking, when the track has it: each playback session's media
+    /// playlists take each segment from variant A or B (``mediaPlaylist(rendition:base:query:variants:)``).
+    public var watermark: PublishedWatermark?
 
     public init(report: PackageReport) {
         durationSeconds = Double(report.frameCount) / Double(report.probe.sampleRate)
@@ -37,7 +40,8 @@ public struct TrackManifest: Sendable, Hashable, Codable {
                       initSegmentByteSize: r.initSegment?.byteSize,
                       segments: r.segments,
                       progressive: r.progressive?.path, progressiveByteSize: r.progressive?.byteSize,
-                      progressiveMimeType: r.progressive?.mimeType)
+                      progressiveMimeType: r.progressive?.mimeType,
+                      variantSegments: r.variantSegments.isEmpty ? nil : r.variantSegments, priming: r.priming)
         }
     }
 
@@ -100,9 +104,21 @@ public struct TrackManifest: Sendable, Hashable, Codable {
     /// A protected track's playlist (``protection``) has an `EXT-X-KEY` before each segment,
     /// `METHOD=AES-128` with the segment's IV and the URI `key/{keyID}` (beside the playlist:
     /// `/hls/{id}/key/{keyID}` when served), which carries `query` too.
-    public func mediaPlaylist(rendition id: String, base: String = "", query: (name: String, value: String)? = nil) throws(ManifestBuildError) -> String? {
+    ///
+    /// A watermarked track's (``watermark``) segment `k` (from 0) is variant B's where
+    /// `variants[k]` is true and variant A's otherwise: the playback session's code.
+    public func mediaPlaylist(rendition id: String, base: String = "", query: (name: String, value: String)? = nil,
+                              variants: [Bool]? = nil) throws(ManifestBuildError) -> String? {
         guard playsOverHLS, let rendition = streamKitRenditions(base: base).first(where: { $0.id == id }) else { return nil }
         var playlist = try MediaPlaylist.vod(rendition)
+        if let variants, let published = renditions.first(where: { $0.id == id }) {
+            // Watermarked: segment k from variant B where the session's bit k is set.
+            let alternate = published.variantSegments ?? []
+            for index in playlist.segments.indices where index < published.segments.count {
+                let pick = index < variants.count && variants[index] && index < alternate.count
+                playlist.segments[index].uri = base + (pick ? alternate[index].path : published.segments[index].path)
+            }
+        }
         if let query { playlist = playlist.addingQueryItem(name: query.name, value: query.value, scope: .relativeAndHTTP) }
         if let protection, protection.scheme == .aes128 {
             var uri = PublishedProtection.keyPath(protection.keyID)
@@ -120,6 +136,9 @@ public struct TrackManifest: Sendable, Hashable, Codable {
     /// or `cbcs` track's adaptation sets carry `ContentProtection`: `mp4protection` with the scheme
     /// and its `cenc:default_KID`, W3C ClearKey and the common system.
     public func mpd(base: String = "", query: (name: String, value: String)? = nil) throws(ManifestBuildError) -> String? {
+        // A watermarked track's segments are chosen per session in HLS playlists; a DASH
+        // SegmentTemplate cannot name them (a SegmentList per session could: not yet).
+        guard watermark == nil else { return nil }
         var mpd = try MPD.vod(renditions: streamKitRenditions(base: base, query: query))
         switch protection?.method {
         case nil: break
@@ -204,4 +223,24 @@ public struct PublishedRendition: Sendable, Hashable, Codable {
     public var progressive: String?
     public var progressiveByteSize: Int?
     public var progressiveMimeType: String?
+    /// A watermarked track: variant B of each segment (``segments`` are variant A), same
+    /// numbers and durations (absent otherwise).
+    public var variantSegments: [TrackManifest.Segment]?
+    /// Priming in timescale units (AAC's encoder delay, Opus' pre-skip): segment `k` holds the
+    /// source's audio from `start − priming`. Absent in manifests written before it was kept.
+    public var priming: Int?
+}
+
+/// How a watermarked track was packaged (``TrackManifest/watermark``): what the detector needs
+/// besides the track's key.
+public struct PublishedWatermark: Sendable, Hashable, Codable {
+    /// The embedding's layout and strength.
+    public var parameters: WatermarkParameters
+    /// Target segment duration, seconds: one bit per segment.
+    public var segmentDuration: Double
+
+    public init(parameters: WatermarkParameters, segmentDuration: Double) {
+        self.parameters = parameters
+        self.segmentDuration = segmentDuration
+    }
 }

@@ -69,29 +69,37 @@ struct KeyEncryptionKeys: Sendable {
     /// `{dataDirectory}/kek.b64` (created with a fresh random KEK, mode 0600, when missing).
     static func load(_ configuration: ProtectionConfiguration, dataDirectory: String) throws(ProtectionError) -> KeyEncryptionKeys {
         let previous = configuration.previousKeks.compactMap(KeyEncryptionKey.init(base64:))
-        if let text = configuration.kek {
-            guard let kek = KeyEncryptionKey(base64: text) else { throw ProtectionError(.keyService, "protection.kek is not the base64 of 32 bytes") }
-            return KeyEncryptionKeys(current: kek, previous: previous)
-        }
-        let path = configuration.kekFile ?? dataDirectory + "/kek.b64"
-        if configuration.kekFile == nil && !FileManager.default.fileExists(atPath: path) {
-            try create(path)
-        }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ProtectionError(.keyService, "cannot read the KEK file \(path)")
-        }
-        guard let kek = KeyEncryptionKey(base64: text) else { throw ProtectionError(.keyService, "the KEK file \(path) does not hold the base64 of 32 bytes") }
-        return KeyEncryptionKeys(current: kek, previous: previous)
+        let bytes = try loadSecretKey(configured: configuration.kek, file: configuration.kekFile, defaultPath: dataDirectory + "/kek.b64",
+                                      names: ("protection.kek", "the KEK file"))
+        return KeyEncryptionKeys(current: KeyEncryptionKey(bytes: bytes)!, previous: previous)
     }
+}
 
-    /// Writes a fresh KEK to `path` (0600); of processes starting together, one file wins.
-    private static func create(_ path: String) throws(ProtectionError) {
+/// 32 secret bytes: the base64 in `configured` when set, else the base64 in the file `file`, else
+/// in `defaultPath`, which is created with fresh random bytes (mode 0600) when missing (of
+/// processes starting together, one file wins). `names` (the setting, the file) word the errors.
+func loadSecretKey(configured: String?, file: String?, defaultPath: String, names: (setting: String, file: String)) throws(ProtectionError) -> [UInt8] {
+    func decode(_ text: String) -> [UInt8]? {
+        guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), data.count == 32 else { return nil }
+        return Array(data)
+    }
+    if let configured {
+        guard let bytes = decode(configured) else { throw ProtectionError(.keyService, "\(names.setting) is not the base64 of 32 bytes") }
+        return bytes
+    }
+    let path = file ?? defaultPath
+    if file == nil && !FileManager.default.fileExists(atPath: path) {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         guard createSecretFileOnce(path, contents: Data((Data(bytes).base64EncodedString() + "\n").utf8)) else {
-            throw ProtectionError(.keyService, "cannot write the KEK file \(path)")
+            throw ProtectionError(.keyService, "cannot write \(names.file) \(path)")
         }
     }
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw ProtectionError(.keyService, "cannot read \(names.file) \(path)")
+    }
+    guard let bytes = decode(text) else { throw ProtectionError(.keyService, "\(names.file) \(path) does not hold the base64 of 32 bytes") }
+    return bytes
 }
 
 /// A failure of content protection: the key service cannot serve (no KEK, a key that does not

@@ -48,6 +48,18 @@ public struct ProtectionConfiguration: Sendable, Hashable {
     /// `protection.keyBurst`). A player fetches a rendition's key once; ABR switching fetches a
     /// few more. Default 1/s, burst 30.
     public var keyRequests = RateLimit(rate: 1, burst: 30)
+    /// Whether uploads get forensic A/B watermarks unless they ask otherwise
+    /// (`protection.watermark`: `off`, the default, or `on`; `POST /v1/tracks?watermark=on|off`).
+    public var watermarkByDefault = false
+    /// The watermark secret (`protection.watermarkSecret`, base64 of 32 bytes), from which each
+    /// track's watermark key and its sessions' codes are derived. Every host of a deployment
+    /// needs the same one, and it must stay the same for as long as leaked copies of its
+    /// tracks should be traced: a track's segments carry the pattern of the secret they were
+    /// packaged with.
+    public var watermarkSecret: String?
+    /// A file holding it instead (`protection.watermarkSecretFile`); without either, the
+    /// embedded default `{dataDirectory}/watermark.b64`, created on first use (mode 0600).
+    public var watermarkSecretFile: String?
     /// What was wrong in the keys read (the host refuses to start with any).
     public var problems: [String] = []
 
@@ -66,6 +78,13 @@ public struct ProtectionConfiguration: Sendable, Hashable {
         case "clear": clearProgressive = true
         case let other: problems.append("protection.progressive: '\(other)' is not omit or clear")
         }
+        switch reader.string(forKey: "protection.watermark", default: "off") {
+        case "off": watermarkByDefault = false
+        case "on": watermarkByDefault = true
+        case let other: problems.append("protection.watermark: '\(other)' is not off or on")
+        }
+        watermarkSecret = reader.string(forKey: "protection.watermarkSecret")
+        watermarkSecretFile = reader.string(forKey: "protection.watermarkSecretFile")
         kek = reader.string(forKey: "protection.kek")
         kekFile = reader.string(forKey: "protection.kekFile")
         previousKeks = reader.stringArray(forKey: "protection.previousKeks", default: [])
@@ -73,7 +92,7 @@ public struct ProtectionConfiguration: Sendable, Hashable {
         keyRequests = RateLimit(rate: max(0, reader.double(forKey: "protection.keyRate", default: keyRequests.rate)),
                                 burst: reader.double(forKey: "protection.keyBurst", default: keyRequests.burst))
         // Checked here so that a bad KEK stops the start, not the first protected upload.
-        for (name, value) in [("protection.kek", kek)] + previousKeks.map({ ("protection.previousKeks", Optional($0)) }) {
+        for (name, value) in [("protection.kek", kek), ("protection.watermarkSecret", watermarkSecret)] + previousKeks.map({ ("protection.previousKeks", Optional($0)) }) {
             if let value, KeyEncryptionKey(base64: value) == nil {
                 problems.append("\(name): not the base64 of 32 bytes")
             }

@@ -45,6 +45,8 @@ public struct StreamHostServer: Sendable {
     public let analytics: ListeningAnalytics?
     /// Content keys of protected tracks (``KeyService``).
     public let keys: KeyService
+    /// Forensic watermarking's keys and playback sessions (``WatermarkService``).
+    public let watermarks: WatermarkService
 
     /// Opens the configured backends (the embedded default: `objects/` and `catalog.sqlite` under
     /// `configuration.dataDirectory`; S3 and PostgreSQL when configured) with `tmp/` (uploads
@@ -101,7 +103,11 @@ public struct StreamHostServer: Sendable {
         let keys = KeyService(catalog: catalog, configuration: configuration.protection, dataDirectory: configuration.dataDirectory,
                               metrics: metrics, logger: logger)
         self.keys = keys
-        let pipeline = IngestPipeline(storage: storage, stagingDirectory: stagingDirectory, ladder: configuration.ladder, keys: keys)
+        let watermarks = WatermarkService(catalog: catalog, configuration: configuration.protection, dataDirectory: configuration.dataDirectory,
+                                          logger: logger)
+        self.watermarks = watermarks
+        let pipeline = IngestPipeline(storage: storage, stagingDirectory: stagingDirectory, ladder: configuration.ladder, keys: keys,
+                                      watermarks: watermarks)
         let workers = WorkerPool(catalog: catalog, pipeline: pipeline, configuration: configuration, logger: logger, metrics: metrics)
         self.workers = workers
         let webhooks = WebhookDispatcher(catalog: catalog, configuration: configuration.webhooks, logger: logger, metrics: metrics)
@@ -256,13 +262,21 @@ public struct StreamHostServer: Sendable {
                                    await purger?.purge(track: id)
                                })
         operations.keys = keys
+        operations.watermarks = watermarks
         return operations
+    }
+
+    /// Traces leaked recordings of this host's watermarked tracks (`streamhost watermark detect`).
+    public var watermarkDetection: WatermarkDetection {
+        WatermarkDetection(catalog: catalog, storage: storage, watermarks: watermarks, ladder: configuration.ladder,
+                           temporaryDirectory: temporaryDirectory)
     }
 
     func deliveryRoutes() -> DeliveryRoutes {
         var routes = DeliveryRoutes(catalog: catalog, storage: storage, auth: auth, configuration: configuration, metrics: metrics,
                                     cache: objectCache, manifests: manifests)
         routes.analytics = analytics?.tracker
+        routes.watermarks = watermarks
         return routes
     }
 

@@ -181,7 +181,8 @@ final class PlaybackFastPath: Sendable {
             route = "/media/{id}/**"
         case .hls, .dash:
             let name = target.rest
-            guard !name.utf8.contains(UInt8(ascii: "/")), let (manifest, version) = readyTrack(id) else { return nil }
+            // A watermarked track's playlists are the router's: each session is recorded first.
+            guard !name.utf8.contains(UInt8(ascii: "/")), let (manifest, version) = readyTrack(id), manifest.watermark == nil else { return nil }
             let document: DeliveryRoutes.Document
             if target.service == .dash {
                 guard name == "manifest.mpd" else { return nil }
