@@ -8,7 +8,7 @@ import StreamKit
 ///
 /// For each watermarked track tried (the one named, else every watermarked track of the
 /// catalog), the track's clear master is rebuilt from its kept source exactly as the ladder
-/// made it (``LadderPackager/watermarkReference(source:configuration:)``), the recording is
+/// made it (MediaCore's `LadderPackager.watermarkReference(source:configuration:)`), the recording is
 /// decoded, downmixed and resampled to the watermark's rate, and MediaCore's detector places it
 /// in the master and reads one value per segment it covers. The segment boundaries are the
 /// published renditions' (one layout per distinct priming: AAC and Opus renditions start their
