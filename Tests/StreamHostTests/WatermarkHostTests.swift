@@ -39,7 +39,7 @@ struct WatermarkHostTests {
         return json(String(decoding: result.stdout, as: UTF8.self))
     }
 
-    @Test("a track uploaded with ?watermark=on is HLS only; each session's media playlists name keyed variant URIs of its own; a copy of one session's HLS played by ffmpeg, cut and re-encoded to MP3 128k, names that session and its subject with streamhost watermark detect, and the clear source names nobody")
+    @Test("a track uploaded with ?watermark=on has no progressive files; each session's media playlists and MPD name the same keyed variant URIs of its own (ffmpeg plays both); a copy of one session's HLS played by ffmpeg, cut and re-encoded to MP3 128k, names that session and its subject with streamhost watermark detect, and the clear source names nobody")
     func leakNamesSession() throws {
         let host = HostProcess(name: "watermark")
         try host.start()
@@ -61,7 +61,7 @@ struct WatermarkHostTests {
         }
         let alice = try session("alice"), bob = try session("bob")
         _ = try session("carol")
-        #expect(alice["dash"] == nil && (alice["progressive"] as? [Any] ?? []).isEmpty, "\(alice)")
+        #expect(alice["dash"] != nil && (alice["progressive"] as? [Any] ?? []).isEmpty, "\(alice)")
         let aliceMaster = try #require(alice["hls"] as? String)
         let bobMaster = try #require(bob["hls"] as? String)
         func mediaPlaylist(_ master: String, _ rendition: String) throws -> String {
@@ -84,10 +84,25 @@ struct WatermarkHostTests {
         let differing = zip(aliceSegments, bobSegments).filter { $0 != $1 }.count
         #expect(differing > aliceSegments.count / 4 && differing < aliceSegments.count * 3 / 4, "\(differing) of \(aliceSegments.count) differ")
         #expect(try mediaPlaylist(aliceMaster, rendition) == alicePlaylist, "a session's playlist is stable")
-        // No MPD for a watermarked track; no media playlist without a session.
-        let mpd = try host.curl([host.base + aliceMaster.replacingOccurrences(of: "/hls/", with: "/dash/").replacingOccurrences(of: "master.m3u8", with: "manifest.mpd")],
-                                authenticated: false)
-        #expect(mpd.status == 404 && mpd.body.contains("not_available"), "\(mpd.status) \(mpd.body)")
+        // The session's MPD names the same variants (a SegmentList of SegmentURL@media), and
+        // ffmpeg plays it to the end.
+        let aliceDash = try #require(alice["dash"] as? String)
+        let mpd = try host.curl([host.base + aliceDash], authenticated: false)
+        #expect(mpd.status == 200 && mpd.body.contains("<SegmentURL media="), "\(mpd.status) \(mpd.body.prefix(300))")
+        let dashFiles = mpd.body.components(separatedBy: "<SegmentURL media=\"").dropFirst().compactMap { item -> String? in
+            let url = item.prefix { $0 != "\"" }
+            guard url.contains("/cmaf/\(rendition)/") else { return nil }
+            return url.split(separator: "?").first?.split(separator: "/").last.map(String.init)
+        }
+        #expect(dashFiles == aliceSegments, "the MPD and the media playlist give the session the same variants")
+        let dashPCM = Fixtures.directory + "/watermark-dash-\(UUID().uuidString).wav"
+        defer { try? FileManager.default.removeItem(atPath: dashPCM) }
+        let dashPlay = try direct("ffmpeg", ["-v", "error", "-nostdin", "-i", host.base + aliceDash, "-map", "0:a:0", "-ac", "1", "-ar", "48000", "-y", dashPCM])
+        #expect(dashPlay.succeeded, "\(dashPlay.stderr)")
+        #expect(abs(Self.duration(dashPCM) - 150) < 0.2, "ffmpeg played \(Self.duration(dashPCM)) s of the MPD")
+        // Without a playback session there is nothing to trace: no media playlist, no MPD.
+        let publicMPD = try host.curl([host.base + "/dash/\(id)/manifest.mpd"], authenticated: false)
+        #expect(publicMPD.status == 401, "\(publicMPD.status)")
 
         // Alice's copy: ffmpeg plays her HLS, the pirate cuts 2 minutes from 17 s and makes an MP3.
         let played = Fixtures.directory + "/watermark-played-\(UUID().uuidString).wav"

@@ -130,6 +130,26 @@ import Testing
         #expect(text.contains(#"<SegmentURL mediaRange="730-759"/>"#))
     }
 
+    @Test func namedFilesUseSegmentListWithSegmentURLs() throws {
+        let media = ["v/seg-1-aa.m4s?t=1&x", "v/seg-2-bb.m4s?t=1&x", "v/seg-3-cc.m4s?t=1&x"]
+        let rendition = Fixtures.aac("a", sizes: [10, 20, 30], addressing: .files(initialization: "v/init.mp4?t=1", media: media))
+        let text = try MPD.vod(renditions: [rendition]).render()
+        #expect(text.contains(#"profiles="urn:mpeg:dash:profile:isoff-main:2011""#))
+        #expect(!text.contains("<BaseURL>"))
+        #expect(!text.contains("startNumber"), "1 is the default (and FFmpeg 5.1 skips a segment when it is written)")
+        #expect(text.contains(#"<Initialization sourceURL="v/init.mp4?t=1"/>"#))
+        #expect(text.contains(#"<SegmentURL media="v/seg-1-aa.m4s?t=1&amp;x"/>"#))
+        #expect(text.contains(#"<SegmentURL media="v/seg-3-cc.m4s?t=1&amp;x"/>"#))
+        #expect(text.components(separatedBy: "<SegmentURL").count == 4)
+        // HLS lists the same files.
+        let playlist = try MediaPlaylist.vod(rendition).render()
+        #expect(playlist.contains("v/seg-2-bb.m4s?t=1&x\n") && playlist.contains(#"#EXT-X-MAP:URI="v/init.mp4?t=1""#), "\(playlist)")
+        // A list that does not name every segment is refused.
+        let short = Fixtures.aac("a", sizes: [10, 20, 30], addressing: .files(initialization: "i.mp4", media: ["1.m4s"]))
+        #expect(throws: ManifestBuildError.self) { try MPD.vod(renditions: [short]) }
+        #expect(throws: ManifestBuildError.self) { try MediaPlaylist.vod(short) }
+    }
+
     @Test func timelineRunLengthEncoding() {
         let segments = [
             SegmentInfo(number: 1, start: 10, duration: 5, byteSize: 1),
@@ -189,6 +209,7 @@ import Testing
         let mpds: [MPD] = [
             try MPD.vod(renditions: [Fixtures.aac256, Fixtures.aac128, Fixtures.opus96]),
             try MPD.vod(renditions: [Fixtures.aac("a", sizes: [10, 20, 30], addressing: .singleFile(uri: "a.mp4", initializationByteSize: 700))]),
+            try MPD.vod(renditions: [Fixtures.aac("a", sizes: [10, 20], addressing: .files(initialization: "i.mp4?t=1", media: ["1.m4s?t=1&u", "2.m4s"]))]),
             try MPD.live(renditions: [rendition], timing: Self.dynamicTiming,
                          contentProtections: [.mp4Protection(scheme: "cenc", defaultKID: "10000000-1000-1000-1000-100000000001"),
                                               ContentProtection(schemeIdURI: "urn:uuid:9a04f079-9840-4286-ab92-e65be0885f95", value: "PlayReady", psshBase64: "AAAA")],

@@ -37,8 +37,11 @@ public struct WatermarkReading: Sendable, Hashable {
 /// 2. **Reading.** For each transform frame lying wholly inside a segment (away from its edges
 ///    by ``guardFrames`` hops, where codecs' overlapping windows mix neighbours), the magnitudes of
 ///    recording `L` and reference `O` in the band give a gain `g = ΣLO/ΣO²` (so level changes
-///    and codecs' band-level drift cancel) and the matched filter `Σ c·α·O·(L − g·O)`; summed over
-///    the segment's frames and divided by `g·Σα²O²`, it estimates the variant's sign.
+///    and codecs' band-level drift cancel) and the matched filter `Σ c·w·(L − g·O)` with
+///    `w = α·O / ν`, where `ν` is the codec's noise relative to the music in the bin's group of
+///    about 500 Hz, measured over the whole recording (groups a codec folds or quantises coarsely
+///    weigh less); summed over the segment's frames and divided by `g·Σ w·α·O`, it estimates the
+///    variant's sign.
 public enum WatermarkDetector {
     /// Hops kept clear of each segment edge.
     public static let guardFrames = 1
@@ -122,20 +125,25 @@ public enum WatermarkDetector {
             referenceSpectrum = leakSpectrum
         }
 
+        /// Bins per group whose codec noise is estimated together (about 500 Hz at 48 kHz).
+        static let groupWidth = 21
+
         func read(recording: [Float], reference: [Float], offset: Int, boundaries: [Int]) -> [WatermarkReading.Segment] {
             let hop = parameters.hop
             let size = parameters.frameSize
             let (fft, window, bins, alphas) = (transform.fft, transform.window, transform.band, transform.alphas)
-            var segments: [WatermarkReading.Segment] = []
+            let binCount = bins.count
+            // Pass 1: every frame wholly inside a segment, its gain and band magnitudes.
+            var frameNumbers: [Int] = []
+            var frameSegments: [Int] = []
+            var gains: [Double] = []
+            var leak: [Double] = []
+            var master: [Double] = []
             for index in 0..<(boundaries.count - 1) {
                 let start = boundaries[index] + WatermarkDetector.guardFrames * hop
                 let end = boundaries[index + 1] - WatermarkDetector.guardFrames * hop
                 // Frame j spans reference samples (j − 1)·hop ..< (j + 1)·hop.
-                let firstFrame = max(start / hop + 1 + (start % hop == 0 ? 0 : 1), 0)
-                var numerator = 0.0
-                var denominator = 0.0
-                var frames = 0
-                var frame = firstFrame
+                var frame = max(start / hop + 1 + (start % hop == 0 ? 0 : 1), 0)
                 while (frame + 1) * hop <= end {
                     let referenceStart = (frame - 1) * hop
                     let recordingStart = referenceStart - offset
@@ -159,17 +167,56 @@ public enum WatermarkDetector {
                     guard power > 1e-12 else { continue }
                     let gain = cross / power
                     guard gain > 1e-6 else { continue }
-                    transform.chips.chips(frame: frame, into: &chipScratch)
-                    for i in 0..<bins.count {
-                        let weight = Double(alphas[i]) * referenceMagnitudes[i]
-                        numerator += Double(chipScratch[i]) * weight * (leakMagnitudes[i] - gain * referenceMagnitudes[i])
-                        denominator += gain * weight * weight
-                    }
-                    frames += 1
+                    frameNumbers.append(frame)
+                    frameSegments.append(index)
+                    gains.append(gain)
+                    leak += leakMagnitudes
+                    master += referenceMagnitudes
                 }
-                if frames > 0, denominator > 0 {
-                    segments.append(.init(index: index, value: numerator / denominator, frames: frames))
+            }
+            // The codec's noise relative to the music, per group of bins, over the whole
+            // recording: where a codec keeps the fine structure (low bands, high bit rates) the
+            // residual is small; where it folds or coarsely quantises it (Opus' upper bands at
+            // 64 kb/s) the residual is as large as the music and carries no watermark. Each
+            // group's contribution is divided by its relative noise: a matched filter for noise
+            // whose level differs between groups (maximal-ratio combining).
+            let groups = (binCount + Self.groupWidth - 1) / Self.groupWidth
+            var residual = [Double](repeating: 0, count: groups)
+            var signal = [Double](repeating: 0, count: groups)
+            for f in gains.indices {
+                let g = gains[f]
+                let base = f * binCount
+                for i in 0..<binCount {
+                    let expected = g * master[base + i]
+                    let difference = leak[base + i] - expected
+                    residual[i / Self.groupWidth] += difference * difference
+                    signal[i / Self.groupWidth] += expected * expected
                 }
+            }
+            let noise = (0..<groups).map { signal[$0] > 0 ? max(residual[$0] / signal[$0], 1e-6) : 1 }
+            // Pass 2: per segment, Σ c·w·(L − g·O) / Σ g·w·α·O with w = α·O / noise.
+            var numerators = [Double](repeating: 0, count: boundaries.count)
+            var denominators = numerators
+            var counts = [Int](repeating: 0, count: boundaries.count)
+            for f in gains.indices {
+                let g = gains[f]
+                let base = f * binCount
+                transform.chips.chips(frame: frameNumbers[f], into: &chipScratch)
+                var numerator = 0.0, denominator = 0.0
+                for i in 0..<binCount {
+                    let o = master[base + i]
+                    let alpha = Double(alphas[i])
+                    let weight = alpha * o / noise[i / Self.groupWidth]
+                    numerator += Double(chipScratch[i]) * weight * (leak[base + i] - g * o)
+                    denominator += g * weight * alpha * o
+                }
+                numerators[frameSegments[f]] += numerator
+                denominators[frameSegments[f]] += denominator
+                counts[frameSegments[f]] += 1
+            }
+            var segments: [WatermarkReading.Segment] = []
+            for index in 0..<(boundaries.count - 1) where counts[index] > 0 && denominators[index] > 0 {
+                segments.append(.init(index: index, value: numerators[index] / denominators[index], frames: counts[index]))
             }
             return segments
         }

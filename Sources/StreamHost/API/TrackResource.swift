@@ -45,7 +45,7 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
     /// key's id. The key itself is only ever served to a playback session (`/hls/{id}/key/{keyId}`).
     public var protection: PublishedProtection?
     /// True once a watermarked track is ready (absent otherwise): each playback session is
-    /// served its own sequence of A/B segment variants, HLS only.
+    /// served its own sequence of A/B segment variants (HLS and DASH).
     public var watermarked: Bool?
     /// Where to play the track (signed for the caller unless the host is public), once ready.
     public var playback: Playback?
@@ -90,7 +90,7 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
             hlsByCodec: protection?.isCommonEncryption == true ? [:] : Dictionary(renditions.compactMap(\.switchingSet).map { set in
                 (set, auth.signedPath("/hls/\(id)/" + TrackManifest.masterPlaylistName(set), token: token))
             }, uniquingKeysWith: { first, _ in first }),
-            dash: protection?.scheme == .aes128 || watermarked == true ? nil : auth.signedPath("/dash/\(id)/manifest.mpd", token: token),
+            dash: protection?.scheme == .aes128 ? nil : auth.signedPath("/dash/\(id)/manifest.mpd", token: token),
             waveform: auth.signedPath("/v1/tracks/\(id)/waveform.json", token: token),
             progressive: renditions.compactMap { rendition in
                 guard let key = rendition.progressive, let relative = published.relative(key) else { return nil }

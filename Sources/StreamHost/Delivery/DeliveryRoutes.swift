@@ -219,26 +219,31 @@ public struct DeliveryRoutes: Sendable {
         return pieces.isEmpty ? nil : pieces.joined(separator: token)
     }
 
-    /// A watermarked track's document: a media playlist names, segment by segment, the variant
-    /// the session's code picks (rendered per request, never cached: it is the session's own),
-    /// once the session is recorded as a candidate of the detector. Without a playback session
-    /// (public mode, a token without one) there is nobody to trace: 403. No MPD (404).
+    /// A watermarked track's document: a media playlist or MPD names, segment by segment, the
+    /// variant the session's code picks (rendered per request, never cached: it is the
+    /// session's own), once the session is recorded as a candidate of the detector. Without a
+    /// playback session (public mode, a token without one) there is nobody to trace: 403.
     func renderWatermarked(_ document: Document, id: String, manifest: TrackManifest, version: Int, token: String?) async throws -> String? {
-        switch document {
-        case .mpd:
-            throw APIError(.notFound, code: "not_available", "track \(id) is watermarked, which only its HLS playlists carry: play those")
-        case .master:
+        if case .master = document {
             return try render(document, id: id, manifest: manifest, version: version, token: token)
+        }
+        guard let watermarks, let token, let session = PlaybackSessionLabel.of(token: token) else {
+            throw APIError(.forbidden, code: "session_required",
+                           "track \(id) is watermarked: it plays only in a playback session (the signed URLs of GET /v1/tracks/\(id))")
+        }
+        let query = (HostAuth.tokenParameter, token)
+        switch document {
         case .media(let rendition):
-            guard let watermarks, let token, let session = PlaybackSessionLabel.of(token: token) else {
-                throw APIError(.forbidden, code: "session_required",
-                               "track \(id) is watermarked: it plays only in a playback session (the signed URLs of GET /v1/tracks/\(id))")
-            }
             guard let published = manifest.renditions.first(where: { $0.id == rendition }) else { return nil }
             try await watermarks.register(track: id, session: session, subject: nil)
             let variants = try watermarks.variants(track: id, session: session.id, count: published.segments.count)
-            return try manifest.mediaPlaylist(rendition: rendition, base: mediaBase(id, version), query: (HostAuth.tokenParameter, token),
-                                              variants: variants)
+            return try manifest.mediaPlaylist(rendition: rendition, base: mediaBase(id, version), query: query, variants: variants)
+        case .mpd:
+            try await watermarks.register(track: id, session: session, subject: nil)
+            let variants = try watermarks.variants(track: id, session: session.id, count: manifest.renditions.map(\.segments.count).max() ?? 0)
+            return try manifest.mpd(base: mediaBase(id, version), query: query, variants: variants)
+        case .master:
+            return nil
         }
     }
 

@@ -86,7 +86,7 @@ public enum OfflinePackager {
                         try await sink.write(Array(playlist.utf8), to: "\(rendition.id).m3u8")
                     }
                 }
-                if let mpd = try manifest.mpd() { try await sink.write(Array(mpd.utf8), to: "manifest.mpd") }
+                if let mpd = try manifest.mpd(variants: manifest.watermark == nil ? nil : []) { try await sink.write(Array(mpd.utf8), to: "manifest.mpd") }
             } else if manifest.renditions.contains(where: { $0.initSegment != nil }), let mpd = try manifest.mpd() {
                 try await sink.write(Array(mpd.utf8), to: "manifest.mpd")
             }

@@ -48,7 +48,8 @@ public struct TrackManifest: Sendable, Hashable, Codable {
     /// The CMAF renditions as StreamKit models, with segment URIs relative to `base`
     /// (e.g. `""` for files beside the manifest, `"../../media/{id}/v1/"` when served), and
     /// `query` (a signed-URL token) added to every segment template.
-    public func streamKitRenditions(base: String = "", query: (name: String, value: String)? = nil) -> [StreamKit.Rendition] {
+    public func streamKitRenditions(base: String = "", query: (name: String, value: String)? = nil,
+                                    variants: [Bool]? = nil) -> [StreamKit.Rendition] {
         func uri(_ path: String) -> String {
             guard let query else { return base + path }
             return QueryRewriter.adding(name: query.name, value: query.value, to: base + path)
@@ -58,7 +59,13 @@ public struct TrackManifest: Sendable, Hashable, Codable {
             return StreamKit.Rendition(
                 id: r.id, codec: AudioCodec(codecsString: r.codecs), sampleRate: r.sampleRate, channelCount: r.channelCount,
                 timescale: Int32(r.timescale),
-                addressing: .template(initialization: uri(initSegment), media: uri(TrackLayout.segmentTemplate)),
+                addressing: variants.map { bits in
+                    // Watermarked: segment k from variant B where the session's bit k is set.
+                    let alternate = r.variantSegments ?? []
+                    return .files(initialization: uri(initSegment), media: r.segments.indices.map { k in
+                        uri(k < bits.count && bits[k] && k < alternate.count ? alternate[k].path : r.segments[k].path)
+                    })
+                } ?? .template(initialization: uri(initSegment), media: uri(TrackLayout.segmentTemplate)),
                 segments: r.segments.map { SegmentInfo(number: Int64($0.number), start: $0.start, duration: Int64($0.duration), byteSize: Int64($0.byteSize)) })
         }
     }
@@ -109,16 +116,8 @@ public struct TrackManifest: Sendable, Hashable, Codable {
     /// `variants[k]` is true and variant A's otherwise: the playback session's code.
     public func mediaPlaylist(rendition id: String, base: String = "", query: (name: String, value: String)? = nil,
                               variants: [Bool]? = nil) throws(ManifestBuildError) -> String? {
-        guard playsOverHLS, let rendition = streamKitRenditions(base: base).first(where: { $0.id == id }) else { return nil }
+        guard playsOverHLS, let rendition = streamKitRenditions(base: base, variants: variants).first(where: { $0.id == id }) else { return nil }
         var playlist = try MediaPlaylist.vod(rendition)
-        if let variants, let published = renditions.first(where: { $0.id == id }) {
-            // Watermarked: segment k from variant B where the session's bit k is set.
-            let alternate = published.variantSegments ?? []
-            for index in playlist.segments.indices where index < published.segments.count {
-                let pick = index < variants.count && variants[index] && index < alternate.count
-                playlist.segments[index].uri = base + (pick ? alternate[index].path : published.segments[index].path)
-            }
-        }
         if let query { playlist = playlist.addingQueryItem(name: query.name, value: query.value, scope: .relativeAndHTTP) }
         if let protection, protection.scheme == .aes128 {
             var uri = PublishedProtection.keyPath(protection.keyID)
@@ -131,15 +130,16 @@ public struct TrackManifest: Sendable, Hashable, Codable {
         return playlist.render()
     }
 
-    /// The DASH MPD over every CMAF rendition; `query` is added to the segment templates.
+    /// The DASH MPD over every CMAF rendition; `query` is added to the segment templates. A
+    /// watermarked track's (``watermark``) needs the session's `variants` (as
+    /// ``mediaPlaylist(rendition:base:query:variants:)``) and lists each segment's file; nil without.
     /// Nil for a track protected with HLS AES-128, a scheme DASH players cannot decrypt. A `cenc`
     /// or `cbcs` track's adaptation sets carry `ContentProtection`: `mp4protection` with the scheme
     /// and its `cenc:default_KID`, W3C ClearKey and the common system.
-    public func mpd(base: String = "", query: (name: String, value: String)? = nil) throws(ManifestBuildError) -> String? {
-        // A watermarked track's segments are chosen per session in HLS playlists; a DASH
-        // SegmentTemplate cannot name them (a SegmentList per session could: not yet).
-        guard watermark == nil else { return nil }
-        var mpd = try MPD.vod(renditions: streamKitRenditions(base: base, query: query))
+    public func mpd(base: String = "", query: (name: String, value: String)? = nil, variants: [Bool]? = nil) throws(ManifestBuildError) -> String? {
+        // A watermarked track's MPD names each segment's file (a SegmentList): per session.
+        guard watermark == nil || variants != nil else { return nil }
+        var mpd = try MPD.vod(renditions: streamKitRenditions(base: base, query: query, variants: variants))
         switch protection?.method {
         case nil: break
         case let scheme? where protection!.isCommonEncryption:

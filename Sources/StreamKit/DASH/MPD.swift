@@ -215,6 +215,8 @@ public enum SegmentReference: Sendable, Hashable {
     case template(SegmentTemplate)
     /// `SegmentList` with `mediaRange`s into one file (single-file addressing).
     case list(SegmentList)
+    /// `SegmentList` naming each segment's file (`Initialization@sourceURL`, `SegmentURL@media`).
+    case files(SegmentFileList)
 }
 
 /// A `SegmentTemplate` element with its `SegmentTimeline`.
@@ -309,5 +311,29 @@ public struct SegmentList: Sendable, Hashable {
         self.uri = uri
         self.initializationRange = initializationRange
         self.mediaRanges = mediaRanges
+    }
+}
+
+/// A `SegmentList` that names every segment's file: `Initialization@sourceURL` and one
+/// `SegmentURL@media` per segment, with a `SegmentTimeline`.
+public struct SegmentFileList: Sendable, Hashable {
+    /// `@timescale`.
+    public var timescale: Int32
+    /// `SegmentTimeline` entries: exact durations in `timescale`.
+    public var timeline: [TimelineEntry]
+    /// `@startNumber`.
+    public var startNumber: Int64
+    /// `Initialization@sourceURL`.
+    public var initialization: String
+    /// `SegmentURL@media` of each segment, in order.
+    public var media: [String]
+
+    /// Creates a segment list of named files.
+    public init(timescale: Int32, timeline: [TimelineEntry], startNumber: Int64, initialization: String, media: [String]) {
+        self.timescale = timescale
+        self.timeline = timeline
+        self.startNumber = startNumber
+        self.initialization = initialization
+        self.media = media
     }
 }

@@ -172,6 +172,18 @@ extension MPD {
                             xml.open("SegmentURL", [("mediaRange", Self.range(range))], selfClosing: true)
                         }
                         xml.close("SegmentList")
+                    case .files(let list):
+                        // startNumber only when not the default 1: FFmpeg 5.1's DASH demuxer indexes
+                        // a SegmentList's SegmentURLs by segment number, and skips the first when
+                        // the MPD says 1 (measured: 18.1 s of 20.0 s played).
+                        xml.open("SegmentList", [("timescale", String(list.timescale)),
+                                                 ("startNumber", list.startNumber == 1 ? nil : String(list.startNumber))])
+                        xml.open("Initialization", [("sourceURL", list.initialization)], selfClosing: true)
+                        Self.render(list.timeline, into: &xml)
+                        for media in list.media {
+                            xml.open("SegmentURL", [("media", media)], selfClosing: true)
+                        }
+                        xml.close("SegmentList")
                     }
                     xml.close("Representation")
                 }
@@ -278,7 +290,8 @@ extension MPD {
     }
 
     private static func profiles(for renditions: [Rendition]) -> [String] {
-        renditions.contains { if case .singleFile = $0.addressing { true } else { false } } ? mainProfiles : liveAndCMAFProfiles
+        // SegmentList (byte ranges or named files) is the main profile's; isoff-live wants templates.
+        renditions.contains { if case .template = $0.addressing { false } else { true } } ? mainProfiles : liveAndCMAFProfiles
     }
 
     private static func validate(_ renditions: [Rendition]) throws(ManifestBuildError) {
@@ -323,6 +336,9 @@ extension MPD {
             }
             return .list(SegmentList(timescale: rendition.timescale, timeline: timeline, startNumber: segments.first!.number,
                                      uri: uri, initializationRange: 0...(initSize - 1), mediaRanges: ranges))
+        case .files(let initialization, _):
+            return .files(SegmentFileList(timescale: rendition.timescale, timeline: timeline, startNumber: segments.first!.number,
+                                          initialization: initialization, media: segments.map { rendition.uri(of: $0) }))
         }
     }
 }

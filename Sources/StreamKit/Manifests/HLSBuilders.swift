@@ -49,6 +49,9 @@ extension Rendition {
             }
             minimumSize = 1 // byte ranges cannot be empty
         }
+        if case .files(_, let media) = addressing, media.count != segments.count {
+            throw ManifestBuildError(renditionID: id, kind: .invalidParameter("media URIs (\(media.count) for \(segments.count) segments)"))
+        }
         var previous: SegmentInfo?
         for segment in segments {
             guard segment.duration > 0, segment.byteSize >= minimumSize else {
@@ -91,7 +94,7 @@ extension Rendition {
     /// EXT-X-MAP for this rendition.
     var hlsMap: MediaInitialization {
         switch addressing {
-        case .template:
+        case .template, .files:
             return MediaInitialization(uri: initializationURI)
         case .singleFile(let uri, let initSize):
             return MediaInitialization(uri: uri, byteRange: HLSByteRange(length: initSize, offset: 0))

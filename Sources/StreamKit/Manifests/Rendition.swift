@@ -34,6 +34,10 @@ public enum SegmentAddressing: Sendable, Hashable {
     /// One file holding the init segment (`initializationByteSize` bytes at offset 0) followed by
     /// every media segment in order, addressed with byte ranges (EXT-X-BYTERANGE / DASH `mediaRange`).
     case singleFile(uri: String, initializationByteSize: Int64)
+    /// One file per segment, each named: `media[i]` is the URI of the rendition's `segments[i]`
+    /// (HLS lists them; DASH gets a `SegmentList` of `SegmentURL@media`). For segments no template
+    /// can name, such as the A/B variants a watermarked track's playback session is given.
+    case files(initialization: String, media: [String])
 }
 
 /// One CMAF media segment of a rendition, as the packager produced it.
@@ -165,6 +169,8 @@ public struct Rendition: Sendable, Hashable {
                                               bandwidth: initialization.contains("$Bandwidth") ? peakSegmentBitrate : nil)
         case .singleFile(let uri, _):
             return uri
+        case .files(let initialization, _):
+            return initialization
         }
     }
 
@@ -176,6 +182,10 @@ public struct Rendition: Sendable, Hashable {
                                               bandwidth: media.contains("$Bandwidth") ? peakSegmentBitrate : nil)
         case .singleFile(let uri, _):
             return uri
+        case .files(_, let media):
+            // Numbers are consecutive (``validate()``): the index follows from the first.
+            let index = Int(segment.number - (segments.first?.number ?? segment.number))
+            return media.indices.contains(index) ? media[index] : ""
         }
     }
 }
