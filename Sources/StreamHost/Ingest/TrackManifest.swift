@@ -202,7 +202,7 @@ public struct PublishedProtection: Sendable, Hashable, Codable {
 /// MediaCore's `PackagedRendition` in a stable JSON shape (paths relative to the version folder,
 /// codec strings, sizes). The other rendition types: MediaCore's `LadderRendition` (what to
 /// encode) and `PackagedRendition` (what was made), StreamKit's `Rendition` (the manifest model
-/// built from this one by ``TrackManifest/streamKitRenditions(base:query:)``).
+/// built from this one by ``TrackManifest/streamKitRenditions(base:query:variants:)``).
 public struct PublishedRendition: Sendable, Hashable, Codable {
     public var id: String
     /// The codec (`aac`, `opus`, `mp3`, `flac`).
