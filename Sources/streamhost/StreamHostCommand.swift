@@ -187,7 +187,14 @@ struct Package: AsyncParsableCommand {
             }
             guard !configuration.renditions.isEmpty else { throw ValidationError("the ladder has no rendition to package that way") }
         }
-        if let watermarkKey { configuration.watermark = WatermarkPackaging(key: try Self.key(watermarkKey)) }
+        if let watermarkKey {
+            do {
+                let bytes = try loadSecretKey(configured: nil, file: nil, defaultPath: watermarkKey, names: ("--watermark-key", "the watermark key file"))
+                configuration.watermark = WatermarkPackaging(key: WatermarkKey(bytes: bytes)!)
+            } catch {
+                throw ValidationError(error.message)
+            }
+        }
         guard let policy = NormalizationPolicy(rawValue: normalization) else {
             throw ValidationError("--normalization must be off, reduce-only or full")
         }
@@ -213,22 +220,6 @@ struct Package: AsyncParsableCommand {
             bar.update(0, fraction: 0, status: "failed", done: true)
             throw fail(error)
         }
-    }
-}
-
-extension Package {
-    /// The watermark key in `path` (base64 of 32 bytes), made when the file is missing.
-    static func key(_ path: String) throws -> WatermarkKey {
-        if !FileManager.default.fileExists(atPath: path) {
-            let created = FileManager.default.createFile(atPath: path, contents: Data((Data(WatermarkKey.random().bytes).base64EncodedString() + "\n").utf8),
-                                                         attributes: [.posixPermissions: 0o600])
-            guard created else { throw ValidationError("cannot write the watermark key file \(path)") }
-        }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), let key = WatermarkKey(bytes: Array(data)) else {
-            throw ValidationError("\(path) does not hold the base64 of 32 bytes")
-        }
-        return key
     }
 }
 

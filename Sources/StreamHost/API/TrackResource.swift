@@ -73,13 +73,9 @@ public struct TrackResource: Codable, Sendable, ResponseEncodable {
         public var progressive: [ProgressiveFile]
     }
 
-    /// Adds ``playback`` for a ready track: one new playback session, whose token every URL
-    /// carries, issued to `subject` (the API token's subject, when there is one).
-    func withPlayback(auth: HostAuth, now: Date, subject: String? = nil) -> TrackResource {
-        withPlayback(auth: auth, now: now, token: auth.playbackToken(track: id, now: now, subject: subject))
-    }
-
-    /// Adds ``playback`` for a ready track, its URLs carrying `token` (one playback session's).
+    /// Adds ``playback`` for a ready track, every URL carrying `token`: one playback session's
+    /// (``TrackOperations`` mints it for the caller's subject and records it when the track is
+    /// watermarked).
     func withPlayback(auth: HostAuth, now: Date, token: String?) -> TrackResource {
         guard status == .ready, let version, let renditions else { return self }
         var copy = self

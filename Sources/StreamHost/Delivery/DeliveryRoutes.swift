@@ -231,15 +231,14 @@ public struct DeliveryRoutes: Sendable {
             throw APIError(.forbidden, code: "session_required",
                            "track \(id) is watermarked: it plays only in a playback session (the signed URLs of GET /v1/tracks/\(id))")
         }
+        try await watermarks.register(track: id, session: session, subject: nil)
         let query = (HostAuth.tokenParameter, token)
         switch document {
         case .media(let rendition):
             guard let published = manifest.renditions.first(where: { $0.id == rendition }) else { return nil }
-            try await watermarks.register(track: id, session: session, subject: nil)
             let variants = try watermarks.variants(track: id, session: session.id, count: published.segments.count)
             return try manifest.mediaPlaylist(rendition: rendition, base: mediaBase(id, version), query: query, variants: variants)
         case .mpd:
-            try await watermarks.register(track: id, session: session, subject: nil)
             let variants = try watermarks.variants(track: id, session: session.id, count: manifest.renditions.map(\.segments.count).max() ?? 0)
             return try manifest.mpd(base: mediaBase(id, version), query: query, variants: variants)
         case .master:

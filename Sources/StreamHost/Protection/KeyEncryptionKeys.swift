@@ -78,7 +78,8 @@ struct KeyEncryptionKeys: Sendable {
 /// 32 secret bytes: the base64 in `configured` when set, else the base64 in the file `file`, else
 /// in `defaultPath`, which is created with fresh random bytes (mode 0600) when missing (of
 /// processes starting together, one file wins). `names` (the setting, the file) word the errors.
-func loadSecretKey(configured: String?, file: String?, defaultPath: String, names: (setting: String, file: String)) throws(ProtectionError) -> [UInt8] {
+/// The host's KEK and watermark secret are read this way, and `streamhost package`'s watermark key.
+public func loadSecretKey(configured: String?, file: String?, defaultPath: String, names: (setting: String, file: String)) throws(ProtectionError) -> [UInt8] {
     func decode(_ text: String) -> [UInt8]? {
         guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), data.count == 32 else { return nil }
         return Array(data)
